@@ -1,0 +1,1 @@
+"""Active Directory door: the ldap3 sync worker and sign-in with directory credentials."""

@@ -1,0 +1,70 @@
+"""Composition root: the one place that builds the engine and wires the doors in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.crypto import SecretBox, load_or_create_key
+from bridge.resolution import ResolutionEngine
+from bridge.store.db import make_engine, make_session_factory, ping
+from config import Settings
+
+log = logging.getLogger(__name__)
+EXTENSION = "bridge"
+
+
+@dataclass
+class Services:
+    """What the doors get from the composition root."""
+
+    settings: Settings
+    db: Engine
+    sessions: sessionmaker[Session]
+    engine: ResolutionEngine
+    secrets: SecretBox
+
+
+def build_services(settings: Settings, **engine_kwargs: Any) -> Services:
+    """Build the store, the engine and the secret box from settings (no HTTP)."""
+    db = make_engine(settings.effective_database_url)
+    sessions = make_session_factory(db)
+    return Services(
+        settings=settings,
+        db=db,
+        sessions=sessions,
+        engine=ResolutionEngine(sessions, **engine_kwargs),
+        secrets=SecretBox(load_or_create_key(settings)),
+    )
+
+
+def services() -> Services:
+    """The services of the current Flask app (for use inside a request)."""
+    found: Services = current_app.extensions[EXTENSION]
+    return found
+
+
+def create_app(settings: Settings, services_: Services | None = None) -> Flask:
+    """The Flask application: health check plus every door's routes.
+
+    The database schema must already be migrated (``bridge db upgrade``).
+    """
+    app = Flask("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions[EXTENSION] = services_ or build_services(settings)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        try:
+            ping(services().db)
+        except Exception:  # the reason goes to the log, not to the caller
+            log.exception("health check: database unreachable")
+            return jsonify({"status": "error", "database": "unreachable"}), 503
+        return jsonify({"status": "ok"}), 200
+
+    return app

@@ -1,0 +1,62 @@
+"""Secrets at rest: encrypted with a key from settings (Fernet: AES-128-CBC + HMAC-SHA256).
+
+The key comes from ``BRIDGE_SECRET_KEY`` (may be ``file:/path``); without one, a key file is
+created in the data directory on first start (mode 0600) and reused after. Decryption
+failures raise a ValueError that never includes the ciphertext or the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from config import Settings, SettingsError
+
+KEY_FILE_NAME = "secret.key"
+
+
+def load_or_create_key(settings: Settings) -> bytes:
+    """Return the Fernet key: the configured one, or the data directory's key file."""
+    if settings.secret_key:
+        key = settings.secret_key.encode("ascii")
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SettingsError(
+                "BRIDGE_SECRET_KEY: must be 32 url-safe base64-encoded bytes "
+                "(make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            ) from None
+        return key
+    path = Path(settings.data_dir) / KEY_FILE_NAME
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    # O_EXCL: two workers starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+class SecretBox:
+    """Encrypts and decrypts short secrets (client secrets, bind passwords, access keys)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            raise ValueError("stored secret cannot be decrypted with the configured key "
+                             "(was BRIDGE_SECRET_KEY changed?)") from None

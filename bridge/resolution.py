@@ -1,0 +1,1384 @@
+"""The user-resolution engine: the one place that decides who belongs to which account, who
+may sign in, with which tier and under which addresses.
+
+Every door (admin API, SCIM, OIDC, AD sync) calls this engine and nothing else decides.
+Each public method is one unit of work: the change and its audit event commit in one
+transaction; a refused change (a :class:`~bridge.errors.BridgeError`) changes nothing and is
+audited with its error code in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from bridge import audit
+from bridge.domain import (
+    AccountType,
+    Actor,
+    Decision,
+    DenyReason,
+    DirectoryKind,
+    DomainStatus,
+    Identity,
+    IdentitySource,
+    Tier,
+    UserStatus,
+    effective_addresses,
+    email_domain,
+    new_verification_token,
+    normalize_domain,
+    normalize_email,
+    split_invitation_emails,
+    trial_tier,
+    validate_account_name,
+)
+from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, StaleVersion, ValidationError
+from bridge.store.db import transaction
+from bridge.store.models import (
+    Account,
+    DirectoryGroup,
+    Domain,
+    EmailAddress,
+    ExternalIdentity,
+    GroupMapping,
+    GroupMembership,
+    Invitation,
+    User,
+    utcnow,
+)
+from bridge.store.repository import Repository
+from bridge.views import (
+    AccountSettingsView,
+    AccountView,
+    BatchResult,
+    DirectoryGroupView,
+    DirectoryUserResult,
+    DomainView,
+    GroupMappingView,
+    InvitationView,
+    ItemError,
+    UserView,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INVITATION_TTL = timedelta(days=14)
+Clock = Callable[[], datetime]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """Whether a session issued at a given moment still stands, and with what."""
+
+    valid: bool
+    reason: str
+    user_id: str | None = None
+    email: str | None = None
+    account_id: str | None = None
+    account_type: AccountType | None = None
+    tier: Tier | None = None
+
+
+class ResolutionEngine:
+    """The engine. ``clock`` is injectable so tests can move time (trials, grace periods)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow) -> None:
+        self._sessions = session_factory
+        self._now = clock
+
+    # --- unit of work ---------------------------------------------------------------------
+
+    def _run(
+        self,
+        actor: Actor,
+        event_name: str,
+        params: Mapping[str, Any] | None,
+        work: Callable[[Repository], tuple[T, Mapping[str, Any] | None]],
+        *,
+        account_id: str | None = None,
+        event_type: str = "AwsApiCall",
+    ) -> T:
+        """Run ``work`` in one transaction with its audit event; audit refusals separately."""
+        try:
+            with transaction(self._sessions) as session:
+                repo = Repository(session)
+                result, response = work(repo)
+                audit.record(
+                    session, actor, event_name, account_id=account_id,
+                    request_parameters=params, response_elements=response,
+                    event_type=event_type,
+                )
+                return result
+        except StaleDataError:
+            error: BridgeError = StaleVersion(
+                "The resource was changed by another request; read it again and retry."
+            )
+        except IntegrityError as exc:
+            log.info("integrity conflict in %s: %s", event_name, exc.orig)
+            error = Conflict("The change conflicts with existing data (a concurrent change "
+                             "or a uniqueness rule); nothing was changed.")
+        except BridgeError as exc:
+            error = exc
+        with transaction(self._sessions) as session:
+            audit.record(
+                session, actor, event_name, account_id=account_id, request_parameters=params,
+                error_code=error.code, error_message=error.message, event_type=event_type,
+            )
+        raise error
+
+    def _read(self, work: Callable[[Repository], T]) -> T:
+        """Run a read-only query (not audited: the doors audit reads they serve)."""
+        with transaction(self._sessions) as session:
+            return work(Repository(session))
+
+    def record_event(self, actor: Actor, event_name: str, *, account_id: str | None = None,
+                     params: Mapping[str, Any] | None = None,
+                     response: Mapping[str, Any] | None = None,
+                     error: BridgeError | None = None) -> None:
+        """Audit an event that changes no state (a read, a refused request at a door)."""
+        with transaction(self._sessions) as session:
+            audit.record(
+                session, actor, event_name, account_id=account_id, request_parameters=params,
+                response_elements=response, error_code=error.code if error else None,
+                error_message=error.message if error else None,
+            )
+
+    # --- helpers on loaded rows ----------------------------------------------------------
+
+    @staticmethod
+    def _account(repo: Repository, account_id: str, *, lock: bool = False) -> Account:
+        account = repo.account_for_update(account_id) if lock else repo.account(account_id)
+        if account is None:
+            raise NotFound(f"Account {account_id} was not found.")
+        return account
+
+    @staticmethod
+    def _account_view(repo: Repository, account: Account) -> AccountView:
+        return AccountView.of(account, repo.has_verified_domain(account.id))
+
+    @staticmethod
+    def _user_view(repo: Repository, user: User) -> UserView:
+        return UserView.of(user, repo.addresses(user.id), tuple(repo.user_group_names(user.id)))
+
+    @staticmethod
+    def _user(repo: Repository, account_id: str, user_id: str) -> User:
+        user = repo.user_in_account(account_id, user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} was not found in account {account_id}.")
+        return user
+
+    def _new_user(self, repo: Repository, *, account_id: str | None, primary_email: str,
+                  status: UserStatus, tier: Tier | None, **extra: Any) -> User:
+        user = User(
+            account_id=account_id,
+            primary_email=primary_email,
+            status=status.value,
+            tier=tier.value if tier else None,
+            personal_pin=repo.unique_pin(),
+            created_at=self._now(),
+            updated_at=self._now(),
+            **extra,
+        )
+        repo.session.add(user)
+        repo.session.flush()
+        return user
+
+    # =====================================================================================
+    # Accounts
+    # =====================================================================================
+
+    def create_account(self, actor: Actor, name: str) -> AccountView:
+        """CreateAccount: a new Team account (it becomes enterprise by claiming a domain)."""
+        clean = validate_account_name(name)
+
+        def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
+            account = Account(name=clean, name_lower=clean.lower(),
+                              owner_principal=actor.principal_id, created_at=self._now())
+            repo.session.add(account)
+            repo.session.flush()
+            view = self._account_view(repo, account)
+            return view, {"accountId": view.id, "name": view.name}
+
+        return self._run(actor, "CreateAccount", {"name": name}, work)
+
+    def rename_account(self, actor: Actor, account_id: str, name: str) -> AccountView:
+        """RenameAccount: trimmed, non-empty, at most 100 characters."""
+
+        def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
+            clean = validate_account_name(name)
+            account = self._account(repo, account_id, lock=True)
+            account.name, account.name_lower = clean, clean.lower()
+            return self._account_view(repo, account), {"name": clean}
+
+        return self._run(actor, "RenameAccount", {"accountId": account_id, "name": name}, work,
+                         account_id=account_id)
+
+    def delete_account(self, actor: Actor, account_id: str) -> None:
+        """DeleteAccount: deletes every user and their data; the audit trail is kept.
+
+        Raises Conflict while the account holds a verified domain (remove domains first).
+        """
+
+        def work(repo: Repository) -> tuple[None, None]:
+            account = self._account(repo, account_id, lock=True)
+            verified = sorted(repo.verified_domain_names(account_id))
+            if verified:
+                raise Conflict(
+                    "Remove the account's claimed domains before deleting it: "
+                    + ", ".join(verified) + "."
+                )
+            s = repo.session
+            # Bulk deletes in dependency order (cascades would load rows one by one).
+            user_ids = select(User.id).where(User.account_id == account_id)
+            group_ids = select(DirectoryGroup.id).where(DirectoryGroup.account_id == account_id)
+            s.execute(delete(GroupMembership).where(GroupMembership.group_id.in_(group_ids)))
+            s.execute(delete(DirectoryGroup).where(DirectoryGroup.account_id == account_id))
+            s.execute(delete(GroupMapping).where(GroupMapping.account_id == account_id))
+            s.execute(delete(Invitation).where(Invitation.account_id == account_id))
+            s.execute(delete(EmailAddress).where(EmailAddress.user_id.in_(user_ids)))
+            s.execute(delete(ExternalIdentity).where(ExternalIdentity.user_id.in_(user_ids)))
+            s.execute(delete(GroupMembership).where(GroupMembership.user_id.in_(user_ids)))
+            s.execute(delete(User).where(User.account_id == account_id))
+            s.execute(delete(Domain).where(Domain.account_id == account_id))
+            s.delete(account)
+            return None, None
+
+        self._run(actor, "DeleteAccount", {"accountId": account_id}, work,
+                  account_id=account_id)
+
+    def get_account(self, account_id: str) -> AccountView:
+        return self._read(lambda repo: self._account_view(repo, self._account(repo, account_id)))
+
+    def list_accounts(self, *, name_prefix: str | None = None, user_email: str | None = None,
+                      account_ids: Sequence[str] | None = None, after_id: str | None = None,
+                      limit: int = 100) -> list[AccountView]:
+        """ListAccounts: by name prefix (case-insensitive) or a user's address; id order."""
+        email = normalize_email(user_email, field_name="UserEmail") if user_email else None
+
+        def work(repo: Repository) -> list[AccountView]:
+            accounts = repo.list_accounts(name_prefix=name_prefix, user_email=email,
+                                          account_ids=account_ids, after_id=after_id,
+                                          limit=limit)
+            enterprise = repo.accounts_with_verified_domains([a.id for a in accounts])
+            return [AccountView.of(a, a.id in enterprise) for a in accounts]
+
+        return self._read(work)
+
+    def get_account_settings(self, account_id: str) -> AccountSettingsView:
+        def work(repo: Repository) -> AccountSettingsView:
+            account = self._account(repo, account_id)
+            return AccountSettingsView(account.remote_control_enabled, account.call_me_enabled)
+
+        return self._read(work)
+
+    def update_account_settings(self, actor: Actor, account_id: str, *,
+                                remote_control_enabled: bool | None = None,
+                                call_me_enabled: bool | None = None) -> AccountSettingsView:
+        """UpdateAccountSettings (the Policies page)."""
+        params = {"accountId": account_id, "remoteControlEnabled": remote_control_enabled,
+                  "callMeEnabled": call_me_enabled}
+
+        def work(repo: Repository) -> tuple[AccountSettingsView, dict[str, Any]]:
+            for name, value in (("RemoteControl", remote_control_enabled),
+                                ("CallMe", call_me_enabled)):
+                if value is not None and not isinstance(value, bool):
+                    raise ValidationError(f"{name} must be true or false.", field=name)
+            account = self._account(repo, account_id, lock=True)
+            if remote_control_enabled is not None:
+                account.remote_control_enabled = remote_control_enabled
+            if call_me_enabled is not None:
+                account.call_me_enabled = call_me_enabled
+            view = AccountSettingsView(account.remote_control_enabled, account.call_me_enabled)
+            return view, {"remoteControlEnabled": view.remote_control_enabled,
+                          "callMeEnabled": view.call_me_enabled}
+
+        return self._run(actor, "UpdateAccountSettings", params, work, account_id=account_id)
+
+    # =====================================================================================
+    # Domains
+    # =====================================================================================
+
+    def add_domain(self, actor: Actor, account_id: str, name: str) -> DomainView:
+        """AddDomain: store the claim as pending with a random TXT token.
+
+        Raises ValidationError for an invalid name, Conflict when another account has the
+        domain verified or this account already claims it.
+        """
+
+        def work(repo: Repository) -> tuple[DomainView, dict[str, Any]]:
+            domain_name = normalize_domain(name)
+            self._account(repo, account_id, lock=True)
+            holder = repo.verified_domain(domain_name)
+            if holder is not None and holder.account_id != account_id:
+                raise Conflict(f"The domain {domain_name} is already claimed and verified by "
+                               "another account.")
+            if repo.domain(account_id, domain_name) is not None:
+                raise Conflict(f"The account already claims {domain_name}.")
+            domain = Domain(account_id=account_id, name=domain_name,
+                            status=DomainStatus.PENDING_VERIFICATION.value,
+                            verification_token=new_verification_token(),
+                            created_at=self._now())
+            repo.session.add(domain)
+            repo.session.flush()
+            view = DomainView.of(domain)
+            return view, {"domainName": view.name, "status": view.status}
+
+        return self._run(actor, "AddDomain", {"accountId": account_id, "domainName": name},
+                         work, account_id=account_id)
+
+    def list_domains(self, account_id: str) -> list[DomainView]:
+        def work(repo: Repository) -> list[DomainView]:
+            self._account(repo, account_id)
+            return [DomainView.of(d) for d in repo.domains(account_id)]
+
+        return self._read(work)
+
+    def get_domain(self, account_id: str, name: str) -> DomainView:
+        domain_name = normalize_domain(name)
+
+        def work(repo: Repository) -> DomainView:
+            self._account(repo, account_id)
+            domain = repo.domain(account_id, domain_name)
+            if domain is None:
+                raise NotFound(f"The account does not claim {domain_name}.")
+            return DomainView.of(domain)
+
+        return self._read(work)
+
+    def record_domain_check(self, actor: Actor, account_id: str, name: str,
+                            txt_values: Iterable[str] | None,
+                            window: timedelta = timedelta(hours=24)) -> DomainView:
+        """Apply the result of one DNS look-up of the domain's verification record.
+
+        ``txt_values`` are the TXT strings found (None: the look-up itself failed, which
+        counts as not found). Found → verified (and the account's directory users gain the
+        aliases they have on it); not found for longer than ``window`` since the claim →
+        failed. Raises Conflict when another account verified the domain first.
+        """
+        domain_name = normalize_domain(name)
+        found = list(txt_values or [])
+
+        def work(repo: Repository) -> tuple[DomainView, dict[str, Any]]:
+            self._account(repo, account_id, lock=True)
+            domain = repo.domain(account_id, domain_name)
+            if domain is None:
+                raise NotFound(f"The account does not claim {domain_name}.")
+            now = self._now()
+            domain.last_checked_at = now
+            if domain.status == DomainStatus.VERIFIED.value:
+                return DomainView.of(domain), {"status": domain.status}
+            if domain.verification_token in found:
+                holder = repo.verified_domain(domain_name)
+                if holder is not None and holder.account_id != account_id:
+                    raise Conflict(f"The domain {domain_name} was verified by another account.")
+                domain.status = DomainStatus.VERIFIED.value
+                domain.verified_at = now
+                repo.session.flush()
+                self._apply_new_verified_domain(repo, account_id, domain_name)
+            elif now - domain.created_at > window:
+                domain.status = DomainStatus.FAILED.value
+            return DomainView.of(domain), {"status": domain.status}
+
+        return self._run(actor, "VerifyDomain", {"accountId": account_id,
+                                                 "domainName": domain_name},
+                         work, account_id=account_id)
+
+    def _apply_new_verified_domain(self, repo: Repository, account_id: str, domain: str) -> None:
+        """Directory users of the account whose source addresses are on the newly verified
+        domain gain them as effective addresses (unless another user owns one)."""
+        users = repo.session.scalars(
+            select(User).where(User.account_id == account_id, User.in_directory.is_(True))
+        )
+        verified = repo.verified_domain_names(account_id)
+        for user in users:
+            if not any(email_domain(a) == domain for a in [user.primary_email,
+                                                           *user.source_addresses]):
+                continue
+            primary, aliases = effective_addresses(
+                user.primary_email, user.source_addresses, verified)
+            free_aliases = [a for a in aliases if repo.address_owner_id(a) in (None, user.id)]
+            if primary and repo.address_owner_id(primary) not in (None, user.id):
+                primary = None
+            repo.set_addresses(user, primary, free_aliases)
+
+    def pending_domains(self) -> list[DomainView]:
+        """Domains still waiting for verification (for the background re-check)."""
+        return self._read(lambda repo: [DomainView.of(d) for d in repo.pending_domains()])
+
+    def delete_domain(self, actor: Actor, account_id: str, name: str) -> None:
+        """DeleteDomain with the guide's effects on users whose **primary** address is on it:
+        signed out everywhere; suspended stays suspended (and keeps the address, so it cannot
+        start over); registered becomes released (addresses freed: may start over as a new
+        unmanaged user); in Active Directory and OIDC accounts the profile is deleted. Users
+        for whom it was only an alias lose that alias and keep everything else.
+        """
+        domain_name = normalize_domain(name)
+
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            domain = repo.domain(account_id, domain_name)
+            if domain is None:
+                raise NotFound(f"The account does not claim {domain_name}.")
+            now = self._now()
+            released = suspended = deleted = aliases_removed = 0
+            if domain.status == DomainStatus.VERIFIED.value:
+                primaries = {u.id: u for u in repo.users_with_primary_on_domain(account_id,
+                                                                                domain_name)}
+                for user in primaries.values():
+                    user.sessions_valid_after = now
+                    if account.directory_kind is not None:
+                        repo.session.delete(user)
+                        deleted += 1
+                    elif user.status == UserStatus.SUSPENDED.value:
+                        suspended += 1
+                    else:
+                        user.status = UserStatus.RELEASED.value
+                        repo.remove_addresses(user.id)
+                        repo.expire_invitations(user.id, now)
+                        released += 1
+                repo.session.flush()
+                for user, address in repo.account_addresses_on_domain(account_id, domain_name):
+                    if user.id not in primaries:
+                        repo.session.delete(address)
+                        aliases_removed += 1
+            repo.session.delete(domain)
+            return None, {"released": released, "suspendedKept": suspended,
+                          "profilesDeleted": deleted, "aliasesRemoved": aliases_removed}
+
+        self._run(actor, "DeleteDomain", {"accountId": account_id, "domainName": domain_name},
+                  work, account_id=account_id)
+
+    # =====================================================================================
+    # Users
+    # =====================================================================================
+
+    def get_user(self, account_id: str, user_id: str) -> UserView:
+        return self._read(lambda repo: self._user_view(repo, self._user(repo, account_id,
+                                                                         user_id)))
+
+    def get_user_by_email(self, email: str,
+                          account_ids: Sequence[str] | None = None) -> UserView:
+        """GetUserByEmail: by primary address or any alias; NotFound outside ``account_ids``."""
+        address = normalize_email(email)
+
+        def work(repo: Repository) -> UserView:
+            user = repo.user_by_address(address)
+            if user is None or (account_ids is not None and user.account_id not in account_ids):
+                raise NotFound(f"No user has the address {address}.")
+            return self._user_view(repo, user)
+
+        return self._read(work)
+
+    def list_users(self, account_id: str, *, email: str | None = None,
+                   after_id: str | None = None, limit: int = 100,
+                   status: str | None = None) -> list[UserView]:
+        """ListUsers: users of the account in id order (``after_id`` is the page cursor)."""
+        needle = email.strip().lower() if email else None
+
+        def work(repo: Repository) -> list[UserView]:
+            self._account(repo, account_id)
+            users = repo.list_users(account_id, email=needle, after_id=after_id, limit=limit,
+                                    status=status)
+            addresses = repo.addresses_for_users([u.id for u in users])
+            return [UserView.of(u, addresses[u.id]) for u in users]
+
+        return self._read(work)
+
+    def invite_users(self, actor: Actor, account_id: str,
+                     emails: str | Sequence[str]) -> tuple[list[InvitationView], list[ItemError]]:
+        """InviteUsers (team accounts): one invitation per address, each with a single-use
+        token for the registration link. Addresses on a domain another account verified, or
+        already registered in an account, are reported per item; the rest are invited."""
+        addresses = split_invitation_emails(emails)
+
+        def work(repo: Repository) -> tuple[tuple[list[InvitationView], list[ItemError]],
+                                            dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if repo.has_verified_domain(account_id):
+                raise Forbidden("Invitations are sent by team accounts. Users of an enterprise "
+                                "account join by registering with an address on its claimed "
+                                "domains.")
+            now = self._now()
+            invitations: list[InvitationView] = []
+            errors: list[ItemError] = []
+            for address in addresses:
+                holder = repo.verified_domain(email_domain(address))
+                if holder is not None and holder.account_id != account_id:
+                    errors.append(ItemError(address, "Conflict",
+                                            f"{email_domain(address)} is claimed by another "
+                                            "account; its users join that account."))
+                    continue
+                user = repo.user_by_address(address)
+                if user is not None and user.account_id is not None and (
+                        user.account_id != account_id
+                        or user.status != UserStatus.INVITED.value):
+                    errors.append(ItemError(address, "Conflict",
+                                            f"{address} is already a member of an account."))
+                    continue
+                if user is not None and user.status == UserStatus.SUSPENDED.value:
+                    errors.append(ItemError(address, "Forbidden", f"{address} is suspended."))
+                    continue
+                if user is None:
+                    user = self._new_user(repo, account_id=account_id, primary_email=address,
+                                          status=UserStatus.INVITED, tier=Tier.PRO,
+                                          invited_at=now)
+                    repo.set_addresses(user, address, [])
+                else:
+                    user.account_id = account_id
+                    user.status = UserStatus.INVITED.value
+                    user.invited_at = now
+                repo.expire_invitations(user.id, now)
+                token = secrets.token_urlsafe(32)
+                invitation = Invitation(account_id=account_id, user_id=user.id,
+                                        token_hash=hash_token(token), created_at=now,
+                                        expires_at=now + INVITATION_TTL)
+                repo.session.add(invitation)
+                repo.session.flush()
+                invitations.append(InvitationView(invitation.id, user.id, address, token,
+                                                  account.name))
+            response = {"invited": [i.email for i in invitations],
+                        "errors": [e.item for e in errors]}
+            return (invitations, errors), response
+
+        return self._run(actor, "InviteUsers", {"accountId": account_id,
+                                                "userEmailList": addresses},
+                         work, account_id=account_id)
+
+    def accept_invitation(self, actor: Actor, token: str) -> UserView:
+        """Accept an invitation link: the user becomes registered, Pro, and their trial ends.
+
+        Raises NotFound for an unknown, used or expired token (one message for all three, so
+        the link reveals nothing).
+        """
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            invitation = repo.invitation_by_hash(hash_token(token))
+            now = self._now()
+            if invitation is None or invitation.accepted_at is not None or (
+                    invitation.expires_at <= now):
+                raise NotFound("This invitation link is not valid any more. Ask your "
+                               "administrator for a new invitation.")
+            user = repo.user(invitation.user_id)
+            if user is None or user.account_id != invitation.account_id or (
+                    user.status != UserStatus.INVITED.value):
+                raise NotFound("This invitation link is not valid any more. Ask your "
+                               "administrator for a new invitation.")
+            invitation.accepted_at = now
+            user.status = UserStatus.REGISTERED.value
+            user.tier = Tier.PRO.value
+            user.trial_ended_at = user.trial_ended_at or now
+            user.joined_at = user.joined_at or now
+            return self._user_view(repo, user), {"userId": user.id}
+
+        return self._run(actor, "AcceptInvitation", {"token": token}, work)
+
+    def remove_users(self, actor: Actor, account_id: str,
+                     user_ids: Sequence[str]) -> BatchResult:
+        """Remove users from a team account: they become unmanaged and keep using the
+        service (their trial does not restart). Refused for directory-managed accounts."""
+
+        def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if account.directory_kind is not None:
+                raise Forbidden("Users of this account are managed in its directory.")
+            done: list[str] = []
+            errors: list[ItemError] = []
+            for user_id in user_ids:
+                user = repo.user_in_account(account_id, user_id)
+                if user is None:
+                    errors.append(ItemError(user_id, "NotFound", "User not found."))
+                    continue
+                repo.expire_invitations(user.id, self._now())
+                user.account_id = None
+                user.status = UserStatus.REGISTERED.value
+                done.append(user_id)
+            result = BatchResult(tuple(done), tuple(errors))
+            return result, {"removed": done}
+
+        return self._run(actor, "RemoveUsers", {"accountId": account_id,
+                                                "userIds": list(user_ids)},
+                         work, account_id=account_id)
+
+    def _batch(self, actor: Actor, event: str, account_id: str, user_ids: Sequence[str],
+               apply: Callable[[Repository, Account, User], None],
+               check_account: Callable[[Repository, Account], None]) -> BatchResult:
+        def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            check_account(repo, account)
+            done: list[str] = []
+            errors: list[ItemError] = []
+            for user_id in user_ids:
+                user = repo.user_in_account(account_id, user_id)
+                if user is None:
+                    errors.append(ItemError(user_id, "NotFound",
+                                            f"User {user_id} was not found in the account."))
+                    continue
+                try:
+                    with repo.session.begin_nested():
+                        apply(repo, account, user)
+                except BridgeError as exc:
+                    errors.append(ItemError(user_id, exc.code, exc.message))
+                    continue
+                done.append(user_id)
+            return BatchResult(tuple(done), tuple(errors)), {"succeeded": done,
+                                                             "failed": [e.item for e in errors]}
+
+        return self._run(actor, event, {"accountId": account_id, "userIds": list(user_ids)},
+                         work, account_id=account_id)
+
+    def _require_console_managed_enterprise(self, repo: Repository, account: Account) -> None:
+        if not repo.has_verified_domain(account.id):
+            raise Forbidden("Team account administrators cannot suspend users; remove them "
+                            "from the account instead.")
+        if account.directory_kind is not None:
+            raise Forbidden("Users of this account are suspended in its directory (disable "
+                            "them there, or remove them from every mapped group).")
+
+    def suspend_users(self, actor: Actor, account_id: str, user_ids: Sequence[str]) -> BatchResult:
+        """SuspendUsers (enterprise, console-managed): the users cannot sign in and every
+        session they hold is revoked at once."""
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            if user.status == UserStatus.RELEASED.value:
+                raise Conflict("A released user cannot be suspended.")
+            user.status = UserStatus.SUSPENDED.value
+            user.sessions_valid_after = self._now()
+
+        return self._batch(actor, "SuspendUsers", account_id, user_ids, apply,
+                           self._require_console_managed_enterprise)
+
+    def activate_users(self, actor: Actor, account_id: str,
+                       user_ids: Sequence[str]) -> BatchResult:
+        """ActivateUsers: a suspended user becomes registered again."""
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            if user.status != UserStatus.SUSPENDED.value:
+                raise Conflict("Only a suspended user can be activated.")
+            user.status = UserStatus.REGISTERED.value
+
+        return self._batch(actor, "ActivateUsers", account_id, user_ids, apply,
+                           self._require_console_managed_enterprise)
+
+    def update_user_licenses(self, actor: Actor, account_id: str,
+                             changes: Mapping[str, Tier]) -> BatchResult:
+        """UpdateUserLicenses: console-managed accounts only (Team, EnterpriseLWA); in
+        directory accounts tiers come from the directory groups (Forbidden)."""
+        for tier in changes.values():
+            if not isinstance(tier, Tier):
+                raise ValidationError("LicenseType must be Pro or Basic.", field="LicenseType")
+
+        def check(repo: Repository, account: Account) -> None:
+            if account.directory_kind is not None:
+                raise Forbidden("Tiers of this account come from its directory groups; change "
+                                "the group mappings or the users' memberships instead.")
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            user.tier = changes[user.id].value
+
+        return self._batch(actor, "UpdateUserLicenses", account_id, list(changes), apply, check)
+
+    def reset_personal_pin(self, actor: Actor, account_id: str, user_id: str) -> UserView:
+        """ResetPersonalPin: a new 10-digit PIN, unique across the service."""
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            user.personal_pin = repo.unique_pin()
+            return self._user_view(repo, user), {"userId": user.id}
+
+        return self._run(actor, "ResetPersonalPin", {"accountId": account_id,
+                                                     "userId": user_id},
+                         work, account_id=account_id)
+
+    def logout_user(self, actor: Actor, account_id: str, user_id: str) -> None:
+        """LogoutUser: every session and token of the user issued until now is revoked."""
+
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            user.sessions_valid_after = self._now()
+            return None, {"userId": user.id}
+
+        self._run(actor, "LogoutUser", {"accountId": account_id, "userId": user_id}, work,
+                  account_id=account_id)
+
+    # =====================================================================================
+    # Directories, directory groups and the tier rule
+    # =====================================================================================
+
+    def set_directory(self, actor: Actor, account_id: str, kind: DirectoryKind | None,
+                      *, event_name: str) -> AccountView:
+        """Connect (``kind``) or disconnect (None) the account's one directory.
+
+        Only enterprise accounts may connect; an account has at most one directory (Conflict
+        when another kind is connected). Disconnecting makes the account console-managed:
+        users keep their current tier and become editable in the console.
+        """
+
+        def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if kind is not None:
+                if not repo.has_verified_domain(account_id):
+                    raise Forbidden("Only enterprise accounts (with a verified claimed domain) "
+                                    "can connect a directory.")
+                if account.directory_kind not in (None, kind.value):
+                    raise Conflict("The account already has a directory connected "
+                                   f"({account.directory_kind}); disconnect it first.")
+                account.directory_kind = kind.value
+                self._refresh_tiers(repo, account_id, None)
+            else:
+                account.directory_kind = None
+                for user in repo.session.scalars(
+                        select(User).where(User.account_id == account_id,
+                                           User.tier.is_(None))):
+                    user.tier = account.default_license
+            view = self._account_view(repo, account)
+            return view, {"accountType": view.type.value}
+
+        return self._run(actor, event_name, {"accountId": account_id,
+                                             "directory": kind.value if kind else None},
+                         work, account_id=account_id)
+
+    def _refresh_tiers(self, repo: Repository, account_id: str,
+                       user_ids: Sequence[str] | None) -> None:
+        account = self._account(repo, account_id)
+        if account.directory_kind is None:
+            return
+        repo.session.flush()
+        repo.set_tiers(repo.mapped_tiers_for_users(account_id, user_ids))
+
+    def list_group_mappings(self, account_id: str) -> list[GroupMappingView]:
+        def work(repo: Repository) -> list[GroupMappingView]:
+            self._account(repo, account_id)
+            return [GroupMappingView(m.name, Tier(m.tier), m.created_at)
+                    for m in repo.mappings(account_id)]
+
+        return self._read(work)
+
+    def add_or_update_group_mappings(self, actor: Actor, account_id: str,
+                                     mappings: Mapping[str, Tier]) -> list[GroupMappingView]:
+        """AddOrUpdateGroups: map directory group names to tiers; tiers change at once.
+
+        For an Okta account a group must have been pushed over SCIM first (NotFound with the
+        guide's message otherwise). Names compare case-insensitively.
+        """
+        params = {"accountId": account_id,
+                  "groups": [{"groupName": n, "licenseType": t.value}
+                             for n, t in mappings.items()]}
+
+        def work(repo: Repository) -> tuple[list[GroupMappingView], dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if not mappings:
+                raise ValidationError("At least one group is required.", field="Groups")
+            for name, tier in mappings.items():
+                if not isinstance(name, str) or not name.strip() or len(name) > 256:
+                    raise ValidationError("A group name must be 1 to 256 characters.",
+                                          field="GroupName")
+                if not isinstance(tier, Tier):
+                    raise ValidationError("LicenseType must be Pro or Basic.",
+                                          field="LicenseType")
+            if account.directory_kind == DirectoryKind.OKTA.value:
+                known = {g.name_lower for g in repo.groups_by_names(account_id, mappings)}
+                missing = [n for n in mappings if n.strip().lower() not in known]
+                if missing:
+                    raise NotFound(
+                        f"The group {missing[0]!r} was not found. The two systems might not "
+                        "have completed the sync: wait a few minutes and add the group again."
+                    )
+            existing = {m.name_lower: m for m in repo.mappings(account_id)}
+            for name, tier in mappings.items():
+                clean = name.strip()
+                row = existing.get(clean.lower())
+                if row is None:
+                    repo.session.add(GroupMapping(account_id=account_id, name=clean,
+                                                  name_lower=clean.lower(), tier=tier.value,
+                                                  created_at=self._now()))
+                else:
+                    row.tier = tier.value
+            self._refresh_tiers(repo, account_id, None)
+            views = [GroupMappingView(m.name, Tier(m.tier), m.created_at)
+                     for m in repo.mappings(account_id)]
+            return views, {"groups": [v.name for v in views]}
+
+        return self._run(actor, "AddOrUpdateGroups", params, work, account_id=account_id)
+
+    def delete_group_mappings(self, actor: Actor, account_id: str,
+                              names: Sequence[str]) -> None:
+        """DeleteGroups: remove mappings (NotFound for a name that is not mapped)."""
+
+        def work(repo: Repository) -> tuple[None, None]:
+            self._account(repo, account_id, lock=True)
+            existing = {m.name_lower: m for m in repo.mappings(account_id)}
+            for name in names:
+                row = existing.get(name.strip().lower())
+                if row is None:
+                    raise NotFound(f"The group {name!r} is not mapped in this account.")
+                repo.session.delete(row)
+            self._refresh_tiers(repo, account_id, None)
+            return None, None
+
+        self._run(actor, "DeleteGroups", {"accountId": account_id, "groupNames": list(names)},
+                  work, account_id=account_id)
+
+    # --- directory users (SCIM and AD sync) ----------------------------------------------
+
+    def upsert_directory_user(
+        self,
+        actor: Actor,
+        account_id: str,
+        *,
+        source: IdentitySource,
+        external_id: str,
+        primary_email: str | None,
+        other_emails: Sequence[str] = (),
+        display_name: str | None = None,
+        enabled: bool = True,
+        attributes: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        expected_version: int | None = None,
+        on_address_conflict: str = "raise",
+        event_name: str = "ProvisionUser",
+    ) -> DirectoryUserResult:
+        """Create or update the user a directory describes, keyed by (source, account,
+        external_id) — or by ``user_id`` when the door addresses an existing user.
+
+        Addresses: only those on the account's verified claimed domains become effective
+        (primary first, the rest aliases); all are remembered so they take effect when their
+        domain is verified. An address another user owns raises Conflict
+        (``on_address_conflict="raise"``, SCIM) or is skipped and reported ("skip", AD sync).
+        A user with no effective address is stored but cannot sign in. ``enabled`` False
+        means disabled in the directory (cannot sign in, sessions revoked).
+        Raises StaleVersion when ``expected_version`` is given and differs.
+        """
+        primary = normalize_email(primary_email) if primary_email else None
+        others: list[str] = []
+        for raw in other_emails:
+            try:
+                address = normalize_email(raw)
+            except ValidationError:
+                continue
+            if address != primary and address not in others:
+                others.append(address)
+        params = {"accountId": account_id, "source": source.value, "externalId": external_id,
+                  "primaryEmail": primary, "emails": others, "enabled": enabled}
+
+        def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
+            account = self._account(repo, account_id)
+            if account.directory_kind is None:
+                raise Forbidden("The account has no directory connected.")
+            user: User | None = (
+                self._user(repo, account_id, user_id) if user_id is not None
+                else repo.user_by_identity(source.value, account_id, external_id)
+            )
+            if user is not None and expected_version is not None and (
+                    user.version != expected_version):
+                raise StaleVersion("The user was changed since the version you sent.")
+            verified = repo.verified_domain_names(account_id)
+            eff_primary, aliases = effective_addresses(primary, others, verified)
+            skipped: list[str] = []
+            own_id = user.id if user is not None else None
+            for address in [a for a in [eff_primary, *aliases] if a]:
+                owner = repo.address_owner_id(address)
+                if owner is not None and owner != own_id:
+                    if on_address_conflict == "raise":
+                        raise Conflict(f"The email address {address} belongs to another user.")
+                    skipped.append(address)
+            if eff_primary in skipped:
+                eff_primary = None
+            aliases = [a for a in aliases if a not in skipped]
+            now = self._now()
+            created = user is None
+            if user is None:
+                user = self._new_user(repo, account_id=account_id,
+                                      primary_email=primary or "", status=UserStatus.REGISTERED,
+                                      tier=None, in_directory=True)
+            was_enabled = user.directory_enabled and user.in_directory
+            user.primary_email = primary or ""
+            user.display_name = display_name
+            user.source_addresses = ([primary] if primary else []) + others
+            user.in_directory = True
+            user.directory_deleted_at = None
+            user.directory_enabled = enabled
+            if user.status == UserStatus.RELEASED.value:
+                user.status = UserStatus.REGISTERED.value
+            if attributes is not None:
+                user.attributes = dict(attributes)
+            if was_enabled and not enabled:
+                user.sessions_valid_after = now
+            user.updated_at = now
+            repo.set_addresses(user, eff_primary, aliases)
+            repo.link_identity(user.id, source.value, account_id, external_id)
+            self._refresh_tiers(repo, account_id, [user.id])
+            repo.session.refresh(user)
+            view = self._user_view(repo, user)
+            result = DirectoryUserResult(view, created, tuple(skipped))
+            return result, {"userId": view.id, "created": created, "skipped": skipped}
+
+        return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def directory_user(self, account_id: str, source: IdentitySource,
+                       external_id: str) -> UserView | None:
+        def work(repo: Repository) -> UserView | None:
+            user = repo.user_by_identity(source.value, account_id, external_id)
+            return self._user_view(repo, user) if user is not None else None
+
+        return self._read(work)
+
+    def mark_directory_user_deleted(self, actor: Actor, account_id: str, user_id: str,
+                                    *, event_name: str = "DeprovisionUser") -> UserView:
+        """The directory no longer has the user: they cannot sign in, sessions are revoked,
+        and the profile is kept for the grace period (see :meth:`purge_deleted_users`)."""
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            now = self._now()
+            if user.in_directory:
+                user.in_directory = False
+                user.directory_deleted_at = now
+                user.sessions_valid_after = now
+            return self._user_view(repo, user), {"userId": user.id}
+
+        return self._run(actor, event_name, {"accountId": account_id, "userId": user_id},
+                         work, account_id=account_id)
+
+    def delete_user(self, actor: Actor, account_id: str, user_id: str,
+                    *, event_name: str = "DeleteUser") -> None:
+        """Delete a user's profile and every row that belongs to it."""
+
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            repo.session.delete(user)
+            return None, {"userId": user_id}
+
+        self._run(actor, event_name, {"accountId": account_id, "userId": user_id}, work,
+                  account_id=account_id)
+
+    def purge_deleted_users(self, actor: Actor, account_id: str, grace: timedelta) -> int:
+        """Delete profiles whose directory deletion is older than ``grace``; returns count."""
+
+        def work(repo: Repository) -> tuple[int, dict[str, Any]]:
+            cutoff = self._now() - grace
+            users = list(repo.session.scalars(select(User).where(
+                User.account_id == account_id, User.in_directory.is_(False),
+                User.directory_deleted_at.is_not(None), User.directory_deleted_at <= cutoff)))
+            for user in users:
+                repo.session.delete(user)
+            return len(users), {"deleted": [u.id for u in users]}
+
+        return self._run(actor, "PurgeDeletedUsers", {"accountId": account_id}, work,
+                         account_id=account_id)
+
+    # --- directory groups (pushed over SCIM, read from AD) --------------------------------
+
+    def upsert_group(self, actor: Actor, account_id: str, *, name: str,
+                     external_id: str | None = None, group_id: str | None = None,
+                     attributes: Mapping[str, Any] | None = None,
+                     expected_version: int | None = None,
+                     event_name: str = "ProvisionGroup") -> DirectoryGroupView:
+        """Create a directory group, or rename/update the one ``group_id`` names.
+
+        Raises Conflict when another group of the account has the name, StaleVersion on a
+        version mismatch. A rename re-applies the tier rule to the members (mappings are by
+        name).
+        """
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
+            raise ValidationError("A group name must be 1 to 256 characters.",
+                                  field="displayName")
+        clean = name.strip()
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            self._account(repo, account_id)
+            same_name = repo.group_by_name(account_id, clean)
+            if group_id is None:
+                if same_name is not None:
+                    raise Conflict(f"A group named {clean!r} already exists.")
+                group = DirectoryGroup(account_id=account_id, name=clean,
+                                       name_lower=clean.lower(), external_id=external_id,
+                                       attributes=dict(attributes or {}),
+                                       created_at=self._now(), updated_at=self._now())
+                repo.session.add(group)
+                repo.session.flush()
+            else:
+                found = repo.group(account_id, group_id)
+                if found is None:
+                    raise NotFound(f"Group {group_id} was not found.")
+                group = found
+                if expected_version is not None and group.version != expected_version:
+                    raise StaleVersion("The group was changed since the version you sent.")
+                if same_name is not None and same_name.id != group.id:
+                    raise Conflict(f"A group named {clean!r} already exists.")
+                renamed = group.name_lower != clean.lower()
+                group.name, group.name_lower = clean, clean.lower()
+                if external_id is not None:
+                    group.external_id = external_id
+                if attributes is not None:
+                    group.attributes = dict(attributes)
+                group.updated_at = self._now()
+                repo.session.flush()
+                if renamed:
+                    self._refresh_tiers(repo, account_id, repo.group_member_ids(group.id))
+            return DirectoryGroupView.of(group), {"groupId": group.id, "name": group.name}
+
+        return self._run(actor, event_name, {"accountId": account_id, "name": clean,
+                                             "groupId": group_id},
+                         work, account_id=account_id)
+
+    def delete_group(self, actor: Actor, account_id: str, group_id: str,
+                     *, event_name: str = "DeprovisionGroup") -> None:
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            group = repo.group(account_id, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} was not found.")
+            members = repo.group_member_ids(group.id)
+            repo.session.execute(delete(GroupMembership).where(
+                GroupMembership.group_id == group.id))
+            repo.session.delete(group)
+            repo.session.flush()
+            self._refresh_tiers(repo, account_id, members)
+            return None, {"groupId": group_id}
+
+        self._run(actor, event_name, {"accountId": account_id, "groupId": group_id}, work,
+                  account_id=account_id)
+
+    def change_group_members(self, actor: Actor, account_id: str, group_id: str, *,
+                             add: Sequence[str] = (), remove: Sequence[str] = (),
+                             replace: Sequence[str] | None = None,
+                             event_name: str = "UpdateGroupMembers") -> DirectoryGroupView:
+        """Add/remove members row by row (safe under parallel PATCHes), or replace the whole
+        list. Unknown user ids raise NotFound (nothing changes); re-adding a member and
+        removing a non-member succeed. Tiers of the affected users change at once."""
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            group = repo.group(account_id, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} was not found.")
+            wanted = list(dict.fromkeys([*add, *(replace or [])]))
+            for uid in wanted:
+                if repo.user_in_account(account_id, uid) is None:
+                    raise NotFound(f"User {uid} was not found in the account.")
+            touched: set[str] = set()
+            if replace is not None:
+                current = set(repo.group_member_ids(group.id))
+                for uid in current - set(replace):
+                    repo.remove_membership(group.id, uid)
+                    touched.add(uid)
+            for uid in remove:
+                if repo.remove_membership(group.id, uid):
+                    touched.add(uid)
+            for uid in wanted:
+                if repo.add_membership(group.id, uid):
+                    touched.add(uid)
+            if touched:
+                group.updated_at = self._now()
+                repo.session.flush()
+                self._refresh_tiers(repo, account_id, sorted(touched))
+            return DirectoryGroupView.of(group), {"groupId": group.id,
+                                                  "changedMembers": len(touched)}
+
+        return self._run(actor, event_name, {"accountId": account_id, "groupId": group_id,
+                                             "add": list(add), "remove": list(remove),
+                                             "replace": list(replace) if replace is not None
+                                             else None},
+                         work, account_id=account_id)
+
+    def set_user_groups(self, actor: Actor, account_id: str, user_id: str,
+                        group_names: Iterable[str], *, create_missing: bool = False,
+                        event_name: str = "UpdateUserGroups") -> UserView:
+        """Make the user's directory groups exactly ``group_names`` (effective membership,
+        nested groups already resolved by the directory). Unknown names are created when
+        ``create_missing`` (AD sync), otherwise ignored (OIDC groups claim: only groups the
+        account knows matter)."""
+        names = [n.strip() for n in group_names if isinstance(n, str) and n.strip()]
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            groups = {g.name_lower: g for g in repo.groups_by_names(account_id, names)}
+            if create_missing:
+                for name in names:
+                    if name.lower() not in groups:
+                        group = DirectoryGroup(account_id=account_id, name=name,
+                                               name_lower=name.lower(), created_at=self._now(),
+                                               updated_at=self._now())
+                        repo.session.add(group)
+                        repo.session.flush()
+                        groups[name.lower()] = group
+            wanted = {g.id for g in groups.values()}
+            current = repo.user_group_ids(user.id)
+            for gid in current - wanted:
+                repo.remove_membership(gid, user.id)
+            for gid in wanted - current:
+                repo.add_membership(gid, user.id)
+            self._refresh_tiers(repo, account_id, [user.id])
+            repo.session.refresh(user)
+            return self._user_view(repo, user), {"userId": user.id, "groups": sorted(groups)}
+
+        return self._run(actor, event_name, {"accountId": account_id, "userId": user_id,
+                                             "groups": names},
+                         work, account_id=account_id)
+
+    def get_group(self, account_id: str, group_id: str) -> tuple[DirectoryGroupView, list[str]]:
+        """A group and its member user ids."""
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, list[str]]:
+            group = repo.group(account_id, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} was not found.")
+            return DirectoryGroupView.of(group), repo.group_member_ids(group.id)
+
+        return self._read(work)
+
+    # =====================================================================================
+    # Sign-in: one decision for every door
+    # =====================================================================================
+
+    def resolve_address(self, email: str) -> tuple[str | None, str | None]:
+        """(user id, account id) owning the effective address, or (None, None)."""
+        address = normalize_email(email)
+
+        def work(repo: Repository) -> tuple[str | None, str | None]:
+            user = repo.user_by_address(address)
+            return (user.id, user.account_id) if user is not None else (None, None)
+
+        return self._read(work)
+
+    def home_realm(self, email: str) -> AccountView | None:
+        """The account whose verified claimed domain the address is on (home-realm
+        discovery), or None for an unclaimed domain."""
+        address = normalize_email(email)
+
+        def work(repo: Repository) -> AccountView | None:
+            domain = repo.verified_domain(email_domain(address))
+            if domain is None:
+                return None
+            return self._account_view(repo, self._account(repo, domain.account_id))
+
+        return self._read(work)
+
+    def decide_sign_in(self, identity: Identity, actor: Actor) -> Decision:
+        """The sign-in decision (SPEC "Sign-in"). Allow → (user, account, tier); deny → a
+        reason code. Enrols new unmanaged users and auto-joins enterprise (console-managed)
+        accounts as the rules say. Every decision is audited as a ``SignIn`` event."""
+        params = {"source": identity.source.value, "issuer": identity.issuer,
+                  "subject": identity.subject, "email": identity.email,
+                  "accountId": identity.account_id}
+        try:
+            email = normalize_email(identity.email)
+        except ValidationError:
+            decision = Decision.deny(DenyReason.INVALID_EMAIL)
+            self.record_event(actor, "SignIn", params=params,
+                              error=ValidationError(decision.reason))
+            return decision
+
+        for attempt in (1, 2):
+            try:
+                with transaction(self._sessions) as session:
+                    repo = Repository(session)
+                    decision = self._decide(repo, identity, email)
+                    audit.record(
+                        session, actor, "SignIn", account_id=decision.account_id
+                        or identity.account_id, request_parameters=params,
+                        response_elements={
+                            "allowed": decision.allowed, "reason": decision.reason,
+                            "userId": decision.user_id, "accountId": decision.account_id,
+                            "tier": decision.tier.value if decision.tier else None},
+                        # A denial is a decision, not a failure; its reason is the errorCode
+                        # so LookupEvents can find denials.
+                        error_code=None if decision.allowed else decision.reason,
+                        error_message=None if decision.allowed
+                        else f"sign-in denied: {decision.reason}",
+                        event_type="SignInDecision",
+                    )
+                    return decision
+            except IntegrityError:
+                # Two first sign-ins of the same person raced to enrol; the second one now
+                # finds the user the first created.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _decide(self, repo: Repository, identity: Identity, email: str) -> Decision:
+        if identity.account_id is not None:
+            decision = self._decide_directory(repo, identity, identity.account_id, email)
+        else:
+            decision = self._decide_default(repo, identity, email)
+        if decision.allowed and decision.user_id:
+            user = repo.user(decision.user_id)
+            if user is not None:
+                now = self._now()
+                user.last_active_at = now
+                user.joined_at = user.joined_at or now
+                repo.link_identity(user.id, identity.source.value, identity.issuer,
+                                   identity.subject)
+        return decision
+
+    def _allow(self, repo: Repository, user: User, email: str, tier: Tier) -> Decision:
+        account_type = None
+        if user.account_id is not None:
+            account = self._account(repo, user.account_id)
+            account_type = self._account_view(repo, account).type
+        return Decision(allowed=True, reason="ok", user_id=user.id, account_id=user.account_id,
+                        account_type=account_type, tier=tier, email=email)
+
+    def _decide_directory(self, repo: Repository, identity: Identity, account_id: str,
+                          email: str) -> Decision:
+        account = repo.account(account_id)
+        if account is None or account.directory_kind is None:
+            return Decision.deny(DenyReason.WRONG_ACCOUNT, account_id=account_id)
+        user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
+        if user is None and identity.source == IdentitySource.OIDC:
+            # Okta sends its user id as SCIM externalId and as the ID token's sub.
+            user = repo.user_by_identity(IdentitySource.SCIM.value, account_id,
+                                         identity.subject)
+        if user is None:
+            by_address = repo.user_by_address(email)
+            if by_address is not None and by_address.account_id == account_id:
+                user = by_address
+        if user is None:
+            if email_domain(email) not in repo.verified_domain_names(account_id):
+                return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, account_id=account_id)
+            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, account_id=account_id)
+        if user.account_id != account_id:
+            return Decision.deny(DenyReason.WRONG_ACCOUNT, user_id=user.id,
+                                 account_id=account_id)
+        deny = self._status_denial(user)
+        if deny is not None:
+            return Decision.deny(deny, user_id=user.id, account_id=account_id)
+        if not user.in_directory:
+            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, user_id=user.id,
+                                 account_id=account_id)
+        if not user.directory_enabled:
+            return Decision.deny(DenyReason.DISABLED_IN_DIRECTORY, user_id=user.id,
+                                 account_id=account_id)
+        addresses = {a.address for a in repo.addresses(user.id)}
+        if not addresses or (email not in addresses and email_domain(email)
+                             not in repo.verified_domain_names(account_id)):
+            # An address on an unclaimed domain never reaches the managed user (the guide's
+            # shirley.rodriguez example); neither does a user with no effective address.
+            return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, user_id=user.id,
+                                 account_id=account_id)
+        if identity.groups is not None and not identity.groups_truncated:
+            groups = {g.id for g in repo.groups_by_names(account_id, identity.groups)}
+            current = repo.user_group_ids(user.id)
+            for gid in current - groups:
+                repo.remove_membership(gid, user.id)
+            for gid in groups - current:
+                repo.add_membership(gid, user.id)
+            self._refresh_tiers(repo, account_id, [user.id])
+            repo.session.refresh(user)
+        if user.tier is None:
+            return Decision.deny(DenyReason.NO_MAPPED_GROUP, user_id=user.id,
+                                 account_id=account_id)
+        return self._allow(repo, user, email, Tier(user.tier))
+
+    @staticmethod
+    def _status_denial(user: User) -> DenyReason | None:
+        if user.status == UserStatus.SUSPENDED.value:
+            return DenyReason.SUSPENDED
+        if user.status == UserStatus.RELEASED.value:
+            return DenyReason.RELEASED
+        return None
+
+    def _decide_default(self, repo: Repository, identity: Identity, email: str) -> Decision:
+        """The service-wide default provider (the guide's Login with Amazon role)."""
+        now = self._now()
+        user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
+        if user is not None and user.status == UserStatus.RELEASED.value:
+            # A released user starts over as a new unmanaged user (SPEC: DeleteDomain).
+            repo.unlink_identity(identity.source.value, identity.issuer, identity.subject)
+            user = None
+        if user is not None and email not in {a.address for a in repo.addresses(user.id)}:
+            # The provider now reports another address: resolve by the address instead.
+            user = None
+        if user is None:
+            user = repo.user_by_address(email)
+        claim = repo.verified_domain(email_domain(email))
+        if claim is not None:
+            account = self._account(repo, claim.account_id)
+            if account.directory_kind is not None:
+                return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED,
+                                     account_id=account.id)
+            if user is None:
+                user = self._new_user(repo, account_id=account.id, primary_email=email,
+                                      status=UserStatus.REGISTERED,
+                                      tier=Tier(account.default_license), joined_at=now,
+                                      display_name=identity.display_name)
+                repo.set_addresses(user, email, [])
+            elif user.account_id is None:
+                # An unmanaged user on a now-claimed domain joins the account; trial ends.
+                user.account_id = account.id
+                user.status = UserStatus.REGISTERED.value
+                user.tier = account.default_license
+                user.trial_ended_at = user.trial_ended_at or now
+        if user is None:
+            user = self._new_user(repo, account_id=None, primary_email=email,
+                                  status=UserStatus.REGISTERED, tier=Tier.PRO,
+                                  trial_started_at=now, joined_at=now,
+                                  display_name=identity.display_name)
+            repo.set_addresses(user, email, [])
+        deny = self._status_denial(user)
+        if deny is not None:
+            return Decision.deny(deny, user_id=user.id, account_id=user.account_id)
+        if user.account_id is not None:
+            member_account = self._account(repo, user.account_id)
+            if member_account.directory_kind is not None:
+                return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED, user_id=user.id,
+                                     account_id=user.account_id)
+        if user.account_id is None or user.status == UserStatus.INVITED.value:
+            # Unmanaged (or invited, not yet accepted): the Pro trial decides the tier.
+            if user.trial_started_at is None and user.account_id is None:
+                user.trial_started_at = now
+            tier = trial_tier(user.trial_started_at, user.trial_ended_at, now)
+            return Decision(allowed=True, reason="ok", user_id=user.id, account_id=None,
+                            account_type=None, tier=tier, email=email)
+        return self._allow(repo, user, email, Tier(user.tier or Tier.PRO.value))
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def check_session(self, user_id: str, issued_at: datetime) -> SessionCheck:
+        """Whether a session issued at ``issued_at`` still stands: not revoked (LogoutUser,
+        suspension, domain removal), the user still allowed, and with the current tier."""
+
+        def work(repo: Repository) -> SessionCheck:
+            user = repo.user(user_id)
+            if user is None:
+                return SessionCheck(False, "user_deleted")
+            if user.sessions_valid_after is not None and issued_at <= user.sessions_valid_after:
+                return SessionCheck(False, "revoked")
+            deny = self._status_denial(user)
+            if deny is not None:
+                return SessionCheck(False, deny.value)
+            account_type = None
+            tier: Tier | None
+            if user.account_id is not None and user.status != UserStatus.INVITED.value:
+                account = self._account(repo, user.account_id)
+                account_type = self._account_view(repo, account).type
+                if account.directory_kind is not None:
+                    if not user.in_directory:
+                        return SessionCheck(False, DenyReason.NOT_IN_DIRECTORY.value)
+                    if not user.directory_enabled:
+                        return SessionCheck(False, DenyReason.DISABLED_IN_DIRECTORY.value)
+                    if user.tier is None:
+                        return SessionCheck(False, DenyReason.NO_MAPPED_GROUP.value)
+                tier = Tier(user.tier) if user.tier else None
+                account_id: str | None = user.account_id
+            else:
+                tier = trial_tier(user.trial_started_at, user.trial_ended_at, self._now())
+                account_id = None
+            return SessionCheck(True, "ok", user.id, user.primary_email, account_id,
+                                account_type, tier)
+
+        return self._read(work)

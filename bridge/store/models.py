@@ -1,0 +1,281 @@
+"""SQLAlchemy 2 models: the bridge's durable state.
+
+Identities are keyed by (source, issuer, immutable external id); addresses live in one unique,
+lowercased table that holds every *effective* address (primaries and aliases) so that an
+address can belong to one user only, service-wide. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Account(Base):
+    """A Chime account: team (no verified domain) or enterprise (at least one)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    # Lowercased copy of the name for case-insensitive prefix search.
+    name_lower: Mapped[str] = mapped_column(String(100), index=True)
+    directory_kind: Mapped[str | None] = mapped_column(String(32), default=None)
+    default_license: Mapped[str] = mapped_column(String(16), default="pro")
+    remote_control_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    call_me_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner_principal: Mapped[str | None] = mapped_column(String(128), default=None)
+
+    domains: Mapped[list[Domain]] = relationship(back_populates="account", lazy="raise")
+
+
+class Domain(Base):
+    """A domain claimed by an account. A name may be pending in several accounts, but only
+    one account can hold it verified (partial unique index)."""
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("account_id", "name"),
+        Index(
+            "uq_domains_verified_name",
+            "name",
+            unique=True,
+            sqlite_where=text("status = 'verified'"),
+            postgresql_where=text("status = 'verified'"),
+        ),
+        Index("ix_domains_name_status", "name", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(253))
+    status: Mapped[str] = mapped_column(String(32), default="pending_verification")
+    verification_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_checked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    account: Mapped[Account] = relationship(back_populates="domains", lazy="raise")
+
+
+class User(Base):
+    """A person of the service: in an account, or unmanaged (``account_id`` NULL)."""
+
+    __tablename__ = "users"
+    __table_args__ = (Index("ix_users_account_primary", "account_id", "primary_email"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True, default=None
+    )
+    # The primary address as the source gave it (display); the effective addresses are rows
+    # of email_addresses. It may be on an unclaimed domain, then the user cannot sign in.
+    primary_email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    # Console-managed accounts: always set. Directory accounts: computed from the mapped
+    # groups, NULL when the user is in no mapped group (may not sign in).
+    tier: Mapped[str | None] = mapped_column(String(8), default="pro")
+    trial_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Joining an account ends the Pro trial for good (it does not restart on removal).
+    trial_ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    invited_at: Mapped[datetime | None] = mapped_column(default=None)
+    joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    personal_pin: Mapped[str | None] = mapped_column(String(10), unique=True, default=None)
+    privacy: Mapped[str] = mapped_column(String(8), default="public")
+    last_active_at: Mapped[datetime | None] = mapped_column(default=None)
+    meetings_attended: Mapped[int] = mapped_column(Integer, default=0)
+    meetings_organized: Mapped[int] = mapped_column(Integer, default=0)
+    chat_messages_sent: Mapped[int] = mapped_column(Integer, default=0)
+    # Directory facts (AD or Okta/SCIM): present in the directory, enabled there.
+    in_directory: Mapped[bool] = mapped_column(Boolean, default=False)
+    directory_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    directory_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Every address the directory gave, claimed or not, so aliases appear as soon as their
+    # domain is verified later (they are not reserved service-wide until then).
+    source_addresses: Mapped[list[str]] = mapped_column(default=list)
+    # Free-form protocol attributes a door must round-trip (SCIM name, locale, ...).
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Sessions issued before this moment are revoked (LogoutUser, suspension).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class EmailAddress(Base):
+    """One effective address of one user; unique service-wide (lowercased)."""
+
+    __tablename__ = "email_addresses"
+    __table_args__ = (Index("ix_email_addresses_domain", "domain"),)
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(String(253))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ExternalIdentity(Base):
+    """Link from an external identity (source, issuer, immutable id) to a user."""
+
+    __tablename__ = "external_identities"
+    __table_args__ = (UniqueConstraint("source", "issuer", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DirectoryGroup(Base):
+    """A group the account's directory knows (pushed over SCIM or read from AD)."""
+
+    __tablename__ = "directory_groups"
+    __table_args__ = (
+        UniqueConstraint("account_id", "name_lower"),
+        Index("ix_directory_groups_external", "account_id", "external_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    name_lower: Mapped[str] = mapped_column(String(256))
+    external_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class GroupMembership(Base):
+    """The directory says: this user is (directly or through nesting) in this group."""
+
+    __tablename__ = "group_memberships"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("directory_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class GroupMapping(Base):
+    """The administrator's mapping of a directory group name to a tier."""
+
+    __tablename__ = "group_mappings"
+    __table_args__ = (UniqueConstraint("account_id", "name_lower"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(256))
+    name_lower: Mapped[str] = mapped_column(String(256))
+    tier: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invitation(Base):
+    """A single-use registration link sent by InviteUsers; only the token's hash is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """One append-only audit record, shaped like the guide's CloudTrail entry.
+
+    The full event is ``body`` (JSON); the indexed columns are copies for querying.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_time", "event_time"),
+        Index("ix_audit_events_name_time", "event_name", "event_time"),
+        Index("ix_audit_events_principal_time", "principal_id", "event_time"),
+        Index("ix_audit_events_account_time", "account_id", "event_time"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    event_time: Mapped[datetime] = mapped_column()
+    event_name: Mapped[str] = mapped_column(String(64))
+    event_source: Mapped[str] = mapped_column(String(64))
+    principal_id: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    body: Mapped[dict[str, Any]] = mapped_column()

@@ -1,0 +1,200 @@
+"""Read-only views the engine hands to the doors (doors never see ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bridge.domain import AccountType, DirectoryKind, Tier
+from bridge.store.models import Account, DirectoryGroup, Domain, EmailAddress, User
+
+
+def account_type(account: Account, has_verified_domain: bool) -> AccountType:
+    """Team without a verified domain; with one, by the connected directory."""
+    if not has_verified_domain:
+        return AccountType.TEAM
+    if account.directory_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
+        return AccountType.ENTERPRISE_DIRECTORY
+    if account.directory_kind == DirectoryKind.OKTA.value:
+        return AccountType.ENTERPRISE_OIDC
+    return AccountType.ENTERPRISE_LWA
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: str
+    name: str
+    type: AccountType
+    directory_kind: str | None
+    default_license: Tier
+    created_at: datetime
+    owner_principal: str | None
+
+    @property
+    def directory_managed(self) -> bool:
+        return self.directory_kind is not None
+
+    @classmethod
+    def of(cls, account: Account, has_verified_domain: bool) -> AccountView:
+        return cls(
+            id=account.id,
+            name=account.name,
+            type=account_type(account, has_verified_domain),
+            directory_kind=account.directory_kind,
+            default_license=Tier(account.default_license),
+            created_at=account.created_at,
+            owner_principal=account.owner_principal,
+        )
+
+
+@dataclass(frozen=True)
+class AccountSettingsView:
+    remote_control_enabled: bool
+    call_me_enabled: bool
+
+
+@dataclass(frozen=True)
+class DomainView:
+    account_id: str
+    name: str
+    status: str
+    verification_record_name: str
+    verification_record_value: str
+    created_at: datetime
+    verified_at: datetime | None
+
+    @classmethod
+    def of(cls, domain: Domain) -> DomainView:
+        from bridge.domain import verification_record_name
+
+        return cls(
+            account_id=domain.account_id,
+            name=domain.name,
+            status=domain.status,
+            verification_record_name=verification_record_name(domain.name),
+            verification_record_value=domain.verification_token,
+            created_at=domain.created_at,
+            verified_at=domain.verified_at,
+        )
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: str
+    account_id: str | None
+    primary_email: str
+    aliases: tuple[str, ...]
+    display_name: str | None
+    status: str
+    tier: Tier | None
+    invited_at: datetime | None
+    joined_at: datetime | None
+    personal_pin: str | None
+    privacy: str
+    last_active_at: datetime | None
+    meetings_attended: int
+    meetings_organized: int
+    chat_messages_sent: int
+    in_directory: bool
+    directory_enabled: bool
+    trial_started_at: datetime | None
+    trial_ended_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, user: User, addresses: list[EmailAddress],
+           groups: tuple[str, ...] = ()) -> UserView:
+        return cls(
+            id=user.id,
+            account_id=user.account_id,
+            primary_email=user.primary_email,
+            aliases=tuple(a.address for a in addresses if not a.is_primary),
+            display_name=user.display_name,
+            status=user.status,
+            tier=Tier(user.tier) if user.tier else None,
+            invited_at=user.invited_at,
+            joined_at=user.joined_at,
+            personal_pin=user.personal_pin,
+            privacy=user.privacy,
+            last_active_at=user.last_active_at,
+            meetings_attended=user.meetings_attended,
+            meetings_organized=user.meetings_organized,
+            chat_messages_sent=user.chat_messages_sent,
+            in_directory=user.in_directory,
+            directory_enabled=user.directory_enabled,
+            trial_started_at=user.trial_started_at,
+            trial_ended_at=user.trial_ended_at,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+            version=user.version,
+            attributes=dict(user.attributes or {}),
+            groups=groups,
+        )
+
+
+@dataclass(frozen=True)
+class GroupMappingView:
+    name: str
+    tier: Tier
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DirectoryGroupView:
+    id: str
+    account_id: str
+    name: str
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, group: DirectoryGroup) -> DirectoryGroupView:
+        return cls(
+            id=group.id,
+            account_id=group.account_id,
+            name=group.name,
+            external_id=group.external_id,
+            created_at=group.created_at,
+            updated_at=group.updated_at,
+            version=group.version,
+            attributes=dict(group.attributes or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One failed item of a batch, as the AWS model's ``UserErrors`` report it."""
+
+    item: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    succeeded: tuple[str, ...]
+    errors: tuple[ItemError, ...]
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    invite_id: str
+    user_id: str
+    email: str
+    token: str  # the single-use secret; only ever put in the invitation mail
+    account_name: str
+
+
+@dataclass(frozen=True)
+class DirectoryUserResult:
+    user: UserView
+    created: bool
+    skipped_addresses: tuple[str, ...]  # addresses another user owns (reported, not merged)

@@ -1,0 +1,229 @@
+"""The one typed settings entry point.
+
+Precedence: defaults < the TOML file named by ``BRIDGE_CONFIG`` (keys are the field names) <
+``BRIDGE_<FIELD>`` environment variables. Any string value may be ``file:/path`` to read the
+value from a file (for secrets; the trailing newline is stripped). Settings are validated once
+at start: a bad value raises :class:`SettingsError` whose message names the setting and what
+was wrong, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "BRIDGE_"
+SECRET_FIELDS = frozenset(
+    {"secret_key", "default_oidc_client_secret", "smtp_url", "database_url"}
+)
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the bridge, typed, with its default."""
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # empty: SQLite file bridge.db in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    log_level: str = "INFO"
+    public_url: str = ""  # empty: http://host:port
+    # Key for encrypting secrets at rest (Fernet, urlsafe base64 of 32 bytes). Empty: a key
+    # file is created in data_dir on first start and used from then on.
+    secret_key: str = ""
+    max_body_bytes: int = 1_048_576
+    # Domains
+    dns_nameservers: tuple[str, ...] = ()  # host:port; empty: the system resolver
+    dns_timeout_seconds: float = 3.0
+    domain_verification_window_hours: int = 24
+    domain_recheck_interval_seconds: int = 300
+    # Mail
+    smtp_url: str = ""  # smtp://[user:pass@]host:port[?starttls=true]
+    smtp_from: str = "no-reply@bridge.invalid"
+    smtp_timeout_seconds: float = 10.0
+    support_email: str = ""
+    # Sign-in and sessions
+    post_login_url: str = "/"
+    session_ttl_seconds: int = 8 * 3600
+    default_oidc_issuer: str = ""
+    default_oidc_client_id: str = ""
+    default_oidc_client_secret: str = ""
+    # SCIM
+    scim_max_results: int = 1000
+    # Active Directory
+    allow_insecure_ldap: bool = False
+    ad_sync_interval_seconds: int = 1800
+    ad_full_sync_interval_seconds: int = 86400
+    ad_mass_change_max_users: int = 500
+    ad_mass_change_max_percent: float = 20.0
+    ad_deletion_grace_days: int = 7
+    # Admin API
+    signature_max_skew_seconds: int = 300
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'bridge.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """The externally visible base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secret values replaced, for logs and diagnostics."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.name in SECRET_FIELDS and value else value
+        return out
+
+
+def _read_file_ref(name: str, value: str) -> str:
+    if not value.startswith("file:"):
+        return value
+    path = Path(value[5:])
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(
+            f"{_env_name(name)}: cannot read secret file {path}: {exc.strerror}"
+        ) from None
+
+
+def _env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or raise SettingsError."""
+    origin = typing.get_origin(hint)
+    if isinstance(value, str):
+        value = _read_file_ref(name, value)
+    if hint is Path:
+        if not isinstance(value, str | Path) or not str(value):
+            raise SettingsError(f"{_env_name(name)}: must be a non-empty path")
+        return Path(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise SettingsError(f"{_env_name(name)}: must be true or false, got {value!r}")
+    if hint is int:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(str(value).strip())
+        except ValueError:
+            raise SettingsError(f"{_env_name(name)}: must be an integer, got {value!r}") from None
+    if hint is float:
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise SettingsError(f"{_env_name(name)}: must be a number, got {value!r}") from None
+    if origin is tuple:
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if hint is str:
+        if not isinstance(value, str | int | float):
+            raise SettingsError(f"{_env_name(name)}: must be a string")
+        return str(value)
+    return value
+
+
+def _validate(s: Settings) -> None:
+    def bad(name: str, why: str) -> SettingsError:
+        return SettingsError(f"{_env_name(name)}: {why}")
+
+    if not 1 <= s.port <= 65535:
+        raise bad("port", f"must be between 1 and 65535, got {s.port}")
+    if s.workers < 1:
+        raise bad("workers", f"must be at least 1, got {s.workers}")
+    if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise bad("log_level", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got "
+                               f"{s.log_level!r}")
+    if s.database_url and not s.database_url.startswith(("sqlite:", "postgresql")):
+        raise bad("database_url", "must be a sqlite:/// or postgresql+psycopg:// URL")
+    for ns in s.dns_nameservers:
+        host, _, port = ns.rpartition(":") if ns.count(":") == 1 else (ns, "", "53")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise bad("dns_nameservers", f"each entry must be host:port, got {ns!r}")
+    if s.smtp_url:
+        parts = urlsplit(s.smtp_url)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise bad("smtp_url", "must look like smtp://[user:pass@]host:port[?starttls=true]")
+    for name in ("max_body_bytes", "scim_max_results", "session_ttl_seconds",
+                 "ad_sync_interval_seconds", "ad_full_sync_interval_seconds"):
+        if getattr(s, name) <= 0:
+            raise bad(name, "must be positive")
+    if not 0 < s.ad_mass_change_max_percent <= 100:
+        raise bad("ad_mass_change_max_percent", "must be in (0, 100]")
+    if s.public_url and urlsplit(s.public_url).scheme not in {"http", "https"}:
+        raise bad("public_url", "must be an http:// or https:// URL")
+    if s.default_oidc_issuer and urlsplit(s.default_oidc_issuer).scheme not in {"http", "https"}:
+        raise bad("default_oidc_issuer", "must be an http:// or https:// URL")
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build validated settings from defaults, the TOML file, the environment, then overrides.
+
+    ``env`` defaults to ``os.environ``; ``overrides`` (used by tests and the CLI) win over all.
+    Unknown ``BRIDGE_*`` variables are ignored except that a TOML key that is not a setting is
+    an error (a typo in a file should not pass silently).
+    """
+    env = os.environ if env is None else env
+    hints = typing.get_type_hints(Settings)
+    fields = {f.name for f in dataclasses.fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+
+    config_path = env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(
+                f"BRIDGE_CONFIG: cannot read {config_path}: {exc.strerror}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"BRIDGE_CONFIG: {config_path} is not valid TOML: {exc}") from None
+        for key, value in data.items():
+            if key not in fields:
+                raise SettingsError(f"BRIDGE_CONFIG: unknown setting {key!r} in {config_path}")
+            values[key] = _coerce(key, hints[key], value)
+
+    for name in fields:
+        raw = env.get(_env_name(name))
+        if raw is not None:
+            values[name] = _coerce(name, hints[name], raw)
+
+    for name, value in (overrides or {}).items():
+        if name not in fields:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, hints[name], value) if isinstance(value, str) else value
+
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
