@@ -1,0 +1,929 @@
+"""A real Samba 4 Active Directory domain controller for integration tests.
+
+`SambaDC` provisions a throw-away AD domain (realm ``EXAMPLE.COM``, NetBIOS domain
+``EXAMPLE``, DC host name ``dc1``) into a directory of the test run's own, and runs
+``samba`` with ``server services = ldap`` bound to 127.0.0.1 only. Nothing is ever
+sent to an address other than loopback.
+
+Contract:
+
+* Ports 389 (LDAP + StartTLS), 636 (LDAPS), 3268 and 3269 (global catalog) on
+  127.0.0.1 are fixed by Samba; `start` fails with `SambaDCError` if any is taken.
+* Simple binds without TLS are refused ("strongerAuthRequired") unless the instance
+  was built with ``require_strong_auth=False``.
+* TLS uses Samba's self-signed CA (`ca_cert_path`); the server certificate has no
+  subjectAltName and its CN is `tls_server_name` (``DC1.example.com``), so clients
+  that verify it must be told that name (`tls` does so for ldap3).
+* The provisioned (and optionally seeded) state is snapshotted; `restore` brings the
+  directory back to the last snapshot in well under a second.
+* If the Samba binaries are missing, `SambaNotInstalledError` is raised (tests must
+  not be skipped): run ``scripts/install-test-deps.sh``.
+
+Typical use::
+
+    with SambaDC() as dc:
+        dn = dc.add_user("alice", password="Secret-123")
+        conn = dc.connection(dn, "Secret-123")
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import errno
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ldap3 import (
+    BASE,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
+    NONE,
+    SIMPLE,
+    Connection,
+    Server,
+    Tls,
+)
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+__all__ = [
+    "LDAP_PORTS",
+    "SambaDC",
+    "SambaDCError",
+    "SambaNotInstalledError",
+    "encode_unicode_pwd",
+    "generate_password",
+    "iter_paged",
+]
+
+INSTALL_HINT = "scripts/install-test-deps.sh"
+REQUIRED_BINARIES = ("samba", "samba-tool", "ldbadd")
+LDAP_PORTS = (389, 636, 3268, 3269)
+LOOPBACK = "127.0.0.1"
+
+UF_ACCOUNTDISABLE = 0x0002
+UF_NORMAL_ACCOUNT = 0x0200
+GROUP_TYPE_GLOBAL_SECURITY = -2147483646  # 0x80000002
+TREE_DELETE_OID = "1.2.840.113556.1.4.805"
+
+_PR_SET_PDEATHSIG = 1
+_LIVE: set[SambaDC] = set()  # strong refs: an unclosed instance must not be collected
+
+
+class SambaDCError(RuntimeError):
+    """Raised when the domain controller cannot be provisioned, started or driven."""
+
+
+class SambaNotInstalledError(SambaDCError):
+    """Raised when the Samba AD DC binaries are not installed on this machine."""
+
+
+def encode_unicode_pwd(password: str) -> bytes:
+    """Return *password* as AD's ``unicodePwd`` value: the quoted password in UTF-16-LE."""
+    return f'"{password}"'.encode("utf-16-le")
+
+
+def generate_password() -> str:
+    """Return a random password that satisfies AD's default complexity rules."""
+    return "Aa1!" + secrets.token_urlsafe(18)
+
+
+def _port_is_free(port: int) -> bool:
+    """Return True if nothing listens on 127.0.0.1:*port* (TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _port_accepts(port: int, timeout: float = 0.2) -> bool:
+    """Return True if a TCP connection to 127.0.0.1:*port* succeeds."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _set_parent_death_signal() -> None:
+    """In the child (pre-exec): get SIGTERM if the test process dies without stopping us."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    """Return the last *lines* lines of *path* (empty string if unreadable)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop_all_at_exit() -> None:
+    """atexit hook: close every unclosed instance so no samba outlives the test process.
+
+    (If the process is killed outright, samba still gets SIGTERM: see
+    `_set_parent_death_signal`.)
+    """
+    for dc in list(_LIVE):
+        with contextlib.suppress(Exception):
+            dc.close()
+
+
+atexit.register(_stop_all_at_exit)
+
+
+class SambaDC:
+    """A provisioned Samba AD DC listening on 127.0.0.1, driven over LDAPS with ldap3.
+
+    The instance provisions its domain lazily on the first `start` (or explicitly via
+    `provision`), exactly once. Use it as a context manager, or call `start` and
+    `close`; `stop` may be called any number of times, also after a failed start, and
+    an atexit hook stops instances that were not closed.
+    """
+
+    realm = "EXAMPLE.COM"
+    domain = "EXAMPLE"
+    dns_domain = "example.com"
+    host_name = "dc1"
+    netbios_name = "DC1"
+
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        admin_password: str | None = None,
+        require_strong_auth: bool = True,
+        start_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
+        process_model: str | None = "single",
+        worker_grace: float = 3.0,
+    ) -> None:
+        """Prepare (but do not provision or start) a DC living under *base_dir*.
+
+        *base_dir* defaults to a fresh temporary directory that `close` removes; a
+        given directory is kept, and must not already contain a ``dc`` sub-directory.
+        *require_strong_auth* False adds ``ldap server require strong auth = no``
+        (plain simple binds allowed). *process_model* is passed as ``samba -M``: the
+        default ``single`` runs one process that stops at once; None means Samba's own
+        default, ``prefork``, whose workers still running *worker_grace* seconds after
+        the root process exited are SIGKILLed.
+        """
+        self._owns_base_dir = base_dir is None
+        self.base_dir = Path(tempfile.mkdtemp(prefix="samba-dc-")) if base_dir is None else base_dir
+        self.base_dir = self.base_dir.resolve()
+        self.data_dir = self.base_dir / "dc"
+        self.snapshot_dir = self.base_dir / "dc.snap"
+        self.log_dir = self.base_dir / "logs"
+        self._admin_password = admin_password or generate_password()
+        self.require_strong_auth = require_strong_auth
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.process_model = process_model
+        self.worker_grace = worker_grace
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._admin_conn: Connection | None = None
+        self._provisioned = False
+        self._closed = False
+        self.last_ldbadd_seconds: float | None = None
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def ldap_url(self) -> str:
+        """URL of the plain LDAP port (StartTLS required for simple binds)."""
+        return f"ldap://{LOOPBACK}:389"
+
+    @property
+    def ldaps_url(self) -> str:
+        """URL of the LDAPS port."""
+        return f"ldaps://{LOOPBACK}:636"
+
+    @property
+    def host(self) -> str:
+        """The address the DC listens on (always loopback)."""
+        return LOOPBACK
+
+    @property
+    def ca_cert_path(self) -> Path:
+        """Samba's self-signed CA certificate (exists once the DC has started once)."""
+        return self.data_dir / "private" / "tls" / "ca.pem"
+
+    @property
+    def tls_server_name(self) -> str:
+        """The name in the server certificate (CN only, no SAN): ``DC1.example.com``."""
+        return f"{self.netbios_name}.{self.dns_domain}"
+
+    @property
+    def base_dn(self) -> str:
+        """The domain naming context, ``DC=example,DC=com``."""
+        return ",".join(f"DC={part}" for part in self.dns_domain.split("."))
+
+    @property
+    def users_dn(self) -> str:
+        """The default ``CN=Users`` container."""
+        return f"CN=Users,{self.base_dn}"
+
+    @property
+    def admin_dn(self) -> str:
+        """DN of the domain Administrator."""
+        return f"CN=Administrator,{self.users_dn}"
+
+    @property
+    def admin_upn(self) -> str:
+        """UPN of the domain Administrator."""
+        return f"Administrator@{self.dns_domain}"
+
+    @property
+    def admin_password(self) -> str:
+        """The Administrator password chosen at construction."""
+        return self._admin_password
+
+    @property
+    def smb_conf(self) -> Path:
+        """The smb.conf the DC and the offline tools run with."""
+        return self.data_dir / "etc" / "smb.conf"
+
+    @property
+    def sam_ldb(self) -> Path:
+        """The SAM database file (only to be touched while the DC is stopped)."""
+        return self.data_dir / "private" / "sam.ldb"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running samba root process, or None."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the samba process started by this instance is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> SambaDC:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def check_installed() -> None:
+        """Raise `SambaNotInstalledError` unless samba, samba-tool and ldbadd are on PATH."""
+        missing = [name for name in REQUIRED_BINARIES if _which(name) is None]
+        if missing:
+            raise SambaNotInstalledError(
+                f"Samba AD DC tools not found on PATH: {', '.join(missing)}. "
+                f"Install them with {INSTALL_HINT} (apt packages samba-ad-dc "
+                "samba-ad-provision ldb-tools ldap-utils)."
+            )
+
+    def provision(self) -> None:
+        """Provision the domain into `data_dir` and snapshot it; idempotent per instance."""
+        if self._provisioned:
+            return
+        if self._closed:
+            raise SambaDCError("this SambaDC was closed")
+        self.check_installed()
+        if self.data_dir.exists():
+            raise SambaDCError(f"{self.data_dir} already exists; give SambaDC an empty base_dir")
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            _tool("samba-tool"),
+            "domain",
+            "provision",
+            f"--targetdir={self.data_dir}",
+            f"--realm={self.realm}",
+            f"--domain={self.domain}",
+            "--server-role=dc",
+            "--dns-backend=NONE",
+            f"--host-name={self.host_name}",
+            f"--adminpass={self._admin_password}",
+        ]
+        self._run(cmd, log_name="provision.log", timeout=300)
+        self._write_smb_conf()
+        self._provisioned = True
+        self.snapshot()
+
+    def start(self) -> None:
+        """Provision if needed, start samba and wait until it answers on LDAP and LDAPS.
+
+        No-op if already running. The ports are checked before provisioning. Raises
+        `SambaDCError` if a port is taken, samba exits early or it is not ready within
+        ``start_timeout`` seconds (the process is then stopped again).
+        """
+        if self.running:
+            return
+        if self._closed:
+            raise SambaDCError("this SambaDC was closed")
+        self._reap()
+        self.check_installed()
+        busy = [port for port in LDAP_PORTS if not _port_is_free(port)]
+        if busy:
+            raise SambaDCError(
+                f"ports {busy} on {LOOPBACK} are already in use; another LDAP server "
+                "(or a leftover samba) is running. Samba AD's LDAP ports are fixed."
+            )
+        self.provision()
+        cmd = [_tool("samba"), "-s", str(self.smb_conf), "-F", "--no-process-group"]
+        if self.process_model:
+            cmd += ["-M", self.process_model]
+        out = (self.log_dir / "samba.stdout.log").open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal,
+            )
+        finally:
+            out.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self._complete_snapshot_tls()
+
+    def stop(self) -> None:
+        """Stop samba (SIGTERM, then SIGKILL after ``stop_timeout``) and wait for its ports.
+
+        Safe to call when not running, twice, or after a failed start.
+        """
+        if self._admin_conn is not None:
+            with contextlib.suppress(Exception):
+                self._admin_conn.unbind()
+            self._admin_conn = None
+        proc = self._proc
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: samba leads its own process group
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                proc.wait(timeout=self.stop_timeout)
+        # Prefork workers exit within ~0.1 s of the root process. They are re-parented
+        # to PID 1, which may reap them late, so zombies are not waited for.
+        grace_end = time.monotonic() + self.worker_grace
+        while _group_alive(pgid):
+            if time.monotonic() > grace_end:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                grace_end = time.monotonic() + self.stop_timeout
+            time.sleep(0.01)
+        self._proc = None
+        deadline = time.monotonic() + self.stop_timeout
+        while not all(_port_is_free(port) for port in LDAP_PORTS):
+            if time.monotonic() > deadline:
+                raise SambaDCError("samba stopped but its LDAP ports did not become free")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        """Stop the DC and remove the base directory if this instance created it."""
+        self.stop()
+        if self._owns_base_dir and not self._closed:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+        self._closed = True
+        _LIVE.discard(self)
+
+    def snapshot(self) -> None:
+        """Make the current directory state the one `restore` returns to.
+
+        Stops the DC for the copy if it is running and starts it again afterwards.
+        """
+        self.provision()
+        was_running = self.running
+        self.stop()
+        tmp = self.snapshot_dir.with_name(self.snapshot_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _copy_tree(self.data_dir, tmp)
+        shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+        tmp.rename(self.snapshot_dir)
+        if was_running:
+            self.start()
+
+    def restore(self) -> None:
+        """Bring the directory back to the last snapshot; a running DC is restarted.
+
+        The snapshot lives at a sibling path and is copied back to the same path
+        (smb.conf holds absolute paths); the TLS CA stays the same.
+        """
+        if not self.snapshot_dir.exists():
+            raise SambaDCError("no snapshot to restore (provision first)")
+        was_running = self.running
+        self.stop()
+        shutil.rmtree(self.data_dir)
+        _copy_tree(self.snapshot_dir, self.data_dir)
+        if was_running:
+            self.start()
+
+    def load_ldif_offline(self, ldif_text: str, *, timeout: float = 1800) -> int:
+        """Add the entries of *ldif_text* straight into sam.ldb with ``ldbadd``.
+
+        Runs ``ldbadd -o batch_mode:1 --nosync`` while samba is stopped; the DC is
+        restarted afterwards (also on failure) if it was running. Returns the number of
+        records added; ldbadd's own time is left in ``last_ldbadd_seconds``.
+
+        ldbadd stops at the first bad record but exits 0 and keeps the records before
+        it, so this raises `SambaDCError` (with ldbadd's message) whenever the count
+        added differs from the records in *ldif_text* or ldbadd reports an error; the
+        directory is then partly loaded: `restore` to get back to the snapshot.
+        """
+        self.provision()
+        expected = sum(1 for line in ldif_text.splitlines() if re.match(r"dn::? ", line))
+        was_running = self.running
+        self.stop()
+        ldif_path = self.base_dir / f"load-{uuid.uuid4().hex}.ldif"
+        ldif_path.write_text(ldif_text, encoding="utf-8")
+        started = time.monotonic()
+        try:
+            output = self._run(
+                [
+                    _tool("ldbadd"),
+                    "-o",
+                    "batch_mode:1",
+                    "--nosync",
+                    "-H",
+                    str(self.sam_ldb),
+                    f"--configfile={self.smb_conf}",
+                    str(ldif_path),
+                ],
+                log_name="ldbadd.log",
+                timeout=timeout,
+            )
+        finally:
+            ldif_path.unlink(missing_ok=True)
+            self.last_ldbadd_seconds = time.monotonic() - started
+            if was_running:
+                self.start()
+        match = re.search(r"Added (\d+) records", output)
+        added = int(match.group(1)) if match else 0
+        if added != expected or "ERR" in output:
+            raise SambaDCError(
+                f"ldbadd added {added} of {expected} records (the rest was not loaded; "
+                f"restore() to undo):\n{output[-2000:]}"
+            )
+        return added
+
+    # ------------------------------------------------------------------ ldap3 access
+
+    def tls(self) -> Tls:
+        """ldap3 TLS settings that verify the server against Samba's CA and certificate name."""
+        return Tls(
+            validate=ssl.CERT_REQUIRED,
+            ca_certs_file=str(self.ca_cert_path),
+            valid_names=[self.tls_server_name],
+        )
+
+    def server(self, *, ldaps: bool = True) -> Server:
+        """An ldap3 Server for LDAPS (636) or, with ``ldaps=False``, LDAP on 389 (TLS-ready).
+
+        ``get_info=NONE``: ldap3 rejects Samba's rootDSE against the AD schema it knows.
+        """
+        return Server(
+            LOOPBACK,
+            port=636 if ldaps else 389,
+            use_ssl=ldaps,
+            tls=self.tls(),
+            get_info=NONE,
+            connect_timeout=10,
+        )
+
+    def connection(
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        start_tls: bool = False,
+    ) -> Connection:
+        """Return a new connection bound by SIMPLE bind (Administrator unless *user* given).
+
+        *user* is a DN or UPN. Uses LDAPS, or StartTLS on 389 with ``start_tls=True``.
+        Raises `SambaDCError` with the LDAP result if the bind fails. Caller unbinds.
+        """
+        if user is None:
+            user, password = self.admin_dn, self._admin_password
+        conn = Connection(
+            self.server(ldaps=not start_tls),
+            user=user,
+            password=password,
+            authentication=SIMPLE,
+            auto_referrals=False,
+            raise_exceptions=False,
+            receive_timeout=60,
+        )
+        conn.open()
+        if start_tls and not conn.start_tls():
+            conn.unbind()
+            raise SambaDCError(f"StartTLS failed: {conn.result}")
+        if not conn.bind():
+            result = conn.result
+            conn.unbind()
+            raise SambaDCError(f"bind as {user!r} failed: {result}")
+        return conn
+
+    @property
+    def admin(self) -> Connection:
+        """A cached Administrator connection over LDAPS (re-opened after a restart)."""
+        if not self.running:
+            raise SambaDCError("the DC is not running")
+        if self._admin_conn is None or self._admin_conn.closed:
+            self._admin_conn = self.connection()
+        return self._admin_conn
+
+    def _check(self, ok: bool, what: str) -> None:
+        """Raise `SambaDCError` describing *what* failed unless *ok*."""
+        if not ok:
+            raise SambaDCError(f"{what} failed: {self.admin.result}")
+
+    def add_ou(self, name: str, parent_dn: str | None = None) -> str:
+        """Create organizationalUnit *name* under *parent_dn* (the domain); return its DN."""
+        dn = f"OU={escape_rdn(name)},{parent_dn or self.base_dn}"
+        self._check(self.admin.add(dn, ["top", "organizationalUnit"], {"ou": name}), f"add {dn}")
+        return dn
+
+    def add_user(
+        self,
+        sam: str,
+        *,
+        ou_dn: str | None = None,
+        given_name: str | None = None,
+        surname: str | None = None,
+        display_name: str | None = None,
+        mail: str | None = None,
+        proxy_addresses: Sequence[str] = (),
+        password: str | None = None,
+        disabled: bool = False,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create user ``CN=<sam>`` in *ou_dn* (default ``CN=Users``) and return its DN.
+
+        UPN is ``<sam>@example.com``. The password (random when None, so the account is
+        still valid) is set as ``unicodePwd`` in the same add, which AD only allows over
+        TLS. ``userAccountControl`` is 512 (enabled) or 514 (disabled). *attributes* adds
+        or overrides raw LDAP attributes.
+        """
+        dn = f"CN={escape_rdn(sam)},{ou_dn or self.users_dn}"
+        attrs: dict[str, Any] = {
+            "sAMAccountName": sam,
+            "userPrincipalName": f"{sam}@{self.dns_domain}",
+            "unicodePwd": encode_unicode_pwd(password or generate_password()),
+            "userAccountControl": str(UF_NORMAL_ACCOUNT | (UF_ACCOUNTDISABLE if disabled else 0)),
+        }
+        optional = {
+            "givenName": given_name,
+            "sn": surname,
+            "displayName": display_name,
+            "mail": mail,
+        }
+        attrs.update({key: value for key, value in optional.items() if value is not None})
+        if proxy_addresses:
+            attrs["proxyAddresses"] = list(proxy_addresses)
+        attrs.update(attributes or {})
+        object_class = ["top", "person", "organizationalPerson", "user"]
+        self._check(self.admin.add(dn, object_class, attrs), f"add user {dn}")
+        return dn
+
+    def add_group(
+        self,
+        name: str,
+        ou_dn: str | None = None,
+        *,
+        group_type: int = GROUP_TYPE_GLOBAL_SECURITY,
+        members: Iterable[str] = (),
+    ) -> str:
+        """Create group ``CN=<name>`` (global security by default) and return its DN."""
+        dn = f"CN={escape_rdn(name)},{ou_dn or self.users_dn}"
+        attrs: dict[str, Any] = {"sAMAccountName": name, "groupType": str(group_type)}
+        member_list = list(members)
+        if member_list:
+            attrs["member"] = member_list
+        self._check(self.admin.add(dn, ["top", "group"], attrs), f"add group {dn}")
+        return dn
+
+    def add_member(self, group_dn: str, member_dn: str) -> None:
+        """Add *member_dn* (user or group) to the ``member`` attribute of *group_dn*."""
+        self.modify(group_dn, {"member": [(MODIFY_ADD, [member_dn])]})
+
+    def remove_member(self, group_dn: str, member_dn: str) -> None:
+        """Remove *member_dn* from the ``member`` attribute of *group_dn*."""
+        self.modify(group_dn, {"member": [(MODIFY_DELETE, [member_dn])]})
+
+    def modify(self, dn: str, changes: Mapping[str, Any]) -> None:
+        """Apply ldap3-style *changes* (``{attr: [(MODIFY_*, [values])]}``) to *dn*."""
+        self._check(self.admin.modify(dn, dict(changes)), f"modify {dn}")
+
+    def replace(self, dn: str, attributes: Mapping[str, Any]) -> None:
+        """Replace each attribute of *attributes* on *dn* (a value may be a list; [] clears)."""
+        changes = {
+            name: [(MODIFY_REPLACE, value if isinstance(value, list) else [value])]
+            for name, value in attributes.items()
+        }
+        self.modify(dn, changes)
+
+    def set_password(self, dn: str, password: str) -> None:
+        """Reset the password of *dn* as Administrator (``unicodePwd`` replace over TLS)."""
+        self.modify(dn, {"unicodePwd": [(MODIFY_REPLACE, [encode_unicode_pwd(password)])]})
+
+    def user_account_control(self, dn: str) -> int:
+        """Return the ``userAccountControl`` flags of *dn*."""
+        return int(self._read_one(dn, "userAccountControl"))
+
+    def disable_user(self, dn: str) -> None:
+        """Set ACCOUNTDISABLE (0x2) in the user's ``userAccountControl``."""
+        uac = self.user_account_control(dn)
+        self.replace(dn, {"userAccountControl": str(uac | UF_ACCOUNTDISABLE)})
+
+    def enable_user(self, dn: str) -> None:
+        """Clear ACCOUNTDISABLE (0x2) in the user's ``userAccountControl``."""
+        uac = self.user_account_control(dn)
+        self.replace(dn, {"userAccountControl": str(uac & ~UF_ACCOUNTDISABLE)})
+
+    def delete(self, dn: str) -> None:
+        """Delete *dn* and, for a container, everything below it (tree-delete control)."""
+        ok = self.admin.delete(dn, controls=[(TREE_DELETE_OID, True, None)])
+        self._check(ok, f"delete {dn}")
+
+    def move(self, dn: str, new_parent_dn: str) -> str:
+        """Move *dn* under *new_parent_dn* keeping its RDN; return the new DN."""
+        attr, value, _ = parse_dn(dn, escape=True)[0]
+        rdn = f"{attr}={value}"
+        self._check(self.admin.modify_dn(dn, rdn, new_superior=new_parent_dn), f"move {dn}")
+        return f"{rdn},{new_parent_dn}"
+
+    def get_guid(self, dn: str) -> str:
+        """Return the ``objectGUID`` of *dn* as a lower-case UUID string without braces."""
+        raw = self._read_one(dn, "objectGUID", raw=True)
+        assert isinstance(raw, bytes)
+        return str(uuid.UUID(bytes_le=raw))
+
+    def highest_committed_usn(self) -> int:
+        """Return the rootDSE ``highestCommittedUSN`` (read without ldap3 schema checks)."""
+        return int(self._read_one("", "highestCommittedUSN"))
+
+    def ds_service_name(self) -> str:
+        """Return the rootDSE ``dsServiceName`` (the DC's NTDS Settings DN)."""
+        return str(self._read_one("", "dsServiceName"))
+
+    def search(
+        self,
+        search_filter: str,
+        *,
+        base: str | None = None,
+        attributes: Sequence[str] = (),
+        page_size: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Paged subtree search as Administrator; return the entries only.
+
+        Continuation references (``searchResRef``, which AD returns for the
+        Configuration/DNS partitions below the domain root) are dropped.
+        """
+        rows = iter_paged(
+            self.admin, base or self.base_dn, search_filter, attributes, page_size=page_size
+        )
+        return list(rows)
+
+    def _read_one(self, dn: str, attribute: str, *, raw: bool = False) -> Any:
+        """Return the first value of *attribute* on *dn* (bytes when *raw*)."""
+        conn = self.admin
+        ok = conn.search(dn, "(objectClass=*)", BASE, attributes=[attribute])
+        response = conn.response or []
+        self._check(ok and bool(response), f"read {attribute} of {dn!r}")
+        entry = response[0]
+        values = entry["raw_attributes" if raw else "attributes"].get(attribute)
+        if not values:
+            raise SambaDCError(f"{dn!r} has no {attribute}")
+        return values[0] if isinstance(values, list) else values
+
+    # ------------------------------------------------------------------ internals
+
+    def _write_smb_conf(self) -> None:
+        """Overwrite the provisioned smb.conf with an isolated, loopback-only, LDAP-only one."""
+        d = self.data_dir
+        dirs = {
+            "private dir": d / "private",
+            "lock directory": d / "lock",
+            "state directory": d / "state",
+            "cache directory": d / "cache",
+            "pid directory": d / "run",
+            "ncalrpc dir": d / "ncalrpc",
+            "winbindd socket directory": d / "winbindd",
+            "binddns dir": d / "bind-dns",
+        }
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[global]",
+            f"netbios name = {self.netbios_name}",
+            f"realm = {self.realm}",
+            f"workgroup = {self.domain}",
+            "server role = active directory domain controller",
+            "server services = ldap",
+            f"interfaces = {LOOPBACK}",
+            "bind interfaces only = yes",
+            *(f"{key} = {path}" for key, path in dirs.items()),
+            f"log file = {self.log_dir / 'samba.log'}",
+            "log level = 1",
+        ]
+        if not self.require_strong_auth:
+            lines.append("ldap server require strong auth = no")
+        self.smb_conf.write_text("\n\t".join(lines) + "\n", encoding="utf-8")
+
+    def _wait_ready(self) -> None:
+        """Poll until the rootDSE answers on 389 and 636 accepts connections."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                code = proc.returncode if proc is not None else None
+                raise SambaDCError(f"samba exited during start (code {code}).\n{self._log_tails()}")
+            if _port_accepts(636) and self._root_dse_answers():
+                return
+            if time.monotonic() > deadline:
+                raise SambaDCError(
+                    f"samba not ready after {self.start_timeout:.0f}s.\n{self._log_tails()}"
+                )
+            time.sleep(0.05)
+
+    def _root_dse_answers(self) -> bool:
+        """Return True if an anonymous rootDSE read on 389 succeeds."""
+        conn = Connection(
+            Server(LOOPBACK, port=389, get_info=NONE, connect_timeout=1),
+            auto_referrals=False,
+            receive_timeout=2,
+        )
+        try:
+            conn.open()
+            ok = conn.search("", "(objectClass=*)", BASE, attributes=["dsServiceName"])
+            return bool(ok and conn.response)
+        except Exception:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                conn.unbind()
+
+    def _complete_snapshot_tls(self) -> None:
+        """Copy the TLS key/certs made on the first start into the snapshot.
+
+        The snapshot is taken before the first start; without this every `restore`
+        would make samba generate a new CA (1-4 s) and invalidate `ca_cert_path`.
+        """
+        src = self.data_dir / "private" / "tls"
+        dst = self.snapshot_dir / "private" / "tls"
+        names = ("ca.pem", "cert.pem", "key.pem")
+        if not self.snapshot_dir.exists() or all((dst / n).exists() for n in names):
+            return
+        if not all((src / n).exists() for n in names):
+            return
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy2(src / name, dst / name)
+
+    def _reap(self) -> None:
+        """Forget a samba process that already exited (e.g. crashed)."""
+        if self._proc is not None and self._proc.poll() is not None:
+            self.stop()
+
+    def _log_tails(self) -> str:
+        """Return the end of samba's stdout and log file for error messages."""
+        return (
+            f"--- {self.log_dir / 'samba.stdout.log'}\n"
+            f"{_tail(self.log_dir / 'samba.stdout.log')}\n"
+            f"--- {self.log_dir / 'samba.log'}\n{_tail(self.log_dir / 'samba.log')}"
+        )
+
+    def _run(self, cmd: list[str], *, log_name: str, timeout: float) -> str:
+        """Run a Samba tool, append its output to ``logs/<log_name>``, return the output.
+
+        Raises `SambaDCError` (with the output, password masked) on a non-zero exit.
+        """
+        try:
+            result = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise SambaNotInstalledError(
+                f"{cmd[0]} not found; install the test dependencies with {INSTALL_HINT}"
+            ) from exc
+        output = (result.stdout or "") + (result.stderr or "")
+        shown = " ".join(cmd).replace(self._admin_password, "***")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / log_name).open("a", encoding="utf-8") as log:
+            log.write(f"$ {shown}\n{output}\n")
+        if result.returncode != 0:
+            raise SambaDCError(
+                f"{shown} failed with exit code {result.returncode}:\n{output[-4000:]}"
+            )
+        return output
+
+
+def _which(name: str) -> str | None:
+    """shutil.which that also looks in the sbin directories (samba lives in /usr/sbin)."""
+    path = os.environ.get("PATH", "")
+    extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+    return shutil.which(name, path=os.pathsep.join([path, *extra]))
+
+
+def _tool(name: str) -> str:
+    """Return the absolute path of Samba tool *name* or raise `SambaNotInstalledError`."""
+    found = _which(name)
+    if found is None:
+        raise SambaNotInstalledError(
+            f"{name} not found; install the test dependencies with {INSTALL_HINT}"
+        )
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    """Return True while a process of process group *pgid* runs (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat_line[stat_line.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy *src* to *dst* like ``cp -a`` (metadata and symlinks kept), minus sockets.
+
+    A stopped samba leaves its unix sockets (ldapi, msg.sock/*) behind; they cannot be
+    copied and samba recreates them.
+    """
+
+    def sockets(directory: str, names: list[str]) -> set[str]:
+        return {n for n in names if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
+
+    shutil.copytree(src, dst, symlinks=True, ignore=sockets)
+
+
+def iter_paged(
+    conn: Connection,
+    base: str,
+    search_filter: str,
+    attributes: Sequence[str],
+    *,
+    page_size: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Yield the entries (``type == 'searchResEntry'``) of a paged subtree search."""
+    for entry in conn.extend.standard.paged_search(
+        base,
+        search_filter,
+        attributes=list(attributes),
+        paged_size=page_size,
+        generator=True,
+    ):
+        if entry.get("type") == "searchResEntry":
+            yield entry
