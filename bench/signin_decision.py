@@ -107,7 +107,7 @@ def measure(url: str, n_users: int, samples: int, seed: int = 7) -> dict[str, An
     picks = [(i, rng.randrange(n_users), rng.randrange(3)) for i in range(samples)]
     # Warm-up: connection pool, statement caches.
     for _, idx, which in picks[:50]:
-        uid, addresses = users[idx]
+        _, addresses = users[idx]
         engine.decide_sign_in(Identity(IdentitySource.ACTIVE_DIRECTORY, account_id,
                                        f"guid-{idx}", addresses[which], account_id), actor)
     timings: list[float] = []

@@ -71,4 +71,5 @@ def test_bad_setting_stops_with_one_clear_line(capsys: object) -> None:
         del os.environ["BRIDGE_PORT"]
     assert code == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert err.strip() == "bridge: configuration error: BRIDGE_PORT: must be an integer, got 'not-a-port'"
+    assert err.strip() == ("bridge: configuration error: BRIDGE_PORT: must be an integer, "
+                           "got 'not-a-port'")

@@ -74,7 +74,7 @@ def test_email_normalisation_lowercases_and_punycodes() -> None:
 
 def test_invitation_list_is_semicolon_separated_and_deduplicated() -> None:
     assert split_invitation_emails("a@x.com; B@x.com;;a@x.com ; ") == ["a@x.com", "b@x.com"]
-    with pytest.raises(ValidationError, match="(?i)at least one"):
+    with pytest.raises(ValidationError, match=r"(?i)at least one"):
         split_invitation_emails(" ; ")
     with pytest.raises(ValidationError, match="not-an-email"):
         split_invitation_emails("a@x.com;not-an-email")

@@ -18,9 +18,9 @@ def test_defaults() -> None:
 
 def test_toml_then_environment_then_overrides(tmp_path: Path) -> None:
     toml = tmp_path / "bridge.toml"
-    toml.write_text('port = 9000\nhost = "0.0.0.0"\ndns_nameservers = ["127.0.0.1:5353"]\n')
+    toml.write_text('port = 9000\nhost = "10.1.2.3"\ndns_nameservers = ["127.0.0.1:5353"]\n')
     s = load_settings(env={"BRIDGE_CONFIG": str(toml), "BRIDGE_PORT": "9100"})
-    assert (s.host, s.port, s.dns_nameservers) == ("0.0.0.0", 9100, ("127.0.0.1:5353",))
+    assert (s.host, s.port, s.dns_nameservers) == ("10.1.2.3", 9100, ("127.0.0.1:5353",))
     s2 = load_settings(env={"BRIDGE_CONFIG": str(toml)}, overrides={"port": 9200})
     assert s2.port == 9200
 
