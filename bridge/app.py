@@ -57,6 +57,24 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services_ or build_services(settings)
+    # The admin door (imported here: bridge.api itself imports this module).
+    from bridge.api import register_admin_api
+
+    register_admin_api(app, app.extensions[EXTENSION])
+    # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
+    from bridge.session_routes import register as register_sessions
+    from oidc import register as register_oidc
+
+    register_sessions(app, app.extensions[EXTENSION])
+    register_oidc(app, app.extensions[EXTENSION])
+    # The AD door: sign-in with directory passwords, and ConnectDirectory's bind check.
+    from ad_sync import register as register_ad
+
+    register_ad(app, app.extensions[EXTENSION])
+    # The SCIM door (/scim/v2) and its API key service.
+    from scim import register as register_scim
+
+    register_scim(app, app.extensions[EXTENSION])
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -43,7 +43,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("preload_app", False)
 
         def load(self) -> Any:
-            return create_app(settings)
+            from bridge.api.web import start_background
+
+            app = create_app(settings)
+            start_background(app)  # the domain re-check, in each worker after the fork
+            return app
 
     _Gunicorn().run()
     return 0
@@ -95,6 +99,9 @@ def _parse_time(text: str) -> datetime:
 # Doors and later features add verbs here through the composition root.
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 EXTRA_COMMANDS: list[Registrar] = []
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.sessions").sessions.register_cli(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

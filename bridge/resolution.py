@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bridge import audit
+from bridge import audit, search
 from bridge.domain import (
     AccountType,
     Actor,
@@ -44,7 +46,7 @@ from bridge.domain import (
     validate_account_name,
 )
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, StaleVersion, ValidationError
-from bridge.store.db import transaction
+from bridge.store.db import WRITE_INTENT, transaction
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -68,6 +70,7 @@ from bridge.views import (
     GroupMappingView,
     InvitationView,
     ItemError,
+    SupportRequestView,
     UserView,
 )
 
@@ -101,8 +104,38 @@ class ResolutionEngine:
     def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow) -> None:
         self._sessions = session_factory
         self._now = clock
+        # The session of this thread's open single_transaction block, if any.
+        self._open_unit: ContextVar[Session | None] = ContextVar(f"engine-unit-{id(self)}",
+                                                                 default=None)
 
     # --- unit of work ---------------------------------------------------------------------
+
+    @contextmanager
+    def single_transaction(self) -> Iterator[Session]:
+        """Run several engine operations in ONE transaction (the AD sync: a page of users
+        and the watermark commit together). Inside the block each operation runs in a
+        savepoint: a refused one is rolled back alone, audited, and raises as usual; the
+        rest commits when the block ends, nothing when it raises. Yields the session so
+        bridge-side bookkeeping (never a door) can write in the same transaction."""
+        with transaction(self._sessions) as session:
+            token = self._open_unit.set(session)
+            try:
+                yield session
+            finally:
+                self._open_unit.reset(token)
+
+    @contextmanager
+    def _unit(self, *, savepoint: bool = True) -> Iterator[Session]:
+        """A transaction of its own, or a savepoint of the open single_transaction."""
+        outer = self._open_unit.get()
+        if outer is None:
+            with transaction(self._sessions) as session:
+                yield session
+        elif savepoint:
+            with outer.begin_nested():
+                yield outer
+        else:
+            yield outer
 
     def _run(
         self,
@@ -116,7 +149,12 @@ class ResolutionEngine:
     ) -> T:
         """Run ``work`` in one transaction with its audit event; audit refusals separately."""
         try:
-            with transaction(self._sessions) as session:
+            with self._unit() as session:
+                if self._open_unit.get() is None:
+                    # SQLite: take the write lock up front (BEGIN IMMEDIATE). A deferred
+                    # transaction that read first fails at once with "database is locked"
+                    # when another writer committed meanwhile.
+                    session.connection(execution_options={WRITE_INTENT: True})
                 repo = Repository(session)
                 result, response = work(repo)
                 audit.record(
@@ -135,7 +173,7 @@ class ResolutionEngine:
                              "or a uniqueness rule); nothing was changed.")
         except BridgeError as exc:
             error = exc
-        with transaction(self._sessions) as session:
+        with self._unit(savepoint=False) as session:
             audit.record(
                 session, actor, event_name, account_id=account_id, request_parameters=params,
                 error_code=error.code, error_message=error.message, event_type=event_type,
@@ -144,7 +182,7 @@ class ResolutionEngine:
 
     def _read(self, work: Callable[[Repository], T]) -> T:
         """Run a read-only query (not audited: the doors audit reads they serve)."""
-        with transaction(self._sessions) as session:
+        with self._unit(savepoint=False) as session:
             return work(Repository(session))
 
     def record_event(self, actor: Actor, event_name: str, *, account_id: str | None = None,
@@ -717,6 +755,62 @@ class ResolutionEngine:
                   account_id=account_id)
 
     # =====================================================================================
+    # Support requests (SubmitSupportRequest)
+    # =====================================================================================
+
+    def submit_support_request(self, actor: Actor, *, subject: str, description: str,
+                               account_id: str | None = None,
+                               contact_email: str | None = None) -> SupportRequestView:
+        """SubmitSupportRequest: store a ticket (the admin door mails it after commit).
+
+        Raises ValidationError for an empty or over-long subject (256) or description
+        (20000), or a bad contact address; NotFound for an unknown account.
+        """
+        from bridge.store.models import SupportRequest
+
+        params = {"accountId": account_id, "subject": subject, "contactEmail": contact_email}
+
+        def work(repo: Repository) -> tuple[SupportRequestView, dict[str, Any]]:
+            for name, value, limit in (("Subject", subject, 256),
+                                       ("Description", description, 20000)):
+                if not isinstance(value, str) or not value.strip():
+                    raise ValidationError(f"{name} must not be empty.", field=name)
+                if len(value) > limit:
+                    raise ValidationError(f"{name} is longer than {limit} characters.",
+                                          field=name)
+            contact = (normalize_email(contact_email, field_name="ContactEmail")
+                       if contact_email is not None else None)
+            if account_id is not None:
+                self._account(repo, account_id)
+            row = SupportRequest(principal_id=actor.principal_id, account_id=account_id,
+                                 subject=subject.strip(), description=description,
+                                 contact_email=contact, created_at=self._now(),
+                                 mail_status="NotSent")
+            repo.session.add(row)
+            repo.session.flush()
+            return self._support_view(row), {"supportRequestId": row.id}
+
+        return self._run(actor, "SubmitSupportRequest", params, work, account_id=account_id)
+
+    @staticmethod
+    def _support_view(row: Any) -> SupportRequestView:
+        return SupportRequestView(row.id, row.principal_id, row.account_id, row.subject,
+                                  row.description, row.contact_email, row.created_at,
+                                  row.mail_status)
+
+    def set_support_request_mail_status(self, request_id: str, status: str) -> None:
+        """Record whether the support mail went out (bookkeeping, not an admin action)."""
+        from bridge.store.models import SupportRequest
+
+        def work(repo: Repository) -> None:
+            row = repo.session.get(SupportRequest, request_id)
+            if row is None:
+                raise NotFound(f"Support request {request_id} was not found.")
+            row.mail_status = status
+
+        self._read(work)
+
+    # =====================================================================================
     # Directories, directory groups and the tier rule
     # =====================================================================================
 
@@ -842,7 +936,7 @@ class ResolutionEngine:
         account_id: str,
         *,
         source: IdentitySource,
-        external_id: str,
+        external_id: str | None,
         primary_email: str | None,
         other_emails: Sequence[str] = (),
         display_name: str | None = None,
@@ -852,6 +946,8 @@ class ResolutionEngine:
         expected_version: int | None = None,
         on_address_conflict: str = "raise",
         event_name: str = "ProvisionUser",
+        user_name: str | None = None,
+        create_only: bool = False,
     ) -> DirectoryUserResult:
         """Create or update the user a directory describes, keyed by (source, account,
         external_id) — or by ``user_id`` when the door addresses an existing user.
@@ -863,6 +959,11 @@ class ResolutionEngine:
         A user with no effective address is stored but cannot sign in. ``enabled`` False
         means disabled in the directory (cannot sign in, sessions revoked).
         Raises StaleVersion when ``expected_version`` is given and differs.
+
+        SCIM: ``user_name`` (any string, unique per account case-insensitively: Conflict when
+        taken) is stored when given; ``external_id`` may be None (a user that arrived without
+        one; the user's link of this source is then dropped); ``create_only`` never updates
+        (POST: Conflict when the external id is already provisioned).
         """
         primary = normalize_email(primary_email) if primary_email else None
         others: list[str] = []
@@ -875,15 +976,29 @@ class ResolutionEngine:
                 others.append(address)
         params = {"accountId": account_id, "source": source.value, "externalId": external_id,
                   "primaryEmail": primary, "emails": others, "enabled": enabled}
+        if user_name is not None:
+            params["userName"] = user_name
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
             account = self._account(repo, account_id)
             if account.directory_kind is None:
                 raise Forbidden("The account has no directory connected.")
-            user: User | None = (
-                self._user(repo, account_id, user_id) if user_id is not None
-                else repo.user_by_identity(source.value, account_id, external_id)
-            )
+            user: User | None = None
+            if user_id is not None:
+                user = self._user(repo, account_id, user_id)
+            elif external_id is not None:
+                user = repo.user_by_identity(source.value, account_id, external_id)
+                if user is not None and create_only:
+                    raise Conflict(f"A user with the external id {external_id!r} already "
+                                   "exists.")
+            if user_name is not None and search.user_name_taken(
+                    repo.session, account_id, user_name, user.id if user else None):
+                raise Conflict(f"The userName {user_name!r} is already taken.")
+            if user is not None and external_id is not None:
+                holder = repo.user_by_identity(source.value, account_id, external_id)
+                if holder is not None and holder.id != user.id:
+                    raise Conflict(f"The external id {external_id!r} belongs to another "
+                                   "user.")
             if user is not None and expected_version is not None and (
                     user.version != expected_version):
                 raise StaleVersion("The user was changed since the version you sent.")
@@ -915,13 +1030,20 @@ class ResolutionEngine:
             user.directory_enabled = enabled
             if user.status == UserStatus.RELEASED.value:
                 user.status = UserStatus.REGISTERED.value
+            if user_name is not None:
+                user.user_name, user.user_name_lower = user_name, user_name.lower()
             if attributes is not None:
                 user.attributes = dict(attributes)
             if was_enabled and not enabled:
                 user.sessions_valid_after = now
             user.updated_at = now
             repo.set_addresses(user, eff_primary, aliases)
-            repo.link_identity(user.id, source.value, account_id, external_id)
+            for link in repo.identities(user.id, source.value):
+                # One external id per user and directory: a changed one replaces the old.
+                if link.issuer == account_id and link.external_id != external_id:
+                    repo.session.delete(link)
+            if external_id is not None:
+                repo.link_identity(user.id, source.value, account_id, external_id)
             self._refresh_tiers(repo, account_id, [user.id])
             repo.session.refresh(user)
             view = self._user_view(repo, user)
@@ -988,8 +1110,12 @@ class ResolutionEngine:
                      external_id: str | None = None, group_id: str | None = None,
                      attributes: Mapping[str, Any] | None = None,
                      expected_version: int | None = None,
-                     event_name: str = "ProvisionGroup") -> DirectoryGroupView:
+                     event_name: str = "ProvisionGroup",
+                     replace_external_id: bool = False) -> DirectoryGroupView:
         """Create a directory group, or rename/update the one ``group_id`` names.
+
+        On update, ``external_id`` None keeps the stored one unless ``replace_external_id``
+        (SCIM PUT, or a PATCH removing it): then it is set exactly, None clearing it.
 
         Raises Conflict when another group of the account has the name, StaleVersion on a
         version mismatch. A rename re-applies the tier rule to the members (mappings are by
@@ -1023,7 +1149,7 @@ class ResolutionEngine:
                     raise Conflict(f"A group named {clean!r} already exists.")
                 renamed = group.name_lower != clean.lower()
                 group.name, group.name_lower = clean, clean.lower()
-                if external_id is not None:
+                if external_id is not None or replace_external_id:
                     group.external_id = external_id
                 if attributes is not None:
                     group.attributes = dict(attributes)
@@ -1057,15 +1183,20 @@ class ResolutionEngine:
     def change_group_members(self, actor: Actor, account_id: str, group_id: str, *,
                              add: Sequence[str] = (), remove: Sequence[str] = (),
                              replace: Sequence[str] | None = None,
+                             expected_version: int | None = None,
                              event_name: str = "UpdateGroupMembers") -> DirectoryGroupView:
         """Add/remove members row by row (safe under parallel PATCHes), or replace the whole
         list. Unknown user ids raise NotFound (nothing changes); re-adding a member and
-        removing a non-member succeed. Tiers of the affected users change at once."""
+        removing a non-member succeed. Tiers of the affected users change at once.
+        Raises StaleVersion when ``expected_version`` is given and differs (the version
+        column makes the check atomic: the group row is updated ``WHERE version = ?``)."""
 
         def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
             group = repo.group(account_id, group_id)
             if group is None:
                 raise NotFound(f"Group {group_id} was not found.")
+            if expected_version is not None and group.version != expected_version:
+                raise StaleVersion("The group was changed since the version you sent.")
             wanted = list(dict.fromkeys([*add, *(replace or [])]))
             for uid in wanted:
                 if repo.user_in_account(account_id, uid) is None:
@@ -1083,8 +1214,18 @@ class ResolutionEngine:
                 if repo.add_membership(group.id, uid):
                     touched.add(uid)
             if touched:
-                group.updated_at = self._now()
-                repo.session.flush()
+                # The member list is part of the group, so its version (ETag) changes. One
+                # atomic UPDATE: parallel member changes queue on the row instead of failing
+                # an ORM version check; with If-Match it only matches the expected version.
+                bump = update(DirectoryGroup).where(DirectoryGroup.id == group.id)
+                if expected_version is not None:
+                    bump = bump.where(DirectoryGroup.version == expected_version)
+                done = repo.session.execute(
+                    bump.values(version=DirectoryGroup.version + 1, updated_at=self._now())
+                    .execution_options(synchronize_session=False))
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise StaleVersion("The group was changed since the version you sent.")
+                repo.session.refresh(group)
                 self._refresh_tiers(repo, account_id, sorted(touched))
             return DirectoryGroupView.of(group), {"groupId": group.id,
                                                   "changedMembers": len(touched)}
@@ -1138,6 +1279,36 @@ class ResolutionEngine:
             if group is None:
                 raise NotFound(f"Group {group_id} was not found.")
             return DirectoryGroupView.of(group), repo.group_member_ids(group.id)
+
+        return self._read(work)
+
+    # --- searching (SCIM lists and lookups) -----------------------------------------------
+
+    def search_users(self, account_id: str, query: search.SearchQuery, *,
+                     include_groups: bool = True,
+                     include_addresses: bool = True) -> search.UserPage:
+        """A page of the account's users matching ``query``; each user's groups are read
+        only when ``include_groups``, its effective addresses (the views' aliases) only when
+        ``include_addresses``. An unknown account has no users. Raises InvalidFilter for a
+        filter the store cannot evaluate, ValidationError for an unknown sort key."""
+
+        def work(repo: Repository) -> search.UserPage:
+            # No account lookup: an unknown account simply has no users (the hot path of
+            # SCIM lookups saves a query).
+            return repo.search_users(account_id, query, include_groups=include_groups,
+                                     include_addresses=include_addresses)
+
+        return self._read(work)
+
+    def search_groups(self, account_id: str, query: search.SearchQuery, *,
+                      include_members: bool = True) -> search.GroupPage:
+        """A page of the account's directory groups matching ``query``; members are read
+        only when ``include_members`` (never loaded otherwise)."""
+
+        def work(repo: Repository) -> search.GroupPage:
+            # No account lookup: an unknown account simply has no groups (the hot path of
+            # SCIM lookups saves a query).
+            return repo.search_groups(account_id, query, include_members=include_members)
 
         return self._read(work)
 
@@ -1212,33 +1383,40 @@ class ResolutionEngine:
 
     def _decide(self, repo: Repository, identity: Identity, email: str) -> Decision:
         if identity.account_id is not None:
-            decision = self._decide_directory(repo, identity, identity.account_id, email)
+            decision, linked = self._decide_directory(repo, identity, identity.account_id, email)
         else:
-            decision = self._decide_default(repo, identity, email)
+            decision, linked = self._decide_default(repo, identity, email)
         if decision.allowed and decision.user_id:
             user = repo.user(decision.user_id)
             if user is not None:
                 now = self._now()
                 user.last_active_at = now
                 user.joined_at = user.joined_at or now
-                repo.link_identity(user.id, identity.source.value, identity.issuer,
-                                   identity.subject)
+                if not linked:
+                    # Found by address (or just enrolled): remember (issuer, subject) so the
+                    # next sign-in resolves by the immutable id.
+                    repo.link_identity(user.id, identity.source.value, identity.issuer,
+                                       identity.subject)
         return decision
 
-    def _allow(self, repo: Repository, user: User, email: str, tier: Tier) -> Decision:
+    def _allow(self, repo: Repository, user: User, email: str, tier: Tier,
+               account: Account | None = None) -> Decision:
         account_type = None
         if user.account_id is not None:
-            account = self._account(repo, user.account_id)
+            account = account or self._account(repo, user.account_id)
             account_type = self._account_view(repo, account).type
         return Decision(allowed=True, reason="ok", user_id=user.id, account_id=user.account_id,
                         account_type=account_type, tier=tier, email=email)
 
     def _decide_directory(self, repo: Repository, identity: Identity, account_id: str,
-                          email: str) -> Decision:
+                          email: str) -> tuple[Decision, bool]:
+        """The decision for an identity from the account's own directory; also returns
+        whether the user was found through the identity link already."""
         account = repo.account(account_id)
         if account is None or account.directory_kind is None:
-            return Decision.deny(DenyReason.WRONG_ACCOUNT, account_id=account_id)
+            return Decision.deny(DenyReason.WRONG_ACCOUNT, account_id=account_id), False
         user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
+        linked = user is not None
         if user is None and identity.source == IdentitySource.OIDC:
             # Okta sends its user id as SCIM externalId and as the ID token's sub.
             user = repo.user_by_identity(IdentitySource.SCIM.value, account_id,
@@ -1249,27 +1427,27 @@ class ResolutionEngine:
                 user = by_address
         if user is None:
             if email_domain(email) not in repo.verified_domain_names(account_id):
-                return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, account_id=account_id)
-            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, account_id=account_id)
+                return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, account_id=account_id), linked
+            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, account_id=account_id), linked
         if user.account_id != account_id:
             return Decision.deny(DenyReason.WRONG_ACCOUNT, user_id=user.id,
-                                 account_id=account_id)
+                                 account_id=account_id), linked
         deny = self._status_denial(user)
         if deny is not None:
-            return Decision.deny(deny, user_id=user.id, account_id=account_id)
+            return Decision.deny(deny, user_id=user.id, account_id=account_id), linked
         if not user.in_directory:
             return Decision.deny(DenyReason.NOT_IN_DIRECTORY, user_id=user.id,
-                                 account_id=account_id)
+                                 account_id=account_id), linked
         if not user.directory_enabled:
             return Decision.deny(DenyReason.DISABLED_IN_DIRECTORY, user_id=user.id,
-                                 account_id=account_id)
+                                 account_id=account_id), linked
         addresses = {a.address for a in repo.addresses(user.id)}
         if not addresses or (email not in addresses and email_domain(email)
                              not in repo.verified_domain_names(account_id)):
             # An address on an unclaimed domain never reaches the managed user (the guide's
             # shirley.rodriguez example); neither does a user with no effective address.
             return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, user_id=user.id,
-                                 account_id=account_id)
+                                 account_id=account_id), linked
         if identity.groups is not None and not identity.groups_truncated:
             groups = {g.id for g in repo.groups_by_names(account_id, identity.groups)}
             current = repo.user_group_ids(user.id)
@@ -1281,8 +1459,8 @@ class ResolutionEngine:
             repo.session.refresh(user)
         if user.tier is None:
             return Decision.deny(DenyReason.NO_MAPPED_GROUP, user_id=user.id,
-                                 account_id=account_id)
-        return self._allow(repo, user, email, Tier(user.tier))
+                                 account_id=account_id), linked
+        return self._allow(repo, user, email, Tier(user.tier), account), linked
 
     @staticmethod
     def _status_denial(user: User) -> DenyReason | None:
@@ -1292,8 +1470,10 @@ class ResolutionEngine:
             return DenyReason.RELEASED
         return None
 
-    def _decide_default(self, repo: Repository, identity: Identity, email: str) -> Decision:
-        """The service-wide default provider (the guide's Login with Amazon role)."""
+    def _decide_default(self, repo: Repository, identity: Identity,
+                        email: str) -> tuple[Decision, bool]:
+        """The service-wide default provider (the guide's Login with Amazon role); also
+        returns whether the user was found through the identity link already."""
         now = self._now()
         user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
         if user is not None and user.status == UserStatus.RELEASED.value:
@@ -1303,6 +1483,7 @@ class ResolutionEngine:
         if user is not None and email not in {a.address for a in repo.addresses(user.id)}:
             # The provider now reports another address: resolve by the address instead.
             user = None
+        linked = user is not None
         if user is None:
             user = repo.user_by_address(email)
         claim = repo.verified_domain(email_domain(email))
@@ -1310,7 +1491,7 @@ class ResolutionEngine:
             account = self._account(repo, claim.account_id)
             if account.directory_kind is not None:
                 return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED,
-                                     account_id=account.id)
+                                     account_id=account.id), linked
             if user is None:
                 user = self._new_user(repo, account_id=account.id, primary_email=email,
                                       status=UserStatus.REGISTERED,
@@ -1331,22 +1512,27 @@ class ResolutionEngine:
             repo.set_addresses(user, email, [])
         deny = self._status_denial(user)
         if deny is not None:
-            return Decision.deny(deny, user_id=user.id, account_id=user.account_id)
+            return Decision.deny(deny, user_id=user.id, account_id=user.account_id), linked
         if user.account_id is not None:
             member_account = self._account(repo, user.account_id)
             if member_account.directory_kind is not None:
                 return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED, user_id=user.id,
-                                     account_id=user.account_id)
+                                     account_id=user.account_id), linked
         if user.account_id is None or user.status == UserStatus.INVITED.value:
             # Unmanaged (or invited, not yet accepted): the Pro trial decides the tier.
             if user.trial_started_at is None and user.account_id is None:
                 user.trial_started_at = now
             tier = trial_tier(user.trial_started_at, user.trial_ended_at, now)
             return Decision(allowed=True, reason="ok", user_id=user.id, account_id=None,
-                            account_type=None, tier=tier, email=email)
-        return self._allow(repo, user, email, Tier(user.tier or Tier.PRO.value))
+                            account_type=None, tier=tier, email=email), linked
+        return self._allow(repo, user, email, Tier(user.tier or Tier.PRO.value)), linked
 
     # --- sessions -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The engine's clock. Sessions are stamped with it so that revocations
+        (``sessions_valid_after``) and issuance compare on one time line."""
+        return self._now()
 
     def check_session(self, user_id: str, issued_at: datetime) -> SessionCheck:
         """Whether a session issued at ``issued_at`` still stands: not revoked (LogoutUser,

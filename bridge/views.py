@@ -105,6 +105,7 @@ class UserView:
     version: int
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    user_name: str | None = None  # SCIM userName (None for users not provisioned over SCIM)
 
     @classmethod
     def of(cls, user: User, addresses: list[EmailAddress],
@@ -134,6 +135,7 @@ class UserView:
             version=user.version,
             attributes=dict(user.attributes or {}),
             groups=groups,
+            user_name=user.user_name,
         )
 
 
@@ -198,3 +200,15 @@ class DirectoryUserResult:
     user: UserView
     created: bool
     skipped_addresses: tuple[str, ...]  # addresses another user owns (reported, not merged)
+
+
+@dataclass(frozen=True)
+class SupportRequestView:
+    id: str
+    principal_id: str
+    account_id: str | None
+    subject: str
+    description: str
+    contact_email: str | None
+    created_at: datetime
+    mail_status: str

@@ -14,7 +14,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +53,7 @@ class Settings:
     smtp_url: str = ""  # smtp://[user:pass@]host:port[?starttls=true]
     smtp_from: str = "no-reply@bridge.invalid"
     smtp_timeout_seconds: float = 10.0
+    smtp_ca_file: str = ""  # PEM CA bundle to verify the SMTP server; empty: system CAs
     support_email: str = ""
     # Sign-in and sessions
     post_login_url: str = "/"
@@ -69,9 +70,14 @@ class Settings:
     ad_mass_change_max_users: int = 500
     ad_mass_change_max_percent: float = 20.0
     ad_deletion_grace_days: int = 7
+    # AD password sign-in: failed attempts allowed per user / per source address per window.
+    ad_sign_in_max_failures_per_user: int = 5
+    ad_sign_in_max_failures_per_address: int = 20
+    ad_sign_in_failure_window_seconds: int = 900
     # Admin API
     signature_max_skew_seconds: int = 300
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # The 12-digit id the admin API reports as AwsAccountId and uses in IAM-style ARNs.
+    admin_aws_account_id: str = "000000000000"
 
     @property
     def effective_database_url(self) -> str:
@@ -194,7 +200,7 @@ def load_settings(
     """
     env = os.environ if env is None else env
     hints = typing.get_type_hints(Settings)
-    fields = {f.name for f in dataclasses.fields(Settings) if f.name != "extra"}
+    fields = {f.name for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
 
     config_path = env.get(ENV_PREFIX + "CONFIG")

@@ -29,13 +29,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take it over so that a
         # transaction starts at the first statement (SQLAlchemy docs, "Serializable isolation").
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+# Execution option a writing unit of work sets on its connection (``session.connection(
+# execution_options={WRITE_INTENT: True})``): on SQLite its transaction starts with BEGIN
+# IMMEDIATE, taking the write lock up front and waiting for it (busy_timeout). A deferred
+# transaction that read first fails at once with "database is locked" when another writer
+# committed meanwhile (it cannot upgrade a stale snapshot). Other backends ignore it.
+WRITE_INTENT = "bridge_write_intent"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get(WRITE_INTENT)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -118,7 +119,15 @@ class User(Base):
     """A person of the service: in an account, or unmanaged (``account_id`` NULL)."""
 
     __tablename__ = "users"
-    __table_args__ = (Index("ix_users_account_primary", "account_id", "primary_email"),)
+    __table_args__ = (
+        Index("ix_users_account_primary", "account_id", "primary_email"),
+        # ListUsers pages by id within an account: without this every page sorts the whole
+        # account (admin API benchmark: 2.4x slower at 100k users than at 1k).
+        Index("ix_users_account_id_id", "account_id", "id"),
+        # SCIM userName: unique per account, case-insensitively (RFC 7643 section 4.1.1), so
+        # racing duplicate creates end in an IntegrityError (409), never in two users.
+        Index("uq_users_account_user_name", "account_id", "user_name_lower", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     account_id: Mapped[str | None] = mapped_column(
@@ -150,6 +159,10 @@ class User(Base):
     # Every address the directory gave, claimed or not, so aliases appear as soon as their
     # domain is verified later (they are not reserved service-wide until then).
     source_addresses: Mapped[list[str]] = mapped_column(default=list)
+    # SCIM userName as the provisioning client sent it (NULL for users not from SCIM) and
+    # its lowercased copy for the per-account unique index and ``userName eq`` lookups.
+    user_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    user_name_lower: Mapped[str | None] = mapped_column(String(256), default=None)
     # Free-form protocol attributes a door must round-trip (SCIM name, locale, ...).
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Sessions issued before this moment are revoked (LogoutUser, suspension).
@@ -279,3 +292,235 @@ class AuditEvent(Base):
     account_id: Mapped[str | None] = mapped_column(String(36), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     body: Mapped[dict[str, Any]] = mapped_column()
+
+
+# --- OpenID Connect sign-in and sessions (issue 5) ----------------------------------------
+
+
+class AccountOpenIdConfig(Base):
+    """An enterprise account's Okta (OpenID Connect) relying-party configuration.
+
+    ``issuer`` is stored exactly as the provider's discovery document states it (ID tokens
+    must carry it verbatim); the client secret is sealed with the service's SecretBox.
+    """
+
+    __tablename__ = "account_openid_configs"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(512))
+    client_id: Mapped[str] = mapped_column(String(256))
+    client_secret_sealed: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SessionSigningKey(Base):
+    """A key that signs the bridge's session JWTs. The newest unretired key signs; retired
+    keys stay published (and accepted) until the sessions they signed have expired."""
+
+    __tablename__ = "session_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column()
+    private_sealed: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SignInSession(Base):
+    """One session issued after an allowed sign-in; its id is the JWT's ``jti``.
+
+    ``issued_at`` keeps full precision (the JWT's ``iat`` is whole seconds) so revocation by
+    ``users.sessions_valid_after`` is exact; ``ended_at`` is set by POST /auth/logout.
+    """
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- Admin API: principals, access keys, replay guard, support requests (issue 3) ---------
+
+
+class AdminPrincipal(Base):
+    """An administrator identity, like the guide's IAM user: a name and attached policies.
+
+    ``policies`` is a JSON list; each item is ``{"Managed": "FullAccess"}`` (one of the
+    managed policies) or ``{"Name": ..., "Document": {...}}`` (a custom policy document in
+    the guide's JSON format).
+    """
+
+    __tablename__ = "admin_principals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminAccessKey(Base):
+    """A SigV4 access key of an admin principal. SigV4 needs the plain secret to compute
+    the expected signature, so the secret is sealed with the service's SecretBox (never a
+    hash, never in clear)."""
+
+    __tablename__ = "admin_access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(
+        ForeignKey("admin_principals.id", ondelete="CASCADE"), index=True
+    )
+    secret_sealed: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminRequestSignature(Base):
+    """A SigV4 signature already accepted, kept until it is outside the allowed clock skew
+    (after that the date check refuses it anyway). A second request with the same
+    signature is a replay."""
+
+    __tablename__ = "admin_request_signatures"
+
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SupportRequest(Base):
+    """SubmitSupportRequest: a ticket from an administrator, stored and mailed."""
+
+    __tablename__ = "support_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    principal_id: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    subject: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(String(20000))
+    contact_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    mail_status: Mapped[str] = mapped_column(String(16), default="NotSent")
+
+
+# --- SCIM provisioning API keys (issue 4) -------------------------------------------------
+
+
+class ApiKey(Base):
+    """A SCIM bearer key of an enterprise account (the guide's CreateApiKey).
+
+    The key handed out once is ``<prefix>_<key id>_<secret>``; only the SHA-256 of the
+    secret is stored (the secret is 256 random bits, so a slow hash adds nothing). Deleting
+    the row revokes the key at once.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- Active Directory: connection, sync state and sign-in throttling (issue 6) ------------
+
+
+class AdDirectory(Base):
+    """An enterprise account's Active Directory connection and its sync watermark.
+
+    The bind password is sealed with the service's SecretBox and never returned. The
+    watermark (``dc_name``, ``invocation_id``, ``highest_usn``) is written in the same
+    transaction as the data of the page that completes a run, so it never runs ahead of
+    what was applied; a changed ``invocation_id`` (the DC was restored) forces a full sync.
+    """
+
+    __tablename__ = "ad_directories"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    ldap_url: Mapped[str] = mapped_column(String(512))
+    start_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    base_dn: Mapped[str] = mapped_column(String(1024))
+    bind_dn: Mapped[str] = mapped_column(String(1024))
+    bind_password_sealed: Mapped[str] = mapped_column(String(2048))
+    ca_certificate_pem: Mapped[str | None] = mapped_column(String(65536), default=None)
+    tls_server_name: Mapped[str | None] = mapped_column(String(253), default=None)
+    user_filter: Mapped[str | None] = mapped_column(String(2048), default=None)
+    group_base_dn: Mapped[str | None] = mapped_column(String(1024), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Sync watermark and state.
+    dc_name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    invocation_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    highest_usn: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    mappings_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # A full sync interrupted after some pages: its start USN (resumed runs start over,
+    # skipping the users already applied, which are unchanged by then).
+    full_run_started_usn: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class AdDirectoryUser(Base):
+    """What the last sync applied for one directory user, keyed by objectGUID.
+
+    ``fingerprint`` hashes the facts the sync hands to the engine (addresses, name, enabled,
+    mapped groups), so unchanged users cost one comparison; ``groups`` are the mapped
+    groups the user is in (nested membership resolved by the DC).
+    """
+
+    __tablename__ = "ad_directory_users"
+    __table_args__ = (Index("ix_ad_directory_users_user", "user_id"),)
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    guid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    dn: Mapped[str] = mapped_column(String(1024))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    groups: Mapped[list[str]] = mapped_column(default=list)
+    seen_run: Mapped[str | None] = mapped_column(String(36), default=None)
+
+
+class AdSignInFailure(Base):
+    """One failed directory sign-in, counted per user and per source address (shared by
+    every worker through the database)."""
+
+    __tablename__ = "ad_sign_in_failures"
+    __table_args__ = (Index("ix_ad_sign_in_failures_key_time", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column()
+
+
+class AdSyncPending(Base):
+    """A change a full AD sync run found and has not applied yet: the run reads the
+    directory once, stages what changed here page by page, checks the mass-change guard,
+    then applies the staged changes page by page (each page's engine changes and the
+    removal of its staged rows commit together)."""
+
+    __tablename__ = "ad_sync_pending"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    guid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    facts: Mapped[dict[str, Any]] = mapped_column()

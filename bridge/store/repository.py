@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from bridge import search
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
 from bridge.errors import Conflict
 from bridge.store.models import (
@@ -457,6 +458,19 @@ class Repository:
                     .execution_options(synchronize_session=False)
                 )
         self.session.expire_all()
+
+    # --- search (the neutral filter tree of bridge.search, as parameterised SQL) ----------
+
+    def search_users(self, account_id: str, query: search.SearchQuery, *,
+                     include_groups: bool, include_addresses: bool = True) -> search.UserPage:
+        return search.search_users(self.session, account_id, query,
+                                   include_groups=include_groups,
+                                   include_addresses=include_addresses)
+
+    def search_groups(self, account_id: str, query: search.SearchQuery, *,
+                      include_members: bool) -> search.GroupPage:
+        return search.search_groups(self.session, account_id, query,
+                                    include_members=include_members)
 
     # --- invitations ----------------------------------------------------------------------
 

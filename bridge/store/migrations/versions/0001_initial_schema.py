@@ -38,6 +38,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_accounts_name_lower"), ["name_lower"], unique=False)
 
     op.create_table(
+        "ad_sign_in_failures",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ad_sign_in_failures")),
+    )
+    with op.batch_alter_table("ad_sign_in_failures", schema=None) as batch_op:
+        batch_op.create_index("ix_ad_sign_in_failures_key_time", ["key", "at"], unique=False)
+
+    op.create_table(
+        "admin_principals",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("policies", sa.JSON(), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_principals")),
+        sa.UniqueConstraint("name", name=op.f("uq_admin_principals_name")),
+    )
+    op.create_table(
+        "admin_request_signatures",
+        sa.Column("signature_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("signature_hash", name=op.f("pk_admin_request_signatures")),
+    )
+    with op.batch_alter_table("admin_request_signatures", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_admin_request_signatures_expires_at"), ["expires_at"], unique=False
+        )
+
+    op.create_table(
         "audit_events",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=36), nullable=False),
@@ -62,6 +92,156 @@ def upgrade() -> None:
             "ix_audit_events_principal_time", ["principal_id", "event_time"], unique=False
         )
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
+
+    op.create_table(
+        "session_signing_keys",
+        sa.Column("kid", sa.String(length=64), nullable=False),
+        sa.Column("alg", sa.String(length=16), nullable=False),
+        sa.Column("public_jwk", sa.JSON(), nullable=False),
+        sa.Column("private_sealed", sa.String(length=4096), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("kid", name=op.f("pk_session_signing_keys")),
+    )
+    op.create_table(
+        "support_requests",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("principal_id", sa.String(length=128), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("subject", sa.String(length=256), nullable=False),
+        sa.Column("description", sa.String(length=20000), nullable=False),
+        sa.Column("contact_email", sa.String(length=320), nullable=True),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("mail_status", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_support_requests")),
+    )
+    with op.batch_alter_table("support_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_support_requests_account_id"), ["account_id"], unique=False
+        )
+
+    op.create_table(
+        "account_openid_configs",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("issuer", sa.String(length=512), nullable=False),
+        sa.Column("client_id", sa.String(length=256), nullable=False),
+        sa.Column("client_secret_sealed", sa.String(length=2048), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_openid_configs_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_account_openid_configs")),
+    )
+    op.create_table(
+        "ad_directories",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("ldap_url", sa.String(length=512), nullable=False),
+        sa.Column("start_tls", sa.Boolean(), nullable=False),
+        sa.Column("base_dn", sa.String(length=1024), nullable=False),
+        sa.Column("bind_dn", sa.String(length=1024), nullable=False),
+        sa.Column("bind_password_sealed", sa.String(length=2048), nullable=False),
+        sa.Column("ca_certificate_pem", sa.String(length=65536), nullable=True),
+        sa.Column("tls_server_name", sa.String(length=253), nullable=True),
+        sa.Column("user_filter", sa.String(length=2048), nullable=True),
+        sa.Column("group_base_dn", sa.String(length=1024), nullable=True),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("dc_name", sa.String(length=1024), nullable=True),
+        sa.Column("invocation_id", sa.String(length=64), nullable=True),
+        sa.Column("highest_usn", sa.BigInteger(), nullable=True),
+        sa.Column("mappings_fingerprint", sa.String(length=64), nullable=True),
+        sa.Column(
+            "last_full_sync_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("last_sync_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.String(length=32), nullable=True),
+        sa.Column("last_error", sa.String(length=2048), nullable=True),
+        sa.Column("full_run_started_usn", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ad_directories_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_ad_directories")),
+    )
+    op.create_table(
+        "ad_directory_users",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("guid", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=True),
+        sa.Column("dn", sa.String(length=1024), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("present", sa.Boolean(), nullable=False),
+        sa.Column("groups", sa.JSON(), nullable=False),
+        sa.Column("seen_run", sa.String(length=36), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ad_directory_users_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "guid", name=op.f("pk_ad_directory_users")),
+    )
+    with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:
+        batch_op.create_index("ix_ad_directory_users_user", ["user_id"], unique=False)
+
+    op.create_table(
+        "ad_sync_pending",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("guid", sa.String(length=36), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("facts", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ad_sync_pending_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "guid", name=op.f("pk_ad_sync_pending")),
+    )
+    op.create_table(
+        "admin_access_keys",
+        sa.Column("access_key_id", sa.String(length=32), nullable=False),
+        sa.Column("principal_id", sa.String(length=32), nullable=False),
+        sa.Column("secret_sealed", sa.String(length=512), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["principal_id"],
+            ["admin_principals.id"],
+            name=op.f("fk_admin_access_keys_principal_id_admin_principals"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("access_key_id", name=op.f("pk_admin_access_keys")),
+    )
+    with op.batch_alter_table("admin_access_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_admin_access_keys_principal_id"), ["principal_id"], unique=False
+        )
+
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("secret_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_api_keys_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+    )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_keys_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "directory_groups",
@@ -167,6 +347,8 @@ def upgrade() -> None:
             "directory_deleted_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
         ),
         sa.Column("source_addresses", sa.JSON(), nullable=False),
+        sa.Column("user_name", sa.String(length=256), nullable=True),
+        sa.Column("user_name_lower", sa.String(length=256), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column(
             "sessions_valid_after", bridge.store.models.UTCDateTime(timezone=True), nullable=True
@@ -185,8 +367,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_users_account_id"), ["account_id"], unique=False)
+        batch_op.create_index("ix_users_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index(
             "ix_users_account_primary", ["account_id", "primary_email"], unique=False
+        )
+        batch_op.create_index(
+            "uq_users_account_user_name", ["account_id", "user_name_lower"], unique=True
         )
 
     op.create_table(
@@ -276,11 +462,38 @@ def upgrade() -> None:
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invitations_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "sign_in_sessions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("issued_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_sign_in_sessions_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_in_sessions")),
+    )
+    with op.batch_alter_table("sign_in_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_sign_in_sessions_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_sign_in_sessions_user_id"), ["user_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("sign_in_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sign_in_sessions_user_id"))
+        batch_op.drop_index(batch_op.f("ix_sign_in_sessions_expires_at"))
+
+    op.drop_table("sign_in_sessions")
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_invitations_user_id"))
 
@@ -299,7 +512,9 @@ def downgrade() -> None:
 
     op.drop_table("email_addresses")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index("uq_users_account_user_name")
         batch_op.drop_index("ix_users_account_primary")
+        batch_op.drop_index("ix_users_account_id_id")
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
 
     op.drop_table("users")
@@ -320,6 +535,26 @@ def downgrade() -> None:
         batch_op.drop_index("ix_directory_groups_external")
 
     op.drop_table("directory_groups")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_keys_account_id"))
+
+    op.drop_table("api_keys")
+    with op.batch_alter_table("admin_access_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_admin_access_keys_principal_id"))
+
+    op.drop_table("admin_access_keys")
+    op.drop_table("ad_sync_pending")
+    with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:
+        batch_op.drop_index("ix_ad_directory_users_user")
+
+    op.drop_table("ad_directory_users")
+    op.drop_table("ad_directories")
+    op.drop_table("account_openid_configs")
+    with op.batch_alter_table("support_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_support_requests_account_id"))
+
+    op.drop_table("support_requests")
+    op.drop_table("session_signing_keys")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")
@@ -327,6 +562,15 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_events_account_time")
 
     op.drop_table("audit_events")
+    with op.batch_alter_table("admin_request_signatures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_admin_request_signatures_expires_at"))
+
+    op.drop_table("admin_request_signatures")
+    op.drop_table("admin_principals")
+    with op.batch_alter_table("ad_sign_in_failures", schema=None) as batch_op:
+        batch_op.drop_index("ix_ad_sign_in_failures_key_time")
+
+    op.drop_table("ad_sign_in_failures")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_accounts_name_lower"))
         batch_op.drop_index(batch_op.f("ix_accounts_name"))

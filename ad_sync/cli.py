@@ -1,0 +1,163 @@
+"""``bridge sync-ad``: one run for an account, or the daemon for every account.
+
+``bridge sync-ad --account ID --once [--full] [--dry-run] [--allow-mass-change]`` prints the
+run's JSON report. Exit codes: 0 done; 1 the directory could not be read (nothing was
+suspended, the watermark stayed); 3 stopped by the mass-change limit (nothing changed;
+rerun with ``--allow-mass-change`` to apply); 75 another process is syncing this directory.
+
+``bridge sync-ad --daemon`` syncs every account's directory: incremental every
+``ad_sync_interval_seconds``, full every ``ad_full_sync_interval_seconds``, failed runs
+retried with jittered exponential backoff, one run per directory across daemons (advisory
+lock). SIGTERM/SIGINT stop it after the current page commits; the next start resumes from
+the watermark. One JSON line per run on standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from ad_sync.locks import directory_lock
+from ad_sync.sync import DirectorySync, SyncReport
+
+EXIT_OK, EXIT_UNKNOWN, EXIT_MASS_CHANGE, EXIT_LOCKED = 0, 1, 3, 75
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sync-ad", help="sync Active Directory users (once, or as a daemon)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="one run for --account")
+    mode.add_argument("--daemon", action="store_true", help="sync every account's directory")
+    p.add_argument("--account", help="account id (with --once)")
+    p.add_argument("--full", action="store_true", help="full reconciliation, not incremental")
+    p.add_argument("--dry-run", action="store_true", help="report the changes, apply nothing")
+    p.add_argument("--allow-mass-change", action="store_true",
+                   help="apply a run that exceeds the mass-change limit")
+    p.add_argument("--page-size", type=int, default=1000, help=argparse.SUPPRESS)
+    p.add_argument("--interval", type=float, default=None,
+                   help="daemon: seconds between incremental runs "
+                        "(default: ad_sync_interval_seconds)")
+    # Tests only: stop making progress after N committed pages (to be killed there).
+    p.add_argument("--debug-stall-after-pages", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace, settings: Any) -> int:
+    from bridge.app import build_services
+    from bridge.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    try:
+        if args.daemon:
+            return run_daemon(services, interval=args.interval, page_size=args.page_size)
+        if not args.account:
+            print("bridge: sync-ad --once needs --account ID", file=sys.stderr)
+            return 2
+        return _once(services, args)
+    finally:
+        services.db.dispose()
+
+
+def _stall_hook(after: int | None) -> Any:
+    if after is None:
+        return None
+
+    def on_page(pages: int) -> None:
+        if pages >= after:
+            print(f"stalled after {pages} pages", file=sys.stderr, flush=True)
+            while True:
+                time.sleep(0.5)
+
+    return on_page
+
+
+def _once(services: Any, args: argparse.Namespace) -> int:
+    with directory_lock(services, args.account) as held:
+        if not held:
+            print(json.dumps({"accountId": args.account, "status": "locked"}))
+            return EXIT_LOCKED
+        report = DirectorySync(services, args.account, page_size=args.page_size,
+                               dry_run=args.dry_run, allow_mass_change=args.allow_mass_change,
+                               on_page=_stall_hook(args.debug_stall_after_pages)
+                               ).run(full=args.full)
+    print(json.dumps(report.as_json(), indent=2, sort_keys=True, default=str))
+    return exit_code(report)
+
+
+def exit_code(report: SyncReport) -> int:
+    if report.status == "ok":
+        return EXIT_OK
+    if report.status == "mass_change_stopped":
+        return EXIT_MASS_CHANGE
+    return EXIT_UNKNOWN
+
+
+def backoff(failures: int, interval: float) -> float:
+    """Seconds before retrying after ``failures`` failed runs in a row: 30 s doubling, at
+    most the interval, times a random 0.5-1.5 so daemons do not retry in step."""
+    base = min(interval, 30.0 * 2 ** max(failures - 1, 0))
+    return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
+
+
+def run_daemon(services: Any, *, interval: float | None = None,
+               page_size: int = 1000) -> int:
+    """Sync every account's directory until SIGTERM/SIGINT; returns 0 after a clean stop."""
+    from bridge.ad_directory import DirectoryStore
+
+    settings = services.settings
+    every = float(interval or settings.ad_sync_interval_seconds)
+    full_every = float(settings.ad_full_sync_interval_seconds)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("AD sync daemon: signal %s, stopping after the current page", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    store = DirectoryStore(services)
+    due: dict[str, float] = {}
+    failures: dict[str, int] = {}
+    print(json.dumps({"daemon": "started", "interval": every}), flush=True)
+    while not stop.is_set():
+        for account_id in store.account_ids():
+            if stop.is_set():
+                break
+            if time.monotonic() < due.get(account_id, 0.0):
+                continue
+            report: SyncReport | None = None
+            try:
+                with directory_lock(services, account_id) as held:
+                    if not held:
+                        due[account_id] = time.monotonic() + every * random.uniform(0.5, 1.0)  # noqa: S311
+                        continue
+                    last_full = store.state(account_id).last_full_sync_at
+                    full = last_full is None or (
+                        (services.engine.now() - last_full).total_seconds() >= full_every)
+                    report = DirectorySync(services, account_id, page_size=page_size,
+                                           stop=stop).run(full=full)
+            except Exception:  # one account's failure (or disconnection) must not stop others
+                log.exception("AD sync of %s failed", account_id)
+            if report is not None:
+                print(json.dumps(report.as_json(), sort_keys=True, default=str), flush=True)
+            if report is not None and report.status in ("ok", "mass_change_stopped"):
+                failures[account_id] = 0
+                due[account_id] = time.monotonic() + every
+            elif report is not None and report.status == "interrupted":
+                break
+            else:
+                failures[account_id] = failures.get(account_id, 0) + 1
+                due[account_id] = time.monotonic() + backoff(failures[account_id], every)
+        next_due = min(due.values(), default=time.monotonic() + every)
+        stop.wait(max(0.05, min(next_due - time.monotonic(), 5.0)))
+    print(json.dumps({"daemon": "stopped"}), flush=True)
+    return 0

@@ -1,0 +1,223 @@
+"""Sign-in with directory credentials: ``GET|POST /auth/ad/login``.
+
+Wire contract:
+
+* ``GET /auth/ad/login`` → an HTML form (email, password) that posts back here.
+* ``POST /auth/ad/login`` with JSON ``{"email", "password"}`` or the form fields:
+
+  - 200 JSON ``{"user": {"id", "email"}, "account": {"id", "type"}, "tier", "expires"}``
+    with the ``bridge_session`` cookie (a form post gets a 302 to ``post_login_url``
+    instead), when the directory accepted the password AND the engine allowed the sign-in;
+  - 400 ``invalid_request`` (missing email or password, not an email);
+  - 401 ``invalid_credentials``: unknown address, wrong password, or an account the
+    directory refuses (disabled ``disabled_in_directory``, locked ``locked_out``, expired
+    ``password_expired``) — an unknown address and a wrong password answer alike;
+  - 403 with the engine's reason code (``no_mapped_group``, ``suspended``,
+    ``not_in_directory``, ``domain_not_claimed``, ...) after a successful bind;
+  - 429 ``rate_limited`` with ``Retry-After`` when the user or the source address had too
+    many failures in ``ad_sign_in_failure_window_seconds`` (counted in the database, so
+    every worker sees the same counts);
+  - 503 ``directory_unavailable`` when the account's DC cannot be reached.
+
+How: the address (primary or claimed-domain alias) resolves to the user and the account
+(``engine.resolve_address``); the service account finds the user's current DN by objectGUID
+(``<GUID=...>``: wherever the user was moved); the bridge then binds AS the user, over TLS,
+with their DN and password; only then does the engine decide, and the session is issued by
+the shared :mod:`bridge.sessions` code. Passwords never reach a log or an audit event.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from ad_sync import client
+from ad_sync.client import DirectoryError
+from ad_sync.vendor import ms_ad
+from bridge.ad_directory import DirectoryStore
+from bridge.app import Services, services
+from bridge.domain import Actor, Identity, IdentitySource, normalize_email
+from bridge.errors import BridgeError, NotFound, ValidationError
+from bridge.sessions import issue_session_response, session_manager, set_session_cookie
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("ad_sign_in", __name__)
+
+_BIND_REASONS = {"533": "disabled_in_directory", "775": "locked_out",
+                 "532": "password_expired", "773": "password_expired",
+                 "701": "account_expired"}
+
+_FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Sign in with your directory account</title></head><body>
+<h1>Sign in with your directory account</h1>
+{message}
+<form method="post" action="/auth/ad/login">
+<p><label>Work email <input type="email" name="email" autocomplete="username" required></label></p>
+<p><label>Password <input type="password" name="password" autocomplete="current-password"
+ required></label></p>
+<p><button type="submit">Sign in</button></p>
+</form></body></html>"""
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def register(app: Flask, services_: Services) -> None:
+    """Install the sign-in routes (the composition root calls this once)."""
+    app.register_blueprint(blueprint)
+
+
+@blueprint.get("/auth/ad/login")
+def login_form() -> Response:
+    response = Response(_FORM.format(message=""), content_type="text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _wants_form() -> bool:
+    return not request.is_json
+
+
+def _actor(subject: str | None = None) -> Actor:
+    return Actor(type="EndUser", principal_id=subject or "anonymous",
+                 source_ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def _answer(status: int, code: str, message: str, *,
+            retry_after: int | None = None) -> BaseResponse:
+    response: BaseResponse
+    if _wants_form():
+        body = _FORM.format(message=f'<p role="alert">{html.escape(message)} '
+                                    f'(<code id="reason">{html.escape(code)}</code>)</p>')
+        response = Response(body, content_type="text/html; charset=utf-8")
+    else:
+        response = jsonify({"error": code, "message": message})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+class _Failure(BridgeError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@blueprint.post("/auth/ad/login")
+def login() -> BaseResponse:
+    svc = services()
+    data: Any = request.get_json(silent=True) if request.is_json else request.form
+    email_raw = data.get("email") if isinstance(data, dict) or hasattr(data, "get") else None
+    password = data.get("password") if hasattr(data, "get") else None
+    if not isinstance(email_raw, str) or not isinstance(password, str) or not password:
+        return _answer(400, "invalid_request", "Give your work email and your password.")
+    try:
+        email = normalize_email(email_raw)
+    except ValidationError:
+        return _answer(400, "invalid_request", "That is not an email address.")
+    params = {"source": IdentitySource.ACTIVE_DIRECTORY.value, "email": email}
+    store = DirectoryStore(svc)
+    settings = svc.settings
+    window = timedelta(seconds=settings.ad_sign_in_failure_window_seconds)
+    now = svc.engine.now()
+    user_id, account_id = svc.engine.resolve_address(email)
+    keys = [f"user:{user_id or email}", f"ip:{request.remote_addr or '-'}"]
+    counts = store.failures_since(keys, now - window)
+    if (counts.get(keys[0], 0) >= settings.ad_sign_in_max_failures_per_user
+            or counts.get(keys[1], 0) >= settings.ad_sign_in_max_failures_per_address):
+        _audit(svc, params, account_id, "rate_limited", "too many failed sign-ins")
+        return _answer(429, "rate_limited", "Too many failed sign-ins. Wait a few minutes "
+                       "and try again.", retry_after=int(window.total_seconds()))
+    try:
+        identity = _authenticate(svc, store, email, password, user_id, account_id)
+    except _Refusal as refusal:
+        if refusal.status == 401:
+            store.record_sign_in_failure(keys, now, window)
+        _audit(svc, params, account_id, refusal.code, refusal.message)
+        return _answer(refusal.status, refusal.code, refusal.message)
+    decision = svc.engine.decide_sign_in(identity, _actor(identity.subject))
+    if not decision.allowed:
+        return _answer(403, decision.reason, "You cannot sign in with this account "
+                       f"({decision.reason.replace('_', ' ')}).")
+    if _wants_form():
+        return issue_session_response(decision, source=IdentitySource.ACTIVE_DIRECTORY.value)
+    issued = session_manager().issue(decision, source=IdentitySource.ACTIVE_DIRECTORY.value)
+    body = {"user": {"id": decision.user_id, "email": decision.email},
+            "account": {"id": decision.account_id,
+                        "type": decision.account_type.value if decision.account_type
+                        else None},
+            "tier": decision.tier.value if decision.tier else None,
+            "expires": issued.expires_at.isoformat().replace("+00:00", "Z")}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    set_session_cookie(response, issued)
+    return response
+
+
+def _authenticate(svc: Services, store: DirectoryStore, email: str, password: str,
+                  user_id: str | None, account_id: str | None) -> Identity:
+    """Bind as the user; return the identity for the engine. Raises _Refusal."""
+    bad = _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
+    if user_id is None or account_id is None:
+        raise bad
+    guid = store.guid_for_user(account_id, user_id)
+    try:
+        cfg = store.connection(account_id)
+    except NotFound:
+        raise _Refusal(400, "directory_sign_in_not_available", "This account does not sign "
+                       "in with directory passwords.") from None
+    if guid is None:
+        raise bad
+    allow = svc.settings.allow_insecure_ldap
+    try:
+        service_conn = client.open_connection(cfg, allow_insecure=allow)
+    except DirectoryError as exc:
+        log.warning("AD sign-in: service bind for account %s failed: %s", account_id,
+                    exc.message)
+        raise _Refusal(503, "directory_unavailable", "The directory did not answer. Try "
+                       "again in a minute.") from None
+    try:
+        found = client.search_all(service_conn, ms_ad.guid_base(guid), "(objectClass=user)",
+                                  ["objectGUID"], scope="BASE")
+    except DirectoryError:
+        found = []
+    finally:
+        client.close(service_conn)
+    if not found:
+        raise bad  # gone from the directory: no bind possible, answered like a bad password
+    dn = found[0]["dn"]
+    try:
+        user_conn = client.open_connection(cfg, user=dn, password=password,
+                                           allow_insecure=allow)
+    except DirectoryError as exc:
+        if exc.kind != "bind":
+            raise _Refusal(503, "directory_unavailable", "The directory did not answer. "
+                           "Try again in a minute.") from None
+        code = _BIND_REASONS.get(ms_ad.bind_subcode(exc.result) or "", "invalid_credentials")
+        if code == "invalid_credentials":
+            raise bad from None
+        raise _Refusal(401, code, f"The directory refused the sign-in ({exc.message}).") \
+            from None
+    client.close(user_conn)
+    return Identity(source=IdentitySource.ACTIVE_DIRECTORY, issuer=account_id, subject=guid,
+                    email=email, account_id=account_id)
+
+
+def _audit(svc: Services, params: dict[str, Any], account_id: str | None, code: str,
+           message: str) -> None:
+    """Refusals before the engine's decision are audited as SignIn events."""
+    try:
+        svc.engine.record_event(_actor(), "SignIn", account_id=account_id, params=params,
+                                error=_Failure(code, message))
+    except Exception:  # auditing a refusal must not turn it into a 500
+        log.exception("could not audit a refused AD sign-in (%s)", code)

@@ -1,0 +1,638 @@
+"""The sync worker: keeps an account's users equal to its Active Directory.
+
+One run (:meth:`DirectorySync.run`) is *full* or *incremental*:
+
+* **full** — reads every user under ``BaseDn`` (paged, 1000 per page) with its direct groups
+  (``memberOf``); the groups nested in each mapped group come from the DC's in-chain rule,
+  so a user's mapped groups are known without a search per user. Applies what changed page
+  by page, then suspends the users it did not see (deleted, moved out of scope, filtered
+  out).
+* **incremental** — reads what changed since the watermark (``uSNChanged`` of the DC whose
+  ``invocationID`` is stored): users, tombstones (Show Deleted control) and groups (a
+  membership change bumps the group's USN, not the user's). A changed ``invocationID``, a
+  changed set of mapped groups, or an interrupted full run make the run a full one.
+
+Safety rules (``shared/notes/sync-and-signin-lessons.md``):
+
+* anything that goes wrong while reading (bind, search error, an empty result where users
+  existed) stops the run as *unknown*: no suspension, no deletion, watermark unchanged;
+* a run that would suspend more users than ``ad_mass_change_max_users`` or
+  ``ad_mass_change_max_percent`` % of them (the percentage counts from
+  :data:`PERCENT_RULE_MIN` users on) stops before changing anything, audited as
+  ``AdSyncMassChangeStopped``, unless ``allow_mass_change``;
+* deleted in AD → suspended (``mark_directory_user_deleted``); the profile is purged after
+  ``ad_deletion_grace_days``; a user that comes back with the same objectGUID is restored,
+  and one recreated in AD (a new objectGUID with the primary address of a profile deleted
+  in the directory and still in its grace period) is re-linked to that profile; suspensions
+  are applied before the run's other changes so a delete-and-recreate in one window works;
+* addresses another user owns are skipped and reported, never merged.
+
+Each page's engine changes and the sync records commit in one transaction
+(``engine.single_transaction``); the watermark commits with the run's last page, so it
+never runs ahead of the data: a run killed half-way is simply redone (users keyed by
+objectGUID, unchanged ones skipped), nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ldap3 import Connection
+
+from ad_sync import client
+from ad_sync.client import DirectoryError
+from ad_sync.vendor import ms_ad
+from bridge.ad_directory import (
+    DirectoryConnection,
+    DirectoryStore,
+    KnownUser,
+    UserRecord,
+    fingerprint,
+)
+from bridge.app import Services
+from bridge.domain import Actor, IdentitySource
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
+# Below this many suspensions only the absolute limit applies: in a small directory two
+# leavers are not a mass change.
+PERCENT_RULE_MIN = 10
+# Fingerprint mark of a user whose addresses clashed: never "unchanged".
+RETRY_PREFIX = "retry:"
+
+
+class SyncInterrupted(Exception):
+    """A stop was requested (SIGTERM); the pages already committed stay committed."""
+
+
+@dataclass
+class SyncReport:
+    """What one run did (the CLI prints it as JSON)."""
+
+    account_id: str
+    mode: str
+    dry_run: bool
+    status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted
+    added: int = 0
+    updated: int = 0
+    restored: int = 0
+    suspended: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    would_suspend: int = 0
+    error: str | None = None
+    duration_seconds: float = 0.0
+    pages: int = 0
+    watermark: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accountId": self.account_id, "mode": self.mode, "dryRun": self.dry_run,
+            "status": self.status, "added": self.added, "updated": self.updated,
+            "restored": self.restored, "suspended": self.suspended, "deleted": self.deleted,
+            "unchanged": self.unchanged, "skipped": self.skipped, "conflicts": self.conflicts,
+            "warnings": self.warnings, "wouldSuspend": self.would_suspend,
+            "error": self.error, "durationSeconds": round(self.duration_seconds, 3),
+            "pages": self.pages, "watermark": self.watermark,
+        }
+
+
+@dataclass(frozen=True)
+class _Change:
+    user: ms_ad.DirectoryUser
+    groups: tuple[str, ...]
+    fingerprint: str
+    known: KnownUser | None
+
+
+class MassChangeStopped(Exception):
+    def __init__(self, count: int, known: int) -> None:
+        super().__init__(f"the run would suspend {count} of {known} users")
+        self.count, self.known = count, known
+
+
+class DirectorySync:
+    """Runs for one account. Not thread-safe; one run at a time per directory (the daemon
+    takes a lock; the CLI's ``--once`` relies on the operator)."""
+
+    def __init__(self, services: Services, account_id: str, *, page_size: int = ms_ad.PAGE_SIZE,
+                 dry_run: bool = False, allow_mass_change: bool = False,
+                 on_page: Callable[[int], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.svc = services
+        self.engine = services.engine
+        self.store = DirectoryStore(services)
+        self.account_id = account_id
+        self.page_size = page_size
+        self.dry_run = dry_run
+        self.allow_mass_change = allow_mass_change
+        self.on_page = on_page
+        self.stop = stop or threading.Event()
+        self.settings = services.settings
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def run(self, *, full: bool = False) -> SyncReport:
+        """One run; never raises for directory trouble (the report says ``unknown``).
+
+        Raises NotFound when the account has no directory connected.
+        """
+        started = time.monotonic()
+        cfg = self.store.connection(self.account_id)
+        state = self.store.state(self.account_id)
+        mappings = self._mapped_names()
+        map_fp = fingerprint(sorted(n.lower() for n in mappings))
+        report = SyncReport(self.account_id, "full" if full else "incremental", self.dry_run)
+        conn: Connection | None = None
+        try:
+            conn = client.open_connection(cfg, allow_insecure=self.settings.allow_insecure_ldap)
+            dse = ms_ad.read_root_dse(conn)
+            if not full:
+                reason = self._needs_full(state, dse, map_fp)
+                if reason:
+                    report.mode = "full"
+                    report.warnings.append(f"full sync: {reason}")
+            if report.mode == "full":
+                self._full(conn, cfg, dse, mappings, map_fp, report)
+            else:
+                assert state.highest_usn is not None  # noqa: S101 - checked by _needs_full
+                self._incremental(conn, cfg, dse, mappings, map_fp, state.highest_usn, report)
+        except (DirectoryError, LookupError) as exc:
+            report.status = "unknown"
+            report.error = getattr(exc, "message", None) or str(exc)
+            log.warning("AD sync of %s stopped, nothing suspended: %s", self.account_id,
+                        report.error)
+        except MassChangeStopped as exc:
+            report.status = "mass_change_stopped"
+            report.would_suspend = exc.count
+            report.error = (f"The run would suspend {exc.count} of {exc.known} users, over the "
+                            "mass-change limit; nothing was changed. Check the directory and "
+                            "the BaseDn/UserFilter, then run again with --allow-mass-change "
+                            "to apply it.")
+            self.engine.record_event(
+                ACTOR, "AdSyncMassChangeStopped", account_id=self.account_id,
+                params={"accountId": self.account_id, "mode": report.mode},
+                response={"wouldSuspend": exc.count, "known": exc.known,
+                          "maxUsers": self.settings.ad_mass_change_max_users,
+                          "maxPercent": self.settings.ad_mass_change_max_percent})
+        except SyncInterrupted:
+            report.status = "interrupted"
+        finally:
+            if conn is not None:
+                client.close(conn)
+            report.duration_seconds = time.monotonic() - started
+        if report.status != "ok" and not self.dry_run:
+            self.store.record_failure_status(self.account_id, report.status, report.error)
+        if report.status == "ok" and not self.dry_run:
+            report.deleted = self._purge()
+        if report.watermark is None:
+            now_state = self.store.state(self.account_id)
+            report.watermark = {"dcName": now_state.dc_name,
+                                "invocationId": now_state.invocation_id,
+                                "highestCommittedUsn": now_state.highest_usn}
+        report.duration_seconds = time.monotonic() - started
+        return report
+
+    # --- decisions about the run ------------------------------------------------------------
+
+    @staticmethod
+    def _needs_full(state: Any, dse: ms_ad.RootDse, map_fp: str) -> str | None:
+        if state.highest_usn is None or state.invocation_id is None:
+            return "no watermark yet"
+        if state.full_run_started_usn is not None:
+            return "the previous full sync did not finish"
+        if state.invocation_id != dse.invocation_id or state.dc_name != dse.dc_name:
+            return "the domain controller or its database changed (invocationID)"
+        if state.mappings_fingerprint != map_fp:
+            return "the mapped groups changed"
+        if dse.highest_usn < state.highest_usn:
+            return "the DC's USN went backwards"
+        return None
+
+    def _mapped_names(self) -> list[str]:
+        return [m.name for m in self.engine.list_group_mappings(self.account_id)]
+
+    def _guard(self, count: int, known: int) -> None:
+        if self.allow_mass_change or count == 0:
+            return
+        limit_users = self.settings.ad_mass_change_max_users
+        limit_pct = self.settings.ad_mass_change_max_percent
+        over_pct = (count >= PERCENT_RULE_MIN and known > 0
+                    and count * 100.0 / known > limit_pct)
+        if count > limit_users or over_pct:
+            raise MassChangeStopped(count, known)
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise SyncInterrupted()
+
+    # --- group membership -------------------------------------------------------------------
+
+    def _group_dns(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+                   mappings: Sequence[str], report: SyncReport) -> dict[str, str]:
+        """DN → mapped group name, for the mapped groups that exist in the directory."""
+        if not mappings:
+            return {}
+        base = cfg.group_base_dn or dse.default_naming_context or cfg.base_dn
+        wanted = {n.lower(): n for n in mappings}
+        found: dict[str, str] = {}
+        for entry in client.search_all(conn, base, ms_ad.group_by_name_filter(mappings),
+                                       ["sAMAccountName", "cn"]):
+            attrs = entry.get("attributes") or {}
+            for key in ("sAMAccountName", "cn"):
+                value = attrs.get(key)
+                value = value[0] if isinstance(value, list) and value else value
+                if isinstance(value, str) and value.lower() in wanted:
+                    found[entry["dn"]] = wanted[value.lower()]
+                    break
+        missing = set(wanted.values()) - set(found.values())
+        for name in sorted(missing):
+            report.warnings.append(f"mapped group {name!r} was not found in the directory")
+        return found
+
+    def _closure(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+                 groups: Mapping[str, str]) -> dict[str, frozenset[str]]:
+        """Every group that counts as a mapped group (the group itself and the groups nested
+        in it, found by the DC with the in-chain rule) → the mapped names it stands for.
+
+        A user's mapped groups are then read from the user's own ``memberOf`` (direct
+        groups): the DC resolves the nesting among the few groups instead of evaluating the
+        in-chain rule for every user (Samba takes ~6 s for that at 10k users)."""
+        domain = dse.default_naming_context or cfg.base_dn
+        closure: dict[str, set[str]] = {}
+        for dn, name in groups.items():
+            closure.setdefault(_norm_dn(dn), set()).add(name)
+            nested = f"(&{ms_ad.GROUP_FILTER}(memberOf:{ms_ad.IN_CHAIN}:={_escape(dn)}))"
+            for entry in client.search_all(conn, domain, nested, ["cn"]):
+                closure.setdefault(_norm_dn(entry["dn"]), set()).add(name)
+        return {dn: frozenset(names) for dn, names in closure.items()}
+
+    @staticmethod
+    def _groups_for(user: ms_ad.DirectoryUser, closure: Mapping[str, frozenset[str]],
+                    shared: dict[frozenset[str], tuple[str, ...]]) -> tuple[str, ...]:
+        names: set[str] = set()
+        for dn in user.member_of:
+            names.update(closure.get(_norm_dn(dn), ()))
+        key = frozenset(names)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = tuple(sorted(names))
+        return found
+
+    # --- full run ---------------------------------------------------------------------------
+
+    def _full(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+              mappings: Sequence[str], map_fp: str, report: SyncReport) -> None:
+        """One read of the directory. Into an empty bridge (nothing to suspend) pages are
+        applied as they arrive; otherwise the changes are staged page by page, the
+        mass-change guard looks at the whole run, and only then are they applied."""
+        user_filter = cfg.user_filter or ms_ad.DEFAULT_USER_FILTER
+        closure = self._closure(conn, cfg, dse, self._group_dns(conn, cfg, dse, mappings, report))
+        known_total, _ = self.store.count_present(self.account_id)
+        staged = known_total > 0
+        run_id = str(uuid.uuid4())
+        if not self.dry_run:
+            self.store.drop_pending(self.account_id)
+            with self.engine.single_transaction() as session:
+                self.store.save_progress(session, self.account_id,
+                                         full_run_started_usn=dse.highest_usn)
+        seen = 0
+        for page in client.paged(conn, cfg.base_dn, user_filter, ms_ad.USER_ATTRIBUTES,
+                                 page_size=self.page_size):
+            users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
+            seen += len(users)
+            if not staged:
+                self._apply_page(users, closure, report, run_id=run_id)
+            else:
+                known = self.store.known_users(self.account_id, [u.guid for u in users])
+                changes, unchanged = self._classify(users, closure, known)
+                report.unchanged += len(unchanged)
+                report.pages += 1
+                report.would_suspend += sum(1 for ch in changes if _disables(ch))
+                if self.dry_run:
+                    for ch in changes:
+                        self._count(ch, report, created=ch.known is None)
+                self.store.plan_page(self.account_id, run_id, [u.guid for u in users],
+                                     [] if self.dry_run else
+                                     [(ch.user.guid, _facts(ch)) for ch in changes])
+            self._check_stop()
+        if staged:
+            if not seen:
+                raise DirectoryError("search", "the directory returned no users where "
+                                               f"{known_total} existed; treated as unknown")
+            report.would_suspend += self.store.count_not_seen(self.account_id, run_id)
+            self._guard(report.would_suspend, known_total)
+            if not self.dry_run:
+                self._suspend_gone(self.store.present_not_seen(self.account_id, run_id), report)
+                for batch in self.store.pending_pages(self.account_id, run_id, self.page_size):
+                    known = self.store.known_users(self.account_id, [g for g, _ in batch])
+                    self._commit([_change_from_facts(g, f, known.get(g)) for g, f in batch],
+                                 report, run_id=run_id, pending=True)
+                    self._check_stop()
+        if self.dry_run:
+            report.suspended = report.would_suspend
+            self._finish([], dse, map_fp, report, full=True)
+            return
+        # Users present before and not seen now: gone, moved out of scope or filtered out.
+        gone = self.store.present_not_seen(self.account_id, run_id)
+        self._finish(gone, dse, map_fp, report, full=True)
+
+    # --- incremental run ------------------------------------------------------------------
+
+    def _incremental(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+                     mappings: Sequence[str], map_fp: str, usn: int,
+                     report: SyncReport) -> None:
+        user_filter = cfg.user_filter or ms_ad.DEFAULT_USER_FILTER
+        domain = dse.default_naming_context or cfg.base_dn
+        # Changed users anywhere in the domain: those now outside BaseDn moved out of scope.
+        changed: dict[str, ms_ad.DirectoryUser] = {}
+        moved_out: list[str] = []
+        for page in client.paged(conn, domain, ms_ad.changed_since_filter(user_filter, usn),
+                                 ms_ad.USER_ATTRIBUTES, page_size=self.page_size):
+            for entry in page:
+                user = ms_ad.user_from_entry(entry)
+                if user is None:
+                    continue
+                if _in_scope(user.dn, cfg.base_dn):
+                    changed[user.guid] = user
+                else:
+                    moved_out.append(user.guid)
+        for guid in self.store.retry_guids(self.account_id):
+            if guid not in changed:
+                retry = self._read_user(conn, guid)
+                if retry is not None and _in_scope(retry.dn, cfg.base_dn):
+                    changed[guid] = retry
+        deleted: list[str] = []
+        for page in client.paged(conn, domain, ms_ad.deleted_since_filter(usn), ["objectGUID"],
+                                 page_size=self.page_size,
+                                 controls=[(ms_ad.SHOW_DELETED_OID, True, None)]):
+            for entry in page:
+                raw = (entry.get("raw_attributes") or {}).get("objectGUID") or []
+                if raw:
+                    deleted.append(ms_ad.guid_from_bytes(raw[0]))
+        groups_changed = bool(client.search_all(
+            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"]))
+        closure = self._closure(conn, cfg, dse,
+                                self._group_dns(conn, cfg, dse, mappings, report))
+        if groups_changed and closure:
+            # A membership change bumps the group's USN, not the user's: compare every
+            # user's mapped groups (objectGUID and memberOf only, page by page).
+            shared: dict[frozenset[str], tuple[str, ...]] = {}
+            for page in client.paged(conn, cfg.base_dn, user_filter, ["objectGUID", "memberOf"],
+                                     page_size=self.page_size):
+                users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
+                prior = self.store.known_users(self.account_id, [u.guid for u in users])
+                for user in users:
+                    if user.guid in changed or user.guid not in prior:
+                        continue
+                    if self._groups_for(user, closure, shared) != prior[user.guid].groups:
+                        full_user = self._read_user(conn, user.guid)
+                        if full_user is not None:
+                            changed[user.guid] = full_user
+        # Guard before anything changes.
+        known = self.store.known_users(self.account_id,
+                                       list({*changed, *deleted, *moved_out}))
+        leaving = {g for g in [*deleted, *moved_out] if g in known and known[g].present}
+        disabling = {g for g, u in changed.items()
+                     if not u.enabled and g in known and known[g].enabled and known[g].present}
+        total, _ = self.store.count_present(self.account_id)
+        report.would_suspend = len(leaving) + len(disabling)
+        self._guard(report.would_suspend, total)
+        self._suspend_gone([known[g] for g in sorted(leaving)], report)
+        users = list(changed.values())
+        for start in range(0, len(users), self.page_size):
+            self._apply_page(users[start:start + self.page_size], closure, report,
+                             run_id=None, known=known)
+            self._check_stop()
+        self._finish([], dse, map_fp, report, full=False)
+
+    def _read_user(self, conn: Connection, guid: str) -> ms_ad.DirectoryUser | None:
+        ok = conn.search(ms_ad.guid_base(guid), "(objectClass=user)", "BASE",
+                         attributes=list(ms_ad.USER_ATTRIBUTES))
+        entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
+        return ms_ad.user_from_entry(entries[0]) if ok and entries else None
+
+    # --- applying ---------------------------------------------------------------------------
+
+    def _classify(self, users: Sequence[ms_ad.DirectoryUser],
+                  closure: Mapping[str, frozenset[str]], known: Mapping[str, KnownUser]
+                  ) -> tuple[list[_Change], list[str]]:
+        """Split users into changes and the GUIDs of the unchanged (same fingerprint)."""
+        changes: list[_Change] = []
+        unchanged: list[str] = []
+        shared: dict[frozenset[str], tuple[str, ...]] = {}
+        for user in users:
+            groups = self._groups_for(user, closure, shared)
+            fp = fingerprint(user.mail, user.aliases, user.display_name, user.enabled, groups)
+            prior = known.get(user.guid)
+            if (prior is not None and prior.present and prior.fingerprint == fp
+                    and prior.user_id is not None):
+                unchanged.append(user.guid)
+            else:
+                changes.append(_Change(user, groups, fp, prior))
+        return changes, unchanged
+
+    def _apply_page(self, users: Sequence[ms_ad.DirectoryUser],
+                    closure: Mapping[str, frozenset[str]], report: SyncReport, *,
+                    run_id: str | None, known: Mapping[str, KnownUser] | None = None) -> None:
+        """Classify and apply one page of users."""
+        if known is None:
+            known = self.store.known_users(self.account_id, [u.guid for u in users])
+        changes, unchanged = self._classify(users, closure, known)
+        report.unchanged += len(unchanged)
+        report.pages += 1
+        if self.dry_run:
+            for ch in changes:
+                self._count(ch, report, created=ch.known is None)
+            return
+        self._commit(changes, report, run_id=run_id, seen=unchanged)
+
+    def _commit(self, changes: Sequence[_Change], report: SyncReport, *, run_id: str | None,
+                seen: Sequence[str] = (), pending: bool = False) -> None:
+        """Engine changes, sync records, seen marks and (staged runs) the removal of the
+        staged rows: one transaction."""
+        with self.engine.single_transaction() as session:
+            records: list[UserRecord] = []
+            forget: list[str] = []
+            for ch in changes:
+                record = self._apply_user(ch, report, forget)
+                if record is not None:
+                    records.append(record)
+            DirectoryStore.forget_users(session, self.account_id, forget)
+            DirectoryStore.record_users(session, self.account_id, records, run_id)
+            if run_id is not None:
+                DirectoryStore.mark_seen(session, self.account_id, seen, run_id)
+            if pending:
+                DirectoryStore.clear_pending(session, self.account_id,
+                                             [ch.user.guid for ch in changes])
+        if self.on_page is not None:
+            self.on_page(report.pages)
+
+    def _recreated(self, user: ms_ad.DirectoryUser) -> tuple[str, list[str]] | None:
+        """A new objectGUID whose primary address belongs to a profile of this account that
+        the directory deleted (still in its grace period): the account was recreated in AD.
+        Returns (that user id, the old GUIDs) so the profile is re-linked, not duplicated."""
+        if not user.mail:
+            return None
+        try:
+            owner_id, owner_account = self.engine.resolve_address(user.mail)
+        except BridgeError:
+            return None
+        if owner_id is None or owner_account != self.account_id:
+            return None
+        old = self.store.records_of_user(self.account_id, owner_id)
+        if not old or any(r.present for r in old):
+            return None  # a live directory user owns it: a conflict, reported, not merged
+        return owner_id, [r.guid for r in old]
+
+    def _apply_user(self, ch: _Change, report: SyncReport,
+                    forget: list[str]) -> UserRecord | None:
+        user = ch.user
+        recreated = self._recreated(user) if ch.known is None else None
+        try:
+            result = self.engine.upsert_directory_user(
+                ACTOR, self.account_id, source=IdentitySource.ACTIVE_DIRECTORY,
+                external_id=user.guid, primary_email=user.mail, other_emails=user.aliases,
+                display_name=user.display_name, enabled=user.enabled,
+                on_address_conflict="skip", event_name="SyncDirectoryUser",
+                user_id=recreated[0] if recreated else None)
+            if ch.known is None or ch.known.groups != ch.groups or result.created:
+                self.engine.set_user_groups(ACTOR, self.account_id, result.user.id, ch.groups,
+                                            create_missing=True,
+                                            event_name="SyncDirectoryUserGroups")
+        except BridgeError as exc:
+            report.skipped.append({"objectGUID": user.guid, "dn": user.dn,
+                                   "reason": exc.code, "message": exc.message})
+            return None
+        if result.skipped_addresses:
+            report.conflicts.append({
+                "objectGUID": user.guid, "dn": user.dn, "userId": result.user.id,
+                "addresses": list(result.skipped_addresses),
+                "reason": "address belongs to another user (not merged)"})
+        if recreated:
+            report.restored += 1
+            report.warnings.append(f"{user.dn} was recreated in the directory (new objectGUID "
+                                   f"{user.guid}); its profile {result.user.id} was re-linked")
+            forget.extend(recreated[1])
+        else:
+            self._count(ch, report, created=result.created)
+        # A user with a clash is applied (and reported) again on every run until it clears.
+        fp = RETRY_PREFIX + ch.fingerprint[len(RETRY_PREFIX):] if result.skipped_addresses \
+            else ch.fingerprint
+        return UserRecord(user.guid, result.user.id, user.dn, fp, user.enabled, ch.groups)
+
+    @staticmethod
+    def _count(ch: _Change, report: SyncReport, *, created: bool) -> None:
+        prior = ch.known
+        if created or prior is None:
+            report.added += 1
+        elif not prior.present:
+            report.restored += 1
+        else:
+            report.updated += 1
+        if prior is not None and prior.present and prior.enabled and not ch.user.enabled:
+            report.suspended += 1
+
+    def _suspend_gone(self, gone: Sequence[KnownUser], report: SyncReport) -> None:
+        """Suspend the users that left the directory (or its scope), in one transaction,
+        before the run's other changes: a user deleted and recreated in the same window
+        then finds the old profile suspended and is re-linked to it."""
+        report.suspended += len(gone)
+        if self.dry_run or not gone:
+            return
+        with self.engine.single_transaction() as session:
+            self._mark_gone(session, gone, report)
+
+    def _mark_gone(self, session: Any, gone: Sequence[KnownUser], report: SyncReport) -> None:
+        for known in gone:
+            if known.user_id is None:
+                continue
+            try:
+                self.engine.mark_directory_user_deleted(
+                    ACTOR, self.account_id, known.user_id,
+                    event_name="SyncDirectoryUserDeleted")
+            except BridgeError as exc:  # the profile was removed meanwhile
+                report.skipped.append({"objectGUID": known.guid, "dn": known.dn,
+                                       "reason": exc.code, "message": exc.message})
+        DirectoryStore.mark_gone(session, self.account_id, [k.guid for k in gone])
+
+    def _finish(self, gone: Sequence[KnownUser], dse: ms_ad.RootDse, map_fp: str,
+                report: SyncReport, *, full: bool) -> None:
+        """Suspend the users that left (if any are left to do) and advance the watermark,
+        in one transaction."""
+        report.suspended += len(gone)
+        report.watermark = {"dcName": dse.dc_name, "invocationId": dse.invocation_id,
+                            "highestCommittedUsn": dse.highest_usn}
+        if self.dry_run:
+            return
+        with self.engine.single_transaction() as session:
+            self._mark_gone(session, gone, report)
+            DirectoryStore.save_watermark(
+                session, self.account_id, dc_name=dse.dc_name,
+                invocation_id=dse.invocation_id, highest_usn=dse.highest_usn,
+                mappings_fingerprint=map_fp, now=self.engine.now(), full=full, status="ok")
+
+    def _purge(self) -> int:
+        grace = timedelta(days=self.settings.ad_deletion_grace_days)
+        count = self.engine.purge_deleted_users(ACTOR, self.account_id, grace)
+        if count:
+            self.store.forget_purged(self.account_id)
+        return count
+
+
+def _disables(ch: _Change) -> bool:
+    """Whether applying ``ch`` suspends a user that was enabled."""
+    prior = ch.known
+    return bool(prior is not None and prior.present and prior.enabled and not ch.user.enabled)
+
+
+def _facts(ch: _Change) -> dict[str, Any]:
+    u = ch.user
+    return {"dn": u.dn, "mail": u.mail, "aliases": list(u.aliases),
+            "displayName": u.display_name, "enabled": u.enabled, "groups": list(ch.groups),
+            "fingerprint": ch.fingerprint}
+
+
+def _change_from_facts(guid: str, facts: Mapping[str, Any], known: KnownUser | None
+                       ) -> _Change:
+    user = ms_ad.DirectoryUser(guid=guid, dn=facts["dn"], mail=facts["mail"],
+                               aliases=tuple(facts["aliases"]),
+                               display_name=facts["displayName"], enabled=facts["enabled"],
+                               usn_changed=None)
+    return _Change(user, tuple(facts["groups"]), facts["fingerprint"], known)
+
+
+def _in_scope(dn: str, base_dn: str) -> bool:
+    """Whether ``dn`` lies at or below ``base_dn`` (DNs compare case-insensitively)."""
+    d, b = _norm_dn(dn), _norm_dn(base_dn)
+    return d == b or d.endswith("," + b)
+
+
+def _norm_dn(dn: str) -> str:
+    return ",".join(part.strip() for part in dn.lower().split(","))
+
+
+def _escape(value: str) -> str:
+    from ldap3.utils.conv import escape_filter_chars
+
+    return str(escape_filter_chars(value))
+
+
+def summarize(reports: Iterable[SyncReport]) -> dict[str, Any]:
+    return {"runs": [r.as_json() for r in reports]}

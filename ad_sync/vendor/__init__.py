@@ -1,0 +1,1 @@
+"""Directory vendors' quirks, one module per vendor (only Microsoft AD so far)."""

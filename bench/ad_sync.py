@@ -1,0 +1,188 @@
+"""Benchmark of the AD sync against a real Samba AD DC (``python -m bench.ad_sync``).
+
+For each directory size (default 2,000 and 10,000 users, loaded offline with ``ldbadd``):
+
+* ``ldapsearch`` reading the same users and attributes, paged 1000 (the floor);
+* the first full sync into an empty bridge (creates every user);
+* a second full sync (nothing changed: the daily reconciliation);
+* an incremental sync after 10 users changed;
+* peak memory (``VmHWM``) of each sync, run in a child process, and its RSS before the
+  sync started (imports and the app).
+
+Prints one JSON summary. Bounded: about 2-3 minutes on 2 cores. The DC listens on the
+fixed ports 389/636 of 127.0.0.1: no test run may be using them at the same time.
+Options: ``--sizes 2000,10000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+ATTRS = ["objectGUID", "mail", "proxyAddresses", "displayName", "userAccountControl",
+         "uSNChanged"]
+
+
+def _hwm_kb() -> int:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's peak
+    at fork into the child's ru_maxrss, VmHWM starts afresh at exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child(args: argparse.Namespace) -> int:
+    """Run one sync in this (fresh) process and print its figures."""
+    rss_before = _hwm_kb()
+    from ad_sync.sync import DirectorySync
+    from bridge.app import build_services
+    from config import load_settings
+
+    settings = load_settings(env={}, overrides={"data_dir": Path(args.data_dir),
+                                                "database_url": args.db,
+                                                "allow_insecure_ldap": False})
+    services = build_services(settings)
+    DirectorySync(services, args.account).store.state(args.account)  # warm the pool
+    rss_ready = _hwm_kb()
+    profile = None
+    if os.environ.get("BENCH_AD_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+    started = time.perf_counter()
+    report = DirectorySync(services, args.account, allow_mass_change=True).run(
+        full=args.child == "full")
+    seconds = time.perf_counter() - started
+    rss_peak = _hwm_kb()
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        out = Path(os.environ["BENCH_AD_PROFILE"]) / f"{args.child}-{os.getpid()}.txt"
+        with out.open("w") as fh:
+            pstats.Stats(profile, stream=fh).sort_stats("cumulative").print_stats(40)
+    print(json.dumps({"seconds": round(seconds, 3), "status": report.status,
+                      "mode": report.mode, "added": report.added, "updated": report.updated,
+                      "unchanged": report.unchanged, "pages": report.pages,
+                      "rss_before_mb": round(rss_before / 1024, 1),
+                      "rss_ready_mb": round(rss_ready / 1024, 1),
+                      "rss_peak_mb": round(rss_peak / 1024, 1),
+                      "sync_growth_mb": round((rss_peak - rss_ready) / 1024, 1)}))
+    return 0 if report.status == "ok" else 1
+
+
+def _run_child(mode: str, db: str, data_dir: Path, account: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ad_sync", "--child", mode, "--db", db,
+         "--data-dir", str(data_dir), "--account", account],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sync child failed: {done.stdout}\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _ldapsearch(dc: Any, base: str) -> tuple[float, int]:
+    env = dict(os.environ, LDAPTLS_CACERT=str(dc.ca_cert_path), LDAPTLS_REQCERT="never")
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-H", dc.ldaps_url, "-x", "-D",
+         dc.admin_dn, "-w", dc.admin_password, "-b", base, "-E", "pr=1000/noprompt",
+         "(&(objectCategory=person)(objectClass=user)(!(objectClass=computer)))", *ATTRS],
+        env=env, capture_output=True, text=True, timeout=300, check=True)
+    seconds = time.perf_counter() - started
+    return seconds, done.stdout.count("\ndn: ") + done.stdout.startswith("dn: ")
+
+
+def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
+    from ad_sync import client
+    from bridge.ad_directory import DirectoryStore
+    from bridge.app import build_services
+    from bridge.domain import Actor, Tier
+    from bridge.store.db import upgrade
+    from config import load_settings
+    from tests.builders import claim
+    from tests.servers.samba_ldif import users_ldif
+
+    dc.restore()
+    ou = f"OU=Bench,{dc.base_dn}"
+    started = time.perf_counter()
+    dc.load_ldif_offline(users_ldif(n, dc.base_dn, ou, groups=10, nest_groups=True))
+    load_seconds = time.perf_counter() - started
+
+    data_dir = work / f"bridge-{n}"
+    db = f"sqlite:///{data_dir / 'bridge.db'}"
+    upgrade(db)
+    settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": db})
+    services = build_services(settings)
+    admin = Actor(type="AdminUser", principal_id="bench", name="bench")
+    account = services.engine.create_account(admin, f"Bench {n}")
+    claim(services.engine, admin, account.id, "example.com")
+    DirectoryStore(services).connect(admin, account.id, {
+        "LdapUrl": dc.ldaps_url, "BaseDn": ou, "BindDn": dc.admin_dn,
+        "BindPassword": dc.admin_password, "CaCertificatePem": dc.ca_cert_path.read_text(),
+        "TlsServerName": dc.tls_server_name, "GroupBaseDn": ou,
+    }, lambda cfg: client.verify_connection(cfg, allow_insecure=False))
+    services.engine.add_or_update_group_mappings(
+        admin, account.id, {"user-group-000": Tier.PRO, "user-all": Tier.BASIC})
+    services.db.dispose()
+
+    ldapsearch_s, entries = _ldapsearch(dc, ou)
+    cold = _run_child("full", db, data_dir, account.id)
+    warm = _run_child("full", db, data_dir, account.id)
+    ldapsearch_again, _ = _ldapsearch(dc, ou)  # the same run, after the syncs
+    for i in range(1, 11):
+        dc.replace(f"CN=user{i * (n // 10):05d},{ou}", {"displayName": f"Changed {i}"})
+    incremental = _run_child("incremental", db, data_dir, account.id)
+    assert incremental["updated"] == 10, incremental
+    floor = min(ldapsearch_s, ldapsearch_again)
+    return {
+        "users": n, "ldbadd_seconds": round(load_seconds, 1), "ldapsearch_entries": entries,
+        "ldapsearch_seconds": round(floor, 3),
+        "full_cold": cold, "full_warm": warm, "incremental_10_changed": incremental,
+        "full_cold_vs_ldapsearch": round(cold["seconds"] / floor, 2),
+        "full_warm_vs_ldapsearch": round(warm["seconds"] / floor, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,10000")
+    parser.add_argument("--child", choices=["full", "incremental"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--account", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    sys.path.insert(0, str(ROOT))
+    from tests.servers.samba_dc import SambaDC
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-ad-") as tmp:
+        work = Path(tmp)
+        with SambaDC(base_dir=work / "samba") as dc:
+            dc.start()
+            dc.snapshot()
+            for n in (int(s) for s in args.sizes.split(",")):
+                results.append(_one_size(dc, n, work))
+    print(json.dumps({"benchmark": "ad_sync", "machine": {
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "platform": platform.platform()}, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

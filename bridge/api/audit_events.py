@@ -1,0 +1,58 @@
+"""LookupEvents (extension path ``GET /audit/events``): the audit trail, filtered by event
+name, principal (id or admin user name) and time range, oldest first, paged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge import audit
+from bridge.api.framework import ActionContext, action, api_state
+from bridge.api.shapes import decode_token, encode_token, max_results
+from bridge.errors import NotFound, ValidationError
+from bridge.store.db import transaction
+
+
+def _time(ctx: ActionContext, name: str) -> datetime | None:
+    text = ctx.query(name)
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name} must be an ISO 8601 time such as "
+                              f"2026-11-24T21:00:00Z, got {text!r}.", field=name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@action("LookupEvents", "GET", "/audit/events", openapi=True,
+        summary="Audit events (CloudTrail-shaped), oldest first",
+        query_parameters=("event-name", "principal", "start-time", "end-time",
+                          "max-results", "next-token"),
+        response_schema={"type": "object", "properties": {
+            "Events": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
+            "NextToken": {"type": "string"}}})
+def lookup_events(ctx: ActionContext) -> dict[str, Any]:
+    principal = ctx.query("principal")
+    if principal and not principal.startswith("AIDA"):
+        try:
+            principal = api_state().principals.get(principal).id
+        except NotFound:
+            principal = f"unknown:{principal}"  # matches nothing, like an unknown id
+    start, end = _time(ctx, "start-time"), _time(ctx, "end-time")
+    if start and end and start > end:
+        raise ValidationError("start-time is after end-time.", field="start-time")
+    cursor = decode_token(ctx.query("next-token"))
+    if cursor is not None and not cursor.isdigit():
+        raise ValidationError("next-token is not a token this API returned.",
+                              field="NextToken")
+    query = audit.EventQuery(event_name=ctx.query("event-name") or None,
+                             principal_id=principal or None, start_time=start, end_time=end,
+                             after_seq=int(cursor) if cursor else None,
+                             limit=max_results(ctx.query("max-results")))
+    with transaction(ctx.services.sessions) as session:
+        events, next_seq = audit.lookup(session, query)
+    body: dict[str, Any] = {"Events": events}
+    if next_seq is not None:
+        body["NextToken"] = encode_token(str(next_seq))
+    return body

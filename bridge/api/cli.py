@@ -1,0 +1,125 @@
+"""``bridge admin ...``: manage admin principals (the guide's IAM users).
+
+- ``bridge admin create-user NAME --policy FullAccess|UserManagement|ReadOnly|FILE.json``
+  (repeatable) prints ``{"UserName", "PrincipalId", "AccessKeyId", "SecretAccessKey"}``
+  once as JSON: the secret cannot be shown again.
+- ``bridge admin list-users`` (JSON, no secrets), ``bridge admin delete-user NAME``,
+  ``bridge admin attach-policy NAME --policy ...``, ``bridge admin detach-policy NAME
+  POLICY``, ``bridge admin rotate-key NAME`` (new key printed once; old keys deleted).
+
+Exit codes follow ``bridge``: 0 success, 1 refused (message on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from config import Settings
+
+
+def _store(settings: Settings) -> Any:
+    from bridge.api.principals import PrincipalStore
+    from bridge.crypto import SecretBox, load_or_create_key
+    from bridge.store.db import make_engine, make_session_factory
+
+    sessions = make_session_factory(make_engine(settings.effective_database_url))
+    return PrincipalStore(sessions, SecretBox(load_or_create_key(settings)))
+
+
+def _actor() -> Any:
+    from bridge.domain import Actor
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return Actor(type="CliOperator", principal_id=f"cli:{who}", name=who, user_agent="bridge")
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.api.policy import policy_from_argument
+
+    policies = [policy_from_argument(p) for p in args.policy]
+    created = _store(settings).create(_actor(), args.name, policies)
+    _print(created.as_json())
+    print("Store the secret now: it cannot be shown again.", file=sys.stderr)
+    return 0
+
+
+def _list_users(args: argparse.Namespace, settings: Settings) -> int:
+    _print([p.summary() for p in _store(settings).list()])
+    return 0
+
+
+def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
+    _store(settings).delete(_actor(), args.name)
+    print(f"deleted admin user {args.name}", file=sys.stderr)
+    return 0
+
+
+def _attach_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.api.policy import policy_from_argument
+
+    store = _store(settings)
+    view = None
+    for value in args.policy:
+        view = store.attach_policy(_actor(), args.name, policy_from_argument(value))
+    assert view is not None  # noqa: S101 - argparse requires at least one --policy
+    _print(view.summary())
+    return 0
+
+
+def _detach_policy(args: argparse.Namespace, settings: Settings) -> int:
+    _print(_store(settings).detach_policy(_actor(), args.name, args.policy_name).summary())
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    _print(_store(settings).rotate_key(_actor(), args.name).as_json())
+    print("The previous access keys are deleted; store the new secret now.", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``bridge admin`` and its actions to the ``bridge`` command."""
+    admin = sub.add_parser("admin", help="admin API principals (IAM-style users and keys)")
+    verbs = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    policy_help = ("FullAccess, UserManagement, ReadOnly, or a path to a JSON policy "
+                   "(repeatable)")
+
+    create = verbs.add_parser("create-user", help="create an admin user; prints its access "
+                                                  "key id and secret once (JSON)")
+    create.add_argument("name")
+    create.add_argument("--policy", action="append", required=True, help=policy_help)
+    create.set_defaults(handler=_create_user)
+
+    verbs.add_parser("list-users", help="list admin users (no secrets)").set_defaults(
+        handler=_list_users)
+
+    delete = verbs.add_parser("delete-user", help="delete an admin user and its keys")
+    delete.add_argument("name")
+    delete.set_defaults(handler=_delete_user)
+
+    attach = verbs.add_parser("attach-policy", help="attach policies to an admin user")
+    attach.add_argument("name")
+    attach.add_argument("--policy", action="append", required=True, help=policy_help)
+    attach.set_defaults(handler=_attach_policy)
+
+    detach = verbs.add_parser("detach-policy", help="detach a policy (managed name or the "
+                                                    "custom policy's file name)")
+    detach.add_argument("name")
+    detach.add_argument("policy_name")
+    detach.set_defaults(handler=_detach_policy)
+
+    rotate = verbs.add_parser("rotate-key", help="new access key (printed once); the old "
+                                                 "keys stop working")
+    rotate.add_argument("name")
+    rotate.set_defaults(handler=_rotate_key)

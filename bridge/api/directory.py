@@ -1,0 +1,67 @@
+"""Active Directory connection actions (the guide's ConnectDirectory, ListDirectories,
+DisconnectDirectory) at ``/accounts/<accountId>/directory``.
+
+PUT body: ``{"LdapUrl": "ldaps://dc.example.com:636" | "ldap://...", "StartTls": bool,
+"BaseDn", "BindDn", "BindPassword", "CaCertificatePem", "TlsServerName", "UserFilter",
+"GroupBaseDn"}``. PUT binds once with those settings and refuses (400 BadRequestException,
+the LDAP error in words) a directory it cannot reach, verify (TLS) or bind to; only
+enterprise accounts (403); the account becomes EnterpriseDirectory. The bind password is
+sealed at rest and never returned: GET answers ``{"Directories": [...]}`` without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from bridge.ad_directory import VERIFIER_EXTENSION, DirectoryStore
+from bridge.api.framework import ActionContext, action
+from bridge.errors import NotFound, UpstreamUnavailable
+
+_STR = {"type": "string"}
+_DIRECTORY = {"type": "object", "properties": {
+    "AccountId": _STR, "LdapUrl": _STR, "StartTls": {"type": "boolean"}, "BaseDn": _STR,
+    "BindDn": _STR, "HasCaCertificate": {"type": "boolean"}, "TlsServerName": _STR,
+    "UserFilter": _STR, "GroupBaseDn": _STR, "CreatedTimestamp": _STR,
+    "LastSyncTimestamp": _STR, "LastFullSyncTimestamp": _STR, "LastSyncStatus": _STR,
+    "Watermark": {"type": "object"}}}
+
+
+@action("ConnectDirectory", "PUT", "/accounts/<accountId>/directory", openapi=True,
+        summary="Connect the account's Active Directory (binds once to check it)",
+        request_schema={"type": "object",
+                        "required": ["LdapUrl", "BaseDn", "BindDn", "BindPassword"],
+                        "properties": {
+                            "LdapUrl": _STR, "StartTls": {"type": "boolean"}, "BaseDn": _STR,
+                            "BindDn": _STR, "BindPassword": {"type": "string",
+                                                             "writeOnly": True},
+                            "CaCertificatePem": _STR, "TlsServerName": _STR,
+                            "UserFilter": _STR, "GroupBaseDn": _STR}},
+        response_schema={"type": "object", "properties": {"Directory": _DIRECTORY}})
+def connect_directory(ctx: ActionContext) -> dict[str, Any]:
+    verify = current_app.extensions.get(VERIFIER_EXTENSION)
+    if verify is None:
+        raise UpstreamUnavailable("The Active Directory door is not installed.")
+    view = ctx.mutate(DirectoryStore(ctx.services).connect, ctx.account_id, ctx.body(), verify)
+    return {"Directory": view.as_json()}
+
+
+@action("ListDirectories", "GET", "/accounts/<accountId>/directory", openapi=True,
+        summary="The account's Active Directory connection (no password)",
+        response_schema={"type": "object", "properties": {
+            "Directories": {"type": "array", "items": _DIRECTORY}}})
+def list_directories(ctx: ActionContext) -> dict[str, Any]:
+    ctx.engine.get_account(ctx.account_id)  # NotFound for an unknown account
+    view = DirectoryStore(ctx.services).get(ctx.account_id)
+    return {"Directories": [view.as_json()] if view is not None else []}
+
+
+@action("DisconnectDirectory", "DELETE", "/accounts/<accountId>/directory", status=204,
+        openapi=True, summary="Disconnect the account's Active Directory")
+def disconnect_directory(ctx: ActionContext) -> None:
+    store = DirectoryStore(ctx.services)
+    if store.get(ctx.account_id) is None:
+        ctx.engine.get_account(ctx.account_id)
+        raise NotFound(f"Account {ctx.account_id} has no Active Directory connected.")
+    ctx.mutate(store.disconnect, ctx.account_id)

@@ -1,0 +1,475 @@
+"""The admin API's request pipeline: route → authenticate (SigV4) → authorize (policies) →
+handler → audit → AWS-shaped response. See the package docstring for how to add an action.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from flask import Blueprint, Flask, Request, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bridge.api import sigv4
+from bridge.api.errors import ServiceFailure, error_response, wire_error
+from bridge.api.policy import (
+    ALL_ACTIONS,
+    Statement,
+    account_arn,
+    allowed_anywhere,
+    allowed_everywhere,
+    is_allowed,
+    statements_of,
+)
+from bridge.api.principals import PrincipalStore, PrincipalView
+from bridge.app import Services, services
+from bridge.domain import Actor
+from bridge.errors import (
+    AccessDenied,
+    BridgeError,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+)
+from bridge.resolution import ResolutionEngine
+from bridge.store.models import utcnow
+
+log = logging.getLogger("bridge.api")
+STATE_KEY = "bridge.admin_api"
+EVENT_SOURCE_NAME = "chime.bridge.local"
+# What the API reports as the AWS account id of every bridge account (``AwsAccountId``)
+# and uses in ARNs; the bridge is one "AWS account".
+DEFAULT_AWS_ACCOUNT_ID = "000000000000"
+
+Handler = Callable[["ActionContext"], Any]
+# Replays are refused for state-changing requests only: a replayed read returns what the
+# original response already showed, and identical reads within the same second (the
+# resolution of X-Amz-Date, so the same signature) are common and legitimate.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ReplayedRequest(RateLimited):
+    """A state-changing request whose signature was already accepted.
+
+    Mapped to 429 ThrottledClientException on purpose: SigV4 as the SDKs use it has
+    one-second resolution and no nonce, so an identical request sent twice within one
+    second carries the same signature. A replay is never executed; a legitimate
+    duplicate is told to slow down and resend (a new second gives a new signature).
+    """
+
+    code = "ReplayedRequest"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One registered admin action."""
+
+    operation: str  # the wire operation (botocore's name, or ours for extension paths)
+    iam_action: str  # the guide's action: checked by policies, the audit event's name
+    method: str
+    rule: str  # Flask rule, e.g. /accounts/<accountId>/users
+    operation_query: str | None  # the ``?operation=`` value that selects it, if any
+    status: int
+    handler: Handler
+    resource: str  # "account" (the path's accountId), "global" or "filtered"
+    summary: str = ""
+    openapi: bool = False
+    request_schema: Mapping[str, Any] | None = None
+    response_schema: Mapping[str, Any] | None = None
+    query_parameters: tuple[str, ...] = ()
+    replay_guard: bool = True
+
+
+# (method, rule) → {operation query value or None: spec}
+_REGISTRY: dict[tuple[str, str], dict[str | None, ActionSpec]] = {}
+
+
+def registered_actions() -> list[ActionSpec]:
+    """Every registered action, in registration order."""
+    return [spec for by_op in _REGISTRY.values() for spec in by_op.values()]
+
+
+def action(operation: str, method: str, path: str, *, iam_action: str | None = None,
+           status: int = 200, resource: str | None = None, summary: str = "",
+           openapi: bool = False, request_schema: Mapping[str, Any] | None = None,
+           response_schema: Mapping[str, Any] | None = None,
+           query_parameters: tuple[str, ...] = (),
+           replay_guard: bool = True) -> Callable[[Handler], Handler]:
+    """Register ``handler(ctx)`` as the admin action ``operation`` at ``method path``.
+
+    ``path`` uses Flask's ``<name>`` placeholders and may end in ``?operation=VALUE``
+    (the AWS model's way of putting several operations on one path). ``iam_action`` is
+    the guide's action name checked against policies and used as the audit event name
+    (default: ``operation``); it must be an action of :data:`bridge.api.policy.ALL_ACTIONS`.
+    ``resource``: "account" (default when the path has ``<accountId>``) checks the policy
+    against that account's ARN; "global" against ``*``; "filtered" lets any principal
+    with some Allow for the action in, and the handler filters with ``ctx.allowed_on``.
+    ``replay_guard=False`` lets an identical state-changing request run twice (for
+    actions whose replay can only do what a fresh call would, e.g. re-checking DNS).
+    """
+    name = iam_action or operation
+    if name not in ALL_ACTIONS:
+        raise ValueError(f"{name} is not an action of the guide's table (bridge.api.policy)")
+    rule, _, query = path.partition("?")
+    op_query = None
+    if query:
+        key, _, value = query.partition("=")
+        if key != "operation" or not value:
+            raise ValueError(f"only ?operation=VALUE is supported in action paths: {path}")
+        op_query = value
+    scope = resource or ("account" if "<accountId>" in rule else "global")
+
+    def register(handler: Handler) -> Handler:
+        by_op = _REGISTRY.setdefault((method.upper(), rule), {})
+        if op_query in by_op and by_op[op_query].operation != operation:
+            raise ValueError(f"{method} {path} is already registered for "
+                             f"{by_op[op_query].operation}")
+        by_op[op_query] = ActionSpec(operation, name, method.upper(), rule, op_query, status,
+                                     handler, scope, summary, openapi, request_schema,
+                                     response_schema, query_parameters, replay_guard)
+        return handler
+
+    return register
+
+
+# --- per-app state ----------------------------------------------------------------------
+
+
+@dataclass
+class AdminApiState:
+    principals: PrincipalStore
+    aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
+    max_skew: timedelta = timedelta(minutes=5)
+
+
+def api_state() -> AdminApiState:
+    state: AdminApiState = current_app.extensions[STATE_KEY]
+    return state
+
+
+# --- the context a handler gets ---------------------------------------------------------
+
+
+@dataclass
+class ActionContext:
+    """Everything a handler needs; handlers call the engine through ``ctx.engine``.
+
+    Read handlers just return their body; mutating handlers call the engine through
+    :meth:`mutate` so the pipeline knows the engine wrote the audit event itself.
+    """
+
+    spec: ActionSpec
+    services: Services
+    actor: Actor
+    principal: PrincipalView
+    path: dict[str, str]
+    request: Request
+    request_id: str
+    statements: tuple[Statement, ...]
+    aws_account_id: str
+    engine_audited: bool = False
+    # Set once a state change committed: the request then counts as executed (its
+    # signature stays remembered even if the handler fails afterwards).
+    executed: bool = False
+    audit_response: dict[str, Any] | None = None
+
+    @property
+    def engine(self) -> ResolutionEngine:
+        return self.services.engine
+
+    @property
+    def account_id(self) -> str:
+        return self.path["accountId"]
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object body ({} when empty). Raises ValidationError for anything else."""
+        from bridge.errors import ValidationError
+
+        raw = self.request.get_data(cache=True)
+        if not raw.strip():
+            return {}
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"The request body is not valid JSON: {exc}.") from None
+        if not isinstance(value, dict):
+            raise ValidationError("The request body must be a JSON object.")
+        return value
+
+    def query(self, name: str) -> str | None:
+        return self.request.args.get(name)
+
+    def allowed_on(self, account_id: str, action: str | None = None) -> bool:
+        """Whether the principal may perform ``action`` (default: this one) on the account."""
+        return is_allowed(self.statements, action or self.spec.iam_action,
+                          account_arn(self.aws_account_id, account_id))
+
+    def unrestricted(self, action: str | None = None) -> bool:
+        """Whether the principal may perform ``action`` on every account."""
+        return allowed_everywhere(self.statements, action or self.spec.iam_action)
+
+    def mutate(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an engine operation ``fn(actor, *args, **kwargs)`` that audits itself.
+
+        Engine refusals are recognised as audited (they pass through the engine's unit
+        of work); for a service of your own that audits its refusals too, use
+        :meth:`audited_call`.
+        """
+        result = fn(self.actor, *args, **kwargs)
+        self.engine_audited = self.executed = True
+        return result
+
+    def audited_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(actor, *args, **kwargs)`` that audits its success *and* its refusals
+        (a :class:`~bridge.errors.BridgeError`) itself: the pipeline audits neither."""
+        try:
+            result = fn(self.actor, *args, **kwargs)
+        finally:
+            self.engine_audited = True
+        self.executed = True
+        return result
+
+
+# --- the pipeline -------------------------------------------------------------------------
+
+
+def _audited_by_engine(exc: BaseException) -> bool:
+    """True when ``exc`` passed through the engine's unit of work, which audits refusals."""
+    run_code = ResolutionEngine._run.__code__
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is run_code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _raw_path(req: Request) -> tuple[str, str]:
+    """(path, query) exactly as sent; SigV4 signs the encoded form."""
+    query = req.environ.get("QUERY_STRING", "")
+    raw = req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI")
+    if raw:
+        path = str(raw).partition("?")[0]
+        if "://" in path:  # absolute-form request target
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        return path, query
+    from urllib.parse import quote
+
+    return quote(req.path, safe="/-_.~"), query
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_response(body: Any, status: int, request_id: str) -> Response:
+    payload = "" if body is None else json.dumps(body, default=_json_default)
+    response = Response(payload, status=status, mimetype="application/json")
+    response.headers["x-amzn-RequestId"] = request_id
+    return response
+
+
+def _anonymous(req: Request, request_id: str, key_id: str | None) -> Actor:
+    return Actor(type="Anonymous", principal_id=key_id or "anonymous",
+                 access_key_id=key_id, source_ip=req.remote_addr,
+                 user_agent=req.user_agent.string or None, request_id=request_id)
+
+
+_KEY_IN_AUTH = re.compile(r"Credential=([A-Za-z0-9]{1,64})/")
+
+
+def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: str,
+                 replay_guard: bool = True) -> tuple[PrincipalView, Actor]:
+    """Verify the request's SigV4 signature; returns the principal and the audit actor.
+
+    Raises Unauthenticated (401) for an unsigned, malformed, expired, replayed or
+    wrongly signed request, or an unknown access key.
+    """
+    info = sigv4.parse_authorization(req.headers.get("Authorization"))
+    credential = state.principals.credential(info.access_key_id)
+    if credential is None:
+        raise Unauthenticated(f"The access key {info.access_key_id} does not exist "
+                              "(deleted, rotated, or never created).")
+    path, query = _raw_path(req)
+    incoming = sigv4.IncomingRequest(req.method, path, query, dict(req.headers.items()),
+                                     req.get_data(cache=True))
+    signed_at = sigv4.verify(incoming, info, credential.secret_access_key, now=utcnow(),
+                             max_skew=state.max_skew)
+    guarded = replay_guard and req.method not in SAFE_METHODS
+    if guarded and not state.principals.accept_signature(
+            info.access_key_id, info.signature, signed_at + state.max_skew):
+        raise ReplayedRequest(
+            "This exact signed request was already received (a replay, or an identical "
+            "request signed within the same second); it was not executed. Sign it again "
+            "and resend (after the current second if the request is identical).")
+    principal = credential.principal
+    actor = Actor(
+        type="IAMUser", principal_id=principal.id, name=principal.name,
+        access_key_id=credential.access_key_id, source_ip=req.remote_addr,
+        user_agent=req.user_agent.string or None, request_id=request_id,
+        extra={"arn": f"arn:aws:iam::{state.aws_account_id}:user/{principal.name}",
+               "accountId": state.aws_account_id},
+    )
+    return principal, actor
+
+
+def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mapping[str, str],
+               state: AdminApiState, principal: PrincipalView) -> None:
+    if spec.resource == "account":
+        resource = account_arn(state.aws_account_id, path.get("accountId", ""))
+        ok = is_allowed(statements, spec.iam_action, resource)
+    elif spec.resource == "filtered":
+        resource = "*"
+        ok = allowed_anywhere(statements, spec.iam_action)
+    else:
+        resource = "*"
+        ok = is_allowed(statements, spec.iam_action, resource)
+    if not ok:
+        raise AccessDenied(
+            f"User: arn:aws:iam::{state.aws_account_id}:user/{principal.name} is not "
+            f"authorized to perform: chime:{spec.iam_action} on resource: {resource}")
+
+
+AUDITED_BODY_LIMIT = 4096
+
+
+def _request_parameters(path: Mapping[str, str], req: Request) -> dict[str, Any]:
+    """Path and query parameters, and the members of a small JSON body (audit.record
+    redacts secret-named members)."""
+    params: dict[str, Any] = dict(path)
+    for key, value in req.args.items():
+        if key != "operation":
+            params[key] = value
+    raw = req.get_data(cache=True)
+    if raw and len(raw) <= AUDITED_BODY_LIMIT:
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict):
+            params.update({k: v for k, v in body.items() if k not in params})
+    elif raw:
+        params["bodyBytes"] = len(raw)
+    return params
+
+
+def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
+    """Run one admin request through the pipeline."""
+    svc = services()
+    state = api_state()
+    request_id = str(uuid.uuid4())
+    actor: Actor | None = None
+    ctx: ActionContext | None = None
+    audit_account = path.get("accountId")
+    try:
+        limit = svc.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        try:
+            request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
+        try:
+            principal, actor = authenticate(request, svc, state, request_id,
+                                            spec.replay_guard)
+        except BridgeError:
+            match = _KEY_IN_AUTH.search(request.headers.get("Authorization", ""))
+            actor = _anonymous(request, request_id, match.group(1) if match else None)
+            raise
+        statements = statements_of(principal.policies)
+        _authorize(spec, statements, path, state, principal)
+        ctx = ActionContext(spec, svc, actor, principal, path, request, request_id,
+                            statements, state.aws_account_id)
+        result = spec.handler(ctx)
+        if not ctx.engine_audited:
+            svc.engine.record_event(actor, spec.iam_action, account_id=audit_account,
+                                    params=_request_parameters(path, request),
+                                    response=ctx.audit_response)
+        if isinstance(result, Response):
+            result.headers["x-amzn-RequestId"] = request_id
+            return result
+        return json_response(result, spec.status, request_id)
+    except BridgeError as exc:
+        error = exc
+    except Exception:
+        log.exception("admin API %s failed (request %s)", spec.operation, request_id)
+        error = ServiceFailure("internal error")
+    status = wire_error(error)[1]
+    if status < 500:
+        log.info("admin API %s refused (request %s): %s %s", spec.operation, request_id,
+                 error.code, error.message)
+    elif not isinstance(error, ServiceFailure):
+        log.error("admin API %s failed (request %s): %s", spec.operation, request_id,
+                  error.message)
+    if not _audited_by_engine(error) and not (ctx is not None and ctx.engine_audited):
+        try:
+            svc.engine.record_event(actor or _anonymous(request, request_id, None),
+                                    spec.iam_action, account_id=audit_account,
+                                    params=_request_parameters(path, request),
+                                    error=error)
+        except Exception:  # the answer must still go out; the failure is logged
+            log.exception("could not audit refused %s (request %s)", spec.operation,
+                          request_id)
+    if not isinstance(error, ReplayedRequest) and not (ctx is not None and ctx.executed):
+        # Nothing was executed, so nothing can be executed twice: the client may resend
+        # the same signed request (a retry within the same second, or after a policy fix).
+        _forget_signature(request, state)
+    return error_response(error, request_id)
+
+
+def _forget_signature(req: Request, state: AdminApiState) -> None:
+    if req.method in SAFE_METHODS:
+        return
+    try:
+        info = sigv4.parse_authorization(req.headers.get("Authorization"))
+    except Unauthenticated:
+        return
+    state.principals.forget_signature(info.signature)
+
+
+def _make_view(method: str, rule: str) -> Callable[..., Response]:
+    def view(**path: str) -> Response:
+        by_op = _REGISTRY[(method, rule)]
+        op = request.args.get("operation")
+        spec = by_op.get(op)
+        if spec is None:
+            from bridge.errors import NotFound
+
+            what = f"?operation={op}" if op else "without ?operation="
+            return error_response(NotFound(f"No admin action {method} {rule} {what}."),
+                                  str(uuid.uuid4()))
+        return execute(spec, path)
+
+    view.__name__ = f"admin_{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', rule.lower())}"
+    return view
+
+
+def build_blueprint() -> Blueprint:
+    """A blueprint with one view per registered (method, rule)."""
+    bp = Blueprint("admin_api", __name__)
+    for (method, rule) in list(_REGISTRY):
+        bp.add_url_rule(rule, view_func=_make_view(method, rule), methods=[method])
+    return bp
+
+
+def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> AdminApiState:
+    """Create the per-app state (principal store, skew) and register the routes."""
+    state = AdminApiState(
+        principals=PrincipalStore(svc.sessions, svc.secrets),
+        aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
+        max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
+    )
+    app.extensions[STATE_KEY] = state
+    app.register_blueprint(build_blueprint())
+    return state

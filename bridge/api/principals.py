@@ -1,0 +1,255 @@
+"""Admin principals (the guide's IAM users) and their SigV4 access keys.
+
+A principal has a unique name, attached policies (managed names or custom documents, see
+:mod:`bridge.api.policy`) and access keys. SigV4 verification needs the plain secret, so a
+secret is sealed with the service's :class:`~bridge.crypto.SecretBox` at rest; it is shown
+once, when the key is created, and never logged or audited. Changes are audited with IAM's
+event names (CreateUser, DeleteUser, AttachUserPolicy, CreateAccessKey, DeleteAccessKey).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import audit
+from bridge.api.policy import parse_policy, statements_of
+from bridge.crypto import SecretBox
+from bridge.domain import Actor
+from bridge.errors import Conflict, NotFound, ValidationError
+from bridge.store.db import transaction
+from bridge.store.models import AdminAccessKey, AdminPrincipal, AdminRequestSignature, utcnow
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+ACCESS_KEY_PREFIX = "AKIA"
+PRINCIPAL_PREFIX = "AIDA"
+# How often (1 in N accepted requests) expired replay-guard rows are purged.
+_PURGE_ONE_IN = 64
+
+
+def _random_id(prefix: str) -> str:
+    # AWS-shaped ids: a prefix and 16 characters of base32 (A-Z, 2-7).
+    return prefix + base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:16]
+
+
+@dataclass(frozen=True)
+class PrincipalView:
+    id: str
+    name: str
+    policies: tuple[dict[str, Any], ...]
+    created_at: datetime
+    access_key_ids: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (no secrets)."""
+        return {"PrincipalId": self.id, "UserName": self.name,
+                "Policies": [p.get("Managed") or p.get("Name") for p in self.policies],
+                "AccessKeyIds": list(self.access_key_ids),
+                "CreatedAt": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    """A freshly created key: the only moment the secret is available in clear."""
+
+    principal: PrincipalView
+    access_key_id: str
+    secret_access_key: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"UserName": self.principal.name, "PrincipalId": self.principal.id,
+                "AccessKeyId": self.access_key_id,
+                "SecretAccessKey": self.secret_access_key}
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What authentication needs: the principal and the key's plain secret."""
+
+    principal: PrincipalView
+    access_key_id: str
+    secret_access_key: str
+
+
+def _validate_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
+    statements_of([policy])  # raises ValidationError for an unknown managed name
+    if "Managed" not in policy:
+        parse_policy(policy.get("Document"))
+    return dict(policy)
+
+
+class PrincipalStore:
+    """Create, list, change and authenticate admin principals."""
+
+    def __init__(self, sessions: sessionmaker[Session], secret_box: SecretBox,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self._box = secret_box
+        self._now = clock
+
+    @staticmethod
+    def _view(session: Session, principal: AdminPrincipal) -> PrincipalView:
+        keys = session.scalars(select(AdminAccessKey.access_key_id)
+                               .where(AdminAccessKey.principal_id == principal.id)
+                               .order_by(AdminAccessKey.created_at))
+        return PrincipalView(principal.id, principal.name,
+                             tuple(dict(p) for p in principal.policies or []),
+                             principal.created_at, tuple(keys))
+
+    @staticmethod
+    def _by_name(session: Session, name: str) -> AdminPrincipal:
+        principal = session.scalar(select(AdminPrincipal).where(AdminPrincipal.name == name))
+        if principal is None:
+            raise NotFound(f"Admin user {name!r} does not exist.")
+        return principal
+
+    def _new_key(self, session: Session, principal: AdminPrincipal) -> tuple[str, str]:
+        key_id = _random_id(ACCESS_KEY_PREFIX)
+        secret = secrets.token_urlsafe(30)  # 40 characters, like an AWS secret key
+        session.add(AdminAccessKey(access_key_id=key_id, principal_id=principal.id,
+                                   secret_sealed=self._box.seal(secret),
+                                   created_at=self._now()))
+        return key_id, secret
+
+    def create(self, actor: Actor, name: str,
+               policies: list[dict[str, Any]]) -> NewAccessKey:
+        """CreateUser + CreateAccessKey. Raises ValidationError for a bad name or policy,
+        Conflict when the name is taken."""
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ValidationError("An admin user name is 1-64 letters, digits or +=,.@_- "
+                                  "characters.", field="UserName")
+        clean = [_validate_policy(p) for p in policies]
+        try:
+            with transaction(self._sessions) as session:
+                principal = AdminPrincipal(id=_random_id(PRINCIPAL_PREFIX), name=name,
+                                           policies=clean, created_at=self._now())
+                session.add(principal)
+                session.flush()
+                key_id, secret = self._new_key(session, principal)
+                session.flush()
+                audit.record(session, actor, "CreateUser",
+                             request_parameters={"userName": name,
+                                                 "policies": [p.get("Managed") or p.get("Name")
+                                                              for p in clean]},
+                             response_elements={"principalId": principal.id,
+                                                "accessKeyId": key_id})
+                view = self._view(session, principal)
+        except IntegrityError:
+            raise Conflict(f"An admin user named {name!r} already exists.") from None
+        return NewAccessKey(view, key_id, secret)
+
+    def list(self) -> list[PrincipalView]:
+        with transaction(self._sessions) as session:
+            rows = session.scalars(select(AdminPrincipal).order_by(AdminPrincipal.name))
+            return [self._view(session, p) for p in rows]
+
+    def get(self, name: str) -> PrincipalView:
+        with transaction(self._sessions) as session:
+            return self._view(session, self._by_name(session, name))
+
+    def delete(self, actor: Actor, name: str) -> None:
+        """DeleteUser: the principal and all its keys (requests signed with them fail)."""
+        with transaction(self._sessions) as session:
+            principal = self._by_name(session, name)
+            session.execute(delete(AdminAccessKey)
+                            .where(AdminAccessKey.principal_id == principal.id))
+            session.delete(principal)
+            audit.record(session, actor, "DeleteUser", request_parameters={"userName": name})
+
+    def attach_policy(self, actor: Actor, name: str, policy: dict[str, Any]) -> PrincipalView:
+        """AttachUserPolicy: add a policy (replacing a custom one of the same name)."""
+        clean = _validate_policy(policy)
+        label = clean.get("Managed") or clean.get("Name")
+        with transaction(self._sessions) as session:
+            principal = self._by_name(session, name)
+            kept = [p for p in principal.policies or []
+                    if (p.get("Managed") or p.get("Name")) != label]
+            principal.policies = [*kept, clean]
+            audit.record(session, actor, "AttachUserPolicy",
+                         request_parameters={"userName": name, "policy": label})
+            return self._view(session, principal)
+
+    def detach_policy(self, actor: Actor, name: str, label: str) -> PrincipalView:
+        """DetachUserPolicy by managed name or custom policy name (NotFound if absent)."""
+        with transaction(self._sessions) as session:
+            principal = self._by_name(session, name)
+            kept = [p for p in principal.policies or []
+                    if (p.get("Managed") or p.get("Name")) != label]
+            if len(kept) == len(principal.policies or []):
+                raise NotFound(f"Admin user {name!r} has no policy {label!r}.")
+            principal.policies = kept
+            audit.record(session, actor, "DetachUserPolicy",
+                         request_parameters={"userName": name, "policy": label})
+            return self._view(session, principal)
+
+    def rotate_key(self, actor: Actor, name: str) -> NewAccessKey:
+        """Create a new access key and delete the principal's previous keys at once."""
+        with transaction(self._sessions) as session:
+            principal = self._by_name(session, name)
+            old = list(session.scalars(select(AdminAccessKey.access_key_id)
+                                       .where(AdminAccessKey.principal_id == principal.id)))
+            session.execute(delete(AdminAccessKey)
+                            .where(AdminAccessKey.principal_id == principal.id))
+            key_id, secret = self._new_key(session, principal)
+            session.flush()
+            audit.record(session, actor, "CreateAccessKey",
+                         request_parameters={"userName": name, "deletedAccessKeyIds": old},
+                         response_elements={"accessKeyId": key_id})
+            view = self._view(session, principal)
+        return NewAccessKey(view, key_id, secret)
+
+    # --- authentication ------------------------------------------------------------------
+
+    def credential(self, access_key_id: str) -> Credential | None:
+        """The principal and plain secret of an access key, or None if unknown."""
+        with transaction(self._sessions) as session:
+            row = session.execute(
+                select(AdminAccessKey, AdminPrincipal)
+                .join(AdminPrincipal, AdminPrincipal.id == AdminAccessKey.principal_id)
+                .where(AdminAccessKey.access_key_id == access_key_id)
+            ).first()
+            if row is None:
+                return None
+            key, principal = row
+            view = PrincipalView(principal.id, principal.name,
+                                 tuple(dict(p) for p in principal.policies or []),
+                                 principal.created_at, (key.access_key_id,))
+            return Credential(view, key.access_key_id, self._box.open(key.secret_sealed))
+
+    def accept_signature(self, access_key_id: str, signature: str,
+                         expires_at: datetime) -> bool:
+        """Remember an accepted signature until ``expires_at``; False if it was seen
+        before (a replay). Stored in the database so every worker sees it."""
+        digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
+        now = self._now()
+        try:
+            with transaction(self._sessions) as session:
+                session.add(AdminRequestSignature(signature_hash=digest, expires_at=expires_at))
+                key = session.get(AdminAccessKey, access_key_id)
+                if key is not None:
+                    key.last_used_at = now
+                # Randomised purging keeps the table small without a scheduler.
+                if random.randrange(_PURGE_ONE_IN) == 0:  # noqa: S311 - not security related
+                    session.execute(delete(AdminRequestSignature)
+                                    .where(AdminRequestSignature.expires_at < now))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_signature(self, signature: str) -> None:
+        """Drop a remembered signature (its request failed and may be retried as is)."""
+        digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
+        with transaction(self._sessions) as session:
+            session.execute(delete(AdminRequestSignature)
+                            .where(AdminRequestSignature.signature_hash == digest))

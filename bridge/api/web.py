@@ -1,0 +1,166 @@
+"""The admin door's unsigned routes: ``/openapi.json`` (the extension paths), the
+invitation link page, and the background domain re-check for ``bridge serve``."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from bridge.api.framework import registered_actions
+from bridge.app import Services, services
+from bridge.dns_check import DomainRechecker
+from bridge.domain import Actor
+from bridge.errors import BridgeError
+
+BACKGROUND_KEY = "bridge.domain_rechecker"
+
+_ERROR = {"type": "object", "required": ["Code", "Message"],
+          "properties": {"Code": {"type": "string"}, "Message": {"type": "string"}}}
+_COMPONENTS: dict[str, Any] = {
+    "securitySchemes": {"sigv4": {
+        "type": "apiKey", "in": "header", "name": "Authorization",
+        "description": "AWS Signature Version 4, service chime (any region); X-Amz-Date "
+                       "within the allowed skew; each signature accepted once."}},
+    "schemas": {
+        "Error": _ERROR,
+        "Domain": {"type": "object", "properties": {
+            "AccountId": {"type": "string"}, "DomainName": {"type": "string"},
+            "Status": {"type": "string",
+                       "enum": ["PendingVerification", "Verified", "Failed"]},
+            "VerificationRecord": {"type": "object", "properties": {
+                "Name": {"type": "string"}, "Type": {"const": "TXT"},
+                "Value": {"type": "string"}}},
+            "CreatedTimestamp": {"type": "string", "format": "date-time"},
+            "VerifiedTimestamp": {"type": "string", "format": "date-time"}}},
+        "Group": {"type": "object", "properties": {
+            "GroupName": {"type": "string"},
+            "LicenseType": {"type": "string", "enum": ["Pro", "Basic"]},
+            "CreatedTimestamp": {"type": "string", "format": "date-time"}}},
+        "User": {"type": "object", "properties": {
+            "UserId": {"type": "string"}, "AccountId": {"type": "string"},
+            "PrimaryEmail": {"type": "string"}, "Aliases": {"type": "array",
+                                                           "items": {"type": "string"}},
+            "DisplayName": {"type": "string"},
+            "LicenseType": {"type": "string", "enum": ["Basic", "Pro"]},
+            "UserType": {"type": "string", "enum": ["PrivateUser"]},
+            "UserRegistrationStatus": {"type": "string", "enum": [
+                "Unregistered", "Registered", "Suspended", "Released"]},
+            "UserInvitationStatus": {"type": "string", "enum": ["Pending", "Accepted",
+                                                                  "Failed"]},
+            "PersonalPIN": {"type": "string"},
+            "InvitedOn": {"type": "string", "format": "date-time"},
+            "RegisteredOn": {"type": "string", "format": "date-time"},
+            "LastActiveOn": {"type": "string", "format": "date-time"}}},
+        "SupportRequest": {"type": "object", "properties": {
+            "SupportRequestId": {"type": "string"}, "Subject": {"type": "string"},
+            "AccountId": {"type": ["string", "null"]},
+            "Status": {"const": "Submitted"},
+            "EmailStatus": {"type": "string", "enum": ["Sent", "Failed", "NotSent"]},
+            "CreatedTimestamp": {"type": "string", "format": "date-time"}}},
+        "AuditEvent": {"type": "object", "description": "Shaped like a CloudTrail record",
+                       "properties": {name: {} for name in (
+                           "eventVersion", "userIdentity", "eventTime", "eventSource",
+                           "eventName", "sourceIPAddress", "userAgent", "requestParameters",
+                           "responseElements", "errorCode", "errorMessage", "requestID",
+                           "eventID", "eventType", "recipientAccountId")}},
+    },
+}
+_ERROR_STATUSES = {"400": "BadRequestException", "401": "UnauthorizedClientException",
+                   "403": "ForbiddenException", "404": "NotFoundException",
+                   "409": "ConflictException", "413": "RequestEntityTooLargeException",
+                   "429": "ThrottledClientException", "500": "ServiceFailureException"}
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for every action registered with ``openapi=True`` (the extension
+    paths; the model's operations are described by botocore's service-2.json)."""
+    paths: dict[str, Any] = {}
+    for spec in registered_actions():
+        if not spec.openapi:
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", spec.rule)
+        params: list[dict[str, Any]] = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in re.findall(r"\{([A-Za-z_]+)\}", path)]
+        if spec.operation_query:
+            params.append({"name": "operation", "in": "query", "required": True,
+                           "schema": {"const": spec.operation_query}})
+        params += [{"name": n, "in": "query", "required": False,
+                    "schema": {"type": "string"}} for n in spec.query_parameters]
+        responses: dict[str, Any] = {
+            str(spec.status): ({"description": "No content"} if spec.status == 204 else {
+                "description": "Success", "content": {"application/json": {
+                    "schema": spec.response_schema or {"type": "object"}}}})}
+        for status, name in _ERROR_STATUSES.items():
+            responses[status] = {
+                "description": name,
+                "headers": {"x-amzn-ErrorType": {"schema": {"const": name}}},
+                "content": {"application/json": {"schema": {"$ref":
+                                                            "#/components/schemas/Error"}}}}
+        operation: dict[str, Any] = {
+            "operationId": spec.operation, "summary": spec.summary,
+            "description": f"IAM action chime:{spec.iam_action}; audited as "
+                           f"{spec.iam_action}.",
+            "security": [{"sigv4": []}], "parameters": params, "responses": responses}
+        if spec.request_schema is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": dict(spec.request_schema)}}}
+        key = path + (f"?operation={spec.operation_query}" if spec.operation_query else "")
+        # OpenAPI has no query-selected operations; distinct keys keep them apart.
+        paths.setdefault(key, {})[spec.method.lower()] = operation
+    return {"openapi": "3.1.0",
+            "info": {"title": "Identity bridge admin API (extension paths)",
+                     "version": "2018-05-01",
+                     "description": "The guide's actions that the AWS Chime model lacks. "
+                                    "The model's own operations follow botocore's "
+                                    "chime/2018-05-01/service-2.json."},
+            "paths": paths, "components": _COMPONENTS}
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    return Response(_PAGE.format(title=html.escape(title), body=body), status=status,
+                    mimetype="text/html")
+
+
+def install(app: Flask, svc: Services) -> None:
+    """Register the unsigned routes on ``app``."""
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document())
+
+    # GET only shows a confirmation form: mail scanners that prefetch links must not use
+    # up the single-use invitation. The POST accepts it.
+    @app.get("/invitations/<token>")
+    def invitation_page(token: str) -> Response:
+        return _page("Accept your invitation",
+                     f'<form method="post" action="/invitations/{html.escape(token)}">'
+                     '<button type="submit">Accept and register</button></form>')
+
+    @app.post("/invitations/<token>")
+    def accept_invitation(token: str) -> Response:
+        actor = Actor(type="Invitee", principal_id="invitation-link",
+                      source_ip=request.remote_addr,
+                      user_agent=request.user_agent.string or None)
+        try:
+            user = services().engine.accept_invitation(actor, token)
+        except BridgeError as exc:
+            return _page("Invitation not valid", f"<p>{html.escape(exc.message)}</p>", 404)
+        return _page("Welcome", f"<p>{html.escape(user.primary_email)} is registered.</p>")
+
+
+def start_background(app: Flask) -> DomainRechecker | None:
+    """Start the domain re-check thread for a serving process (``bridge serve``)."""
+    svc: Services = app.extensions["bridge"]
+    if svc.settings.domain_recheck_interval_seconds <= 0:
+        return None
+    rechecker = DomainRechecker(svc.engine, svc.settings).start()
+    app.extensions[BACKGROUND_KEY] = rechecker
+    return rechecker

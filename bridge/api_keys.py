@@ -1,0 +1,228 @@
+"""SCIM API keys: the guide's CreateApiKey / ListApiKeys / DeleteApiKey, and bearer-key
+authentication for the SCIM door.
+
+A key reads ``bsk_<key id>_<secret>``: a recognisable prefix (secret scanners and people can
+tell what leaked), a 16-hex-digit key id (looked up, shown in ListApiKeys and named in the
+audit trail) and a 256-bit URL-safe secret. Only the SHA-256 of the secret is stored; the
+comparison is constant-time. A malformed, unknown or revoked key yields *no identity* (None),
+never an exception, so the door answers 401 the same way whatever was wrong.
+
+Only enterprise accounts (a verified claimed domain) may hold keys. An account that gets a key
+is provisioned over SCIM, so it becomes directory-managed (EnterpriseOIDC): the Okta directory
+is connected if no directory is, and an Active Directory account is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import audit
+from bridge.domain import Actor, DirectoryKind
+from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
+from bridge.resolution import ResolutionEngine
+from bridge.store.db import WRITE_INTENT, transaction
+from bridge.store.models import Account, ApiKey, utcnow
+from bridge.store.repository import Repository
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PREFIX = "bsk"
+_KEY = re.compile(r"^bsk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+# last_used_at is refreshed at most this often: a write on every request would serialise
+# SQLite writers and cost PostgreSQL a row version per lookup.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+_LOOKUP = select(ApiKey.account_id, ApiKey.secret_hash, ApiKey.last_used_at).where(
+    ApiKey.id == bindparam("key_id"))
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def parse_key(presented: str | None) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key, else None. Never raises."""
+    if not isinstance(presented, str) or len(presented) > 200:
+        return None
+    match = _KEY.match(presented.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """What ListApiKeys shows: never the secret nor its hash."""
+
+    key_id: str
+    account_id: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """CreateApiKey's result. ``key`` is the only copy of the key: it is shown once."""
+
+    view: ApiKeyView
+    key: str
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """Who a valid key speaks for."""
+
+    key_id: str
+    account_id: str
+
+
+def _view(row: ApiKey) -> ApiKeyView:
+    return ApiKeyView(row.id, row.account_id, row.created_at, row.last_used_at)
+
+
+class ApiKeyService:
+    """Create, list, revoke and verify SCIM API keys. Each change is one transaction with its
+    audit event (refusals are audited too), like the engine's own methods."""
+
+    def __init__(self, sessions: sessionmaker[Session], engine: ResolutionEngine,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self._db: Engine = sessions.kw["bind"]
+        self._engine = engine
+        self._now = clock
+
+    def _run(self, actor: Actor, event_name: str, account_id: str,
+             params: Mapping[str, Any], work: Callable[[Session],
+                                                       tuple[T, Mapping[str, Any]]]) -> T:
+        try:
+            with transaction(self._sessions) as session:
+                session.connection(execution_options={WRITE_INTENT: True})
+                result, response = work(session)
+                audit.record(session, actor, event_name, account_id=account_id,
+                             request_parameters=params, response_elements=response)
+                return result
+        except BridgeError as exc:
+            with transaction(self._sessions) as session:
+                audit.record(session, actor, event_name, account_id=account_id,
+                             request_parameters=params, error_code=exc.code,
+                             error_message=exc.message)
+            raise
+
+    @staticmethod
+    def _account(session: Session, account_id: str) -> Account:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"Account {account_id} was not found.")
+        return account
+
+    def create(self, actor: Actor, account_id: str) -> NewApiKey:
+        """CreateApiKey: a new key for an enterprise account, returned once.
+
+        Raises NotFound (no such account), Forbidden (a team account: no verified claimed
+        domain), Conflict (the account's users come from Active Directory). Connects the Okta
+        directory first when the account has none (the account becomes EnterpriseOIDC).
+        """
+
+        def check(session: Session) -> Account:
+            account = self._account(session, account_id)
+            if not Repository(session).has_verified_domain(account_id):
+                raise Forbidden("Only enterprise accounts (with a verified claimed domain) "
+                                "can hold API keys.")
+            if account.directory_kind not in (None, DirectoryKind.OKTA.value):
+                raise Conflict("The account's users come from Active Directory; SCIM "
+                               "provisioning keys are for Okta (EnterpriseOIDC) accounts.")
+            return account
+
+        try:
+            with transaction(self._sessions) as session:
+                needs_directory = check(session).directory_kind is None
+        except BridgeError as exc:
+            self._engine.record_event(actor, "CreateApiKey", account_id=account_id,
+                                      params={"accountId": account_id}, error=exc)
+            raise
+        if needs_directory:
+            self._engine.set_directory(actor, account_id, DirectoryKind.OKTA,
+                                       event_name="ConnectScimDirectory")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+
+        def work(session: Session) -> tuple[NewApiKey, dict[str, Any]]:
+            check(session)
+            row = ApiKey(id=key_id, account_id=account_id, secret_hash=_hash(secret),
+                         created_at=self._now())
+            session.add(row)
+            session.flush()
+            return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}"), {"keyId": key_id}
+
+        return self._run(actor, "CreateApiKey", account_id, {"accountId": account_id}, work)
+
+    def list(self, account_id: str) -> list[ApiKeyView]:
+        """ListApiKeys: the account's keys, oldest first. Raises NotFound."""
+        with transaction(self._sessions) as session:
+            self._account(session, account_id)
+            rows = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id)
+                                   .order_by(ApiKey.created_at, ApiKey.id))
+            return [_view(r) for r in rows]
+
+    def delete(self, actor: Actor, account_id: str, key_id: str) -> None:
+        """DeleteApiKey: revoke at once (the next request with the key is 401).
+        Raises NotFound for an unknown key or a key of another account."""
+
+        def work(session: Session) -> tuple[None, dict[str, Any]]:
+            self._account(session, account_id)
+            row = session.get(ApiKey, key_id) if isinstance(key_id, str) else None
+            if row is None or row.account_id != account_id:
+                raise NotFound(f"API key {key_id} was not found in account {account_id}.")
+            session.delete(row)
+            return None, {"keyId": key_id}
+
+        self._run(actor, "DeleteApiKey", account_id,
+                  {"accountId": account_id, "keyId": key_id}, work)
+
+    def authenticate(self, presented: str | None) -> KeyIdentity | None:
+        """The identity of a valid key, or None for a missing, malformed, unknown or revoked
+        key (never raises for bad input). Refreshes the key's last-used time."""
+        parsed = parse_key(presented)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        # Core on a plain connection, a statement built once: this runs before every SCIM
+        # request.
+        with self._db.connect() as conn:
+            row = conn.execute(_LOOKUP, {"key_id": key_id}).first()
+        # Compare even for an unknown id so both paths cost the same.
+        stored = row.secret_hash if row is not None else _DUMMY_HASH
+        if not hmac.compare_digest(_hash(secret), stored) or row is None:
+            return None
+        now = self._now()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            self._touch(key_id, now)
+        return KeyIdentity(key_id, row.account_id)
+
+    def _touch(self, key_id: str, now: datetime) -> None:
+        """Record the last use. Advisory: a request is never refused because this write
+        lost a race (SQLite busy), and concurrent requests write it once."""
+        cutoff = now - LAST_USED_RESOLUTION
+        try:
+            with transaction(self._sessions) as session:
+                session.execute(update(ApiKey).where(
+                    ApiKey.id == key_id,
+                    (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= cutoff))
+                    .values(last_used_at=now))
+        except OperationalError as exc:
+            log.info("last-used time of API key %s not recorded: %s", key_id, exc.orig)
+
+
+__all__ = ["PREFIX", "ApiKeyService", "ApiKeyView", "KeyIdentity", "NewApiKey", "parse_key"]
+

@@ -1,0 +1,71 @@
+"""Outgoing mail over SMTP (invitations, support requests).
+
+``BRIDGE_SMTP_URL`` is ``smtp://[user:pass@]host:port[?starttls=true]`` (or ``smtps://``
+for TLS from the first byte, RFC 8314). With ``starttls=true`` the connection is upgraded
+with STARTTLS (RFC 3207) before AUTH, and the server certificate is verified (against
+``BRIDGE_SMTP_CA_FILE`` when set, else the system CAs). Credentials in the URL are
+percent-decoded and never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from config import Settings
+
+
+class MailError(Exception):
+    """The message was not handed to the SMTP server (message is safe to log)."""
+
+
+def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
+    """Send one plain-text message; raises MailError when it could not be delivered to
+    the configured SMTP server (or none is configured)."""
+    if not settings.smtp_url:
+        raise MailError("no SMTP server is configured (BRIDGE_SMTP_URL)")
+    parts = urlsplit(settings.smtp_url)
+    host = parts.hostname or "localhost"
+    secure = parts.scheme == "smtps"
+    port = parts.port or (465 if secure else 25)
+    options = parse_qs(parts.query)
+    starttls = options.get("starttls", ["false"])[0].lower() in {"1", "true", "yes"}
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(text)
+    try:
+        client: smtplib.SMTP
+        if secure:
+            client = smtplib.SMTP_SSL(host, port, timeout=settings.smtp_timeout_seconds,
+                                      context=context)
+        else:
+            client = smtplib.SMTP(host, port, timeout=settings.smtp_timeout_seconds)
+        with client:
+            client.ehlo()
+            if starttls:
+                client.starttls(context=context)
+                client.ehlo()
+            if parts.username:
+                client.login(unquote(parts.username), unquote(parts.password or ""))
+            client.send_message(message)
+    except smtplib.SMTPAuthenticationError:
+        raise MailError(f"SMTP server {host}:{port} refused the login") from None
+    except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        raise MailError(f"SMTP server {host}:{port}: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}") from None
+
+
+def send_invitation(settings: Settings, to: str, account_name: str, link: str) -> None:
+    """The InviteUsers mail: the single-use registration link (valid 14 days)."""
+    send_mail(
+        settings, to, f"You are invited to join {account_name}",
+        f"You have been invited to join the account \"{account_name}\".\n\n"
+        f"Open this link to accept the invitation and register:\n\n{link}\n\n"
+        "The link works once and expires in 14 days. If you did not expect this "
+        "invitation, ignore this message.\n",
+    )

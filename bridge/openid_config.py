@@ -1,0 +1,286 @@
+"""Per-account OpenID Connect (Okta) configuration: the guide's GetAccountWithOpenIdConfig,
+UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig.
+
+The configuration is ``{"IssuerUri", "ClientId", "ClientSecret"}``. The secret is sealed with
+``services.secrets`` and never returned (not by :meth:`OpenIdConfigService.get`, not in the
+audit trail, not in errors). Saving fetches the issuer's discovery document (OpenID Connect
+Discovery 1.0 section 4) and refuses, with a ValidationError (HTTP 400 at the admin API), an
+issuer that does not answer or whose document names another ``issuer`` (section 4.3: they
+must be identical). Connecting makes the account EnterpriseOIDC through
+``engine.set_directory(..., DirectoryKind.OKTA, ...)``; only enterprise accounts may.
+
+:func:`fetch_discovery` is also what the OIDC door uses before each sign-in (with a cache).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import select
+
+from bridge import audit
+from bridge.domain import AccountType, Actor, DirectoryKind
+from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store.db import transaction
+from bridge.store.models import AccountOpenIdConfig
+
+if TYPE_CHECKING:
+    from bridge.app import Services
+    from bridge.resolution import ResolutionEngine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+DISCOVERY_TIMEOUT_SECONDS = 5.0
+_REQUIRED_METADATA = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class DiscoveryError(Exception):
+    """The issuer's discovery document could not be used. ``unreachable`` tells a provider
+    that did not answer (network error, timeout, 5xx) from one that answered wrongly."""
+
+    def __init__(self, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.unreachable = unreachable
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_issuer_uri(value: object) -> str:
+    """Return the issuer URI as given (trimmed) or raise ValidationError.
+
+    It must be an absolute https URL without query or fragment (OIDC Discovery section 2);
+    plain http is accepted only for a loopback host (a provider on the same machine).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("IssuerUri is required.", field="IssuerUri")
+    issuer = value.strip()
+    if len(issuer) > 512:
+        raise ValidationError("IssuerUri is longer than 512 characters.", field="IssuerUri")
+    parts = urlsplit(issuer)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise ValidationError("IssuerUri must be an https:// URL such as "
+                              "https://example.okta.com/oauth2/default.", field="IssuerUri")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValidationError("IssuerUri must use https.", field="IssuerUri")
+    if parts.query or parts.fragment:
+        raise ValidationError("IssuerUri must not have a query or a fragment.",
+                              field="IssuerUri")
+    return issuer
+
+
+def fetch_discovery(issuer: str, *, http: requests.Session | None = None,
+                    timeout: float = DISCOVERY_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Fetch and check ``<issuer>/.well-known/openid-configuration``.
+
+    Returns the metadata. Raises DiscoveryError when the provider does not answer
+    (``unreachable``), answers with an error status or something that is not a JSON object
+    with ``issuer``, ``authorization_endpoint``, ``token_endpoint`` and ``jwks_uri``, or names
+    an ``issuer`` different from ``issuer`` (character for character).
+    """
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    getter = http.get if http is not None else requests.get
+    try:
+        resp = getter(url, timeout=timeout, allow_redirects=False,
+                      headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise DiscoveryError(f"The issuer {issuer} did not answer "
+                             f"({type(exc).__name__}).", unreachable=True) from None
+    if resp.status_code >= 500:
+        raise DiscoveryError(f"The issuer {issuer} answered HTTP {resp.status_code}.",
+                             unreachable=True)
+    if resp.status_code != 200:
+        raise DiscoveryError(f"The issuer {issuer} has no OpenID discovery document "
+                             f"(HTTP {resp.status_code} for {url}).", unreachable=False)
+    try:
+        metadata = resp.json()
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict) or not all(
+            isinstance(metadata.get(k), str) and metadata.get(k) for k in _REQUIRED_METADATA):
+        raise DiscoveryError(f"The discovery document at {url} is not valid OpenID Provider "
+                             "metadata.", unreachable=False)
+    if metadata["issuer"] != issuer:
+        raise DiscoveryError(f"The discovery document at {url} names the issuer "
+                             f"{metadata['issuer']!r}, not {issuer!r}; use exactly the issuer "
+                             "the provider states.", unreachable=False)
+    return metadata
+
+
+@dataclass(frozen=True)
+class OpenIdConfigView:
+    """An account's OpenID configuration without its secret."""
+
+    account_id: str
+    issuer: str
+    client_id: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The admin API's ``OpenIdConfig`` attributes (never the secret)."""
+        return {"IssuerUri": self.issuer, "ClientId": self.client_id}
+
+
+@dataclass(frozen=True)
+class OpenIdClient:
+    """What the relying party needs for one account (the secret opened; keep it in memory
+    only for the request; ``repr`` hides it)."""
+
+    account_id: str | None
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+class OpenIdConfigService:
+    """Get/Update/Delete an account's OpenID configuration; every change audited."""
+
+    def __init__(self, services: Services, *, http: requests.Session | None = None,
+                 timeout: float = DISCOVERY_TIMEOUT_SECONDS,
+                 audit_refusals: bool = True) -> None:
+        """``audit_refusals=False`` when the caller audits refusals itself (the admin API
+        pipeline does); successful changes are always audited here, in their transaction."""
+        self._services = services
+        self._http = http
+        self._timeout = timeout
+        self._audit_refusals = audit_refusals
+
+    @property
+    def _engine(self) -> ResolutionEngine:
+        return self._services.engine
+
+    def _audited(self, actor: Actor, event_name: str, account_id: str,
+                 params: Mapping[str, Any], work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except BridgeError as exc:
+            if not self._audit_refusals:
+                raise
+            self._engine.record_event(actor, event_name, account_id=account_id,
+                                      params=params, error=exc)
+            raise
+
+    def get(self, account_id: str) -> OpenIdConfigView:
+        """GetAccountWithOpenIdConfig's configuration part. Raises NotFound when the account
+        does not exist or has no OpenID configuration."""
+        self._engine.get_account(account_id)
+        with transaction(self._services.sessions) as session:
+            row = session.get(AccountOpenIdConfig, account_id)
+            if row is None:
+                raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
+            return OpenIdConfigView(row.account_id, row.issuer, row.client_id, row.created_at,
+                                    row.updated_at)
+
+    def client_for(self, account_id: str) -> OpenIdClient | None:
+        """The relying-party credentials of an account, or None when not configured."""
+        with transaction(self._services.sessions) as session:
+            row = session.get(AccountOpenIdConfig, account_id)
+            if row is None:
+                return None
+            return OpenIdClient(row.account_id, row.issuer, row.client_id,
+                                self._services.secrets.open(row.client_secret_sealed))
+
+    def accounts_for_issuer(self, issuer: str) -> list[str]:
+        """Ids of the accounts configured with exactly ``issuer`` (for sign-ins the provider
+        starts, OpenID Connect Core 1.0 section 4)."""
+        with transaction(self._services.sessions) as session:
+            return list(session.scalars(select(AccountOpenIdConfig.account_id)
+                                        .where(AccountOpenIdConfig.issuer == issuer)))
+
+    def update(self, actor: Actor, account_id: str, *, issuer_uri: object, client_id: object,
+               client_secret: object = None) -> OpenIdConfigView:
+        """UpdateAccountWithOpenIdConfig: validate, check the issuer, connect, store.
+
+        ``client_secret`` may be omitted to keep the stored one when a configuration exists.
+        Raises NotFound (no account), Forbidden (not an enterprise account), Conflict (Active
+        Directory connected), ValidationError (bad input, or an issuer whose discovery
+        document does not answer or names another issuer: HTTP 400 with the reason).
+        """
+        params = {"accountId": account_id, "issuerUri": issuer_uri, "clientId": client_id,
+                  "clientSecret": client_secret}
+
+        def work() -> OpenIdConfigView:
+            issuer = validate_issuer_uri(issuer_uri)
+            if not isinstance(client_id, str) or not client_id.strip() or len(client_id) > 256:
+                raise ValidationError("ClientId must be 1 to 256 characters.", field="ClientId")
+            if client_secret is not None and (not isinstance(client_secret, str)
+                                              or not client_secret or len(client_secret) > 1024):
+                raise ValidationError("ClientSecret must be 1 to 1024 characters.",
+                                      field="ClientSecret")
+            account = self._engine.get_account(account_id)
+            if account.type == AccountType.TEAM:
+                raise Forbidden("Only enterprise accounts (with a verified claimed domain) can "
+                                "connect Okta.")
+            if account.directory_kind not in (None, DirectoryKind.OKTA.value):
+                raise Conflict("The account has Active Directory connected; disconnect it "
+                               "before connecting Okta.")
+            with transaction(self._services.sessions) as session:
+                has_config = session.get(AccountOpenIdConfig, account_id) is not None
+            if client_secret is None and not has_config:
+                raise ValidationError("ClientSecret is required.", field="ClientSecret")
+            try:
+                fetch_discovery(issuer, http=self._http, timeout=self._timeout)
+            except DiscoveryError as exc:
+                raise ValidationError(f"IssuerUri was refused: {exc.message}",
+                                      field="IssuerUri") from None
+            if account.directory_kind != DirectoryKind.OKTA.value:
+                self._engine.set_directory(actor, account_id, DirectoryKind.OKTA,
+                                           event_name="ConnectDirectory")
+            with transaction(self._services.sessions) as session:
+                row = session.get(AccountOpenIdConfig, account_id)
+                now = self._engine.now()
+                if row is None:
+                    row = AccountOpenIdConfig(account_id=account_id, created_at=now)
+                    session.add(row)
+                row.issuer = issuer
+                row.client_id = client_id.strip()
+                if isinstance(client_secret, str):
+                    row.client_secret_sealed = self._services.secrets.seal(client_secret)
+                row.updated_at = now
+                session.flush()
+                view = OpenIdConfigView(row.account_id, row.issuer, row.client_id,
+                                        row.created_at, row.updated_at)
+                audit.record(session, actor, "UpdateAccountWithOpenIdConfig",
+                             account_id=account_id, request_parameters=params,
+                             response_elements={"accountId": account_id,
+                                                "issuerUri": view.issuer,
+                                                "clientId": view.client_id})
+            return view
+
+        return self._audited(actor, "UpdateAccountWithOpenIdConfig", account_id, params, work)
+
+    def delete(self, actor: Actor, account_id: str) -> None:
+        """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops; the
+        Okta directory stays connected so SCIM provisioning and tiers are untouched).
+        Raises NotFound when the account or its configuration does not exist."""
+        params = {"accountId": account_id}
+
+        def work() -> None:
+            self._engine.get_account(account_id)
+            with transaction(self._services.sessions) as session:
+                row = session.get(AccountOpenIdConfig, account_id)
+                if row is None:
+                    raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
+                session.delete(row)
+                audit.record(session, actor, "DeleteAccountWithOpenIdConfig",
+                             account_id=account_id, request_parameters=params)
+
+        self._audited(actor, "DeleteAccountWithOpenIdConfig", account_id, params, work)

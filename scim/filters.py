@@ -1,0 +1,232 @@
+"""SCIM filters and PATCH paths → the neutral tree of :mod:`bridge.search`.
+
+Filters (RFC 7644 section 3.4.2.2) are parsed by ``scim2-filter-parser``; its AST is turned
+into :mod:`bridge.search` nodes with attribute names made canonical (names are
+case-insensitive, a schema URN prefix is allowed). A filter the parser rejects raises
+:class:`~bridge.search.InvalidFilter` (400 ``invalidFilter``): never "no filter". One leniency:
+Entra's documentation shows unquoted string values (``externalId eq jyoung``); when a filter
+fails to parse and quoting such bare words makes it parse, the quoted form is used.
+
+PATCH paths (RFC 7644 section 3.5.2) are parsed here too, and :func:`matches` evaluates a
+value filter such as ``emails[type eq "work"]`` against one element in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_filter_parser import ast as fast
+from scim2_filter_parser.lexer import SCIMLexer
+from scim2_filter_parser.parser import SCIMParser
+
+from bridge.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
+from scim.errors import invalid_path
+from scim.schemas import COMMON, SCHEMAS, Schema
+
+MAX_FILTER_LENGTH = 4096
+_META_SUBS = ("created", "lastModified", "version", "resourceType", "location")
+_BARE = re.compile(r'(\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)([^\s"()\[\]]+)', re.IGNORECASE)
+_LITERALS = {"true", "false", "null"}
+
+
+def _parse(text: str) -> Any:
+    return SCIMParser().parse(SCIMLexer().tokenize(text))
+
+
+def _quote_bare_words(text: str) -> str:
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(2)
+        if word.lower() in _LITERALS or re.fullmatch(r"-?\d+(\.\d+)?", word):
+            return match.group(0)
+        return f'{match.group(1)}"{word}"'
+
+    return _BARE.sub(fix, text)
+
+
+def parse_tree(text: str) -> Any:
+    """The parser's AST of ``text``; raises InvalidFilter when it cannot be parsed."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidFilter("The filter is empty.", field="filter")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidFilter("The filter is too long.", field="filter")
+    try:
+        return _parse(text)
+    except Exception:  # the parser raises several unrelated types for bad input
+        fixed = _quote_bare_words(text)
+        if fixed != text:
+            try:
+                return _parse(fixed)
+            except Exception:  # noqa: S110 - fall through to the error below
+                pass
+    raise InvalidFilter(f"The filter {text!r} is not a valid SCIM filter (RFC 7644 "
+                        "section 3.4.2.2).", field="filter")
+
+
+def canonical(schema: Schema, name: str, sub: str | None, uri: str | None) -> str:
+    """Canonical dotted name of an attribute of ``schema`` (case and URN resolved); names
+    the schema does not define come back as given (the store rejects them)."""
+    if uri:
+        target = next((s for s in SCHEMAS.values() if s.id.lower() == uri.lower()), None)
+        if target is None:
+            return f"{uri}:{name}"
+        if target.id != schema.id:
+            # Extension attributes are stored as documents, not searchable columns.
+            return f"{target.id}:{name}"
+    lowered = name.lower()
+    if lowered == "meta":
+        canon = "meta"
+        if sub:
+            sub = next((m for m in _META_SUBS if m.lower() == sub.lower()), sub)
+    else:
+        common = next((c for c in COMMON if c.lower() == lowered), None)
+        attr = schema.attr(name)
+        canon = common or (attr.name if attr else name)
+        if sub and attr is not None:
+            child = attr.child(sub)
+            sub = child.name if child else sub
+    return f"{canon}.{sub}" if sub else canon
+
+
+def _sub_name(schema: Schema, parent: str, name: str) -> str:
+    attr = schema.attr(parent)
+    child = attr.child(name) if attr else None
+    return child.name if child else name
+
+
+def _value(comp: Any) -> str | None:
+    return None if comp is None else str(comp.value)
+
+
+def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
+    """The parser's AST → a :mod:`bridge.search` node. ``parent``: inside ``parent[...]``,
+    names are sub-attributes of ``parent``."""
+    if isinstance(tree, fast.Filter):
+        if tree.namespace is not None:
+            ns = tree.namespace
+            attr = canonical(schema, ns.attr_name, None, ns.uri)
+            node: Node = ValueFilter(attr, to_node(tree.expr, schema, attr))
+        else:
+            node = to_node(tree.expr, schema, parent)
+        return Not(node) if tree.negated else node
+    if isinstance(tree, fast.LogExpr):
+        left, right = to_node(tree.expr1, schema, parent), to_node(tree.expr2, schema, parent)
+        return And(left, right) if tree.op.lower() == "and" else Or(left, right)
+    if isinstance(tree, fast.AttrExpr):
+        op = str(tree.value).lower()
+        path = tree.attr_path
+        if isinstance(path.attr_name, fast.Filter):
+            # emails[type eq "work"].value eq "x": an element with type work and that value.
+            inner = path.attr_name
+            ns = inner.namespace
+            attr = canonical(schema, ns.attr_name, None, ns.uri)
+            sub = ns.sub_attr.value if ns.sub_attr is not None else "value"
+            leaf = Comparison(_sub_name(schema, attr, sub), op, _value(tree.comp_value))
+            return ValueFilter(attr, And(to_node(inner.expr, schema, attr), leaf))
+        sub = path.sub_attr.value if path.sub_attr is not None else None
+        if parent is not None:
+            name = _sub_name(schema, parent, path.attr_name)
+            return Comparison(f"{name}.{sub}" if sub else name, op, _value(tree.comp_value))
+        return Comparison(canonical(schema, path.attr_name, sub, path.uri), op,
+                          _value(tree.comp_value))
+    raise InvalidFilter("The filter has a form the service cannot evaluate.", field="filter")
+
+
+def parse_filter(text: str, schema: Schema) -> Node:
+    """A SCIM filter → a neutral tree. Raises InvalidFilter (400 invalidFilter)."""
+    return to_node(parse_tree(text), schema)
+
+
+# --- PATCH paths --------------------------------------------------------------------------
+
+_PATH = re.compile(r"^([A-Za-z$][\w$-]*)(?:\[(.+)\])?(?:\.([A-Za-z$][\w$-]*))?$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class PatchPath:
+    """``[urn:]attr[filter][.sub]``. ``schema`` is the schema URN the attribute belongs to;
+    ``attr`` None means the whole extension (a path that is just the extension URN)."""
+
+    schema: str
+    attr: str | None
+    filter: Node | None = None
+    sub: str | None = None
+
+
+def parse_path(text: str, core: Schema, extensions: tuple[Schema, ...] = ()) -> PatchPath:
+    """Parse a PATCH path against ``core`` and its ``extensions``. Raises ScimError 400
+    ``invalidPath`` for a malformed path or an attribute the schemas do not define."""
+    if not isinstance(text, str) or not text.strip():
+        raise invalid_path("The PATCH path is empty.")
+    rest = text.strip()
+    schema = core
+    if rest.lower().startswith("urn:"):
+        candidates = sorted((core, *extensions), key=lambda s: -len(s.id))
+        found = next((s for s in candidates if rest.lower().startswith(s.id.lower())), None)
+        if found is None:
+            raise invalid_path(f"The path {text!r} names an unknown schema.")
+        schema, rest = found, rest[len(found.id):]
+        if not rest:
+            if schema is core:
+                raise invalid_path(f"The path {text!r} names no attribute.")
+            return PatchPath(schema.id, None)
+        if not rest.startswith(":"):
+            raise invalid_path(f"The path {text!r} is malformed.")
+        rest = rest[1:]
+    match = _PATH.match(rest)
+    if match is None:
+        raise invalid_path(f"The path {text!r} is malformed.")
+    name, filter_text, sub = match.groups()
+    if name.lower() in ("id", "meta", "schemas"):
+        raise invalid_path(f"The attribute {name!r} cannot be modified.")
+    if name.lower() == "externalid" and schema is core:
+        if filter_text or sub:
+            raise invalid_path(f"The path {text!r} is malformed.")
+        return PatchPath(schema.id, "externalId")
+    attr = schema.attr(name)
+    if attr is None:
+        raise invalid_path(f"The attribute {name!r} is not defined by {schema.name}.")
+    if sub is not None:
+        child = attr.child(sub)
+        if child is None:
+            raise invalid_path(f"{attr.name} has no sub-attribute {sub!r}.")
+        sub = child.name
+    node = None
+    if filter_text is not None:
+        if not attr.multi:
+            raise invalid_path(f"{attr.name} is not multi-valued; it takes no filter.")
+        try:
+            node = to_node(parse_tree(filter_text), schema, attr.name)
+        except InvalidFilter as exc:
+            raise invalid_path(f"The filter in path {text!r} is invalid: {exc.message}") \
+                from None
+    return PatchPath(schema.id, attr.name, node, sub)
+
+
+def _compare(actual: Any, op: str, value: str | None) -> bool:
+    if op == "pr":
+        return actual not in (None, "", [], {})
+    if actual is None:
+        return op == "ne"
+    if isinstance(actual, bool):
+        wanted = (value or "").lower() == "true"
+        return (actual == wanted) if op == "eq" else (actual != wanted) if op == "ne" else False
+    a, v = str(actual).lower(), (value or "").lower()
+    return {"eq": a == v, "ne": a != v, "co": v in a, "sw": a.startswith(v),
+            "ew": a.endswith(v), "gt": a > v, "ge": a >= v, "lt": a < v,
+            "le": a <= v}.get(op, False)
+
+
+def matches(node: Node, element: dict[str, Any]) -> bool:
+    """Whether one element of a multi-valued attribute satisfies a value filter's node."""
+    if isinstance(node, Comparison):
+        key = next((k for k in element if k.lower() == node.attribute.lower()), None)
+        return _compare(element.get(key) if key else None, node.op, node.value)
+    if isinstance(node, And):
+        return matches(node.left, element) and matches(node.right, element)
+    if isinstance(node, Or):
+        return matches(node.left, element) or matches(node.right, element)
+    if isinstance(node, Not):
+        return not matches(node.node, element)
+    raise invalid_path("Value filters cannot be nested.")

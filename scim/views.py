@@ -1,0 +1,553 @@
+"""The SCIM 2.0 HTTP endpoints under ``/scim/v2`` (RFC 7644), as a Flask blueprint.
+
+A thin shell: authenticate the bearer key (it decides the account), turn the request into a
+:mod:`bridge.search` query or engine arguments (``scim.resources``, ``scim.patch``), call the
+engine, render the result. Every error goes through the one table in :mod:`scim.errors`.
+Every change is audited by the engine with the key id as the principal (never the key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from bridge.api_keys import ApiKeyService, KeyIdentity
+from bridge.app import Services, services
+from bridge.domain import Actor, IdentitySource
+from bridge.errors import BridgeError, NotFound, StaleVersion
+from bridge.resolution import ResolutionEngine
+from bridge.search import Comparison, SearchQuery
+from bridge.views import DirectoryGroupView, UserView
+from scim import errors
+from scim.errors import CONTENT_TYPE, ScimError, invalid_value
+from scim.filters import canonical, parse_filter
+from scim.patch import apply_user_patch, operations, plan_group_patch
+from scim.resources import (
+    GROUP_EXTENSIONS,
+    USER_EXTENSIONS,
+    Projection,
+    etag,
+    group_member_ids,
+    render_group,
+    render_user,
+    user_args,
+    user_document,
+    validate,
+)
+from scim.schemas import (
+    GROUP,
+    LIST_RESPONSE,
+    SCHEMAS,
+    SEARCH_REQUEST,
+    USER,
+    Schema,
+    resource_types,
+    service_provider_config,
+)
+
+log = logging.getLogger(__name__)
+PREFIX = "/scim/v2"
+KEYS_EXTENSION = "scim_api_keys"
+# A write that lost a race with another writer (no If-Match from the client) is re-read and
+# re-applied this many times before the conflict is reported.
+WRITE_ATTEMPTS = 5
+_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+
+bp = Blueprint("scim", __name__, url_prefix=PREFIX)
+
+
+# --- plumbing -----------------------------------------------------------------------------
+
+def _engine() -> ResolutionEngine:
+    return services().engine
+
+
+def _keys() -> ApiKeyService:
+    found: ApiKeyService = current_app.extensions[KEYS_EXTENSION]
+    return found
+
+
+def _key() -> KeyIdentity:
+    found: KeyIdentity = g.scim_key
+    return found
+
+
+def _account() -> str:
+    return _key().account_id
+
+
+def _actor() -> Actor:
+    key = _key()
+    return Actor(type="ScimApiKey", principal_id=f"scim-key/{key.key_id}",
+                 name=f"SCIM API key {key.key_id}", access_key_id=key.key_id,
+                 source_ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def _base_url() -> str:
+    public = services().settings.public_url
+    root = public.rstrip("/") if public else request.url_root.rstrip("/")
+    return root + PREFIX
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(doc), status=status, mimetype=CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def _body() -> Any:
+    """The request's JSON. ScimError 413 over the size limit, 400 invalidSyntax if not
+    JSON."""
+    limit = services().settings.max_body_bytes
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise ScimError(413, f"The request body is larger than {limit} bytes.") from None
+    if len(raw) > limit:
+        raise ScimError(413, f"The request body is larger than {limit} bytes.")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise errors.invalid_syntax("The request body is not valid JSON.") from None
+
+
+def _if_match() -> int | None:
+    """The version of ``If-Match`` (RFC 7232); None when absent or ``*``. A value that is
+    not one of our ETags can never match: 412."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    match = _ETAG.match(raw.strip())
+    if match is None:
+        raise ScimError(412, "If-Match does not name a version of this resource.")
+    return int(match.group(1))
+
+
+def _int_arg(params: dict[str, Any], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid_value(f"{name} must be an integer.") from None
+
+
+def _params() -> dict[str, Any]:
+    """The list parameters of this request: the query string of GET, or the SearchRequest
+    body of ``POST .search`` (RFC 7644 3.4.3), in query-string form."""
+    if request.method == "GET":
+        return dict(request.args)
+    body = _body()
+    if not isinstance(body, dict) or SEARCH_REQUEST.lower() not in {
+            str(s).lower() for s in body.get("schemas") or []}:
+        raise errors.invalid_syntax(f"A search needs 'schemas': [{SEARCH_REQUEST!r}].")
+    params: dict[str, Any] = {}
+    for key in ("filter", "sortBy", "sortOrder", "startIndex", "count"):
+        if body.get(key) is not None:
+            params[key] = str(body[key])
+    for key in ("attributes", "excludedAttributes"):
+        value = body.get(key)
+        if isinstance(value, list):
+            params[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, str):
+            params[key] = value
+    return params
+
+
+def _query(schema: Schema, params: dict[str, Any]) -> SearchQuery:
+    """filter / startIndex / count / sortBy / sortOrder of a list request (RFC 7644
+    3.4.2). ``count`` above ``scim_max_results`` is cut to it (the page says how many it
+    holds); a negative count is 0; startIndex below 1 is 1."""
+    maximum = services().settings.scim_max_results
+    text = params.get("filter")
+    node = parse_filter(text, schema) if text is not None else None
+    start = max(_int_arg(params, "startIndex", 1), 1)
+    count = min(max(_int_arg(params, "count", maximum), 0), maximum)
+    sort_by = params.get("sortBy")
+    order = (params.get("sortOrder") or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise invalid_value("sortOrder must be ascending or descending.")
+    sort_key = canonical(schema, *_split_sort(sort_by)) if sort_by else None
+    return SearchQuery(node, sort_key, order == "descending", start, count)
+
+
+def _split_sort(sort_by: str) -> tuple[str, str | None, str | None]:
+    uri = None
+    for s in SCHEMAS.values():
+        if sort_by.lower().startswith(s.id.lower() + ":"):
+            uri, sort_by = s.id, sort_by[len(s.id) + 1:]
+    name, _, sub = sort_by.partition(".")
+    return name, sub or None, uri
+
+
+def _projection(schema: Schema, extensions: tuple[Schema, ...],
+                params: dict[str, Any] | None = None) -> Projection:
+    source = request.args if params is None else params
+    return Projection(source.get("attributes"), source.get("excludedAttributes"),
+                      schema, extensions)
+
+
+def _list(resources: list[dict[str, Any]], total: int, start: int) -> Response:
+    return _json({"schemas": [LIST_RESPONSE], "totalResults": total, "startIndex": start,
+                  "itemsPerPage": len(resources), "Resources": resources})
+
+
+def _retrying(write: Any, expected: int | None) -> Any:
+    """Run ``write(attempt)``; re-run it when it lost a race and the client sent no
+    If-Match (with If-Match, the stale version is the client's answer: 412)."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return write(attempt)
+        except StaleVersion:
+            if expected is not None or attempt == WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- authentication and errors ------------------------------------------------------------
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    header = request.headers.get("Authorization", "")
+    # Some Okta setups send the key without the "Bearer " scheme.
+    token = header[7:].strip() if header[:7].lower() == "bearer " else header.strip()
+    identity = _keys().authenticate(token or None)
+    if identity is None:
+        return errors.response(ScimError(
+            401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
+    g.scim_key = identity
+    return None
+
+
+@bp.errorhandler(ScimError)
+def _scim_error(error: ScimError) -> Response:
+    return errors.response(error)
+
+
+@bp.errorhandler(BridgeError)
+def _bridge_error(error: BridgeError) -> Response:
+    return errors.response(errors.from_bridge(error))
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    return errors.response(errors.from_http(error))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    log.exception("SCIM request failed unexpectedly")
+    return errors.response(ScimError(500, "The request could not be completed."))
+
+
+# --- discovery (RFC 7644 section 4) -------------------------------------------------------
+
+@bp.get("/ServiceProviderConfig")
+def service_provider_config_view() -> Response:
+    settings = services().settings
+    return _json(service_provider_config(_base_url(), settings.scim_max_results,
+                                         settings.max_body_bytes))
+
+
+@bp.get("/ResourceTypes")
+def resource_types_view() -> Response:
+    docs = resource_types(_base_url())
+    return _list(docs, len(docs), 1)
+
+
+@bp.get("/ResourceTypes/<name>")
+def resource_type_view(name: str) -> Response:
+    doc = next((d for d in resource_types(_base_url()) if d["id"] == name), None)
+    if doc is None:
+        raise ScimError(404, f"No resource type {name!r}.")
+    return _json(doc)
+
+
+@bp.get("/Schemas")
+def schemas_view() -> Response:
+    docs = [s.document(_base_url()) for s in SCHEMAS.values()]
+    return _list(docs, len(docs), 1)
+
+
+@bp.get("/Schemas/<path:schema_id>")
+def schema_view(schema_id: str) -> Response:
+    schema = SCHEMAS.get(schema_id)
+    if schema is None:
+        raise ScimError(404, f"No schema {schema_id!r}.")
+    return _json(schema.document(_base_url()))
+
+
+# --- users --------------------------------------------------------------------------------
+
+def _read_user(user_id: str, *, groups: bool = True) -> tuple[UserView, list[Any]]:
+    page = _engine().search_users(_account(), SearchQuery(Comparison("id", "eq", user_id),
+                                                          count=1), include_groups=groups,
+                                  include_addresses=False)
+    if not page.users:
+        raise NotFound(f"User {user_id} was not found.")
+    view = page.users[0]
+    return view, page.groups.get(view.id, [])
+
+
+def _user_response(user_id: str, status: int = 200) -> Response:
+    projection = _projection(USER, USER_EXTENSIONS)
+    view, groups = _read_user(user_id, groups=projection.wants("groups"))
+    doc = projection.apply(render_user(view, groups, _base_url()))
+    headers = {"ETag": etag(view.version)}
+    if status == 201:
+        headers["Location"] = doc.get("meta", {}).get("location") or \
+            f"{_base_url()}/Users/{view.id}"
+    return _json(doc, status, headers)
+
+
+@bp.get("/Users")
+@bp.post("/Users/.search")
+def list_users() -> Response:
+    params = _params()
+    query = _query(USER, params)
+    projection = _projection(USER, USER_EXTENSIONS, params)
+    # SCIM renders the emails the client sent: the effective addresses are not read.
+    page = _engine().search_users(_account(), query, include_groups=projection.wants("groups"),
+                                  include_addresses=False)
+    base = _base_url()
+    docs = [projection.apply(render_user(u, page.groups.get(u.id, []), base))
+            for u in page.users]
+    return _list(docs, page.total, query.start_index)
+
+
+@bp.get("/Users/<user_id>")
+def get_user(user_id: str) -> Response:
+    projection = _projection(USER, USER_EXTENSIONS)
+    view, groups = _read_user(user_id, groups=projection.wants("groups"))
+    if request.headers.get("If-None-Match") == etag(view.version):
+        return Response(status=304, headers={"ETag": etag(view.version)})
+    doc = projection.apply(render_user(view, groups, _base_url()))
+    return _json(doc, headers={"ETag": etag(view.version)})
+
+
+@bp.post("/Users")
+def create_user() -> Response:
+    args = user_args(validate(_body(), USER, USER_EXTENSIONS))
+    result = _engine().upsert_directory_user(
+        _actor(), _account(), source=IdentitySource.SCIM, create_only=True,
+        event_name="ScimCreateUser", **args)
+    return _user_response(result.user.id, 201)
+
+
+@bp.put("/Users/<user_id>")
+def replace_user(user_id: str) -> Response:
+    expected = _if_match()
+    args = user_args(validate(_body(), USER, USER_EXTENSIONS))
+    _engine().upsert_directory_user(
+        _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
+        expected_version=expected, event_name="ScimReplaceUser", **args)
+    return _user_response(user_id)
+
+
+@bp.patch("/Users/<user_id>")
+def patch_user(user_id: str) -> Response:
+    ops = operations(_body())
+    expected = _if_match()
+
+    def write(_attempt: int) -> None:
+        current, _groups = _read_user(user_id, groups=False)
+        if expected is not None and current.version != expected:
+            raise StaleVersion("The user was changed since the version you sent.")
+        if not ops:
+            return  # Microsoft's validator sends an empty Operations list
+        doc = apply_user_patch(user_document(current), ops, USER, USER_EXTENSIONS)
+        _engine().upsert_directory_user(
+            _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
+            expected_version=current.version, event_name="ScimPatchUser", **user_args(doc))
+
+    _retrying(write, expected)
+    return _user_response(user_id)
+
+
+@bp.delete("/Users/<user_id>")
+def delete_user(user_id: str) -> Response:
+    expected = _if_match()
+    if expected is not None:
+        current, _groups = _read_user(user_id, groups=False)
+        if current.version != expected:
+            raise StaleVersion("The user was changed since the version you sent.")
+    _engine().delete_user(_actor(), _account(), user_id, event_name="ScimDeleteUser")
+    return Response(status=204)
+
+
+# --- groups -------------------------------------------------------------------------------
+
+def _read_group(group_id: str, *, members: bool) -> tuple[DirectoryGroupView, list[Any]]:
+    page = _engine().search_groups(_account(), SearchQuery(Comparison("id", "eq", group_id),
+                                                           count=1), include_members=members)
+    if not page.groups:
+        raise NotFound(f"Group {group_id} was not found.")
+    view = page.groups[0]
+    return view, (page.members or {}).get(view.id, [])
+
+
+def _group_response(group_id: str, status: int = 200) -> Response:
+    projection = _projection(GROUP, GROUP_EXTENSIONS)
+    view, members = _read_group(group_id, members=projection.wants("members"))
+    doc = projection.apply(render_group(view, members, _base_url()))
+    headers = {"ETag": etag(view.version)}
+    if status == 201:
+        headers["Location"] = f"{_base_url()}/Groups/{view.id}"
+    return _json(doc, status, headers)
+
+
+@bp.get("/Groups")
+@bp.post("/Groups/.search")
+def list_groups() -> Response:
+    params = _params()
+    query = _query(GROUP, params)
+    projection = _projection(GROUP, GROUP_EXTENSIONS, params)
+    page = _engine().search_groups(_account(), query,
+                                   include_members=projection.wants("members"))
+    base = _base_url()
+    docs = [projection.apply(render_group(grp, (page.members or {}).get(grp.id, []), base))
+            for grp in page.groups]
+    return _list(docs, page.total, query.start_index)
+
+
+@bp.get("/Groups/<group_id>")
+def get_group(group_id: str) -> Response:
+    projection = _projection(GROUP, GROUP_EXTENSIONS)
+    view, members = _read_group(group_id, members=projection.wants("members"))
+    if request.headers.get("If-None-Match") == etag(view.version):
+        return Response(status=304, headers={"ETag": etag(view.version)})
+    doc = projection.apply(render_group(view, members, _base_url()))
+    return _json(doc, headers={"ETag": etag(view.version)})
+
+
+@bp.post("/Groups")
+def create_group() -> Response:
+    doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
+    members = group_member_ids(doc.get("members"))
+    engine, actor, account = _engine(), _actor(), _account()
+    view = engine.upsert_group(actor, account, name=doc["displayName"],
+                               external_id=doc.get("externalId"), event_name="ScimCreateGroup")
+    if members:
+        try:
+            engine.change_group_members(actor, account, view.id, add=members,
+                                        event_name="ScimUpdateGroupMembers")
+        except BridgeError:
+            # A member that does not exist: the create fails as a whole.
+            engine.delete_group(actor, account, view.id, event_name="ScimDeleteGroup")
+            raise
+    return _group_response(view.id, 201)
+
+
+@bp.put("/Groups/<group_id>")
+def replace_group(group_id: str) -> Response:
+    expected = _if_match()
+    doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
+    members = group_member_ids(doc.get("members"))
+    engine, actor, account = _engine(), _actor(), _account()
+    view = engine.upsert_group(actor, account, name=doc["displayName"], group_id=group_id,
+                               external_id=doc.get("externalId"), expected_version=expected,
+                               event_name="ScimReplaceGroup", replace_external_id=True)
+
+    def write(_attempt: int) -> None:
+        engine.change_group_members(actor, account, group_id, replace=members,
+                                    expected_version=view.version if expected else None,
+                                    event_name="ScimUpdateGroupMembers")
+
+    _retrying(write, expected)
+    return _group_response(group_id)
+
+
+@bp.patch("/Groups/<group_id>")
+def patch_group(group_id: str) -> Response:
+    ops = operations(_body())
+    expected = _if_match()
+    plan = plan_group_patch(ops, group_id, GROUP)
+    engine, actor, account = _engine(), _actor(), _account()
+
+    def rename(_attempt: int) -> int:
+        """Apply the name / externalId part; returns the group's version after it."""
+        current, _members = _read_group(group_id, members=False)
+        if expected is not None and current.version != expected:
+            raise StaleVersion("The group was changed since the version you sent.")
+        unchanged = (plan.display_name in (None, current.name)
+                     and (not plan.external_id_changed
+                          or plan.new_external_id == current.external_id))
+        if unchanged:
+            # Okta repeats the group's name with every membership change: writing it would
+            # only make parallel membership PATCHes collide on the version.
+            return current.version
+        updated = engine.upsert_group(actor, account, group_id=group_id,
+                                      name=plan.display_name or current.name,
+                                      external_id=plan.new_external_id,
+                                      replace_external_id=plan.external_id_changed,
+                                      expected_version=current.version,
+                                      event_name="ScimPatchGroup")
+        return updated.version
+
+    if plan.renames or expected is not None or not plan.changes_members:
+        version = _retrying(rename, expected)
+        if expected is not None:
+            expected = version
+    if plan.changes_members:
+        def write(_attempt: int) -> None:
+            engine.change_group_members(actor, account, group_id, add=plan.add,
+                                        remove=plan.remove, replace=plan.replace,
+                                        expected_version=expected,
+                                        event_name="ScimUpdateGroupMembers")
+
+        _retrying(write, expected)
+    if request.args.get("attributes") is None and \
+            request.args.get("excludedAttributes") is None:
+        # RFC 7644 3.5.2: 204 is allowed; Entra prefers it, Okta accepts it, and it spares
+        # rendering a large member list nobody asked for.
+        view, _members = _read_group(group_id, members=False)
+        return Response(status=204, headers={"ETag": etag(view.version)})
+    return _group_response(group_id)
+
+
+@bp.delete("/Groups/<group_id>")
+def delete_group(group_id: str) -> Response:
+    expected = _if_match()
+    if expected is not None:
+        current, _members = _read_group(group_id, members=False)
+        if current.version != expected:
+            raise StaleVersion("The group was changed since the version you sent.")
+    _engine().delete_group(_actor(), _account(), group_id, event_name="ScimDeleteGroup")
+    return Response(status=204)
+
+
+@bp.post("/.search")
+def search_everything() -> Response:
+    """RFC 7644 3.4.3 allows a server not to search several resource types at once: 501."""
+    raise ScimError(501, "Searching several resource types at once is not supported; "
+                         "POST /Users/.search or /Groups/.search.")
+
+
+# --- everything else under /scim/v2 -------------------------------------------------------
+
+_KNOWN = re.compile(r"^(Users|Groups)(/[^/]+)?$|^(ServiceProviderConfig|ResourceTypes|Schemas)")
+
+
+@bp.route("/", defaults={"rest": ""},
+          methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def not_found(rest: str) -> Response:
+    """Unknown addresses and methods under the base path: SCIM error bodies, not HTML."""
+    if _KNOWN.match(rest):
+        raise ScimError(405, f"{request.method} is not supported on /{rest}.")
+    raise ScimError(404, f"No SCIM endpoint at /{rest} (Bulk, /Me and .search are not "
+                         "supported).")
+
+
+def register(app: Flask, services_: Services) -> None:
+    """Mount the SCIM door on ``app`` (called by the composition root)."""
+    app.extensions[KEYS_EXTENSION] = ApiKeyService(services_.sessions, services_.engine,
+                                                   clock=services_.engine.now)
+    app.register_blueprint(bp)

@@ -1,0 +1,184 @@
+"""Per-account OpenID configuration (Get/Update/DeleteAccountWithOpenIdConfig): the service
+and the admin API actions, against a real provider's discovery document."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge import audit
+from bridge.app import Services
+from bridge.domain import Actor, DirectoryKind
+from bridge.errors import Conflict, Forbidden, NotFound, ValidationError
+from bridge.openid_config import OpenIdConfigService
+from bridge.store.db import transaction
+from bridge.store.models import AccountOpenIdConfig
+from tests.admin_client import admin_client
+from tests.builders import claim, enterprise
+from tests.integration.oidc.conftest import (
+    OKTA_CLIENT_ID,
+    OKTA_CLIENT_SECRET,
+    make_okta_op,
+    sign_in,
+)
+from tests.servers.oidc_op import OpenIdProvider, free_port
+
+SECRET = OKTA_CLIENT_SECRET
+
+
+def all_events(services: Services) -> list[dict[str, object]]:
+    with transaction(services.sessions) as s:
+        events, _ = audit.lookup(s, audit.EventQuery())
+    return events
+
+
+def test_connecting_okta_makes_the_account_enterprise_oidc_and_seals_the_secret(
+        oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
+    engine = oidc_services.engine
+    account = enterprise(engine, admin, ["okta.example"])
+    assert account.type.value == "EnterpriseLWA"
+    service = OpenIdConfigService(oidc_services)
+    view = service.update(admin, account.id, issuer_uri=okta_op.issuer,
+                          client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    assert view.as_json() == {"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID}
+    assert engine.get_account(account.id).type.value == "EnterpriseOIDC"
+    with transaction(oidc_services.sessions) as s:
+        row = s.get(AccountOpenIdConfig, account.id)
+        assert row is not None and SECRET not in row.client_secret_sealed
+    client = service.client_for(account.id)
+    assert client is not None and client.client_secret == SECRET
+    assert SECRET not in repr(client)
+    events = all_events(oidc_services)
+    assert any(e["eventName"] == "UpdateAccountWithOpenIdConfig" for e in events)
+    assert SECRET not in repr(events)
+    # Updating without a secret keeps the stored one.
+    service.update(admin, account.id, issuer_uri=okta_op.issuer, client_id="other-client")
+    again = service.client_for(account.id)
+    assert again is not None and again.client_secret == SECRET
+    assert again.client_id == "other-client"
+
+
+def test_issuer_that_does_not_answer_is_refused(oidc_services: Services,
+                                                admin: Actor) -> None:
+    account = enterprise(oidc_services.engine, admin, ["okta.example"])
+    with pytest.raises(ValidationError, match="did not answer"):
+        OpenIdConfigService(oidc_services, timeout=2).update(
+            admin, account.id, issuer_uri=f"http://127.0.0.1:{free_port()}/oauth2/default",
+            client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    assert oidc_services.engine.get_account(account.id).directory_kind is None
+
+
+def test_issuer_whose_discovery_names_another_issuer_is_refused(
+        oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
+    account = enterprise(oidc_services.engine, admin, ["okta.example"])
+    service = OpenIdConfigService(oidc_services)
+    with pytest.raises(ValidationError, match="names the issuer"):
+        service.update(admin, account.id, issuer_uri=okta_op.issuer + "/",
+                       client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    with pytest.raises(ValidationError, match="no OpenID discovery document"):
+        service.update(admin, account.id, issuer_uri=okta_op.base_url + "/oauth2/other",
+                       client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    with pytest.raises(ValidationError, match="https"):
+        service.update(admin, account.id, issuer_uri="http://okta.example/oauth2/default",
+                       client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    refusals = [e for e in all_events(oidc_services)
+                if e["eventName"] == "UpdateAccountWithOpenIdConfig"]
+    assert refusals and all(e["errorCode"] == "ValidationError" for e in refusals)
+
+
+def test_only_enterprise_accounts_without_ad_may_connect(
+        oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
+    engine = oidc_services.engine
+    service = OpenIdConfigService(oidc_services)
+    team = engine.create_account(admin, "Team")
+    with pytest.raises(Forbidden):
+        service.update(admin, team.id, issuer_uri=okta_op.issuer, client_id=OKTA_CLIENT_ID,
+                       client_secret=SECRET)
+    ad = enterprise(engine, admin, ["ad.example"], directory=DirectoryKind.ACTIVE_DIRECTORY)
+    with pytest.raises(Conflict):
+        service.update(admin, ad.id, issuer_uri=okta_op.issuer, client_id=OKTA_CLIENT_ID,
+                       client_secret=SECRET)
+    lwa = enterprise(engine, admin, ["lwa2.example"], name="LWA")
+    with pytest.raises(ValidationError, match="ClientSecret is required"):
+        service.update(admin, lwa.id, issuer_uri=okta_op.issuer, client_id=OKTA_CLIENT_ID)
+    with pytest.raises(NotFound):
+        service.get(lwa.id)
+
+
+def test_deleting_the_config_stops_okta_sign_in_with_a_clear_page(
+        web: FlaskClient, oidc_services: Services, admin: Actor) -> None:
+    engine = oidc_services.engine
+    with make_okta_op() as op:
+        account = engine.create_account(admin, "Okta Corp")
+        claim(engine, admin, account.id, "okta.example")
+        service = OpenIdConfigService(oidc_services)
+        service.update(admin, account.id, issuer_uri=op.issuer, client_id=OKTA_CLIENT_ID,
+                       client_secret=SECRET)
+        service.delete(admin, account.id)
+        with pytest.raises(NotFound):
+            service.delete(admin, account.id)
+        resp = web.get("/auth/login?email=pro@okta.example",
+                       headers={"Accept": "application/json"})
+        assert resp.status_code == 503
+        assert resp.get_json()["error"] == "okta_not_configured"
+        assert engine.get_account(account.id).type.value == "EnterpriseOIDC"
+
+
+# --- the admin API actions ------------------------------------------------------------------
+
+
+def test_admin_api_put_get_delete(oidc_app: Flask, oidc_services: Services, admin: Actor,
+                                  okta_op: OpenIdProvider) -> None:
+    account = enterprise(oidc_services.engine, admin, ["okta.example"])
+    api = admin_client(oidc_app, "FullAccess")
+    path = f"/accounts/{account.id}/openid-config"
+    assert api.get(path).status_code == 404
+    put = api.put(path, json={"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID,
+                              "ClientSecret": SECRET})
+    assert put.status_code == 200, put.get_data(as_text=True)
+    assert put.get_json()["OpenIdConfig"] == {"IssuerUri": okta_op.issuer,
+                                              "ClientId": OKTA_CLIENT_ID}
+    assert put.get_json()["Account"]["AccountType"] == "EnterpriseOIDC"
+    got = api.get(path)
+    assert got.status_code == 200 and SECRET not in got.get_data(as_text=True)
+    bad = api.put(path, json={"IssuerUri": okta_op.issuer + "/", "ClientId": OKTA_CLIENT_ID})
+    assert bad.status_code == 400
+    assert "names the issuer" in bad.get_data(as_text=True)
+    assert api.delete(path).status_code == 204
+    assert api.get(path).status_code == 404
+    names = [e["eventName"] for e in all_events(oidc_services)]
+    assert names.count("UpdateAccountWithOpenIdConfig") == 2  # one success, one refusal
+    assert names.count("DeleteAccountWithOpenIdConfig") == 1
+    assert SECRET not in repr(all_events(oidc_services))
+
+
+def test_admin_api_requires_full_access(oidc_app: Flask, oidc_services: Services,
+                                        admin: Actor, okta_op: OpenIdProvider) -> None:
+    account = enterprise(oidc_services.engine, admin, ["okta.example"])
+    path = f"/accounts/{account.id}/openid-config"
+    for policy in ("UserManagement", "ReadOnly"):
+        api = admin_client(oidc_app, policy)
+        assert api.get(path).status_code == 403
+        assert api.put(path, json={"IssuerUri": okta_op.issuer, "ClientId": "x",
+                                   "ClientSecret": "y"}).status_code == 403
+
+
+def test_configured_through_the_api_then_signed_in(
+        oidc_app: Flask, web: FlaskClient, oidc_services: Services, admin: Actor,
+        okta_op: OpenIdProvider) -> None:
+    from bridge.domain import IdentitySource, Tier
+
+    engine = oidc_services.engine
+    account = enterprise(engine, admin, ["okta.example"])
+    api = admin_client(oidc_app, "FullAccess")
+    assert api.put(f"/accounts/{account.id}/openid-config",
+                   json={"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID,
+                         "ClientSecret": SECRET}).status_code == 200
+    group = engine.upsert_group(admin, account.id, name="Engineering")
+    engine.add_or_update_group_mappings(admin, account.id, {group.name: Tier.PRO})
+    engine.upsert_directory_user(admin, account.id, source=IdentitySource.SCIM,
+                                 external_id="00u-pro", primary_email="pro@okta.example")
+    resp = sign_in(web, okta_op, email="pro@okta.example")
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert web.get("/auth/session").get_json()["tier"] == "pro"
