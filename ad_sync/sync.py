@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -122,6 +122,8 @@ class _Change:
 
 
 class MassChangeStopped(Exception):
+    """The run would suspend ``count`` of ``known`` users, over the mass-change limit."""
+
     def __init__(self, count: int, known: int) -> None:
         super().__init__(f"the run would suspend {count} of {known} users")
         self.count, self.known = count, known
@@ -632,7 +634,3 @@ def _escape(value: str) -> str:
     from ldap3.utils.conv import escape_filter_chars
 
     return str(escape_filter_chars(value))
-
-
-def summarize(reports: Iterable[SyncReport]) -> dict[str, Any]:
-    return {"runs": [r.as_json() for r in reports]}
