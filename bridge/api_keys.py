@@ -32,7 +32,7 @@ from bridge import audit
 from bridge.domain import Actor, DirectoryKind
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
 from bridge.resolution import ResolutionEngine
-from bridge.store.db import WRITE_INTENT, transaction
+from bridge.store.db import transaction
 from bridge.store.models import Account, ApiKey, utcnow
 from bridge.store.repository import Repository
 
@@ -106,8 +106,7 @@ class ApiKeyService:
              params: Mapping[str, Any], work: Callable[[Session],
                                                        tuple[T, Mapping[str, Any]]]) -> T:
         try:
-            with transaction(self._sessions) as session:
-                session.connection(execution_options={WRITE_INTENT: True})
+            with transaction(self._sessions, write=True) as session:
                 result, response = work(session)
                 audit.record(session, actor, event_name, account_id=account_id,
                              request_parameters=params, response_elements=response)

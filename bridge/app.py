@@ -85,4 +85,36 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
             return jsonify({"status": "error", "database": "unreachable"}), 503
         return jsonify({"status": "ok"}), 200
 
+    _register_routing_errors(app)
     return app
+
+
+def _register_routing_errors(app: Flask) -> None:
+    """Unknown paths and wrong methods answer in the protocol of the door the path belongs
+    to (blueprint handlers never see routing errors: no blueprint matched)."""
+    import uuid
+
+    from flask import request
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    from bridge import errors as bridge_errors
+    from bridge.api.errors import error_response
+    from scim import errors as scim_errors
+
+    def routing_error(error: NotFound | MethodNotAllowed) -> Response:
+        if request.path.startswith("/scim/"):
+            return scim_errors.response(scim_errors.from_http(error))
+        if request.path.startswith(("/auth/", "/.well-known/")):
+            response = jsonify({"error": "not_found" if error.code == 404
+                                else "method_not_allowed", "message": error.description})
+            response.status_code = error.code or 404
+            return response
+        # Everything else is the admin API's URL space: the AWS rest-json error shape.
+        message = (f"No operation at {request.method} {request.path}."
+                   if error.code == 405 else f"No resource or operation at {request.path}.")
+        failure = (bridge_errors.NotFound(message) if error.code == 404
+                   else bridge_errors.ValidationError(message))
+        return error_response(failure, str(uuid.uuid4()))
+
+    app.register_error_handler(NotFound, routing_error)
+    app.register_error_handler(MethodNotAllowed, routing_error)

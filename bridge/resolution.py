@@ -46,7 +46,7 @@ from bridge.domain import (
     validate_account_name,
 )
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, StaleVersion, ValidationError
-from bridge.store.db import WRITE_INTENT, transaction
+from bridge.store.db import transaction
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -117,7 +117,7 @@ class ResolutionEngine:
         savepoint: a refused one is rolled back alone, audited, and raises as usual; the
         rest commits when the block ends, nothing when it raises. Yields the session so
         bridge-side bookkeeping (never a door) can write in the same transaction."""
-        with transaction(self._sessions) as session:
+        with transaction(self._sessions, write=True) as session:
             token = self._open_unit.set(session)
             try:
                 yield session
@@ -129,7 +129,7 @@ class ResolutionEngine:
         """A transaction of its own, or a savepoint of the open single_transaction."""
         outer = self._open_unit.get()
         if outer is None:
-            with transaction(self._sessions) as session:
+            with transaction(self._sessions, write=True) as session:
                 yield session
         elif savepoint:
             with outer.begin_nested():
@@ -150,11 +150,6 @@ class ResolutionEngine:
         """Run ``work`` in one transaction with its audit event; audit refusals separately."""
         try:
             with self._unit() as session:
-                if self._open_unit.get() is None:
-                    # SQLite: take the write lock up front (BEGIN IMMEDIATE). A deferred
-                    # transaction that read first fails at once with "database is locked"
-                    # when another writer committed meanwhile.
-                    session.connection(execution_options={WRITE_INTENT: True})
                 repo = Repository(session)
                 result, response = work(repo)
                 audit.record(
@@ -1356,7 +1351,7 @@ class ResolutionEngine:
 
         for attempt in (1, 2):
             try:
-                with transaction(self._sessions) as session:
+                with transaction(self._sessions, write=True) as session:
                     repo = Repository(session)
                     decision = self._decide(repo, identity, email)
                     audit.record(

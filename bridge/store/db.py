@@ -66,10 +66,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit when the block ends normally, roll back on any exception."""
+def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
+    """One unit of work: commit when the block ends normally, roll back on any exception.
+
+    ``write=True`` declares that the unit will write: on SQLite it then begins with
+    ``BEGIN IMMEDIATE`` (see ``WRITE_INTENT``) so it waits for the write lock instead of
+    failing with "database is locked" after reading; other backends ignore it.
+    """
     session = factory()
     try:
+        if write:
+            session.connection(execution_options={WRITE_INTENT: True})
         yield session
         session.commit()
     except BaseException:

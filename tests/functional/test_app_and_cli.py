@@ -73,3 +73,22 @@ def test_bad_setting_stops_with_one_clear_line(capsys: object) -> None:
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert err.strip() == ("bridge: configuration error: BRIDGE_PORT: must be an integer, "
                            "got 'not-a-port'")
+
+
+def test_unknown_paths_answer_in_each_doors_protocol(client: FlaskClient) -> None:
+    admin = client.get("/no-such-operation")
+    assert admin.status_code == 404
+    assert admin.headers["x-amzn-ErrorType"] == "NotFoundException"
+    assert admin.get_json()["Code"] == "NotFoundException"
+    wrong_method = client.patch("/healthz")
+    assert wrong_method.status_code == 400
+    assert wrong_method.headers["x-amzn-ErrorType"] == "BadRequestException"
+    # The SCIM door authenticates before anything else: 401 in SCIM's own error format.
+    scim = client.get("/scim/v2/NoSuchResource")
+    assert scim.status_code == 401
+    assert scim.headers["Content-Type"].startswith("application/scim+json")
+    assert scim.get_json()["status"] == "401"
+    outside = client.get("/scim/v1/Users")
+    assert outside.status_code == 404 and outside.get_json()["status"] == "404"
+    auth = client.get("/auth/no-such-page")
+    assert auth.status_code == 404 and auth.get_json()["error"] == "not_found"
