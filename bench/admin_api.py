@@ -14,7 +14,7 @@ With ``--http`` it also times the same calls through boto3 over real HTTP (werkz
 threaded server on 127.0.0.1), which adds the SDK's and the HTTP stack's own cost.
 
 Run: ``.venv/bin/python -m bench.admin_api [--sizes 1000,100000] [--seconds 5] [--http]``.
-Prints a JSON summary. Not a test: figures go to docs/perf/admin_api.md.
+Prints a JSON summary. Not a test: figures go to docs/performance.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Also reports the provider's own JWKS/token/discovery counts (JWKS must be 1).
 
 Run: ``.venv/bin/python -m bench.oidc [--signins 200] [--seconds 5] [--postgres]``.
 Prints one JSON object per store (SQLite; PostgreSQL on loopback with ``--postgres``).
-Not a test: figures go to docs/perf/oidc.md.
+Not a test: figures go to docs/performance.md.
 """
 
 from __future__ import annotations

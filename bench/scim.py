@@ -18,7 +18,7 @@ It prints a JSON summary (requests/s, p50/p99 latency, errors, and the 100k/1k l
 ratio, which must stay under 1.5). Bounded: about 2 minutes per store with the defaults.
 
 Run: ``.venv/bin/python -m bench.scim [--stores sqlite,postgres] [--sizes 1000,100000]
-[--seconds 5] [--clients 8] [--workers 2]``. Not a test: figures go to docs/perf/scim.md.
+[--seconds 5] [--clients 8] [--workers 2]``. Not a test: figures go to docs/performance.md.
 """
 
 from __future__ import annotations
