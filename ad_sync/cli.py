@@ -74,8 +74,8 @@ def _stall_hook(after: int | None) -> Any:
     def on_page(pages: int) -> None:
         if pages >= after:
             print(f"stalled after {pages} pages", file=sys.stderr, flush=True)
-            while True:
-                time.sleep(0.5)
+            # Block until killed (the crash test sends SIGKILL here, mid-run).
+            threading.Event().wait()
 
     return on_page
 
