@@ -27,10 +27,11 @@ Safety rules (``shared/notes/sync-and-signin-lessons.md``):
   are applied before the run's other changes so a delete-and-recreate in one window works;
 * addresses another user owns are skipped and reported, never merged.
 
-Each page's engine changes and the sync records commit in one transaction
-(``engine.single_transaction``); the watermark commits with the run's last page, so it
-never runs ahead of the data: a run killed half-way is simply redone (users keyed by
-objectGUID, unchanged ones skipped), nothing is lost or doubled.
+Each page's engine changes (one bulk engine operation, ``engine.apply_directory_users``) and
+the sync records commit in one transaction (``engine.single_transaction``); the watermark
+commits with the run's last page, so it never runs ahead of the data: a run killed half-way
+is simply redone (users keyed by objectGUID, unchanged ones skipped), nothing is lost or
+doubled.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from bridge.ad_directory import (
 from bridge.app import Services
 from bridge.domain import Actor, IdentitySource
 from bridge.errors import BridgeError
+from bridge.views import DirectoryUserInput, DirectoryUserOutcome
 
 log = logging.getLogger(__name__)
 
@@ -467,13 +469,26 @@ class DirectorySync:
 
     def _commit(self, changes: Sequence[_Change], report: SyncReport, *, run_id: str | None,
                 seen: Sequence[str] = (), pending: bool = False) -> None:
-        """Engine changes, sync records, seen marks and (staged runs) the removal of the
-        staged rows: one transaction."""
+        """Engine changes (one bulk engine operation for the page), sync records, seen
+        marks and (staged runs) the removal of the staged rows: one transaction."""
+        recreated = self._recreated([ch.user for ch in changes if ch.known is None])
+        items = [DirectoryUserInput(
+            external_id=ch.user.guid, primary_email=ch.user.mail,
+            other_emails=ch.user.aliases, display_name=ch.user.display_name,
+            enabled=ch.user.enabled, groups=ch.groups,
+            # Unchanged groups of a known user are left alone (set only if it is created).
+            replace_groups=ch.known is None or ch.known.groups != ch.groups,
+            user_id=recreated[ch.user.guid][0] if ch.user.guid in recreated else None)
+            for ch in changes]
         with self.engine.single_transaction() as session:
+            outcomes = self.engine.apply_directory_users(
+                ACTOR, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
+                event_name="SyncDirectoryUser") if items else []
             records: list[UserRecord] = []
             forget: list[str] = []
-            for ch in changes:
-                record = self._apply_user(ch, report, forget)
+            for ch, outcome in zip(changes, outcomes, strict=True):
+                record = self._report_user(ch, outcome, recreated.get(ch.user.guid), report,
+                                           forget)
                 if record is not None:
                     records.append(record)
             DirectoryStore.forget_users(session, self.account_id, forget)
@@ -486,41 +501,35 @@ class DirectorySync:
         if self.on_page is not None:
             self.on_page(report.pages)
 
-    def _recreated(self, user: ms_ad.DirectoryUser) -> tuple[str, list[str]] | None:
-        """A new objectGUID whose primary address belongs to a profile of this account that
+    def _recreated(self, users: Sequence[ms_ad.DirectoryUser]
+                   ) -> dict[str, tuple[str, list[str]]]:
+        """New objectGUIDs whose primary address belongs to a profile of this account that
         the directory deleted (still in its grace period): the account was recreated in AD.
-        Returns (that user id, the old GUIDs) so the profile is re-linked, not duplicated."""
-        if not user.mail:
-            return None
-        try:
-            owner_id, owner_account = self.engine.resolve_address(user.mail)
-        except BridgeError:
-            return None
-        if owner_id is None or owner_account != self.account_id:
-            return None
-        old = self.store.records_of_user(self.account_id, owner_id)
-        if not old or any(r.present for r in old):
-            return None  # a live directory user owns it: a conflict, reported, not merged
-        return owner_id, [r.guid for r in old]
+        Returns GUID → (that user id, the old GUIDs) so the profile is re-linked, not
+        duplicated. One address query for the page (profiles found are rare)."""
+        owners = self.engine.resolve_addresses([u.mail for u in users if u.mail])
+        found: dict[str, tuple[str, list[str]]] = {}
+        for user in users:
+            owner = owners.get(user.mail) if user.mail else None
+            if owner is None or owner[1] != self.account_id:
+                continue
+            old = self.store.records_of_user(self.account_id, owner[0])
+            if not old or any(r.present for r in old):
+                continue  # a live directory user owns it: a conflict, reported, not merged
+            found[user.guid] = (owner[0], [r.guid for r in old])
+        return found
 
-    def _apply_user(self, ch: _Change, report: SyncReport,
-                    forget: list[str]) -> UserRecord | None:
+    def _report_user(self, ch: _Change, outcome: DirectoryUserOutcome,
+                     recreated: tuple[str, list[str]] | None, report: SyncReport,
+                     forget: list[str]) -> UserRecord | None:
+        """Count one applied (or refused) user in the report; its sync record or None."""
         user = ch.user
-        recreated = self._recreated(user) if ch.known is None else None
-        try:
-            result = self.engine.upsert_directory_user(
-                ACTOR, self.account_id, source=IdentitySource.ACTIVE_DIRECTORY,
-                external_id=user.guid, primary_email=user.mail, other_emails=user.aliases,
-                display_name=user.display_name, enabled=user.enabled,
-                on_address_conflict="skip", event_name="SyncDirectoryUser",
-                user_id=recreated[0] if recreated else None)
-            if ch.known is None or ch.known.groups != ch.groups or result.created:
-                self.engine.set_user_groups(ACTOR, self.account_id, result.user.id, ch.groups,
-                                            create_missing=True,
-                                            event_name="SyncDirectoryUserGroups")
-        except BridgeError as exc:
+        result = outcome.result
+        if result is None:
+            assert outcome.error is not None  # noqa: S101 - an outcome is one or the other
             report.skipped.append({"objectGUID": user.guid, "dn": user.dn,
-                                   "reason": exc.code, "message": exc.message})
+                                   "reason": outcome.error.code,
+                                   "message": outcome.error.message})
             return None
         if result.skipped_addresses:
             report.conflicts.append({

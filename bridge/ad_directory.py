@@ -19,11 +19,11 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain import Actor, DirectoryKind
@@ -434,19 +434,34 @@ class DirectoryStore:
     @staticmethod
     def record_users(session: Session, account_id: str, records: Iterable[UserRecord],
                      run_id: str | None) -> None:
-        """Write the sync records of applied users (same transaction as the page)."""
+        """Write the sync records of applied users (same transaction as the page): one
+        bulk INSERT for new objectGUIDs, one executemany UPDATE for known ones."""
         records = list(records)
-        existing = {r.guid: r for r in session.scalars(select(AdDirectoryUser).where(
+        if not records:
+            return
+        table = cast(Table, AdDirectoryUser.__table__)
+        existing = set(session.scalars(select(AdDirectoryUser.guid).where(
             AdDirectoryUser.account_id == account_id,
-            AdDirectoryUser.guid.in_([rec.guid for rec in records])))} if records else {}
-        for rec in records:
-            row = existing.get(rec.guid)
-            if row is None:
-                row = AdDirectoryUser(account_id=account_id, guid=rec.guid)
-                session.add(row)
-            row.user_id, row.dn, row.fingerprint = rec.user_id, rec.dn, rec.fingerprint
-            row.enabled, row.present, row.groups = rec.enabled, True, list(rec.groups)
-            row.seen_run = run_id
+            AdDirectoryUser.guid.in_([rec.guid for rec in records]))))
+        fresh = [{"account_id": account_id, "guid": rec.guid, "user_id": rec.user_id,
+                  "dn": rec.dn, "fingerprint": rec.fingerprint, "enabled": rec.enabled,
+                  "present": True, "groups": list(rec.groups), "seen_run": run_id}
+                 for rec in records if rec.guid not in existing]
+        known = [{"b_guid": rec.guid, "b_user_id": rec.user_id, "b_dn": rec.dn,
+                  "b_fingerprint": rec.fingerprint, "b_enabled": rec.enabled,
+                  "b_groups": list(rec.groups)}
+                 for rec in records if rec.guid in existing]
+        if fresh:
+            session.execute(insert(table), fresh)
+        if known:
+            session.execute(
+                update(table).where(table.c.account_id == account_id,
+                                    table.c.guid == bindparam("b_guid"))
+                .values(user_id=bindparam("b_user_id"), dn=bindparam("b_dn"),
+                        fingerprint=bindparam("b_fingerprint"),
+                        enabled=bindparam("b_enabled"), present=True,
+                        groups=bindparam("b_groups", type_=table.c.groups.type),
+                        seen_run=run_id), known)
 
     @staticmethod
     def mark_seen(session: Session, account_id: str, guids: Sequence[str], run_id: str) -> None:

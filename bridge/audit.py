@@ -8,6 +8,7 @@ secrets and tokens never reach the trail.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,7 @@ _SECRET_MARKERS = ("password", "secret", "token", "apikey", "privatekey", "autho
 _NOT_SECRET = {"tokentype"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
     flat = key.lower().replace("_", "").replace("-", "")
     if flat in _NOT_SECRET:
@@ -80,6 +82,27 @@ def record(
     event_type: str = "AwsApiCall",
 ) -> AuditEvent:
     """Add one audit event to ``session`` (committed with the caller's transaction)."""
+    event = AuditEvent(**event_row(
+        actor, event_name, account_id=account_id, request_parameters=request_parameters,
+        response_elements=response_elements, error_code=error_code,
+        error_message=error_message, event_type=event_type))
+    session.add(event)
+    return event
+
+
+def event_row(
+    actor: Actor,
+    event_name: str,
+    *,
+    account_id: str | None = None,
+    request_parameters: Mapping[str, Any] | None = None,
+    response_elements: Mapping[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    event_type: str = "AwsApiCall",
+) -> dict[str, Any]:
+    """The column values of one audit event, exactly as :func:`record` writes it (redacted),
+    for callers that insert many events in one statement (``insert(AuditEvent)``)."""
     now = utcnow()
     body: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
@@ -98,18 +121,16 @@ def record(
         "eventType": event_type,
         "recipientAccountId": account_id,
     }
-    event = AuditEvent(
-        event_id=body["eventID"],
-        event_time=now,
-        event_name=event_name,
-        event_source=EVENT_SOURCE,
-        principal_id=actor.principal_id,
-        account_id=account_id,
-        error_code=error_code,
-        body=body,
-    )
-    session.add(event)
-    return event
+    return {
+        "event_id": body["eventID"],
+        "event_time": now,
+        "event_name": event_name,
+        "event_source": EVENT_SOURCE,
+        "principal_id": actor.principal_id,
+        "account_id": account_id,
+        "error_code": error_code,
+        "body": body,
+    }
 
 
 @dataclass(frozen=True)

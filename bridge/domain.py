@@ -7,6 +7,7 @@ group, personal PIN) and the AWS API's enum spellings where the admin API expose
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 import secrets
@@ -185,6 +186,13 @@ def normalize_domain(name: str) -> str:
     return ascii_name
 
 
+@functools.lru_cache(maxsize=4096)
+def _normalize_mail_domain(domain: str) -> str:
+    """:func:`normalize_domain` remembered per domain (a directory page repeats a few
+    domains thousands of times; refusals raise and are not remembered)."""
+    return normalize_domain(domain)
+
+
 def normalize_email(address: str, *, field_name: str = "EmailAddress") -> str:
     """Return the stored form of an email address: trimmed, lowercased, domain in IDNA.
 
@@ -199,7 +207,7 @@ def normalize_email(address: str, *, field_name: str = "EmailAddress") -> str:
     if not at or not local or not domain or not _LOCAL.match(local) or ".." in local:
         raise ValidationError(f"'{address}' is not a valid email address.", field=field_name)
     try:
-        domain_part = normalize_domain(domain)
+        domain_part = _normalize_mail_domain(domain)
     except ValidationError:
         raise ValidationError(
             f"'{address}' is not a valid email address (bad domain).", field=field_name

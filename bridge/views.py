@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bridge.domain import AccountType, DirectoryKind, Tier
+from bridge.errors import BridgeError
 from bridge.store.models import Account, DirectoryGroup, Domain, EmailAddress, User
 
 
@@ -200,6 +202,37 @@ class DirectoryUserResult:
     user: UserView
     created: bool
     skipped_addresses: tuple[str, ...]  # addresses another user owns (reported, not merged)
+
+
+@dataclass(frozen=True)
+class DirectoryUserInput:
+    """One user as a directory describes it, for
+    :meth:`~bridge.resolution.ResolutionEngine.apply_directory_users`.
+
+    ``groups`` are the user's effective group names (nested groups resolved). With
+    ``replace_groups`` False the caller states that the stored memberships are already
+    current: they are then set only for a user this call creates. ``user_id`` addresses an
+    existing profile of the account to (re-)link to ``external_id``.
+    """
+
+    external_id: str
+    primary_email: str | None
+    other_emails: Sequence[str] = ()
+    display_name: str | None = None
+    enabled: bool = True
+    groups: Sequence[str] = ()
+    replace_groups: bool = True
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryUserOutcome:
+    """What happened to one :class:`DirectoryUserInput`: ``result`` when applied, else the
+    refusal ``error`` (a :class:`~bridge.errors.BridgeError`; nothing changed for that
+    user)."""
+
+    result: DirectoryUserResult | None
+    error: BridgeError | None = None
 
 
 @dataclass(frozen=True)
