@@ -503,20 +503,18 @@ class DirectorySync:
 
     def _recreated(self, users: Sequence[ms_ad.DirectoryUser]
                    ) -> dict[str, tuple[str, list[str]]]:
-        """New objectGUIDs whose primary address belongs to a profile of this account that
-        the directory deleted (still in its grace period): the account was recreated in AD.
-        Returns GUID → (that user id, the old GUIDs) so the profile is re-linked, not
-        duplicated. One address query for the page (profiles found are rare)."""
-        owners = self.engine.resolve_addresses([u.mail for u in users if u.mail])
+        """New objectGUIDs that the engine says take back a profile deleted in the directory
+        (``engine.relinkable_directory_profiles``: the account was recreated in AD). Returns
+        GUID → (that user id, its old GUIDs, for this door's sync records) so the profile is
+        re-linked, not duplicated. One engine query for the page."""
+        relink = self.engine.relinkable_directory_profiles(
+            self.account_id, [u.mail for u in users if u.mail])
         found: dict[str, tuple[str, list[str]]] = {}
         for user in users:
-            owner = owners.get(user.mail) if user.mail else None
-            if owner is None or owner[1] != self.account_id:
-                continue
-            old = self.store.records_of_user(self.account_id, owner[0])
-            if not old or any(r.present for r in old):
-                continue  # a live directory user owns it: a conflict, reported, not merged
-            found[user.guid] = (owner[0], [r.guid for r in old])
+            user_id = relink.get(user.mail) if user.mail else None
+            if user_id is not None:
+                old = self.store.records_of_user(self.account_id, user_id)
+                found[user.guid] = (user_id, [r.guid for r in old])
         return found
 
     def _report_user(self, ch: _Change, outcome: DirectoryUserOutcome,

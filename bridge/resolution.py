@@ -1386,10 +1386,15 @@ class ResolutionEngine:
 
         return self._read(work)
 
-    def resolve_addresses(self, emails: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """:meth:`resolve_address` for many addresses in one query: each given string whose
-        normalised form is an effective address → (user id, account id). Invalid and
-        unowned addresses are left out."""
+    def relinkable_directory_profiles(self, account_id: str,
+                                      emails: Iterable[str]) -> dict[str, str]:
+        """The recreated-account rule, for a page of directory users with new immutable ids:
+        each given address that is the effective address of a profile of ``account_id``
+        which the directory deleted and which is still in its grace period (not purged) →
+        that profile's user id. A directory user recreated with the same address gets that
+        profile back (same PIN, same history) instead of a clashing duplicate; a live
+        directory user is never taken over. One query per 500 addresses; invalid and
+        non-matching addresses are left out."""
         normalized: dict[str, str] = {}
         for email in emails:
             try:
@@ -1397,15 +1402,18 @@ class ResolutionEngine:
             except ValidationError:
                 continue
 
-        def work(repo: Repository) -> dict[str, tuple[str, str | None]]:
-            owners: dict[str, tuple[str, str | None]] = {}
+        def work(repo: Repository) -> dict[str, str]:
+            owners: dict[str, str] = {}
             wanted = sorted(set(normalized.values()))
             for chunk in _chunks(wanted):
-                for address, uid, account in repo.session.execute(
-                        select(EmailAddress.address, User.id, User.account_id)
+                for address, uid in repo.session.execute(
+                        select(EmailAddress.address, User.id)
                         .join(User, User.id == EmailAddress.user_id)
-                        .where(EmailAddress.address.in_(chunk))).tuples():
-                    owners[address] = (uid, account)
+                        .where(EmailAddress.address.in_(chunk),
+                               User.account_id == account_id,
+                               User.in_directory.is_(False),
+                               User.directory_deleted_at.is_not(None))).tuples():
+                    owners[address] = uid
             return {raw: owners[n] for raw, n in normalized.items() if n in owners}
 
         return self._read(work)

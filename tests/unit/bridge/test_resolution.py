@@ -532,3 +532,26 @@ def test_every_change_and_refusal_and_decision_is_audited(engine: ResolutionEngi
                 "errorMessage", "requestID", "eventID"):
         assert key in first
     assert first["userIdentity"]["accessKeyId"] == "AKIATESTADMIN"
+
+
+def test_recreated_directory_account_takes_back_only_a_deleted_profile(
+        engine: ResolutionEngine, admin: Actor, clock: FakeClock) -> None:
+    account = enterprise(engine, admin, ["example.com"], DirectoryKind.ACTIVE_DIRECTORY,
+                         groups=GROUPS)
+    other = enterprise(engine, admin, ["other.com"], DirectoryKind.ACTIVE_DIRECTORY,
+                       name="Other")
+    gone = ad_user(engine, admin, account.id, "old-guid", "gone@example.com")
+    live = ad_user(engine, admin, account.id, "live-guid", "live@example.com")
+    ad_user(engine, admin, other.id, "o-guid", "x@other.com")
+    engine.mark_directory_user_deleted(admin, account.id, gone.id)
+    addresses = ["GONE@example.com", "live@example.com", "x@other.com", "nobody@example.com",
+                 "not an address"]
+    assert engine.relinkable_directory_profiles(account.id, addresses) == {
+        "GONE@example.com": gone.id}
+    # Once purged after the grace period there is nothing to take back.
+    clock.advance(days=8)
+    from datetime import timedelta
+
+    engine.purge_deleted_users(admin, account.id, timedelta(days=7))
+    assert engine.relinkable_directory_profiles(account.id, addresses) == {}
+    assert engine.get_user(account.id, live.id).in_directory
