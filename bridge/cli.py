@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bridge.app import create_app
-    from bridge.logs import configure_logging
+    from bridge.logs import configure_logging, gunicorn_logger_class
     from bridge.store.db import upgrade
 
     configure_logging(settings.log_level)
@@ -37,6 +37,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 4)
             self.cfg.set("accesslog", "-")
+            # Access lines must not carry secrets (invitation tokens, OIDC codes).
+            self.cfg.set("logger_class", gunicorn_logger_class())
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("graceful_timeout", 20)
             # Each worker builds its own engine and pool after the fork.

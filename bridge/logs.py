@@ -31,3 +31,32 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+# Path segments that are secrets themselves (single-use invitation tokens).
+_SECRET_PATH = re.compile(r"(/invitations/)[^/?#]+")
+
+
+def scrub_access_atoms(atoms: dict[str, str]) -> dict[str, str]:
+    """Make gunicorn's access-log atoms safe to write: secret path segments are replaced,
+    and the query string and the referrer are dropped (they carry OIDC authorization codes,
+    state, and tokens of links that were followed)."""
+    path = _SECRET_PATH.sub(r"\1***", atoms.get("U", ""))
+    safe = dict(atoms)
+    safe["U"] = path
+    safe["q"] = ""
+    safe["f"] = "-"
+    safe["r"] = f"{atoms.get('m', '-')} {path} {atoms.get('H', '-')}"
+    return safe
+
+
+def gunicorn_logger_class() -> type:
+    """A gunicorn logger whose access lines go through :func:`scrub_access_atoms`."""
+    from gunicorn import glogging
+
+    class ScrubbingAccessLogger(glogging.Logger):
+        def atoms(self, resp: object, req: object, environ: dict[str, object],
+                  request_time: object) -> dict[str, str]:
+            return scrub_access_atoms(super().atoms(resp, req, environ, request_time))
+
+    return ScrubbingAccessLogger
