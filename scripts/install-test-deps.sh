@@ -27,13 +27,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO mkdir -p /etc/postgresql-common
   echo 'create_main_cluster = false' | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their own services (a system Samba DC would hold the fixed LDAP
+  # ports the tests' DC needs; PostgreSQL's would take :5432): policy-rc.d says "no".
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # The samba package's own services must not run: tests start a private DC on loopback.
+  [ -n "$added_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+  # Belt and braces, for machines where a service was started anyway.
   for svc in samba-ad-dc smbd nmbd winbind; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
-    $SUDO pkill -x "$svc" >/dev/null 2>&1 || true
   done
+  $SUDO pkill -x samba >/dev/null 2>&1 || true
 fi
 
 # The OpenID Provider (npm oidc-provider), pinned by package-lock.json.
