@@ -95,6 +95,7 @@ class DomainRechecker:
         self._interval = interval or float(settings.domain_recheck_interval_seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="domain-recheck", daemon=True)
+        self._passed = threading.Condition()
         self.passes = 0
 
     def start(self) -> DomainRechecker:
@@ -105,10 +106,18 @@ class DomainRechecker:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def wait_for_passes(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` passes have finished in total; False on timeout.
+        (For operators' health checks and tests: a pass is observable without polling.)"""
+        with self._passed:
+            return self._passed.wait_for(lambda: self.passes >= count, timeout=timeout)
+
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 recheck_pending(self._engine, self._settings)
             except Exception:  # keep the thread alive; the next pass retries
                 log.exception("domain re-check pass failed")
-            self.passes += 1
+            with self._passed:
+                self.passes += 1
+                self._passed.notify_all()

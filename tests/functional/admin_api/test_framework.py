@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import botocore.auth
 import pytest
@@ -93,16 +93,18 @@ def test_identical_mutation_in_one_second_is_told_to_resend(
     from botocore.exceptions import ClientError
 
     chime = live_server.boto3(full_admin)
-    while datetime.now(UTC).microsecond > 500_000:  # start early in a second
-        time.sleep(0.01)
-    chime.create_account(Name="Same name")
-    with pytest.raises(ClientError) as exc:
+    # Drive the signer's clock (botocore's, on the client side) instead of waiting for the
+    # wall clock: both calls signed at the same instant, then one second later. The server
+    # still checks the date against its own clock (within the 5-minute skew).
+    signed_at = datetime.now(UTC).replace(microsecond=0)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
         chime.create_account(Name="Same name")
+        with pytest.raises(ClientError) as exc:
+            chime.create_account(Name="Same name")
     assert exc.value.response["Error"]["Code"] == "ThrottledClientException"
-    second = datetime.now(UTC).replace(microsecond=0)
-    while datetime.now(UTC).replace(microsecond=0) == second:
-        time.sleep(0.01)
-    chime.create_account(Name="Same name")
+    later = signed_at + timedelta(seconds=1)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=later):
+        chime.create_account(Name="Same name")
     assert len(chime.list_accounts(Name="Same name")["Accounts"]) == 2
 
 
