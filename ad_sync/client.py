@@ -14,9 +14,12 @@ Rules kept here for every caller:
 from __future__ import annotations
 
 import contextlib
+import queue
 import ssl
+import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
@@ -27,6 +30,8 @@ from bridge.ad_directory import DirectoryConnection
 
 CONNECT_TIMEOUT = 10
 RECEIVE_TIMEOUT = 120
+
+T = TypeVar("T")
 
 
 class DirectoryError(Exception):
@@ -144,6 +149,69 @@ def paged(conn: Connection, base: str, search_filter: str, attributes: Sequence[
                   .get("value") or {}).get("cookie")
         if not cookie:
             return
+
+
+class ReadAhead(Generic[T]):
+    """Iterates ``source`` (e.g. :func:`paged`) in a background thread, ``depth`` items
+    ahead of the caller, so the directory prepares the next page while the caller works on
+    the current one (the DC and the bridge run on different cores; the wait for the DC's
+    answer releases the GIL).
+
+    Use it as a context manager: leaving the block stops the reader and waits for it, so
+    the connection is free again (and may be closed) afterwards. Only the reader thread may
+    use the connection inside the block. An exception of ``source`` is raised to the caller
+    at the position it happened. At most ``depth`` + 2 items are held at once.
+    """
+
+    _ITEM, _END, _ERROR = range(3)
+
+    def __init__(self, source: Iterator[T], *, depth: int = 1) -> None:
+        self._source = source
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="ldap-read-ahead",
+                                        daemon=True)
+
+    def __enter__(self) -> ReadAhead[T]:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._source:
+                self._queue.put((self._ITEM, item))
+                # Every put is followed by this check, so after close() has emptied the
+                # queue the reader puts at most one more item and never blocks for good.
+                if self._stop.is_set():
+                    return
+            self._queue.put((self._END, None))
+        except BaseException as exc:  # handed to the caller's thread
+            self._queue.put((self._ERROR, exc))
+        finally:
+            closer = getattr(self._source, "close", None)
+            if closer is not None:
+                closer()
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == self._END:
+                return
+            if kind == self._ERROR:
+                raise value
+            yield value
+
+    def close(self) -> None:
+        """Stop the reader (after the page it is reading) and wait for it."""
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join()
 
 
 def search_all(conn: Connection, base: str, search_filter: str, attributes: Sequence[str],

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ from bridge.views import DirectoryUserInput, DirectoryUserOutcome
 
 log = logging.getLogger(__name__)
 
+# Each run acts as this actor with its own request id: every audit event of one run
+# carries the run's id as requestID (the report's runId), so a run can be traced.
 ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
 # Below this many suspensions only the absolute limit applies: in a small directory two
 # leavers are not a mass change.
@@ -83,6 +86,7 @@ class SyncReport:
     account_id: str
     mode: str
     dry_run: bool
+    run_id: str = ""
     status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted
     added: int = 0
     updated: int = 0
@@ -105,7 +109,8 @@ class SyncReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "accountId": self.account_id, "mode": self.mode, "dryRun": self.dry_run,
+            "accountId": self.account_id, "runId": self.run_id, "mode": self.mode,
+            "dryRun": self.dry_run,
             "status": self.status, "added": self.added, "updated": self.updated,
             "restored": self.restored, "suspended": self.suspended, "deleted": self.deleted,
             "unchanged": self.unchanged, "skipped": self.skipped, "conflicts": self.conflicts,
@@ -149,6 +154,7 @@ class DirectorySync:
         self.on_page = on_page
         self.stop = stop or threading.Event()
         self.settings = services.settings
+        self.actor = ACTOR
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -162,7 +168,9 @@ class DirectorySync:
         state = self.store.state(self.account_id)
         mappings = self._mapped_names()
         map_fp = fingerprint(sorted(n.lower() for n in mappings))
-        report = SyncReport(self.account_id, "full" if full else "incremental", self.dry_run)
+        report = SyncReport(self.account_id, "full" if full else "incremental", self.dry_run,
+                            run_id=str(uuid.uuid4()))
+        self.actor = dataclasses.replace(ACTOR, request_id=report.run_id)
         conn: Connection | None = None
         try:
             conn = client.open_connection(cfg, allow_insecure=self.settings.allow_insecure_ldap)
@@ -190,7 +198,7 @@ class DirectorySync:
                             "the BaseDn/UserFilter, then run again with --allow-mass-change "
                             "to apply it.")
             self.engine.record_event(
-                ACTOR, "AdSyncMassChangeStopped", account_id=self.account_id,
+                self.actor, "AdSyncMassChangeStopped", account_id=self.account_id,
                 params={"accountId": self.account_id, "mode": report.mode},
                 response={"wouldSuspend": exc.count, "known": exc.known,
                           "maxUsers": self.settings.ad_mass_change_max_users,
@@ -310,32 +318,20 @@ class DirectorySync:
         closure = self._closure(conn, cfg, dse, self._group_dns(conn, cfg, dse, mappings, report))
         known_total, _ = self.store.count_present(self.account_id)
         staged = known_total > 0
-        run_id = str(uuid.uuid4())
+        run_id = report.run_id
         if not self.dry_run:
             self.store.drop_pending(self.account_id)
             with self.engine.single_transaction() as session:
                 self.store.save_progress(session, self.account_id,
                                          full_run_started_usn=dse.highest_usn)
         seen = 0
-        for page in client.paged(conn, cfg.base_dn, user_filter, ms_ad.USER_ATTRIBUTES,
-                                 page_size=self.page_size):
-            users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
-            seen += len(users)
-            if not staged:
-                self._apply_page(users, closure, report, run_id=run_id)
-            else:
-                known = self.store.known_users(self.account_id, [u.guid for u in users])
-                changes, unchanged = self._classify(users, closure, known)
-                report.unchanged += len(unchanged)
-                report.pages += 1
-                report.would_suspend += sum(1 for ch in changes if _disables(ch))
-                if self.dry_run:
-                    for ch in changes:
-                        self._count(ch, report, created=ch.known is None)
-                self.store.plan_page(self.account_id, run_id, [u.guid for u in users],
-                                     [] if self.dry_run else
-                                     [(ch.user.guid, _facts(ch)) for ch in changes])
-            self._check_stop()
+        # The DC reads the next page while this thread applies the current one.
+        with client.ReadAhead(client.paged(conn, cfg.base_dn, user_filter,
+                                           ms_ad.USER_ATTRIBUTES, page_size=self.page_size)
+                              ) as pages:
+            for page in pages:
+                seen += self._full_page(page, closure, staged, run_id, report)
+                self._check_stop()
         if staged:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
@@ -356,6 +352,26 @@ class DirectorySync:
         # Users present before and not seen now: gone, moved out of scope or filtered out.
         gone = self.store.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
+
+    def _full_page(self, page: Sequence[dict[str, Any]], closure: Mapping[str, frozenset[str]],
+                   staged: bool, run_id: str, report: SyncReport) -> int:
+        """Apply (empty bridge) or stage one page of a full run; the number of users in it."""
+        users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
+        if not staged:
+            self._apply_page(users, closure, report, run_id=run_id)
+            return len(users)
+        known = self.store.known_users(self.account_id, [u.guid for u in users])
+        changes, unchanged = self._classify(users, closure, known)
+        report.unchanged += len(unchanged)
+        report.pages += 1
+        report.would_suspend += sum(1 for ch in changes if _disables(ch))
+        if self.dry_run:
+            for ch in changes:
+                self._count(ch, report, created=ch.known is None)
+        self.store.plan_page(self.account_id, run_id, [u.guid for u in users],
+                             [] if self.dry_run else
+                             [(ch.user.guid, _facts(ch)) for ch in changes])
+        return len(users)
 
     # --- incremental run ------------------------------------------------------------------
 
@@ -482,7 +498,7 @@ class DirectorySync:
             for ch in changes]
         with self.engine.single_transaction() as session:
             outcomes = self.engine.apply_directory_users(
-                ACTOR, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
+                self.actor, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
                 event_name="SyncDirectoryUser") if items else []
             records: list[UserRecord] = []
             forget: list[str] = []
@@ -574,7 +590,7 @@ class DirectorySync:
                 continue
             try:
                 self.engine.mark_directory_user_deleted(
-                    ACTOR, self.account_id, known.user_id,
+                    self.actor, self.account_id, known.user_id,
                     event_name="SyncDirectoryUserDeleted")
             except BridgeError as exc:  # the profile was removed meanwhile
                 report.skipped.append({"objectGUID": known.guid, "dn": known.dn,
@@ -599,7 +615,7 @@ class DirectorySync:
 
     def _purge(self) -> int:
         grace = timedelta(days=self.settings.ad_deletion_grace_days)
-        count = self.engine.purge_deleted_users(ACTOR, self.account_id, grace)
+        count = self.engine.purge_deleted_users(self.actor, self.account_id, grace)
         if count:
             self.store.forget_purged(self.account_id)
         return count

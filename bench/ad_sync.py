@@ -71,6 +71,7 @@ def _child(args: argparse.Namespace) -> int:
 
         profile.disable()
         out = Path(os.environ["BENCH_AD_PROFILE"]) / f"{args.child}-{os.getpid()}.txt"
+        profile.dump_stats(out.with_suffix(".prof"))
         with out.open("w") as fh:
             pstats.Stats(profile, stream=fh).sort_stats("cumulative").print_stats(40)
     print(json.dumps({"seconds": round(seconds, 3), "status": report.status,

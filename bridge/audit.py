@@ -41,8 +41,13 @@ def _is_secret_key(key: str) -> bool:
     return any(marker in flat for marker in _SECRET_MARKERS)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def redact(value: Any) -> Any:
     """Return a copy of ``value`` with every secret-named field's value replaced by ``***``."""
+    if type(value) in _PLAIN:  # the common leaf first: bulk events carry thousands
+        return value
     if isinstance(value, Mapping):
         return {
             str(k): (REDACTED if _is_secret_key(str(k)) and v not in (None, "") else redact(v))

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -1903,7 +1903,7 @@ class _DirectoryPage:
             self.repo.set_tiers(self.repo.mapped_tiers_for_users(account_id, touched))
         self._write_audit()
         session.expire_all()
-        views = self._views(touched, users)
+        views = self._views(touched, users, user_addrs, addr, members, new_groups)
         for index, uid, created, skipped_addresses in applied:
             outcomes[index] = DirectoryUserOutcome(
                 DirectoryUserResult(views[uid], created, skipped_addresses))
@@ -1979,37 +1979,42 @@ class _DirectoryPage:
             self.repo.session.execute(insert(_table(AuditEvent)), self.audit_rows)
             self.audit_rows = []
 
-    def _views(self, user_ids: Sequence[str],
-               users: Mapping[str, Mapping[str, Any]]) -> dict[str, UserView]:
-        """The applied users as the per-user operations return them: the columns the page
-        wrote from ``users`` (every column of each user), the tier rule's outcome, the
-        addresses and the group names read back with three Core queries per chunk."""
+    def _views(self, user_ids: Sequence[str], users: Mapping[str, Mapping[str, Any]],
+               user_addrs: Mapping[str, set[str]], addr: Mapping[str, tuple[str, bool]],
+               members: Mapping[str, set[str]], new_groups: Sequence[Mapping[str, Any]]
+               ) -> dict[str, UserView]:
+        """The applied users as the per-user operations return them, from the state the
+        page holds (every column it wrote, the final addresses and memberships); only what
+        the tier rule changed (tier, version, updated_at) and the names of groups the page
+        did not name are read back."""
         session = self.repo.session
-        ut, ea = _table(User), _table(EmailAddress)
+        ut, dg = _table(User), _table(DirectoryGroup)
+        names: dict[str, tuple[str, str]] = {g["id"]: (g["name_lower"], g["name"])
+                                             for g in new_groups}
+        wanted = {gid for uid in user_ids for gid in members[uid]} - set(names)
+        for gid, name_lower, name in self._in(
+                lambda c: select(dg.c.id, dg.c.name_lower, dg.c.name).where(dg.c.id.in_(c)),
+                wanted):
+            names[gid] = (name_lower, name)
         views: dict[str, UserView] = {}
         for chunk in _chunks(list(user_ids)):
-            addresses: dict[str, list[Any]] = {uid: [] for uid in chunk}
-            for row in session.execute(
-                    select(ea.c.address, ea.c.user_id, ea.c.is_primary)
-                    .where(ea.c.user_id.in_(chunk))
-                    .order_by(ea.c.is_primary.desc(), ea.c.address)):
-                addresses[row.user_id].append(row)
-            groups: dict[str, list[str]] = {uid: [] for uid in chunk}
-            for uid, name in session.execute(
-                    select(GroupMembership.user_id, DirectoryGroup.name)
-                    .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
-                    .where(GroupMembership.user_id.in_(chunk))
-                    .order_by(DirectoryGroup.name_lower)).tuples():
-                groups[uid].append(name)
-            # The page wrote every other column: only what the tier rule changed is read.
             for uid, tier, version, updated_at in session.execute(
                     select(ut.c.id, ut.c.tier, ut.c.version, ut.c.updated_at)
                     .where(ut.c.id.in_(chunk))).tuples():
                 state = SimpleNamespace(**{**users[uid], "tier": tier, "version": version,
                                            "updated_at": updated_at})
-                views[uid] = UserView.of(cast(User, state), addresses[uid],
-                                         tuple(groups[uid]))
+                # Ordered as the store orders them: primary first, then by address.
+                addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
+                                   key=lambda a: (not a.is_primary, a.address))
+                groups = tuple(name for _lower, name in
+                               sorted(names[g] for g in members[uid] if g in names))
+                views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
         return views
+
+
+class _Address(NamedTuple):
+    address: str
+    is_primary: bool
 
 
 # Columns of a user the page writes: all of them for a new user, the directory facts for

@@ -39,6 +39,16 @@ def test_full_sync_nested_pro_basic_and_both(bridge: Bridge) -> None:
     assert again.mode == "incremental" and again.status == "ok"
     assert (again.added, again.updated, again.suspended) == (0, 0, 0)
 
+    # Every audit event of a run carries the run's id as its requestID.
+    from bridge import audit
+    from bridge.store.db import transaction
+
+    with transaction(bridge.services.sessions) as session:
+        events, _ = audit.lookup(session, audit.EventQuery(event_name="SyncDirectoryUser"))
+    assert len(events) == 5
+    assert {e["requestID"] for e in events} == {report.run_id}
+    assert report.run_id != again.run_id and report.as_json()["runId"] == report.run_id
+
 
 def _decide(bridge: Bridge, email: str, guid: str) -> Decision:
     from bridge.domain import Actor
