@@ -14,24 +14,40 @@ Rules kept here for every caller:
 from __future__ import annotations
 
 import contextlib
-import queue
 import ssl
-import threading
 from collections.abc import Iterator, Sequence
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 
 from ad_sync.vendor import ms_ad
-from bridge.ad_directory import DirectoryConnection
+
+if TYPE_CHECKING:  # this module stays light: the reader process imports it
+    from bridge.ad_directory import DirectoryConnection
 
 CONNECT_TIMEOUT = 10
 RECEIVE_TIMEOUT = 120
 
-T = TypeVar("T")
+
+
+class DirectoryTarget(Protocol):
+    """Where and as whom to bind; :class:`bridge.ad_directory.DirectoryConnection` is one,
+    :class:`ad_sync.reader.Target` (the reader process's copy) another."""
+
+    @property
+    def ldap_url(self) -> str: ...
+    @property
+    def start_tls(self) -> bool: ...
+    @property
+    def bind_dn(self) -> str: ...
+    @property
+    def bind_password(self) -> str: ...
+    @property
+    def ca_certificate_pem(self) -> str | None: ...
+    @property
+    def tls_server_name(self) -> str | None: ...
 
 
 class DirectoryError(Exception):
@@ -48,7 +64,7 @@ class DirectoryError(Exception):
         self.result = result or {}
 
 
-def _tls(cfg: DirectoryConnection, host: str) -> Tls:
+def _tls(cfg: DirectoryTarget, host: str) -> Tls:
     kwargs: dict[str, Any] = {"validate": ssl.CERT_REQUIRED,
                               "version": ssl.PROTOCOL_TLS_CLIENT}
     if cfg.ca_certificate_pem:
@@ -57,7 +73,7 @@ def _tls(cfg: DirectoryConnection, host: str) -> Tls:
     return Tls(**kwargs)
 
 
-def server_for(cfg: DirectoryConnection, *, allow_insecure: bool) -> Server:
+def server_for(cfg: DirectoryTarget, *, allow_insecure: bool) -> Server:
     """The ldap3 Server for the account's URL (``get_info=NONE``: ldap3 would reject AD's
     rootDSE against the schema it knows, and we read what we need ourselves)."""
     parts = urlsplit(cfg.ldap_url)
@@ -72,7 +88,7 @@ def server_for(cfg: DirectoryConnection, *, allow_insecure: bool) -> Server:
                   tls=_tls(cfg, host), get_info=NONE, connect_timeout=CONNECT_TIMEOUT)
 
 
-def open_connection(cfg: DirectoryConnection, *, user: str | None = None,
+def open_connection(cfg: DirectoryTarget, *, user: str | None = None,
                     password: str | None = None, allow_insecure: bool = False) -> Connection:
     """A connection bound as ``user`` (default: the service account of ``cfg``).
 
@@ -149,69 +165,6 @@ def paged(conn: Connection, base: str, search_filter: str, attributes: Sequence[
                   .get("value") or {}).get("cookie")
         if not cookie:
             return
-
-
-class ReadAhead(Generic[T]):
-    """Iterates ``source`` (e.g. :func:`paged`) in a background thread, ``depth`` items
-    ahead of the caller, so the directory prepares the next page while the caller works on
-    the current one (the DC and the bridge run on different cores; the wait for the DC's
-    answer releases the GIL).
-
-    Use it as a context manager: leaving the block stops the reader and waits for it, so
-    the connection is free again (and may be closed) afterwards. Only the reader thread may
-    use the connection inside the block. An exception of ``source`` is raised to the caller
-    at the position it happened. At most ``depth`` + 2 items are held at once.
-    """
-
-    _ITEM, _END, _ERROR = range(3)
-
-    def __init__(self, source: Iterator[T], *, depth: int = 1) -> None:
-        self._source = source
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, name="ldap-read-ahead",
-                                        daemon=True)
-
-    def __enter__(self) -> ReadAhead[T]:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def _produce(self) -> None:
-        try:
-            for item in self._source:
-                self._queue.put((self._ITEM, item))
-                # Every put is followed by this check, so after close() has emptied the
-                # queue the reader puts at most one more item and never blocks for good.
-                if self._stop.is_set():
-                    return
-            self._queue.put((self._END, None))
-        except BaseException as exc:  # handed to the caller's thread
-            self._queue.put((self._ERROR, exc))
-        finally:
-            closer = getattr(self._source, "close", None)
-            if closer is not None:
-                closer()
-
-    def __iter__(self) -> Iterator[T]:
-        while True:
-            kind, value = self._queue.get()
-            if kind == self._END:
-                return
-            if kind == self._ERROR:
-                raise value
-            yield value
-
-    def close(self) -> None:
-        """Stop the reader (after the page it is reading) and wait for it."""
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._thread.join()
 
 
 def search_all(conn: Connection, base: str, search_filter: str, attributes: Sequence[str],

@@ -36,10 +36,10 @@ doubled.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ from ldap3 import Connection
 
 from ad_sync import client
 from ad_sync.client import DirectoryError
+from ad_sync.reader import Search, UserReader
 from ad_sync.vendor import ms_ad
 from bridge.ad_directory import (
     DirectoryConnection,
@@ -101,6 +102,7 @@ class SyncReport:
     error: str | None = None
     duration_seconds: float = 0.0
     pages: int = 0
+    reader_peak_rss_mb: float | None = None  # the helper process that read the users
     watermark: dict[str, Any] | None = None
 
     @property
@@ -117,6 +119,7 @@ class SyncReport:
             "warnings": self.warnings, "wouldSuspend": self.would_suspend,
             "error": self.error, "durationSeconds": round(self.duration_seconds, 3),
             "pages": self.pages, "watermark": self.watermark,
+            "readerPeakRssMb": self.reader_peak_rss_mb,
         }
 
 
@@ -172,16 +175,22 @@ class DirectorySync:
                             run_id=str(uuid.uuid4()))
         self.actor = dataclasses.replace(ACTOR, request_id=report.run_id)
         conn: Connection | None = None
+        reader: UserReader | None = None
         try:
+            reason = None if full else self._needs_full(state, map_fp)
+            if full or reason:
+                # Known to be full before the bind: the reader starts meanwhile.
+                reader = self._reader(cfg).start()
             conn = client.open_connection(cfg, allow_insecure=self.settings.allow_insecure_ldap)
             dse = ms_ad.read_root_dse(conn)
             if not full:
-                reason = self._needs_full(state, dse, map_fp)
+                reason = reason or self._dc_changed(state, dse)
                 if reason:
                     report.mode = "full"
                     report.warnings.append(f"full sync: {reason}")
             if report.mode == "full":
-                self._full(conn, cfg, dse, mappings, map_fp, report)
+                reader = reader or self._reader(cfg).start()
+                self._full(conn, cfg, dse, mappings, map_fp, report, reader)
             else:
                 assert state.highest_usn is not None  # noqa: S101 - checked by _needs_full
                 self._incremental(conn, cfg, dse, mappings, map_fp, state.highest_usn, report)
@@ -206,6 +215,9 @@ class DirectorySync:
         except SyncInterrupted:
             report.status = "interrupted"
         finally:
+            if reader is not None:
+                reader.close()
+                report.reader_peak_rss_mb = reader.peak_rss_mb
             if conn is not None:
                 client.close(conn)
             report.duration_seconds = time.monotonic() - started
@@ -224,18 +236,30 @@ class DirectorySync:
     # --- decisions about the run ------------------------------------------------------------
 
     @staticmethod
-    def _needs_full(state: Any, dse: ms_ad.RootDse, map_fp: str) -> str | None:
+    def _needs_full(state: Any, map_fp: str) -> str | None:
+        """Why an incremental run must be full, from the bridge's side (None: it need not)."""
         if state.highest_usn is None or state.invocation_id is None:
             return "no watermark yet"
         if state.full_run_started_usn is not None:
             return "the previous full sync did not finish"
-        if state.invocation_id != dse.invocation_id or state.dc_name != dse.dc_name:
-            return "the domain controller or its database changed (invocationID)"
         if state.mappings_fingerprint != map_fp:
             return "the mapped groups changed"
+        return None
+
+    @staticmethod
+    def _dc_changed(state: Any, dse: ms_ad.RootDse) -> str | None:
+        """Why the watermark does not hold for this DC (None: it does)."""
+        if state.invocation_id != dse.invocation_id or state.dc_name != dse.dc_name:
+            return "the domain controller or its database changed (invocationID)"
         if dse.highest_usn < state.highest_usn:
             return "the DC's USN went backwards"
         return None
+
+    def _reader(self, cfg: DirectoryConnection) -> UserReader:
+        """The helper process that reads every user under BaseDn (full runs)."""
+        return UserReader(cfg, Search(cfg.base_dn, cfg.user_filter or ms_ad.DEFAULT_USER_FILTER,
+                                      ms_ad.USER_ATTRIBUTES, self.page_size),
+                          allow_insecure=self.settings.allow_insecure_ldap)
 
     def _mapped_names(self) -> list[str]:
         return [m.name for m in self.engine.list_group_mappings(self.account_id)]
@@ -310,11 +334,13 @@ class DirectorySync:
     # --- full run ---------------------------------------------------------------------------
 
     def _full(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-              mappings: Sequence[str], map_fp: str, report: SyncReport) -> None:
+              mappings: Sequence[str], map_fp: str, report: SyncReport,
+              pages: UserReader) -> None:
         """One read of the directory. Into an empty bridge (nothing to suspend) pages are
         applied as they arrive; otherwise the changes are staged page by page, the
         mass-change guard looks at the whole run, and only then are they applied."""
-        user_filter = cfg.user_filter or ms_ad.DEFAULT_USER_FILTER
+        # The users are read and decoded by the helper process (``pages``, started before
+        # the bind so its start overlaps the group reads here) while this process applies.
         closure = self._closure(conn, cfg, dse, self._group_dns(conn, cfg, dse, mappings, report))
         known_total, _ = self.store.count_present(self.account_id)
         staged = known_total > 0
@@ -325,13 +351,9 @@ class DirectorySync:
                 self.store.save_progress(session, self.account_id,
                                          full_run_started_usn=dse.highest_usn)
         seen = 0
-        # The DC reads the next page while this thread applies the current one.
-        with client.ReadAhead(client.paged(conn, cfg.base_dn, user_filter,
-                                           ms_ad.USER_ATTRIBUTES, page_size=self.page_size)
-                              ) as pages:
-            for page in pages:
-                seen += self._full_page(page, closure, staged, run_id, report)
-                self._check_stop()
+        for users in pages:
+            seen += self._full_page(users, closure, staged, run_id, report)
+            self._check_stop()
         if staged:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
@@ -353,10 +375,10 @@ class DirectorySync:
         gone = self.store.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
 
-    def _full_page(self, page: Sequence[dict[str, Any]], closure: Mapping[str, frozenset[str]],
-                   staged: bool, run_id: str, report: SyncReport) -> int:
+    def _full_page(self, users: Sequence[ms_ad.DirectoryUser],
+                   closure: Mapping[str, frozenset[str]], staged: bool, run_id: str,
+                   report: SyncReport) -> int:
         """Apply (empty bridge) or stage one page of a full run; the number of users in it."""
-        users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
         if not staged:
             self._apply_page(users, closure, report, run_id=run_id)
             return len(users)
@@ -431,9 +453,9 @@ class DirectorySync:
         leaving = {g for g in [*deleted, *moved_out] if g in known and known[g].present}
         disabling = {g for g, u in changed.items()
                      if not u.enabled and g in known and known[g].enabled and known[g].present}
-        total, _ = self.store.count_present(self.account_id)
         report.would_suspend = len(leaving) + len(disabling)
-        self._guard(report.would_suspend, total)
+        if report.would_suspend:  # the count scans the account's users: only when needed
+            self._guard(report.would_suspend, self.store.count_present(self.account_id)[0])
         self._suspend_gone([known[g] for g in sorted(leaving)], report)
         users = list(changed.values())
         for start in range(0, len(users), self.page_size):
@@ -560,7 +582,8 @@ class DirectorySync:
         # A user with a clash is applied (and reported) again on every run until it clears.
         fp = RETRY_PREFIX + ch.fingerprint[len(RETRY_PREFIX):] if result.skipped_addresses \
             else ch.fingerprint
-        return UserRecord(user.guid, result.user.id, user.dn, fp, user.enabled, ch.groups)
+        return UserRecord(user.guid, result.user.id, user.dn, fp, user.enabled, ch.groups,
+                          retry=bool(result.skipped_addresses))
 
     @staticmethod
     def _count(ch: _Change, report: SyncReport, *, created: bool) -> None:

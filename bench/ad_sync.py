@@ -11,7 +11,8 @@ For each directory size (default 2,000 and 10,000 users, loaded offline with ``l
 
 Prints one JSON summary. Bounded: about 2-3 minutes on 2 cores. The DC listens on the
 fixed ports 389/636 of 127.0.0.1: no test run may be using them at the same time.
-Options: ``--sizes 2000,10000``.
+Options: ``--sizes 2000,10000``. ``BENCH_AD_PROFILE=DIR`` writes a cProfile of each sync
+there; ``BENCH_AD_SQL=1`` prints each sync's 12 costliest SQL statements to stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +43,27 @@ def _hwm_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _time_statements(engine: Any) -> dict[str, tuple[int, float]]:
+    """Statement text (first 160 characters) -> (executions, seconds), filled as the sync
+    runs (``BENCH_AD_SQL=1``: the child prints the 12 costliest to stderr)."""
+    from sqlalchemy import event
+
+    times: dict[str, tuple[int, float]] = {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        spent = time.perf_counter() - conn.info["bench_t0"]
+        text = " ".join(statement.split())[:160]
+        count, total = times.get(text, (0, 0.0))
+        times[text] = (count + 1, total + spent)
+
+    return times
+
+
 def _child(args: argparse.Namespace) -> int:
     """Run one sync in this (fresh) process and print its figures."""
     rss_before = _hwm_kb()
@@ -61,11 +83,15 @@ def _child(args: argparse.Namespace) -> int:
 
         profile = cProfile.Profile()
         profile.enable()
+    sql_times = _time_statements(services.db) if os.environ.get("BENCH_AD_SQL") else None
     started = time.perf_counter()
     report = DirectorySync(services, args.account, allow_mass_change=True).run(
         full=args.child == "full")
     seconds = time.perf_counter() - started
     rss_peak = _hwm_kb()
+    if sql_times is not None:
+        for text, (count, total) in sorted(sql_times.items(), key=lambda kv: -kv[1][1])[:12]:
+            print(f"SQL {total * 1000:7.1f} ms {count:5d}x {text}", file=sys.stderr)
     if profile is not None:
         import pstats
 
@@ -80,7 +106,8 @@ def _child(args: argparse.Namespace) -> int:
                       "rss_before_mb": round(rss_before / 1024, 1),
                       "rss_ready_mb": round(rss_ready / 1024, 1),
                       "rss_peak_mb": round(rss_peak / 1024, 1),
-                      "sync_growth_mb": round((rss_peak - rss_ready) / 1024, 1)}))
+                      "sync_growth_mb": round((rss_peak - rss_ready) / 1024, 1),
+                      "reader_peak_mb": report.reader_peak_rss_mb}))
     return 0 if report.status == "ok" else 1
 
 
@@ -89,6 +116,8 @@ def _run_child(mode: str, db: str, data_dir: Path, account: str) -> dict[str, An
         [sys.executable, "-m", "bench.ad_sync", "--child", mode, "--db", db,
          "--data-dir", str(data_dir), "--account", account],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    if os.environ.get("BENCH_AD_SQL"):
+        print(f"--- {mode} sync, costliest statements:\n{done.stderr[-4000:]}", file=sys.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"sync child failed: {done.stdout}\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -137,6 +137,7 @@ class UserRecord:
     fingerprint: str
     enabled: bool
     groups: tuple[str, ...]
+    retry: bool = False  # an address clashed: apply it again on every run
 
 
 def fingerprint(*facts: Any) -> str:
@@ -366,8 +367,8 @@ class DirectoryStore:
         """Users whose last apply skipped a clashing address (tried again every run)."""
         with transaction(self._svc.sessions) as session:
             return list(session.scalars(select(AdDirectoryUser.guid).where(
-                AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True),
-                AdDirectoryUser.fingerprint.startswith("retry:"))))
+                AdDirectoryUser.account_id == account_id, AdDirectoryUser.retry.is_(True),
+                AdDirectoryUser.present.is_(True))))
 
     def count_present(self, account_id: str) -> tuple[int, int]:
         """(users present at the last sync, of which enabled)."""
@@ -445,11 +446,12 @@ class DirectoryStore:
             AdDirectoryUser.guid.in_([rec.guid for rec in records]))))
         fresh = [{"account_id": account_id, "guid": rec.guid, "user_id": rec.user_id,
                   "dn": rec.dn, "fingerprint": rec.fingerprint, "enabled": rec.enabled,
-                  "present": True, "groups": list(rec.groups), "seen_run": run_id}
+                  "present": True, "groups": list(rec.groups), "seen_run": run_id,
+                  "retry": rec.retry}
                  for rec in records if rec.guid not in existing]
         known = [{"b_guid": rec.guid, "b_user_id": rec.user_id, "b_dn": rec.dn,
                   "b_fingerprint": rec.fingerprint, "b_enabled": rec.enabled,
-                  "b_groups": list(rec.groups)}
+                  "b_groups": list(rec.groups), "b_retry": rec.retry}
                  for rec in records if rec.guid in existing]
         if fresh:
             session.execute(insert(table), fresh)
@@ -460,6 +462,7 @@ class DirectoryStore:
                 .values(user_id=bindparam("b_user_id"), dn=bindparam("b_dn"),
                         fingerprint=bindparam("b_fingerprint"),
                         enabled=bindparam("b_enabled"), present=True,
+                        retry=bindparam("b_retry"),
                         groups=bindparam("b_groups", type_=table.c.groups.type),
                         seen_run=run_id), known)
 

@@ -44,6 +44,7 @@ from bridge.domain import (
     normalize_domain,
     normalize_email,
     split_invitation_emails,
+    tier_for_groups,
     trial_tier,
     validate_account_name,
 )
@@ -1882,6 +1883,14 @@ class _DirectoryPage:
                                            "skipped": skipped})
             applied.append((index, uid, created, tuple(skipped)))
 
+        # --- the tier rule, on the final memberships ---------------------------------------
+        touched = list(dict.fromkeys(uid for _i, uid, _c, _s in applied))
+        group_names = self._group_names(touched, members, new_groups)
+        mappings = {m.name: Tier(m.tier) for m in self.repo.mappings(account_id)}
+        for uid in touched:
+            tier = tier_for_groups((group_names[g][1] for g in members[uid]), mappings)
+            users[uid]["tier"] = tier.value if tier else None
+
         # --- write the difference ---------------------------------------------------------
         self._assign_pins([users[uid] for uid in new_users])
         if new_groups:
@@ -1890,7 +1899,6 @@ class _DirectoryPage:
         if new_users:
             session.execute(insert(ut), [
                 {k: users[uid][k] for k in _NEW_USER_KEYS} for uid in new_users])
-        touched = list(dict.fromkeys(uid for _i, uid, _c, _s in applied))
         existing = [uid for uid in touched if uid not in new_set]
         if existing:
             session.execute(_USER_UPDATE, [
@@ -1899,11 +1907,9 @@ class _DirectoryPage:
         self._write_addresses(initial_addr, addr)
         self._write_links(initial_links, link_owner)
         self._write_members(initial_members, members)
-        if touched:
-            self.repo.set_tiers(self.repo.mapped_tiers_for_users(account_id, touched))
         self._write_audit()
         session.expire_all()
-        views = self._views(touched, users, user_addrs, addr, members, new_groups)
+        views = self._views(touched, new_set, users, user_addrs, addr, members, group_names)
         for index, uid, created, skipped_addresses in applied:
             outcomes[index] = DirectoryUserOutcome(
                 DirectoryUserResult(views[uid], created, skipped_addresses))
@@ -1979,16 +1985,10 @@ class _DirectoryPage:
             self.repo.session.execute(insert(_table(AuditEvent)), self.audit_rows)
             self.audit_rows = []
 
-    def _views(self, user_ids: Sequence[str], users: Mapping[str, Mapping[str, Any]],
-               user_addrs: Mapping[str, set[str]], addr: Mapping[str, tuple[str, bool]],
-               members: Mapping[str, set[str]], new_groups: Sequence[Mapping[str, Any]]
-               ) -> dict[str, UserView]:
-        """The applied users as the per-user operations return them, from the state the
-        page holds (every column it wrote, the final addresses and memberships); only what
-        the tier rule changed (tier, version, updated_at) and the names of groups the page
-        did not name are read back."""
-        session = self.repo.session
-        ut, dg = _table(User), _table(DirectoryGroup)
+    def _group_names(self, user_ids: Sequence[str], members: Mapping[str, set[str]],
+                     new_groups: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+        """Group id → (name_lower, name) for every group of ``user_ids``."""
+        dg = _table(DirectoryGroup)
         names: dict[str, tuple[str, str]] = {g["id"]: (g["name_lower"], g["name"])
                                              for g in new_groups}
         wanted = {gid for uid in user_ids for gid in members[uid]} - set(names)
@@ -1996,19 +1996,31 @@ class _DirectoryPage:
                 lambda c: select(dg.c.id, dg.c.name_lower, dg.c.name).where(dg.c.id.in_(c)),
                 wanted):
             names[gid] = (name_lower, name)
+        return names
+
+    def _views(self, user_ids: Sequence[str], created: set[str],
+               users: Mapping[str, Mapping[str, Any]], user_addrs: Mapping[str, set[str]],
+               addr: Mapping[str, tuple[str, bool]], members: Mapping[str, set[str]],
+               group_names: Mapping[str, tuple[str, str]]) -> dict[str, UserView]:
+        """The applied users as the per-user operations return them, from the state the
+        page holds (every column it wrote, the final addresses, memberships and tiers).
+        Only the ``version`` of users that existed is read back: the UPDATE increments it
+        in SQL, so a concurrent writer's bump is never lost."""
+        ut = _table(User)
+        versions: dict[str, int] = {}
+        for uid, version in self._in(lambda c: select(ut.c.id, ut.c.version).where(
+                ut.c.id.in_(c)), [uid for uid in user_ids if uid not in created]):
+            versions[uid] = version
         views: dict[str, UserView] = {}
-        for chunk in _chunks(list(user_ids)):
-            for uid, tier, version, updated_at in session.execute(
-                    select(ut.c.id, ut.c.tier, ut.c.version, ut.c.updated_at)
-                    .where(ut.c.id.in_(chunk))).tuples():
-                state = SimpleNamespace(**{**users[uid], "tier": tier, "version": version,
-                                           "updated_at": updated_at})
-                # Ordered as the store orders them: primary first, then by address.
-                addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
-                                   key=lambda a: (not a.is_primary, a.address))
-                groups = tuple(name for _lower, name in
-                               sorted(names[g] for g in members[uid] if g in names))
-                views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
+        for uid in user_ids:
+            state = SimpleNamespace(**users[uid])
+            if uid in versions:
+                state.version = versions[uid]
+            # Ordered as the store orders them: primary first, then by address.
+            addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
+                               key=lambda a: (not a.is_primary, a.address))
+            groups = tuple(name for _lower, name in sorted(group_names[g] for g in members[uid]))
+            views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
         return views
 
 
@@ -2021,7 +2033,7 @@ class _Address(NamedTuple):
 # an existing one (the rest keep their values or defaults).
 _UPDATED_KEYS = ("primary_email", "display_name", "source_addresses", "in_directory",
                  "directory_deleted_at", "directory_enabled", "status",
-                 "sessions_valid_after", "updated_at")
+                 "sessions_valid_after", "updated_at", "tier")
 # A new user's columns besides those the page sets (the model's defaults, written
 # explicitly so the returned view needs no read-back of them).
 _NEW_USER_DEFAULTS: dict[str, Any] = {

@@ -124,6 +124,8 @@ class User(Base):
         # ListUsers pages by id within an account: without this every page sorts the whole
         # account (admin API benchmark: 2.4x slower at 100k users than at 1k).
         Index("ix_users_account_id_id", "account_id", "id"),
+        # The purge of profiles deleted in the directory past their grace period.
+        Index("ix_users_account_directory_deleted", "account_id", "directory_deleted_at"),
         # SCIM userName: unique per account, case-insensitively (RFC 7643 section 4.1.1), so
         # racing duplicate creates end in an IntegrityError (409), never in two users.
         Index("uq_users_account_user_name", "account_id", "user_name_lower", unique=True),
@@ -483,7 +485,8 @@ class AdDirectoryUser(Base):
     """
 
     __tablename__ = "ad_directory_users"
-    __table_args__ = (Index("ix_ad_directory_users_user", "user_id"),)
+    __table_args__ = (Index("ix_ad_directory_users_user", "user_id"),
+                      Index("ix_ad_directory_users_retry", "account_id", "retry"))
 
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
@@ -496,6 +499,9 @@ class AdDirectoryUser(Base):
     present: Mapped[bool] = mapped_column(Boolean, default=True)
     groups: Mapped[list[str]] = mapped_column(default=list)
     seen_run: Mapped[str | None] = mapped_column(String(36), default=None)
+    # The last apply skipped an address another user owns: applied again every run
+    # (indexed: an incremental run reads these few without scanning the directory's users).
+    retry: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AdSignInFailure(Base):

@@ -180,6 +180,7 @@ class SambaDC:
         stop_timeout: float = 15.0,
         process_model: str | None = "single",
         worker_grace: float = 3.0,
+        backend_store: str = "mdb",
     ) -> None:
         """Prepare (but do not provision or start) a DC living under *base_dir*.
 
@@ -189,7 +190,11 @@ class SambaDC:
         (plain simple binds allowed). *process_model* is passed as ``samba -M``: the
         default ``single`` runs one process that stops at once; None means Samba's own
         default, ``prefork``, whose workers still running *worker_grace* seconds after
-        the root process exited are SIGKILLed.
+        the root process exited are SIGKILLed. *backend_store* is ``samba-tool domain
+        provision --backend-store``: ``mdb`` (LMDB, the default here; Samba's choice for
+        large domains) keeps an ordered index on ``uSNChanged``, so ``(uSNChanged>=N)``
+        costs the same at any directory size, as on Windows AD; ``tdb`` scans every
+        object for it.
         """
         self._owns_base_dir = base_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="samba-dc-")) if base_dir is None else base_dir
@@ -203,6 +208,7 @@ class SambaDC:
         self.stop_timeout = stop_timeout
         self.process_model = process_model
         self.worker_grace = worker_grace
+        self.backend_store = backend_store
         self._proc: subprocess.Popen[bytes] | None = None
         self._admin_conn: Connection | None = None
         self._provisioned = False
@@ -324,6 +330,7 @@ class SambaDC:
             "--dns-backend=NONE",
             f"--host-name={self.host_name}",
             f"--adminpass={self._admin_password}",
+            f"--backend-store={self.backend_store}",
         ]
         self._run(cmd, log_name="provision.log", timeout=300)
         self._write_smb_conf()

@@ -180,6 +180,7 @@ def upgrade() -> None:
         sa.Column("present", sa.Boolean(), nullable=False),
         sa.Column("groups", sa.JSON(), nullable=False),
         sa.Column("seen_run", sa.String(length=36), nullable=True),
+        sa.Column("retry", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
@@ -189,6 +190,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "guid", name=op.f("pk_ad_directory_users")),
     )
     with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:
+        batch_op.create_index("ix_ad_directory_users_retry", ["account_id", "retry"], unique=False)
         batch_op.create_index("ix_ad_directory_users_user", ["user_id"], unique=False)
 
     op.create_table(
@@ -366,6 +368,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("personal_pin", name=op.f("uq_users_personal_pin")),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_users_account_directory_deleted",
+            ["account_id", "directory_deleted_at"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_users_account_id"), ["account_id"], unique=False)
         batch_op.create_index("ix_users_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index(
@@ -516,6 +523,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_users_account_primary")
         batch_op.drop_index("ix_users_account_id_id")
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
+        batch_op.drop_index("ix_users_account_directory_deleted")
 
     op.drop_table("users")
     with op.batch_alter_table("group_mappings", schema=None) as batch_op:
@@ -546,6 +554,7 @@ def downgrade() -> None:
     op.drop_table("ad_sync_pending")
     with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:
         batch_op.drop_index("ix_ad_directory_users_user")
+        batch_op.drop_index("ix_ad_directory_users_retry")
 
     op.drop_table("ad_directory_users")
     op.drop_table("ad_directories")

@@ -1,0 +1,71 @@
+"""The helper process that reads a directory's users (``ad_sync.reader``), against Samba."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+
+import pytest
+
+from ad_sync.client import DirectoryError
+from ad_sync.reader import Search, UserReader
+from ad_sync.vendor import ms_ad
+from tests.integration.ad.conftest import Bridge
+
+
+def _search(bridge: Bridge, page_size: int) -> Search:
+    return Search(bridge.seed.staff, ms_ad.DEFAULT_USER_FILTER, ms_ad.USER_ATTRIBUTES,
+                  page_size)
+
+
+def test_reads_every_user_page_by_page(bridge: Bridge) -> None:
+    for i in range(5):
+        bridge.dc.add_user(f"r{i}", ou_dn=bridge.seed.staff, mail=f"r{i}@example.com")
+    cfg = bridge.store.connection(bridge.account_id)
+    with UserReader(cfg, _search(bridge, 2), allow_insecure=False) as reader:
+        pages = list(reader)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    users = [u for page in pages for u in page]
+    assert sorted(u.mail or "" for u in users) == [f"r{i}@example.com" for i in range(5)]
+    assert all(len(u.guid) == 36 and u.enabled for u in users)
+    # The helper tells its peak memory with its end.
+    assert reader.peak_rss_mb is not None and 5 < reader.peak_rss_mb < 500
+
+
+def test_a_refused_bind_is_a_directory_error_in_words(bridge: Bridge) -> None:
+    cfg = dataclasses.replace(bridge.store.connection(bridge.account_id),
+                              bind_password="Not-The-Password-1")
+    with pytest.raises(DirectoryError) as caught, \
+            UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
+        list(reader)
+    assert caught.value.kind == "bind"
+    assert "Not-The-Password-1" not in caught.value.message
+
+
+def test_a_helper_that_dies_is_an_error_never_an_end(bridge: Bridge) -> None:
+    cfg = bridge.store.connection(bridge.account_id)
+    with pytest.raises(DirectoryError, match="stopped before the end"), \
+            UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
+        assert reader._proc is not None
+        os.kill(reader._proc.pid, signal.SIGKILL)
+        list(reader)
+
+
+def test_leaving_early_stops_the_helper(bridge: Bridge) -> None:
+    for i in range(4):
+        bridge.dc.add_user(f"e{i}", ou_dn=bridge.seed.staff, mail=f"e{i}@example.com")
+    cfg = bridge.store.connection(bridge.account_id)
+    with UserReader(cfg, _search(bridge, 1), allow_insecure=False) as reader:
+        for _page in reader:
+            break
+    assert reader._proc is not None and reader._proc.poll() is not None
+
+
+def test_plain_ldap_is_refused_in_the_helper_too(bridge: Bridge) -> None:
+    cfg = dataclasses.replace(bridge.store.connection(bridge.account_id),
+                              ldap_url=bridge.dc.ldap_url, start_tls=False)
+    with pytest.raises(DirectoryError) as caught, \
+            UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
+        list(reader)
+    assert caught.value.kind == "tls"
