@@ -281,43 +281,53 @@ class DirectorySync:
     # --- group membership -------------------------------------------------------------------
 
     def _group_dns(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                   mappings: Sequence[str], report: SyncReport) -> dict[str, str]:
-        """DN → mapped group name, for the mapped groups that exist in the directory."""
+                   mappings: Sequence[str], report: SyncReport
+                   ) -> dict[str, tuple[str, int | None]]:
+        """DN → (mapped group name, RID) for the mapped groups found in the directory."""
         if not mappings:
             return {}
         base = cfg.group_base_dn or dse.default_naming_context or cfg.base_dn
         wanted = {n.lower(): n for n in mappings}
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, int | None]] = {}
         for entry in client.search_all(conn, base, ms_ad.group_by_name_filter(mappings),
-                                       ["sAMAccountName", "cn"]):
+                                       ms_ad.GROUP_ATTRIBUTES):
             attrs = entry.get("attributes") or {}
             for key in ("sAMAccountName", "cn"):
                 value = attrs.get(key)
                 value = value[0] if isinstance(value, list) and value else value
                 if isinstance(value, str) and value.lower() in wanted:
-                    found[entry["dn"]] = wanted[value.lower()]
+                    found[entry["dn"]] = (wanted[value.lower()], _rid(entry))
                     break
-        missing = set(wanted.values()) - set(found.values())
+        missing = set(wanted.values()) - {name for name, _rid in found.values()}
         for name in sorted(missing):
             report.warnings.append(f"mapped group {name!r} was not found in the directory")
         return found
 
     def _closure(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                 groups: Mapping[str, str]) -> dict[str, frozenset[str]]:
+                 groups: Mapping[str, tuple[str, int | None]]) -> dict[str, frozenset[str]]:
         """Every group that counts as a mapped group (the group itself and the groups nested
-        in it, found by the DC with the in-chain rule) → the mapped names it stands for.
+        in it, found by the DC with the in-chain rule) → the mapped names it stands for,
+        keyed by normalised DN and also by ``rid:<RID>`` (a user's primary group is named
+        by ``primaryGroupID`` only, never in ``memberOf``).
 
         A user's mapped groups are then read from the user's own ``memberOf`` (direct
-        groups): the DC resolves the nesting among the few groups instead of evaluating the
-        in-chain rule for every user (Samba takes ~6 s for that at 10k users)."""
+        groups) and ``primaryGroupID``: the DC resolves the nesting among the few groups
+        instead of evaluating the in-chain rule for every user (Samba takes ~6 s for that at
+        10k users)."""
         domain = dse.default_naming_context or cfg.base_dn
         closure: dict[str, set[str]] = {}
-        for dn, name in groups.items():
+
+        def add(dn: str, rid: int | None, name: str) -> None:
             closure.setdefault(_norm_dn(dn), set()).add(name)
+            if rid is not None:
+                closure.setdefault(f"rid:{rid}", set()).add(name)
+
+        for dn, (name, rid) in groups.items():
+            add(dn, rid, name)
             nested = f"(&{ms_ad.GROUP_FILTER}(memberOf:{ms_ad.IN_CHAIN}:={_escape(dn)}))"
-            for entry in client.search_all(conn, domain, nested, ["cn"]):
-                closure.setdefault(_norm_dn(entry["dn"]), set()).add(name)
-        return {dn: frozenset(names) for dn, names in closure.items()}
+            for entry in client.search_all(conn, domain, nested, ms_ad.GROUP_ATTRIBUTES):
+                add(entry["dn"], _rid(entry), name)
+        return {key: frozenset(names) for key, names in closure.items()}
 
     @staticmethod
     def _groups_for(user: ms_ad.DirectoryUser, closure: Mapping[str, frozenset[str]],
@@ -325,6 +335,8 @@ class DirectorySync:
         names: set[str] = set()
         for dn in user.member_of:
             names.update(closure.get(_norm_dn(dn), ()))
+        if user.primary_group_id is not None:
+            names.update(closure.get(f"rid:{user.primary_group_id}", ()))
         key = frozenset(names)
         found = shared.get(key)
         if found is None:
@@ -436,7 +448,8 @@ class DirectorySync:
             # A membership change bumps the group's USN, not the user's: compare every
             # user's mapped groups (objectGUID and memberOf only, page by page).
             shared: dict[frozenset[str], tuple[str, ...]] = {}
-            for page in client.paged(conn, cfg.base_dn, user_filter, ["objectGUID", "memberOf"],
+            for page in client.paged(conn, cfg.base_dn, user_filter,
+                                     ["objectGUID", "memberOf", "primaryGroupID"],
                                      page_size=self.page_size):
                 users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
                 prior = self.store.known_users(self.account_id, [u.guid for u in users])
@@ -664,6 +677,11 @@ def _change_from_facts(guid: str, facts: Mapping[str, Any], known: KnownUser | N
                                display_name=facts["displayName"], enabled=facts["enabled"],
                                usn_changed=None)
     return _Change(user, tuple(facts["groups"]), facts["fingerprint"], known)
+
+
+def _rid(entry: Mapping[str, Any]) -> int | None:
+    raw = (entry.get("raw_attributes") or {}).get("objectSid") or []
+    return ms_ad.rid_from_sid(raw[0]) if raw else None
 
 
 def _in_scope(dn: str, base_dn: str) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ldap3 import BASE, Connection
+from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_filter_chars
 
 from bridge.domain import parse_proxy_addresses
@@ -30,8 +31,11 @@ DEFAULT_USER_FILTER = "(&(objectCategory=person)(objectClass=user)(!(objectClass
 GROUP_FILTER = "(objectClass=group)"
 # What the sync reads for each user.
 # memberOf holds the direct groups (ldap3's auto_range reads past MaxValRange slices).
+# The primary group (primaryGroupID, a RID: "Domain Users" is 513) is NOT in memberOf.
 USER_ATTRIBUTES = ("objectGUID", "mail", "proxyAddresses", "displayName",
-                   "userAccountControl", "uSNChanged", "memberOf")
+                   "userAccountControl", "uSNChanged", "memberOf", "primaryGroupID")
+# What the sync reads of a group: its RID (from objectSid) matches users' primaryGroupID.
+GROUP_ATTRIBUTES = ("cn", "sAMAccountName", "objectSid")
 # The page size AD enforces (MaxPageSize); Samba does not enforce it, we page anyway.
 PAGE_SIZE = 1000
 
@@ -137,6 +141,7 @@ class DirectoryUser:
     enabled: bool
     usn_changed: int | None
     member_of: tuple[str, ...] = ()  # DNs of the direct groups
+    primary_group_id: int | None = None  # RID of the primary group (not in member_of)
 
 
 def _first(values: Any) -> Any:
@@ -173,7 +178,25 @@ def user_from_entry(entry: Mapping[str, Any]) -> DirectoryUser | None:
         enabled=not is_disabled(_first(attrs.get("userAccountControl"))),
         usn_changed=int(usn) if usn is not None else None,
         member_of=tuple(str(v) for v in (attrs.get("memberOf") or []) if v),
+        primary_group_id=_int(_first(attrs.get("primaryGroupID"))),
     )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def rid_from_sid(raw: Any) -> int | None:
+    """The relative identifier of a binary ``objectSid`` (its last sub-authority; a user's
+    ``primaryGroupID`` names its primary group by it). None when it is not a SID."""
+    if not isinstance(raw, bytes | bytearray) or len(raw) < 12:
+        return None
+    text = str(format_sid(bytes(raw)))
+    tail = text.rsplit("-", 1)[-1]
+    return int(tail) if text.startswith("S-") and tail.isdigit() else None
 
 
 @dataclass(frozen=True)

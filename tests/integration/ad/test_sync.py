@@ -346,3 +346,59 @@ def test_user_recreated_with_a_new_guid_gets_the_old_profile_back(bridge: Bridge
     assert (report.suspended, report.restored, report.conflicts) == (1, 1, [])
     assert bridge.user("rec@example.com").id == profile
     assert _decide(bridge, "rec@example.com", dc.get_guid(dn)).allowed
+
+
+def _rid(dc: SambaDC, dn: str) -> int:
+    from ad_sync.vendor import ms_ad
+
+    dc.admin.search(dn, "(objectClass=*)", "BASE", attributes=["objectSid"])
+    rid = ms_ad.rid_from_sid(dc.admin.response[0]["raw_attributes"]["objectSid"][0])
+    assert rid is not None
+    return rid
+
+
+def test_primary_group_counts_though_memberof_never_lists_it(bridge: Bridge) -> None:
+    """AD keeps a user's primary group in ``primaryGroupID`` (a RID), not in ``memberOf``:
+    a mapped group that is a user's primary group still gives its tier, nested too."""
+    dc, seed = bridge.dc, bridge.seed
+    direct = dc.add_user("prim", ou_dn=seed.staff, mail="prim@example.com")
+    nested = dc.add_user("prin", ou_dn=seed.staff, mail="prin@example.com")
+    dc.add_member(seed.pro, direct)
+    dc.add_member(seed.pro_nested, nested)
+    # Membership first (AD requires it), then the group becomes the primary one and
+    # leaves memberOf.
+    dc.replace(direct, {"primaryGroupID": str(_rid(dc, seed.pro))})
+    dc.replace(nested, {"primaryGroupID": str(_rid(dc, seed.pro_nested))})
+    dc.admin.search(direct, "(objectClass=*)", "BASE", attributes=["memberOf"])
+    member_of = [dn.lower() for dn in dc.admin.response[0]["attributes"].get("memberOf", [])]
+    assert seed.pro.lower() not in member_of  # the old primary, Domain Users, is listed now
+
+    assert bridge.sync().status == "ok"
+    assert bridge.user("prim@example.com").tier == Tier.PRO
+    assert bridge.user("prin@example.com").tier == Tier.PRO  # nested in the mapped group
+
+    # Back to Domain Users as the primary group (Chime-Pro becomes an explicit membership,
+    # removed next): the Pro tier goes.
+    dc.replace(direct, {"primaryGroupID": "513"})
+    dc.remove_member(seed.pro, direct)
+    assert bridge.sync().status == "ok"
+    assert bridge.user("prim@example.com").tier is None
+
+
+def test_domain_users_mapped_to_basic_covers_everyone(bridge: Bridge) -> None:
+    from tests.integration.ad.conftest import ADMIN, directory_body
+
+    dc, seed = bridge.dc, bridge.seed
+    bridge.store.connect(ADMIN, bridge.account_id,
+                         directory_body(dc, seed, GroupBaseDn=dc.base_dn),
+                         lambda cfg: None)
+    bridge.services.engine.add_or_update_group_mappings(
+        ADMIN, bridge.account_id, {"Domain Users": Tier.BASIC})
+    dc.add_user("plain", ou_dn=seed.staff, mail="plain@example.com")
+    pro = dc.add_user("propl", ou_dn=seed.staff, mail="propl@example.com")
+    dc.add_member(seed.pro, pro)
+
+    report = bridge.sync(full=True)
+    assert report.status == "ok", report.as_json()
+    assert bridge.user("plain@example.com").tier == Tier.BASIC
+    assert bridge.user("propl@example.com").tier == Tier.PRO

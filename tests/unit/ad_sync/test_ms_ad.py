@@ -103,3 +103,27 @@ def test_plain_ldap_allowed_only_when_configured_or_with_starttls() -> None:
                                        allow_insecure=True)["start_tls"] is False
     assert validate_connection_request(_body(LdapUrl="ldap://dc", StartTls=True),
                                        allow_insecure=False)["start_tls"] is True
+
+
+def test_rid_from_sid_is_the_last_sub_authority() -> None:
+    import struct
+
+    from ad_sync.vendor.ms_ad import rid_from_sid
+
+    subs = (21, 1004336348, 1177238915, 682003330, 512)
+    raw = bytes([1, len(subs)]) + (5).to_bytes(6, "big") + struct.pack("<5I", *subs)
+    assert rid_from_sid(raw) == 512
+    assert rid_from_sid(b"\x01\x00") is None
+    assert rid_from_sid("S-1-5-21-1-2-3-512") is None  # text is not the binary form
+
+
+def test_primary_group_id_is_read_from_the_entry() -> None:
+    from ad_sync.vendor.ms_ad import user_from_entry
+
+    entry = {"dn": "CN=a,DC=x", "raw_attributes": {"objectGUID": [bytes(range(16))]},
+             "attributes": {"mail": ["a@x.com"], "primaryGroupID": [513]}}
+    user = user_from_entry(entry)
+    assert user is not None and user.primary_group_id == 513
+    entry["attributes"] = {"mail": ["a@x.com"]}
+    user = user_from_entry(entry)
+    assert user is not None and user.primary_group_id is None
