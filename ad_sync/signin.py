@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import html
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +40,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ad_sync import client
 from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
-from bridge.ad_directory import DirectoryStore
+from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.app import Services, services
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
 from bridge.errors import BridgeError, NotFound, ValidationError
@@ -166,51 +167,75 @@ def login() -> BaseResponse:
 
 def _authenticate(svc: Services, store: DirectoryStore, email: str, password: str,
                   user_id: str | None, account_id: str | None) -> Identity:
-    """Bind as the user; return the identity for the engine. Raises _Refusal."""
+    """Bind as the user; return the identity for the engine. Raises _Refusal.
+
+    Which account answers: the user's, else the one whose verified domain the address is
+    on. Without a directory there, every address (known or not) gets the same 400; with
+    one, an address no directory user has goes through the same directory work as a wrong
+    password (:func:`_bind_as` with no objectGUID), so neither the answer nor its timing
+    tells which addresses exist.
+    """
     bad = _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
-    if user_id is None or account_id is None:
-        raise bad
-    guid = store.guid_for_user(account_id, user_id)
+    if account_id is None:
+        realm = svc.engine.home_realm(email)
+        account_id, user_id = (realm.id if realm is not None else None), None
+    if account_id is None:
+        raise bad  # an unclaimed domain: no directory to ask (home-realm discovery says so)
     try:
         cfg = store.connection(account_id)
     except NotFound:
         raise _Refusal(400, "directory_sign_in_not_available", "This account does not sign "
                        "in with directory passwords.") from None
-    if guid is None:
-        raise bad
-    allow = svc.settings.allow_insecure_ldap
+    guid = store.guid_for_user(account_id, user_id) if user_id is not None else None
+    outcome = _bind_as(cfg, guid, password, allow=svc.settings.allow_insecure_ldap,
+                       account_id=account_id)
+    if guid is None or outcome is not None:
+        raise outcome or bad
+    return Identity(source=IdentitySource.ACTIVE_DIRECTORY, issuer=account_id, subject=guid,
+                    email=email, account_id=account_id)
+
+
+def _bind_as(cfg: DirectoryConnection, guid: str | None, password: str, *, allow: bool,
+             account_id: str) -> _Refusal | None:
+    """Service bind, find the user's current DN by objectGUID, bind as that DN with
+    ``password``. Returns None when the directory accepted the password, else the refusal.
+
+    With ``guid`` None (no directory user has the address) the same three steps run with a
+    random objectGUID and a DN that does not exist, and the password is refused like a
+    wrong one: same round trips, same answer. Raises nothing; a DC that cannot be reached
+    is the 503 refusal in both cases.
+    """
+    unavailable = _Refusal(503, "directory_unavailable", "The directory did not answer. "
+                           "Try again in a minute.")
+    bad = _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
     try:
         service_conn = client.open_connection(cfg, allow_insecure=allow)
     except DirectoryError as exc:
         log.warning("AD sign-in: service bind for account %s failed: %s", account_id,
                     exc.message)
-        raise _Refusal(503, "directory_unavailable", "The directory did not answer. Try "
-                       "again in a minute.") from None
+        return unavailable
     try:
-        found = client.search_all(service_conn, ms_ad.guid_base(guid), "(objectClass=user)",
-                                  ["objectGUID"], scope="BASE")
+        found = client.search_all(service_conn, ms_ad.guid_base(guid or str(uuid.uuid4())),
+                                  "(objectClass=user)", ["objectGUID"], scope="BASE")
     except DirectoryError:
         found = []
     finally:
         client.close(service_conn)
-    if not found:
-        raise bad  # gone from the directory: no bind possible, answered like a bad password
-    dn = found[0]["dn"]
+    # Gone from the directory (or never there): bind as a DN that does not exist.
+    dn = found[0]["dn"] if found and guid is not None else \
+        f"CN={uuid.uuid4().hex},{cfg.base_dn}"
     try:
         user_conn = client.open_connection(cfg, user=dn, password=password,
                                            allow_insecure=allow)
     except DirectoryError as exc:
         if exc.kind != "bind":
-            raise _Refusal(503, "directory_unavailable", "The directory did not answer. "
-                           "Try again in a minute.") from None
+            return unavailable
         code = _BIND_REASONS.get(ms_ad.bind_subcode(exc.result) or "", "invalid_credentials")
-        if code == "invalid_credentials":
-            raise bad from None
-        raise _Refusal(401, code, f"The directory refused the sign-in ({exc.message}).") \
-            from None
+        if code == "invalid_credentials" or not found:
+            return bad
+        return _Refusal(401, code, f"The directory refused the sign-in ({exc.message}).")
     client.close(user_conn)
-    return Identity(source=IdentitySource.ACTIVE_DIRECTORY, issuer=account_id, subject=guid,
-                    email=email, account_id=account_id)
+    return None if found and guid is not None else bad
 
 
 def _audit(svc: Services, params: dict[str, Any], account_id: str | None, code: str,

@@ -66,6 +66,48 @@ def test_wrong_password_and_unknown_address_answer_alike(
     assert client.get("/auth/session").status_code == 401
 
 
+def _directory_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record the directory operations of a sign-in (the real calls still run)."""
+    from ad_sync import client
+
+    steps: list[tuple[str, str]] = []
+    real_open, real_search = client.open_connection, client.search_all
+
+    def open_connection(cfg: object, *, user: str | None = None, password: str | None = None,
+                        allow_insecure: bool = False) -> object:
+        steps.append(("bind", "service" if user is None else f"user:{password}"))
+        return real_open(cfg, user=user, password=password,  # type: ignore[arg-type]
+                         allow_insecure=allow_insecure)
+
+    def search_all(*args: object, **kwargs: object) -> object:
+        steps.append(("search", str(kwargs.get("scope"))))
+        return real_search(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "open_connection", open_connection)
+    monkeypatch.setattr(client, "search_all", search_all)
+    return steps
+
+
+def test_an_unknown_address_costs_the_directory_work_of_a_wrong_password(
+        ad: tuple[Bridge, FlaskClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing must not tell which addresses exist: an address no directory user has goes
+    through the same binds and search as a wrong password, and gets the same answer."""
+    bridge, client = ad
+    steps = _directory_steps(monkeypatch)
+    wrong = _login(client, "shirley@example.com", "Wrong-Password-1")
+    wrong_steps = list(steps)
+    steps.clear()
+    unknown = _login(client, "nobody@example.com", "Wrong-Password-1", ip="127.0.0.2")
+    assert wrong == unknown and wrong[0] == 401
+    assert wrong_steps == steps == [("bind", "service"), ("search", "BASE"),
+                                    ("bind", "user:Wrong-Password-1")]
+    # A user the directory deleted (still known to the bridge) answers alike, too.
+    steps.clear()
+    bridge.dc.delete(f"CN=nogroup,{bridge.seed.staff}")
+    assert _login(client, "nogroup@example.com", "Wrong-Password-1", ip="127.0.0.3") == wrong
+    assert steps == wrong_steps
+
+
 def test_disabled_and_no_mapped_group_are_refused(ad: tuple[Bridge, FlaskClient]) -> None:
     bridge, client = ad
     status, body = _login(client, "off@example.com")
@@ -103,3 +145,19 @@ def test_the_form_posts_and_redirects_with_a_cookie(ad: tuple[Bridge, FlaskClien
     refused = client.post("/auth/ad/login", data={"email": "shirley@example.com",
                                                   "password": "nope"})
     assert refused.status_code == 401 and b'id="reason">invalid_credentials' in refused.data
+
+
+def test_an_account_without_a_directory_answers_alike_for_known_and_unknown(
+        ad: tuple[Bridge, FlaskClient]) -> None:
+    from tests.builders import default_identity, enterprise
+    from tests.integration.ad.conftest import ADMIN
+
+    bridge, client = ad
+    engine = bridge.services.engine
+    enterprise(engine, ADMIN, ["corp.example"], name="No Directory Corp")
+    known = engine.decide_sign_in(default_identity("kim@corp.example"), ADMIN)
+    assert known.allowed and known.email == "kim@corp.example"
+    expected = (400, {"error": "directory_sign_in_not_available",
+                      "message": "This account does not sign in with directory passwords."})
+    assert _login(client, "kim@corp.example") == expected
+    assert _login(client, "nobody@corp.example") == expected
