@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.resolution import ResolutionEngine
@@ -56,6 +57,13 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     """
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if settings.trusted_proxy_count:
+        # The client address and scheme as the trusted proxies saw them (the last N hops
+        # of X-Forwarded-For/-Proto; anything a client put before them is ignored). Host
+        # is not taken from the proxy: admin API signatures cover the Host header as sent.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_count,
+            x_proto=settings.trusted_proxy_count, x_host=0, x_port=0, x_prefix=0)
     app.extensions[EXTENSION] = services_ or build_services(settings)
     # The admin door (imported here: bridge.api itself imports this module).
     from bridge.api import register_admin_api

@@ -44,6 +44,10 @@ class Settings:
     # file is created in data_dir on first start and used from then on.
     secret_key: str = ""
     max_body_bytes: int = 1_048_576
+    # Reverse proxies in front of the bridge that set X-Forwarded-For/-Proto (each appends
+    # one hop). 0: the TCP peer is the client and forwarded headers are ignored (a client
+    # could forge them). The client address feeds rate limits and the audit trail.
+    trusted_proxy_count: int = 0
     # Domains
     dns_nameservers: tuple[str, ...] = ()  # host:port; empty: the system resolver
     dns_timeout_seconds: float = 3.0
@@ -164,6 +168,9 @@ def _validate(s: Settings) -> None:
         raise bad("port", f"must be between 1 and 65535, got {s.port}")
     if s.workers < 1:
         raise bad("workers", f"must be at least 1, got {s.workers}")
+    if not 0 <= s.trusted_proxy_count <= 10:
+        raise bad("trusted_proxy_count", f"must be between 0 and 10, got "
+                                         f"{s.trusted_proxy_count}")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise bad("log_level", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got "
                                f"{s.log_level!r}")
