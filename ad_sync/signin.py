@@ -9,9 +9,12 @@ Wire contract:
     with the ``bridge_session`` cookie (a form post gets a 302 to ``post_login_url``
     instead), when the directory accepted the password AND the engine allowed the sign-in;
   - 400 ``invalid_request`` (missing email or password, not an email);
+  - 400 ``directory_sign_in_not_available``: the address's account (the user's, else the
+    one that verified its domain) has no directory — known and unknown addresses alike;
   - 401 ``invalid_credentials``: unknown address, wrong password, or an account the
     directory refuses (disabled ``disabled_in_directory``, locked ``locked_out``, expired
-    ``password_expired``) — an unknown address and a wrong password answer alike;
+    ``password_expired``) — an unknown address and a wrong password answer alike, after
+    the same directory work (so the timing does not tell them apart);
   - 403 with the engine's reason code (``no_mapped_group``, ``suspended``,
     ``not_in_directory``, ``domain_not_claimed``, ...) after a successful bind;
   - 429 ``rate_limited`` with ``Retry-After`` when the user or the source address had too
