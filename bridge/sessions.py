@@ -4,7 +4,7 @@ Every door that signs a person in (the OIDC relying party in ``oidc/``, the AD p
 sign-in in ``ad_sync/``) gets an allowed :class:`~bridge.domain.Decision` from the engine and
 hands it to :func:`issue_session_response` (or :meth:`SessionManager.issue` plus
 :func:`set_session_cookie`). Nothing else here decides anything: whether a session still
-stands is :meth:`ResolutionEngine.check_session`'s answer.
+stands is :meth:`ResolutionEngine.check_sign_in_session`'s answer.
 
 The session is a JWT signed with ES256 (RFC 7518 section 3.4) by a key of the bridge's own:
 
@@ -47,6 +47,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from bridge import audit
 from bridge.domain import Actor, Decision
 from bridge.errors import Unauthenticated
+from bridge.resolution import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
 from bridge.store.db import transaction
 from bridge.store.models import SessionSigningKey, SignInSession
 
@@ -66,6 +67,13 @@ UNKNOWN_KID_COOLDOWN_SECONDS = 5.0
 # Expired session rows are deleted at most this often per worker, after this long.
 PURGE_INTERVAL_SECONDS = 3600.0
 PURGE_AFTER = timedelta(days=1)
+
+# The message of each refusal about the session row; the others are the engine's revocations.
+_REFUSALS = {
+    SESSION_UNKNOWN: "The session does not exist.",
+    SESSION_ENDED: "The session was ended (signed out).",
+    SESSION_EXPIRED: "The session has expired.",
+}
 
 
 @dataclass(frozen=True)
@@ -286,25 +294,21 @@ class SessionManager:
         Unauthenticated when the token is malformed, badly signed, expired, ended by
         ``POST /auth/logout``, or revoked by the engine (LogoutUser, suspension, removal from
         the directory or from the account's domains...).
+
+        Costs one read transaction (the session row and the user together, in the engine),
+        plus a key reload every :data:`KEY_RELOAD_SECONDS`.
         """
         claims = self._claims(token)
-        with transaction(self._services.sessions) as session:
-            row = session.get(SignInSession, str(claims["jti"]))
-            if row is None or row.user_id != claims["sub"]:
-                raise Unauthenticated("The session does not exist.")
-            issued_at, expires_at, ended_at = row.issued_at, row.expires_at, row.ended_at
-        if ended_at is not None:
-            raise Unauthenticated("The session was ended (signed out).")
-        if expires_at <= self._now():
-            raise Unauthenticated("The session has expired.")
-        check = self._services.engine.check_session(str(claims["sub"]), issued_at)
-        if not check.valid or check.user_id is None:
-            raise Unauthenticated(f"The session was revoked ({check.reason}).")
+        check = self._services.engine.check_sign_in_session(str(claims["jti"]),
+                                                            str(claims["sub"]))
+        if not check.valid or check.user_id is None or check.expires_at is None:
+            raise Unauthenticated(_REFUSALS.get(check.reason)
+                                  or f"The session was revoked ({check.reason}).")
         return SessionInfo(
             session_id=str(claims["jti"]), user_id=check.user_id, email=check.email or "",
             account_id=check.account_id,
             account_type=check.account_type.value if check.account_type else None,
-            tier=check.tier.value if check.tier else None, expires_at=expires_at)
+            tier=check.tier.value if check.tier else None, expires_at=check.expires_at)
 
     def end(self, token: str, *, actor: Actor | None = None) -> bool:
         """End the session a (validly signed) token names; returns whether one was ended.

@@ -24,6 +24,7 @@ from bridge.store.models import (
     GroupMapping,
     GroupMembership,
     Invitation,
+    SignInSession,
     User,
 )
 
@@ -132,6 +133,11 @@ class Repository:
                 select(Domain).where(Domain.status == DomainStatus.PENDING_VERIFICATION.value)
             )
         )
+
+    # --- sign-in sessions -----------------------------------------------------------------
+
+    def sign_in_session(self, session_id: str) -> SignInSession | None:
+        return self.session.get(SignInSession, session_id)
 
     # --- users and addresses --------------------------------------------------------------
 

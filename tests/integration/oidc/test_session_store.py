@@ -100,3 +100,54 @@ def test_okta_sign_in_end_to_end_on_each_store(
         assert session_of(web).status_code == 401
     finally:
         built.db.dispose()
+
+
+def test_a_verification_is_one_read_transaction(services: Services, admin: Actor) -> None:
+    """The session row and the user are read together: one transaction per verification,
+    valid or refused, and never one that takes the write lock (SQLite's BEGIN IMMEDIATE)."""
+    from sqlalchemy import Connection, event
+
+    from bridge.store.db import WRITE_INTENT
+
+    # A frozen monotonic clock: the key cache never reloads in the middle of the count.
+    manager = SessionManager(services, monotonic=lambda: 0.0)
+    decision = services.engine.decide_sign_in(default_identity("solo@free.example"), admin)
+    issued = manager.issue(decision, source="default")
+    begun: list[bool] = []
+
+    def on_begin(conn: Connection) -> None:
+        begun.append(bool(conn.get_execution_options().get(WRITE_INTENT)))
+
+    event.listen(services.db, "begin", on_begin)
+    try:
+        assert manager.verify(issued.token).user_id == decision.user_id
+        assert begun == [False]
+        assert manager.end(issued.token) is True
+        begun.clear()
+        with pytest.raises(Unauthenticated, match="ended"):
+            manager.verify(issued.token)
+        assert begun == [False]
+    finally:
+        event.remove(services.db, "begin", on_begin)
+
+
+def test_a_verification_reads_committed_state_without_waiting_for_a_writer(
+        services: Services, admin: Actor) -> None:
+    """A write transaction in progress (a sign-in, provisioning, LogoutUser) neither delays
+    a verification nor shows through it; once committed, its revocation does."""
+    from sqlalchemy import update
+
+    from bridge.store.db import transaction
+    from bridge.store.models import User
+
+    manager = SessionManager(services)
+    decision = services.engine.decide_sign_in(default_identity("solo@free.example"), admin)
+    issued = manager.issue(decision, source="default")
+    with transaction(services.sessions, write=True) as writer:
+        # Holds SQLite's write lock (BEGIN IMMEDIATE) or the user's row lock (PostgreSQL).
+        writer.execute(update(User).where(User.id == decision.user_id)
+                       .values(sessions_valid_after=services.engine.now()))
+        writer.flush()
+        assert manager.verify(issued.token).user_id == decision.user_id
+    with pytest.raises(Unauthenticated, match="revoked"):
+        manager.verify(issued.token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.app import Services
 from bridge.domain import (
     AccountType,
     Actor,
@@ -284,6 +285,48 @@ def test_logout_user_revokes_sessions_issued_before(engine: ResolutionEngine, ad
     engine.logout_user(admin, account.id, d.user_id)  # type: ignore[arg-type]
     assert engine.check_session(d.user_id, issued).reason == "revoked"  # type: ignore[arg-type]
     assert engine.check_session(d.user_id, clock.advance(seconds=1)).valid  # type: ignore[arg-type]
+
+
+def test_sign_in_session_check_reads_the_row_then_the_user(
+        services: Services, admin: Actor, clock: FakeClock) -> None:
+    """check_sign_in_session's refusals in order: the row (unknown, ended, expired), then
+    check_session's rules on the row's issued_at; a standing session carries its expiry."""
+    from datetime import timedelta
+
+    from bridge.resolution import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
+    from bridge.store.db import transaction
+    from bridge.store.models import SignInSession
+
+    engine = services.engine
+    account = enterprise(engine, admin, ["example.com"])
+    uid = engine.decide_sign_in(default_identity("e@example.com"), admin).user_id or ""
+    other = engine.decide_sign_in(default_identity("f@example.com"), admin).user_id or ""
+
+    def session_row(**extra: object) -> str:
+        with transaction(services.sessions) as session:
+            row = SignInSession(user_id=uid, source="default", issued_at=clock.now,
+                                expires_at=clock.now + timedelta(hours=8), **extra)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    live = session_row()
+    check = engine.check_sign_in_session(live, uid)
+    assert check.valid and check.user_id == uid and check.account_id == account.id
+    assert check.email == "e@example.com" and check.tier is Tier.PRO
+    assert check.expires_at == clock.now + timedelta(hours=8)
+    assert engine.check_sign_in_session(live, other).reason == SESSION_UNKNOWN
+    assert engine.check_sign_in_session("no-such-session", uid).reason == SESSION_UNKNOWN
+    ended = session_row(ended_at=clock.now)
+    assert engine.check_sign_in_session(ended, uid).reason == SESSION_ENDED
+    clock.advance(hours=8)
+    assert engine.check_sign_in_session(live, uid).reason == SESSION_EXPIRED
+    fresh = session_row()
+    clock.advance(seconds=1)
+    engine.logout_user(admin, account.id, uid)
+    assert engine.check_sign_in_session(fresh, uid).reason == "revoked"
+    # The row's own refusal comes first (this one is also expired and revoked).
+    assert engine.check_sign_in_session(ended, uid).reason == SESSION_ENDED
 
 
 def test_get_user_by_email_finds_primary_or_alias(engine: ResolutionEngine,
