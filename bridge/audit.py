@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.domain import Actor
@@ -149,6 +149,16 @@ class EventQuery:
     end_time: datetime | None = None
     after_seq: int | None = None
     limit: int = 50
+
+
+def count_since(session: Session, principal_id: str, since: datetime, *, cap: int) -> int:
+    """How many events ``principal_id`` caused at or after ``since``, counting no further
+    than ``cap`` (an indexed range on ``ix_audit_events_principal_time``, at most ``cap``
+    entries read however busy the principal was)."""
+    recent = (select(AuditEvent.seq).where(AuditEvent.principal_id == principal_id,
+                                           AuditEvent.event_time >= since)
+              .limit(cap).subquery())
+    return int(session.scalar(select(func.count()).select_from(recent)) or 0)
 
 
 def lookup(session: Session, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:

@@ -78,9 +78,14 @@ class UpstreamUnavailable(BridgeError):
 
 
 class RateLimited(BridgeError):
-    """Too many attempts in a short time; retry later."""
+    """Too many attempts in a short time; retry later (``retry_after`` seconds, when
+    known: the doors send it as ``Retry-After``)."""
 
     code = "RateLimited"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PayloadTooLarge(BridgeError):

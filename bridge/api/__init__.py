@@ -42,6 +42,9 @@ What the decorator gives every action, in this order:
    request that succeeded is remembered (in the database, for the skew window); the same
    signed request again → 429 ThrottledClientException, not executed. Refused requests
    are forgotten (nothing ran, so the client may resend them). Reads are not guarded.
+   Throttling: a principal that made ``admin_api_max_requests_per_minute`` calls in the
+   last minute (counted from its audit events, so every worker agrees) gets 429
+   ThrottledClientException with ``Retry-After``, before anything runs.
 3. **Authorization**: the principal's policies are evaluated for ``chime:<iam_action>``
    (``iam_action`` defaults to the operation name and must be an action of the guide's
    table, :data:`bridge.api.policy.ALL_ACTIONS`; the managed FA/UM/RO policies follow the

@@ -84,4 +84,7 @@ def error_response(error: BridgeError, request_id: str) -> Response:
     response = Response(body, status=status, mimetype="application/json")
     response.headers["x-amzn-ErrorType"] = name
     response.headers["x-amzn-RequestId"] = request_id
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response

@@ -147,6 +147,7 @@ class AdminApiState:
     principals: PrincipalStore
     aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
     max_skew: timedelta = timedelta(minutes=5)
+    max_requests_per_minute: int = 0  # per principal; 0: no limit
 
 
 def api_state() -> AdminApiState:
@@ -306,6 +307,7 @@ def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: 
                                      req.get_data(cache=True))
     signed_at = sigv4.verify(incoming, info, credential.secret_access_key, now=utcnow(),
                              max_skew=state.max_skew)
+    _throttle(state, credential.principal.id)
     guarded = replay_guard and req.method not in SAFE_METHODS
     if guarded and not state.principals.accept_signature(
             info.access_key_id, info.signature, signed_at + state.max_skew):
@@ -322,6 +324,28 @@ def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: 
                "accountId": state.aws_account_id},
     )
     return principal, actor
+
+
+THROTTLE_WINDOW = timedelta(minutes=1)
+
+
+def _throttle(state: AdminApiState, principal_id: str) -> None:
+    """Refuse (429 ThrottledClientException, ``Retry-After``) a principal that made
+    ``max_requests_per_minute`` calls in the last minute.
+
+    The calls are counted from the audit trail, which has exactly one event per admin call
+    (refused ones included) and an index on (principal, time): every worker and host sees
+    the same count, and no request writes anything extra for it. A throttled call is
+    audited too, so a client that keeps hammering stays throttled.
+    """
+    limit = state.max_requests_per_minute
+    if limit <= 0:
+        return
+    if state.principals.recent_calls(principal_id, utcnow() - THROTTLE_WINDOW,
+                                     cap=limit) >= limit:
+        raise RateLimited(f"Rate exceeded: more than {limit} calls a minute for this "
+                          "principal. Slow down and retry.",
+                          retry_after=int(THROTTLE_WINDOW.total_seconds()))
 
 
 def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mapping[str, str],
@@ -469,6 +493,7 @@ def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> 
         principals=PrincipalStore(svc.sessions, svc.secrets),
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
+        max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,
     )
     app.extensions[STATE_KEY] = state
     app.register_blueprint(build_blueprint())

@@ -247,6 +247,12 @@ class PrincipalStore:
             return False
         return True
 
+    def recent_calls(self, principal_id: str, since: datetime, *, cap: int) -> int:
+        """Admin calls of ``principal_id`` since ``since`` (its audit events), up to
+        ``cap``."""
+        with transaction(self._sessions, write=False) as session:
+            return audit.count_since(session, principal_id, since, cap=cap)
+
     def forget_signature(self, signature: str) -> None:
         """Drop a remembered signature (its request failed and may be retried as is)."""
         digest = hashlib.sha256(signature.encode("ascii")).hexdigest()

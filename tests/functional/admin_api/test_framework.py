@@ -233,3 +233,28 @@ def test_refusals_before_the_engine_record_the_body_members_redacted(
     assert event["requestParameters"]["Name"] == " "
     assert event["requestParameters"]["ClientSecret"] == "***"
     assert "do-not-log-me" not in json.dumps(event)
+
+
+def test_a_principal_over_its_rate_is_throttled_alone(make_app: AppFactory) -> None:
+    """``BRIDGE_ADMIN_API_MAX_REQUESTS_PER_MINUTE`` counts each principal's calls in the
+    last minute (from the audit trail, so every worker sees the same count)."""
+    app = make_app(admin_api_max_requests_per_minute=3)
+    busy, other = admin_client(app), admin_client(app)
+    assert [busy.get("/accounts").status_code for _ in range(3)] == [200, 200, 200]
+    throttled = busy.get("/accounts")
+    assert throttled.status_code == 429
+    assert throttled.headers["x-amzn-ErrorType"] == "ThrottledClientException"
+    assert throttled.headers["Retry-After"] == "60"
+    assert "Rate exceeded" in throttled.get_json()["Message"]
+    # A write is refused the same way and not executed.
+    refused = busy.post("/accounts", json={"Name": "Never Made"})
+    assert refused.status_code == 429
+    assert other.get("/accounts").status_code == 200  # another principal: its own count
+    names = [a["Name"] for a in other.get("/accounts").get_json()["Accounts"]]
+    assert "Never Made" not in names
+
+
+def test_no_limit_when_the_setting_is_zero(make_app: AppFactory) -> None:
+    app = make_app(admin_api_max_requests_per_minute=0)
+    client = admin_client(app)
+    assert {client.get("/accounts").status_code for _ in range(30)} == {200}
