@@ -440,8 +440,11 @@ class DirectorySync:
                 raw = (entry.get("raw_attributes") or {}).get("objectGUID") or []
                 if raw:
                     deleted.append(ms_ad.guid_from_bytes(raw[0]))
+        # Deleted groups too (Show Deleted): deleting a group drops its members' memberOf
+        # back-links without touching the users' uSNChanged.
         groups_changed = bool(client.search_all(
-            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"]))
+            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"],
+            controls=[(ms_ad.SHOW_DELETED_OID, True, None)]))
         closure = self._closure(conn, cfg, dse,
                                 self._group_dns(conn, cfg, dse, mappings, report))
         if groups_changed and closure:

@@ -402,3 +402,19 @@ def test_domain_users_mapped_to_basic_covers_everyone(bridge: Bridge) -> None:
     assert report.status == "ok", report.as_json()
     assert bridge.user("plain@example.com").tier == Tier.BASIC
     assert bridge.user("propl@example.com").tier == Tier.PRO
+
+
+def test_deleting_a_mapped_group_takes_its_tier_away_incrementally(bridge: Bridge) -> None:
+    """Deleting a group removes its members' memberOf back-links without changing the
+    users' uSNChanged: the incremental run must notice the group's tombstone."""
+    dc, seed = bridge.dc, bridge.seed
+    dn = dc.add_user("gina", ou_dn=seed.staff, mail="gina@example.com")
+    dc.add_member(seed.basic, dn)
+    assert bridge.sync().added == 1
+    assert bridge.user("gina@example.com").tier == Tier.BASIC
+
+    dc.delete(seed.basic)
+    report = bridge.sync()
+    assert report.mode == "incremental" and report.status == "ok", report.as_json()
+    assert bridge.user("gina@example.com").tier is None
+    assert any("Chime-Basic" in w for w in report.warnings)
