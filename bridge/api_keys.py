@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,7 +98,6 @@ class ApiKeyService:
     def __init__(self, sessions: sessionmaker[Session], engine: ResolutionEngine,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._sessions = sessions
-        self._db: Engine = sessions.kw["bind"]
         self._engine = engine
         self._now = clock
 
@@ -196,17 +195,22 @@ class ApiKeyService:
         if parsed is None:
             return None
         key_id, secret = parsed
-        # Core on a plain connection, a statement built once: this runs before every SCIM
-        # request.
-        with self._db.connect() as conn:
-            row = conn.execute(_LOOKUP, {"key_id": key_id}).first()
+        # Core, a statement built once: this runs before every SCIM request. In the engine's
+        # reading block (a SCIM GET opens one) it is the block's first query, on the
+        # connection and in the transaction its search then uses: one pool checkout and one
+        # transaction per lookup. (A read transaction of its own otherwise. It commits:
+        # psycopg 3 drops a connection's prepared statements on every rollback.)
+        with self._engine.reading() as session:
+            row = session.connection().execute(_LOOKUP, {"key_id": key_id}).first()
         # Compare even for an unknown id so both paths cost the same.
         stored = row.secret_hash if row is not None else _DUMMY_HASH
         if not hmac.compare_digest(_hash(secret), stored) or row is None:
             return None
         now = self._now()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-            self._touch(key_id, now)
+            # After the reading block, if one is open: in a transaction of its own, and
+            # without a second connection while the block holds one.
+            self._engine.after_reading(lambda: self._touch(key_id, now))
         return KeyIdentity(key_id, row.account_id)
 
     def _touch(self, key_id: str, now: datetime) -> None:

@@ -125,6 +125,11 @@ class ResolutionEngine:
         # The session of this thread's open single_transaction block, if any.
         self._open_unit: ContextVar[Session | None] = ContextVar(f"engine-unit-{id(self)}",
                                                                  default=None)
+        # The session of this thread's open reading block, if any, and what runs after it.
+        self._open_read: ContextVar[Session | None] = ContextVar(f"engine-read-{id(self)}",
+                                                                 default=None)
+        self._after_read: ContextVar[list[Callable[[], None]]] = ContextVar(
+            f"engine-after-read-{id(self)}")
 
     # --- unit of work ---------------------------------------------------------------------
 
@@ -135,6 +140,7 @@ class ResolutionEngine:
         savepoint: a refused one is rolled back alone, audited, and raises as usual; the
         rest commits when the block ends, nothing when it raises. Yields the session so
         bridge-side bookkeeping (never a door) can write in the same transaction."""
+        self._refuse_inside_reading("single_transaction")
         with transaction(self._sessions, write=True) as session:
             token = self._open_unit.set(session)
             try:
@@ -143,14 +149,66 @@ class ResolutionEngine:
                 self._open_unit.reset(token)
 
     @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """Run several reads in ONE read transaction on one pooled connection (a SCIM GET:
+        the API key check, then the search). Every engine read of this thread inside the
+        block, and ``ApiKeyService.authenticate``, joins it instead of checking out a
+        connection and opening a transaction of its own; a nested block joins it too, and
+        inside :meth:`single_transaction` the block is that transaction.
+
+        A plain read transaction (``transaction``): on SQLite a deferred ``BEGIN``, one WAL
+        snapshot for the whole block and no write lock. It commits when the block ends
+        (nothing was written), rolls back when the block raises. No engine change may run
+        inside it (RuntimeError): the change would commit in a transaction of its own that
+        the block's SQLite snapshot does not show; bookkeeping writes wait for the block's
+        end (:meth:`after_reading`). Yields the session for bridge-side readers (never a
+        door).
+        """
+        joined = self._open_unit.get()
+        if joined is None:
+            joined = self._open_read.get()
+        if joined is not None:
+            yield joined
+            return
+        pending: list[Callable[[], None]] = []
+        after = self._after_read.set(pending)
+        try:
+            with transaction(self._sessions) as session:
+                token = self._open_read.set(session)
+                try:
+                    yield session
+                finally:
+                    self._open_read.reset(token)
+        finally:
+            self._after_read.reset(after)
+            for callback in pending:
+                callback()
+
+    def after_reading(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this thread's :meth:`reading` block has ended (its
+        connection back in the pool), at once when no block is open: bridge-side
+        bookkeeping that writes (the API key's last-used time) never runs inside the block
+        nor holds a second pooled connection while the block holds one."""
+        if self._open_read.get() is None:
+            callback()
+        else:
+            self._after_read.get().append(callback)
+
+    def _refuse_inside_reading(self, what: str) -> None:
+        if self._open_read.get() is not None:
+            raise RuntimeError(f"{what} writes; it cannot run inside ResolutionEngine.reading")
+
+    @contextmanager
     def _unit(self, *, savepoint: bool = True, write: bool = True) -> Iterator[Session]:
         """A transaction of its own, or a savepoint of the open single_transaction.
 
         ``write=False`` makes a transaction of its own a plain read transaction (see
-        ``transaction``); the open single_transaction is used as it is either way.
+        ``transaction``); the open single_transaction is used as it is either way. Only
+        ``_read`` may open one inside a reading block, and it joins the block instead.
         """
         outer = self._open_unit.get()
         if outer is None:
+            self._refuse_inside_reading("An engine change")
             with transaction(self._sessions, write=write) as session:
                 yield session
         elif savepoint:
@@ -202,8 +260,12 @@ class ResolutionEngine:
 
         ``write_lock=False`` runs it in a plain read transaction: on SQLite a deferred
         ``BEGIN``, which reads a WAL snapshot and never queues behind a writer (the default
-        takes the write lock up front, as the engine's writing units do).
+        takes the write lock up front, as the engine's writing units do). Inside a
+        :meth:`reading` block it runs in the block's transaction either way.
         """
+        reads = self._open_read.get()
+        if reads is not None and self._open_unit.get() is None:
+            return work(Repository(reads))
         with self._unit(savepoint=False, write=write_lock) as session:
             return work(Repository(session))
 
@@ -212,6 +274,7 @@ class ResolutionEngine:
                      response: Mapping[str, Any] | None = None,
                      error: BridgeError | None = None) -> None:
         """Audit an event that changes no state (a read, a refused request at a door)."""
+        self._refuse_inside_reading("record_event")
         with transaction(self._sessions) as session:
             audit.record(
                 session, actor, event_name, account_id=account_id, request_parameters=params,

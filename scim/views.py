@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextlib import ExitStack
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -57,6 +58,8 @@ KEYS_EXTENSION = "scim_api_keys"
 # re-applied this many times before the conflict is reported.
 WRITE_ATTEMPTS = 5
 _ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+# Requests that only read: the key check and the engine reads share one read transaction.
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
@@ -218,12 +221,33 @@ def _authenticate() -> Response | None:
     header = request.headers.get("Authorization", "")
     # Some Okta setups send the key without the "Bearer " scheme.
     token = header[7:].strip() if header[:7].lower() == "bearer " else header.strip()
+    if request.method in _READ_METHODS:
+        # The key check and the view's engine reads in ONE read transaction on one pooled
+        # connection (engine.reading), ended by _end_reads: a PostgreSQL lookup then makes
+        # 6 round trips instead of 9, and its statements stay prepared on the connection.
+        reads = ExitStack()
+        reads.enter_context(_engine().reading())
+        g.scim_reads = reads
     identity = _keys().authenticate(token or None)
     if identity is None:
         return errors.response(ScimError(
             401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
     g.scim_key = identity
     return None
+
+
+@bp.teardown_request
+def _end_reads(_error: BaseException | None) -> None:
+    """End the read transaction of a GET (commit: nothing was written). Never raises: the
+    response is already decided, and a connection that failed is dropped by the pool."""
+    reads: ExitStack | None = g.pop("scim_reads", None)
+    if reads is None:
+        return
+    try:
+        reads.close()
+    except Exception:  # a teardown function must not raise
+        log.warning("the read transaction of a SCIM request did not end cleanly",
+                    exc_info=True)
 
 
 @bp.errorhandler(ScimError)
