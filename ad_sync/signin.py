@@ -74,6 +74,11 @@ class _Refusal(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def _wrong_credentials() -> _Refusal:
+    """The one answer for an unknown address and a wrong password alike."""
+    return _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
+
+
 def register(app: Flask, services_: Services) -> None:
     """Install the sign-in routes (the composition root calls this once)."""
     app.register_blueprint(blueprint)
@@ -178,12 +183,12 @@ def _authenticate(svc: Services, store: DirectoryStore, email: str, password: st
     password (:func:`_bind_as` with no objectGUID), so neither the answer nor its timing
     tells which addresses exist.
     """
-    bad = _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
     if account_id is None:
         realm = svc.engine.home_realm(email)
         account_id, user_id = (realm.id if realm is not None else None), None
     if account_id is None:
-        raise bad  # an unclaimed domain: no directory to ask (home-realm discovery says so)
+        # An unclaimed domain: no directory to ask (home-realm discovery says so anyway).
+        raise _wrong_credentials()
     try:
         cfg = store.connection(account_id)
     except NotFound:
@@ -193,7 +198,7 @@ def _authenticate(svc: Services, store: DirectoryStore, email: str, password: st
     outcome = _bind_as(cfg, guid, password, allow=svc.settings.allow_insecure_ldap,
                        account_id=account_id)
     if guid is None or outcome is not None:
-        raise outcome or bad
+        raise outcome or _wrong_credentials()
     return Identity(source=IdentitySource.ACTIVE_DIRECTORY, issuer=account_id, subject=guid,
                     email=email, account_id=account_id)
 
@@ -210,7 +215,7 @@ def _bind_as(cfg: DirectoryConnection, guid: str | None, password: str, *, allow
     """
     unavailable = _Refusal(503, "directory_unavailable", "The directory did not answer. "
                            "Try again in a minute.")
-    bad = _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
+    bad = _wrong_credentials()
     try:
         service_conn = client.open_connection(cfg, allow_insecure=allow)
     except DirectoryError as exc:
