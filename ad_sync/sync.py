@@ -61,8 +61,8 @@ from bridge.ad_directory import (
 )
 from bridge.app import Services
 from bridge.domain import Actor, IdentitySource
+from bridge.engine.results import DirectoryUserInput, DirectoryUserOutcome
 from bridge.errors import BridgeError
-from bridge.views import DirectoryUserInput, DirectoryUserOutcome
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from bridge.domain import Actor, Identity, IdentitySource
-from bridge.resolution import ResolutionEngine
+from bridge.engine import ResolutionEngine
 from bridge.store.db import make_engine, make_session_factory, upgrade
 from bridge.store.models import (
     Account,

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
 from bridge.domain import Actor, DirectoryKind
+from bridge.engine import ResolutionEngine
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
-from bridge.resolution import ResolutionEngine
 from bridge.store.db import transaction
 from bridge.store.models import Account, ApiKey, utcnow
 from bridge.store.repository import Repository

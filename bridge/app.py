@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.crypto import SecretBox, load_or_create_key
-from bridge.resolution import ResolutionEngine
+from bridge.engine import ResolutionEngine
 from bridge.store.db import make_engine, make_session_factory, ping
 from config import Settings
 

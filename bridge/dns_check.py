@@ -17,9 +17,9 @@ import dns.nameserver
 import dns.resolver
 
 from bridge.domain import Actor
+from bridge.engine import ResolutionEngine
+from bridge.engine.results import DomainView
 from bridge.errors import BridgeError
-from bridge.resolution import ResolutionEngine
-from bridge.views import DomainView
 from config import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,9 @@ class BridgeError(Exception):
     """Base class of every error the engine raises on purpose.
 
     ``code`` is a stable machine-readable name (recorded as the audit event's errorCode);
-    ``message`` is the human explanation.
+    ``message`` is the human explanation. ``audited`` is set by the unit of work once the
+    refusal is recorded in the audit trail (doors record the refusals they raise themselves,
+    and only those).
     """
 
     code = "BridgeError"
@@ -21,6 +23,7 @@ class BridgeError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.audited = False
 
 
 class ValidationError(BridgeError):

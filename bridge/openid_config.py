@@ -33,7 +33,7 @@ from bridge.store.models import AccountOpenIdConfig
 
 if TYPE_CHECKING:
     from bridge.app import Services
-    from bridge.resolution import ResolutionEngine
+    from bridge.engine import ResolutionEngine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bridge.domain import IdentitySource
+from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import ValidationError
 from bridge.store.models import (
     DirectoryGroup,
@@ -47,7 +48,6 @@ from bridge.store.models import (
     User,
     UTCDateTime,
 )
-from bridge.views import DirectoryGroupView, UserView
 
 OPERATORS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"})
 

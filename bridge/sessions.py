@@ -46,8 +46,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from bridge import audit
 from bridge.domain import Actor, Decision
+from bridge.engine import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
 from bridge.errors import Unauthenticated
-from bridge.resolution import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
 from bridge.store.db import transaction
 from bridge.store.models import SessionSigningKey, SignInSession
 

@@ -20,10 +20,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bridge.api_keys import ApiKeyService, KeyIdentity
 from bridge.app import Services, services
 from bridge.domain import Actor, IdentitySource
+from bridge.engine import ResolutionEngine
+from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import BridgeError, NotFound, StaleVersion
-from bridge.resolution import ResolutionEngine
 from bridge.search import Comparison, SearchQuery
-from bridge.views import DirectoryGroupView, UserView
 from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value
 from scim.filters import canonical, parse_filter

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bridge.domain import Actor, DirectoryKind, Identity, IdentitySource, Tier
-from bridge.resolution import ResolutionEngine
-from bridge.views import AccountView, DomainView, UserView
+from bridge.engine import ResolutionEngine
+from bridge.engine.results import AccountView, DomainView, UserView
 
 DEFAULT_ISSUER = "https://default-idp.test"
 

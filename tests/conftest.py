@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor
-from bridge.resolution import ResolutionEngine
+from bridge.engine import ResolutionEngine
 from bridge.store.db import upgrade
 from config import Settings, load_settings
 from tests.servers.postgres import PostgresServer

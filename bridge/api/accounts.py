@@ -17,8 +17,8 @@ from bridge.api.shapes import (
     string_member,
 )
 from bridge.domain import validate_account_name
+from bridge.engine.results import AccountView
 from bridge.errors import ValidationError
-from bridge.views import AccountView
 
 
 def _account(ctx: ActionContext, view: AccountView) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
@@ -31,6 +30,7 @@ from bridge.api.policy import (
 from bridge.api.principals import PrincipalStore, PrincipalView
 from bridge.app import Services, services
 from bridge.domain import Actor
+from bridge.engine import ResolutionEngine
 from bridge.errors import (
     AccessDenied,
     BridgeError,
@@ -38,7 +38,6 @@ from bridge.errors import (
     RateLimited,
     Unauthenticated,
 )
-from bridge.resolution import ResolutionEngine
 from bridge.store.models import utcnow
 
 log = logging.getLogger("bridge.api")
@@ -241,17 +240,6 @@ class ActionContext:
 # --- the pipeline -------------------------------------------------------------------------
 
 
-def _audited_by_engine(exc: BaseException) -> bool:
-    """True when ``exc`` passed through the engine's unit of work, which audits refusals."""
-    run_code = ResolutionEngine._run.__code__
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is run_code:
-            return True
-        tb = tb.tb_next
-    return False
-
-
 def _raw_path(req: Request) -> tuple[str, str]:
     """(path, query) exactly as sent; SigV4 signs the encoded form."""
     query = req.environ.get("QUERY_STRING", "")
@@ -436,7 +424,7 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     elif not isinstance(error, ServiceFailure):
         log.error("admin API %s failed (request %s): %s", spec.operation, request_id,
                   error.message)
-    if not _audited_by_engine(error) and not (ctx is not None and ctx.engine_audited):
+    if not error.audited and not (ctx is not None and ctx.engine_audited):
         try:
             svc.engine.record_event(actor or _anonymous(request, request_id, None),
                                     spec.iam_action, account_id=audit_account,

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.domain import Tier, UserStatus
+from bridge.engine.results import AccountView, BatchResult, DomainView, GroupMappingView, UserView
 from bridge.errors import ValidationError
-from bridge.views import AccountView, BatchResult, DomainView, GroupMappingView, UserView
 
 LICENSE_OF_TIER = {Tier.PRO: "Pro", Tier.BASIC: "Basic"}
 TIER_OF_LICENSE = {"Pro": Tier.PRO, "Basic": Tier.BASIC}

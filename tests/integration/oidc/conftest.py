@@ -25,9 +25,9 @@ from werkzeug.test import TestResponse
 
 from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
+from bridge.engine import ResolutionEngine
+from bridge.engine.results import AccountView
 from bridge.openid_config import OpenIdConfigService
-from bridge.resolution import ResolutionEngine
-from bridge.views import AccountView
 from tests.builders import claim
 from tests.conftest import make_settings
 from tests.servers.oidc_op import OpenIdProvider

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bridge import audit
 from bridge.domain import Actor
-from bridge.resolution import ResolutionEngine
+from bridge.engine import ResolutionEngine
 from bridge.store.db import transaction
 from tests.conftest import FakeClock
 
@@ -29,7 +29,7 @@ def test_secrets_in_parameters_never_reach_the_trail(engine: ResolutionEngine,
                                                      admin: Actor) -> None:
     engine.record_event(admin, "UpdateAccountWithOpenIdConfig",
                         params={"ClientSecret": "hunter2-secret", "IssuerUri": "https://x"})
-    with transaction(engine._sessions) as session:
+    with transaction(engine.uow.session_factory) as session:
         out = io.StringIO()
         audit.export_jsonl(session, out)
     assert "hunter2-secret" not in out.getvalue()
@@ -41,7 +41,7 @@ def test_lookup_filters_and_pages(engine: ResolutionEngine, admin: Actor,
     other = Actor(type="AdminUser", principal_id="AIDAOTHER")
     for i in range(5):
         engine.create_account(admin if i % 2 == 0 else other, f"acct-{i}")
-    with transaction(engine._sessions) as session:
+    with transaction(engine.uow.session_factory) as session:
         by_principal, _ = audit.lookup(session, audit.EventQuery(principal_id="AIDAOTHER"))
         assert len(by_principal) == 2
         page1, cursor = audit.lookup(session, audit.EventQuery(event_name="CreateAccount",

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bridge import resolution
 from bridge.app import build_services
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
+from bridge.engine import ResolutionEngine, bulk
+from bridge.engine.results import DirectoryUserInput, DirectoryUserOutcome
 from bridge.errors import BridgeError
-from bridge.resolution import ResolutionEngine
 from bridge.store.db import transaction
 from bridge.store.models import (
     AuditEvent,
@@ -30,7 +30,6 @@ from bridge.store.models import (
     GroupMembership,
     User,
 )
-from bridge.views import DirectoryUserInput, DirectoryUserOutcome
 from tests.builders import default_identity, enterprise
 from tests.conftest import FakeClock, _fresh_postgres, make_settings
 
@@ -167,7 +166,7 @@ def _snapshot(engine: ResolutionEngine) -> dict[str, Any]:
     """Everything the two paths must agree on, keyed by objectGUID / address, not ids
     (ids and PINs are random; ``version`` counts flushes and ``updated_at`` is the wall
     clock where the tier update stamps it, so neither is compared)."""
-    with transaction(engine._sessions) as s:
+    with transaction(engine.uow.session_factory) as s:
         links: dict[str, list[str]] = {}
         for uid, ext in s.execute(select(ExternalIdentity.user_id,
                                          ExternalIdentity.external_id)).tuples():
@@ -299,7 +298,7 @@ def test_a_conflicting_bulk_write_falls_back_to_the_per_user_path(
     def conflict(self: object, items: object) -> list[DirectoryUserOutcome]:
         raise IntegrityError("INSERT ...", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr(resolution._DirectoryPage, "apply", conflict)
+    monkeypatch.setattr(bulk._DirectoryPage, "apply", conflict)
     with twin.single_transaction():
         outcomes = twin.apply_directory_users(
             ACTOR, account_id, AD,

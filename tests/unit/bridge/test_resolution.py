@@ -15,8 +15,8 @@ from bridge.domain import (
     Tier,
     UserStatus,
 )
+from bridge.engine import ResolutionEngine
 from bridge.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationError
-from bridge.resolution import ResolutionEngine
 from tests.builders import ad_identity, ad_user, claim, default_identity, enterprise
 from tests.conftest import FakeClock
 
@@ -85,7 +85,7 @@ def test_delete_account_deletes_user_data_and_frees_addresses(
 
     from bridge.store.models import AuditEvent
 
-    with engine._sessions() as session:
+    with engine.uow.session_factory() as session:
         names = list(session.scalars(select(AuditEvent.event_name)))
     assert "DeleteAccount" in names and "InviteUsers" in names
 
@@ -158,7 +158,7 @@ def test_domain_removal_effects_on_registered_and_suspended_users(
     assert suspended.status == UserStatus.SUSPENDED
     assert engine.get_user(account.id, keep.user_id).status == UserStatus.REGISTERED  # type: ignore[arg-type]
     # Signed out everywhere.
-    assert not engine.check_session(reg.user_id, engine._now()).valid  # type: ignore[arg-type]
+    assert not engine.check_session(reg.user_id, engine.now()).valid
     # A released user may start over as a new unmanaged user...
     again = engine.decide_sign_in(default_identity("reg@example.com"), admin)
     assert again.allowed and again.user_id != reg.user_id and again.account_id is None
@@ -293,7 +293,7 @@ def test_sign_in_session_check_reads_the_row_then_the_user(
     check_session's rules on the row's issued_at; a standing session carries its expiry."""
     from datetime import timedelta
 
-    from bridge.resolution import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
+    from bridge.engine import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
     from bridge.store.db import transaction
     from bridge.store.models import SignInSession
 
@@ -563,7 +563,7 @@ def test_every_change_and_refusal_and_decision_is_audited(engine: ResolutionEngi
     with pytest.raises(ValidationError):
         engine.add_domain(admin, account.id, "nodot")
     engine.decide_sign_in(default_identity("x@y.com"), admin)
-    with transaction(engine._sessions) as session:
+    with transaction(engine.uow.session_factory) as session:
         events, _ = audit.lookup(session, audit.EventQuery(limit=100))
     names = [(e["eventName"], e["errorCode"]) for e in events]
     assert ("CreateAccount", None) in names

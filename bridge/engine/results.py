@@ -207,7 +207,7 @@ class DirectoryUserResult:
 @dataclass(frozen=True)
 class DirectoryUserInput:
     """One user as a directory describes it, for
-    :meth:`~bridge.resolution.ResolutionEngine.apply_directory_users`.
+    :meth:`~bridge.engine.ResolutionEngine.apply_directory_users`.
 
     ``groups`` are the user's effective group names (nested groups resolved). With
     ``replace_groups`` False the caller states that the stored memberships are already

@@ -1,0 +1,117 @@
+"""The engine's facade: the one object every door receives.
+
+It builds the unit of work and every room once, with what each needs passed in, and
+exposes the rooms (``engine.accounts``, ``engine.sign_in``, ...) and, for the doors, each
+room's operations under their own names (``engine.create_account``). See
+``docs/architecture.md`` for what each room owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.engine.accounts import Accounts
+from bridge.engine.bulk import BulkProvisioning
+from bridge.engine.directories import Directories
+from bridge.engine.domains import Domains
+from bridge.engine.members import Members
+from bridge.engine.provisioning import Provisioning
+from bridge.engine.queries import Queries
+from bridge.engine.session_checks import SessionChecks
+from bridge.engine.sign_in import SignIn
+from bridge.engine.support import Support
+from bridge.engine.unit_of_work import UnitOfWork
+from bridge.store.models import utcnow
+
+Clock = Callable[[], datetime]
+
+
+class ResolutionEngine:
+    """The user-resolution engine. ``clock`` is injectable so tests can move time (trials,
+    grace periods); every room reads time from it."""
+
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow) -> None:
+        self.uow = uow = UnitOfWork(session_factory)
+        self._clock = clock
+        self.accounts = Accounts(uow, clock)
+        self.domains = Domains(uow, clock)
+        self.members = Members(uow, clock)
+        self.support = Support(uow, clock)
+        self.directories = Directories(uow, clock)
+        self.provisioning = Provisioning(uow, clock)
+        self.bulk = BulkProvisioning(uow, clock, self.provisioning)
+        self.queries = Queries(uow, clock)
+        self.sign_in = SignIn(uow, clock)
+        self.session_checks = SessionChecks(uow, clock)
+        # The unit of work's blocks, for doors that group reads or a page of changes.
+        self.single_transaction = uow.single_transaction
+        self.reading = uow.reading
+        self.after_reading = uow.after_reading
+        self.record_event = uow.record_event
+        # Accounts
+        self.create_account = self.accounts.create_account
+        self.rename_account = self.accounts.rename_account
+        self.delete_account = self.accounts.delete_account
+        self.get_account = self.accounts.get_account
+        self.list_accounts = self.accounts.list_accounts
+        self.get_account_settings = self.accounts.get_account_settings
+        self.update_account_settings = self.accounts.update_account_settings
+        # Domains
+        self.add_domain = self.domains.add_domain
+        self.list_domains = self.domains.list_domains
+        self.get_domain = self.domains.get_domain
+        self.record_domain_check = self.domains.record_domain_check
+        self.pending_domains = self.domains.pending_domains
+        self.delete_domain = self.domains.delete_domain
+        # Members
+        self.get_user = self.members.get_user
+        self.get_user_by_email = self.members.get_user_by_email
+        self.list_users = self.members.list_users
+        self.invite_users = self.members.invite_users
+        self.accept_invitation = self.members.accept_invitation
+        self.remove_users = self.members.remove_users
+        self.suspend_users = self.members.suspend_users
+        self.activate_users = self.members.activate_users
+        self.update_user_licenses = self.members.update_user_licenses
+        self.reset_personal_pin = self.members.reset_personal_pin
+        self.logout_user = self.members.logout_user
+        # Support
+        self.submit_support_request = self.support.submit_support_request
+        self.set_support_request_mail_status = self.support.set_support_request_mail_status
+        # Directories
+        self.set_directory = self.directories.set_directory
+        self.list_group_mappings = self.directories.list_group_mappings
+        self.add_or_update_group_mappings = self.directories.add_or_update_group_mappings
+        self.delete_group_mappings = self.directories.delete_group_mappings
+        # Provisioning
+        self.upsert_directory_user = self.provisioning.upsert_directory_user
+        self.directory_user = self.provisioning.directory_user
+        self.mark_directory_user_deleted = self.provisioning.mark_directory_user_deleted
+        self.delete_user = self.provisioning.delete_user
+        self.purge_deleted_users = self.provisioning.purge_deleted_users
+        self.upsert_group = self.provisioning.upsert_group
+        self.delete_group = self.provisioning.delete_group
+        self.change_group_members = self.provisioning.change_group_members
+        self.set_user_groups = self.provisioning.set_user_groups
+        self.get_group = self.provisioning.get_group
+        # BulkProvisioning
+        self.apply_directory_users = self.bulk.apply_directory_users
+        # Queries
+        self.search_users = self.queries.search_users
+        self.search_groups = self.queries.search_groups
+        self.resolve_address = self.queries.resolve_address
+        self.relinkable_directory_profiles = self.queries.relinkable_directory_profiles
+        self.home_realm = self.queries.home_realm
+        # SignIn
+        self.decide_sign_in = self.sign_in.decide_sign_in
+        # SessionChecks
+        self.check_session = self.session_checks.check_session
+        self.check_sign_in_session = self.session_checks.check_sign_in_session
+
+    def now(self) -> datetime:
+        """The engine's clock. Sessions are stamped with it so that revocations
+        (``sessions_valid_after``) and issuance compare on one time line."""
+        return self._clock()

@@ -1,0 +1,289 @@
+"""Users of an account as administrators manage them: invite, accept, remove, suspend,
+activate, tiers of console-managed accounts, personal PIN, sign-out."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from bridge.domain import (
+    Actor,
+    Tier,
+    UserStatus,
+    email_domain,
+    normalize_email,
+    split_invitation_emails,
+)
+from bridge.engine.results import (
+    BatchResult,
+    InvitationView,
+    ItemError,
+    UserView,
+)
+from bridge.engine.room import Room, hash_token
+from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store.models import (
+    Account,
+    Invitation,
+    User,
+)
+from bridge.store.repository import Repository
+
+log = logging.getLogger(__name__)
+# How long an invitation link stays valid.
+INVITATION_TTL = timedelta(days=14)
+
+
+class Members(Room):
+    """Users of an account as administrators manage them: invite, accept, remove, suspend,"""
+
+    def get_user(self, account_id: str, user_id: str) -> UserView:
+        return self._read(lambda repo: self._user_view(repo, self._user(repo, account_id,
+                                                                         user_id)))
+
+    def get_user_by_email(self, email: str,
+                          account_ids: Sequence[str] | None = None) -> UserView:
+        """GetUserByEmail: by primary address or any alias; NotFound outside ``account_ids``."""
+        address = normalize_email(email)
+
+        def work(repo: Repository) -> UserView:
+            user = repo.user_by_address(address)
+            if user is None or (account_ids is not None and user.account_id not in account_ids):
+                raise NotFound(f"No user has the address {address}.")
+            return self._user_view(repo, user)
+
+        return self._read(work)
+
+    def list_users(self, account_id: str, *, email: str | None = None,
+                   after_id: str | None = None, limit: int = 100,
+                   status: str | None = None) -> list[UserView]:
+        """ListUsers: users of the account in id order (``after_id`` is the page cursor)."""
+        needle = email.strip().lower() if email else None
+
+        def work(repo: Repository) -> list[UserView]:
+            self._account(repo, account_id)
+            users = repo.list_users(account_id, email=needle, after_id=after_id, limit=limit,
+                                    status=status)
+            addresses = repo.addresses_for_users([u.id for u in users])
+            return [UserView.of(u, addresses[u.id]) for u in users]
+
+        return self._read(work)
+
+    def invite_users(self, actor: Actor, account_id: str,
+                     emails: str | Sequence[str]) -> tuple[list[InvitationView], list[ItemError]]:
+        """InviteUsers (team accounts): one invitation per address, each with a single-use
+        token for the registration link. Addresses on a domain another account verified, or
+        already registered in an account, are reported per item; the rest are invited."""
+        addresses = split_invitation_emails(emails)
+
+        def work(repo: Repository) -> tuple[tuple[list[InvitationView], list[ItemError]],
+                                            dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if repo.has_verified_domain(account_id):
+                raise Forbidden("Invitations are sent by team accounts. Users of an enterprise "
+                                "account join by registering with an address on its claimed "
+                                "domains.")
+            now = self._now()
+            invitations: list[InvitationView] = []
+            errors: list[ItemError] = []
+            for address in addresses:
+                holder = repo.verified_domain(email_domain(address))
+                if holder is not None and holder.account_id != account_id:
+                    errors.append(ItemError(address, "Conflict",
+                                            f"{email_domain(address)} is claimed by another "
+                                            "account; its users join that account."))
+                    continue
+                user = repo.user_by_address(address)
+                if user is not None and user.account_id is not None and (
+                        user.account_id != account_id
+                        or user.status != UserStatus.INVITED.value):
+                    errors.append(ItemError(address, "Conflict",
+                                            f"{address} is already a member of an account."))
+                    continue
+                if user is not None and user.status == UserStatus.SUSPENDED.value:
+                    errors.append(ItemError(address, "Forbidden", f"{address} is suspended."))
+                    continue
+                if user is None:
+                    user = self._new_user(repo, account_id=account_id, primary_email=address,
+                                          status=UserStatus.INVITED, tier=Tier.PRO,
+                                          invited_at=now)
+                    repo.set_addresses(user, address, [])
+                else:
+                    user.account_id = account_id
+                    user.status = UserStatus.INVITED.value
+                    user.invited_at = now
+                repo.expire_invitations(user.id, now)
+                token = secrets.token_urlsafe(32)
+                invitation = Invitation(account_id=account_id, user_id=user.id,
+                                        token_hash=hash_token(token), created_at=now,
+                                        expires_at=now + INVITATION_TTL)
+                repo.session.add(invitation)
+                repo.session.flush()
+                invitations.append(InvitationView(invitation.id, user.id, address, token,
+                                                  account.name))
+            response = {"invited": [i.email for i in invitations],
+                        "errors": [e.item for e in errors]}
+            return (invitations, errors), response
+
+        return self._run(actor, "InviteUsers", {"accountId": account_id,
+                                                "userEmailList": addresses},
+                         work, account_id=account_id)
+
+    def accept_invitation(self, actor: Actor, token: str) -> UserView:
+        """Accept an invitation link: the user becomes registered, Pro, and their trial ends.
+
+        Raises NotFound for an unknown, used or expired token (one message for all three, so
+        the link reveals nothing).
+        """
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            invitation = repo.invitation_by_hash(hash_token(token))
+            now = self._now()
+            if invitation is None or invitation.accepted_at is not None or (
+                    invitation.expires_at <= now):
+                raise NotFound("This invitation link is not valid any more. Ask your "
+                               "administrator for a new invitation.")
+            user = repo.user(invitation.user_id)
+            if user is None or user.account_id != invitation.account_id or (
+                    user.status != UserStatus.INVITED.value):
+                raise NotFound("This invitation link is not valid any more. Ask your "
+                               "administrator for a new invitation.")
+            invitation.accepted_at = now
+            user.status = UserStatus.REGISTERED.value
+            user.tier = Tier.PRO.value
+            user.trial_ended_at = user.trial_ended_at or now
+            user.joined_at = user.joined_at or now
+            return self._user_view(repo, user), {"userId": user.id}
+
+        return self._run(actor, "AcceptInvitation", {"token": token}, work)
+
+    def remove_users(self, actor: Actor, account_id: str,
+                     user_ids: Sequence[str]) -> BatchResult:
+        """Remove users from a team account: they become unmanaged and keep using the
+        service (their trial does not restart). Refused for directory-managed accounts."""
+
+        def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            if account.directory_kind is not None:
+                raise Forbidden("Users of this account are managed in its directory.")
+            done: list[str] = []
+            errors: list[ItemError] = []
+            for user_id in user_ids:
+                user = repo.user_in_account(account_id, user_id)
+                if user is None:
+                    errors.append(ItemError(user_id, "NotFound", "User not found."))
+                    continue
+                repo.expire_invitations(user.id, self._now())
+                user.account_id = None
+                user.status = UserStatus.REGISTERED.value
+                done.append(user_id)
+            result = BatchResult(tuple(done), tuple(errors))
+            return result, {"removed": done}
+
+        return self._run(actor, "RemoveUsers", {"accountId": account_id,
+                                                "userIds": list(user_ids)},
+                         work, account_id=account_id)
+
+    def _batch(self, actor: Actor, event: str, account_id: str, user_ids: Sequence[str],
+               apply: Callable[[Repository, Account, User], None],
+               check_account: Callable[[Repository, Account], None]) -> BatchResult:
+        def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
+            check_account(repo, account)
+            done: list[str] = []
+            errors: list[ItemError] = []
+            for user_id in user_ids:
+                user = repo.user_in_account(account_id, user_id)
+                if user is None:
+                    errors.append(ItemError(user_id, "NotFound",
+                                            f"User {user_id} was not found in the account."))
+                    continue
+                try:
+                    with repo.session.begin_nested():
+                        apply(repo, account, user)
+                except BridgeError as exc:
+                    errors.append(ItemError(user_id, exc.code, exc.message))
+                    continue
+                done.append(user_id)
+            return BatchResult(tuple(done), tuple(errors)), {"succeeded": done,
+                                                             "failed": [e.item for e in errors]}
+
+        return self._run(actor, event, {"accountId": account_id, "userIds": list(user_ids)},
+                         work, account_id=account_id)
+
+    def _require_console_managed_enterprise(self, repo: Repository, account: Account) -> None:
+        if not repo.has_verified_domain(account.id):
+            raise Forbidden("Team account administrators cannot suspend users; remove them "
+                            "from the account instead.")
+        if account.directory_kind is not None:
+            raise Forbidden("Users of this account are suspended in its directory (disable "
+                            "them there, or remove them from every mapped group).")
+
+    def suspend_users(self, actor: Actor, account_id: str, user_ids: Sequence[str]) -> BatchResult:
+        """SuspendUsers (enterprise, console-managed): the users cannot sign in and every
+        session they hold is revoked at once."""
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            if user.status == UserStatus.RELEASED.value:
+                raise Conflict("A released user cannot be suspended.")
+            user.status = UserStatus.SUSPENDED.value
+            user.sessions_valid_after = self._now()
+
+        return self._batch(actor, "SuspendUsers", account_id, user_ids, apply,
+                           self._require_console_managed_enterprise)
+
+    def activate_users(self, actor: Actor, account_id: str,
+                       user_ids: Sequence[str]) -> BatchResult:
+        """ActivateUsers: a suspended user becomes registered again."""
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            if user.status != UserStatus.SUSPENDED.value:
+                raise Conflict("Only a suspended user can be activated.")
+            user.status = UserStatus.REGISTERED.value
+
+        return self._batch(actor, "ActivateUsers", account_id, user_ids, apply,
+                           self._require_console_managed_enterprise)
+
+    def update_user_licenses(self, actor: Actor, account_id: str,
+                             changes: Mapping[str, Tier]) -> BatchResult:
+        """UpdateUserLicenses: console-managed accounts only (Team, EnterpriseLWA); in
+        directory accounts tiers come from the directory groups (Forbidden)."""
+        for tier in changes.values():
+            if not isinstance(tier, Tier):
+                raise ValidationError("LicenseType must be Pro or Basic.", field="LicenseType")
+
+        def check(repo: Repository, account: Account) -> None:
+            if account.directory_kind is not None:
+                raise Forbidden("Tiers of this account come from its directory groups; change "
+                                "the group mappings or the users' memberships instead.")
+
+        def apply(repo: Repository, account: Account, user: User) -> None:
+            user.tier = changes[user.id].value
+
+        return self._batch(actor, "UpdateUserLicenses", account_id, list(changes), apply, check)
+
+    def reset_personal_pin(self, actor: Actor, account_id: str, user_id: str) -> UserView:
+        """ResetPersonalPin: a new 10-digit PIN, unique across the service."""
+
+        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            user.personal_pin = repo.unique_pin()
+            return self._user_view(repo, user), {"userId": user.id}
+
+        return self._run(actor, "ResetPersonalPin", {"accountId": account_id,
+                                                     "userId": user_id},
+                         work, account_id=account_id)
+
+    def logout_user(self, actor: Actor, account_id: str, user_id: str) -> None:
+        """LogoutUser: every session and token of the user issued until now is revoked."""
+
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            user.sessions_valid_after = self._now()
+            return None, {"userId": user.id}
+
+        self._run(actor, "LogoutUser", {"accountId": account_id, "userId": user_id}, work,
+                  account_id=account_id)

@@ -1,0 +1,117 @@
+"""What every room of the engine shares: its unit of work, its clock, and the helpers that
+load rows and apply the tier rule inside a change. A room is built once by the facade with
+what it needs passed in; rooms never open transactions or write audit events themselves."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bridge.domain import Actor, DenyReason, Tier, UserStatus
+from bridge.engine.results import AccountView, UserView
+from bridge.engine.unit_of_work import UnitOfWork
+from bridge.errors import BridgeError, NotFound
+from bridge.store.models import Account, User
+from bridge.store.repository import Repository
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+CHUNK = 500
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a single-use token (invitation links): SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most :data:`CHUNK` (bounded ``IN`` lists)."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
+
+
+def status_denial(user: User) -> DenyReason | None:
+    """The denial a user's own status implies (suspended, released), if any."""
+    if user.status == UserStatus.SUSPENDED.value:
+        return DenyReason.SUSPENDED
+    if user.status == UserStatus.RELEASED.value:
+        return DenyReason.RELEASED
+    return None
+
+
+class Room:
+    """Base of the engine's rooms: ``uow`` runs every change and read, ``clock`` is the
+    engine's one time line (injectable so tests move time)."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._now = clock
+
+    def _run(self, actor: Actor, event_name: str, params: Mapping[str, Any] | None,
+             work: Callable[[Repository], tuple[T, Mapping[str, Any] | None]], *,
+             account_id: str | None = None, event_type: str = "AwsApiCall") -> T:
+        return self._uow.run(actor, event_name, params, work, account_id=account_id,
+                             event_type=event_type)
+
+    def _read(self, work: Callable[[Repository], T], *, write_lock: bool = True) -> T:
+        return self._uow.read(work, write_lock=write_lock)
+
+    def record_event(self, actor: Actor, event_name: str, *, account_id: str | None = None,
+                     params: Mapping[str, Any] | None = None,
+                     response: Mapping[str, Any] | None = None,
+                     error: BridgeError | None = None) -> None:
+        self._uow.record_event(actor, event_name, account_id=account_id, params=params,
+                               response=response, error=error)
+
+    # --- helpers on loaded rows (inside a unit of work) -----------------------------------
+
+    @staticmethod
+    def _account(repo: Repository, account_id: str, *, lock: bool = False) -> Account:
+        account = repo.account_for_update(account_id) if lock else repo.account(account_id)
+        if account is None:
+            raise NotFound(f"Account {account_id} was not found.")
+        return account
+
+    @staticmethod
+    def _account_view(repo: Repository, account: Account) -> AccountView:
+        return AccountView.of(account, repo.has_verified_domain(account.id))
+
+    @staticmethod
+    def _user_view(repo: Repository, user: User) -> UserView:
+        return UserView.of(user, repo.addresses(user.id), tuple(repo.user_group_names(user.id)))
+
+    @staticmethod
+    def _user(repo: Repository, account_id: str, user_id: str) -> User:
+        user = repo.user_in_account(account_id, user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} was not found in account {account_id}.")
+        return user
+
+    _status_denial = staticmethod(status_denial)
+
+    def _new_user(self, repo: Repository, *, account_id: str | None, primary_email: str,
+                  status: UserStatus, tier: Tier | None, **extra: Any) -> User:
+        user = User(
+            account_id=account_id,
+            primary_email=primary_email,
+            status=status.value,
+            tier=tier.value if tier else None,
+            personal_pin=repo.unique_pin(),
+            created_at=self._now(),
+            updated_at=self._now(),
+            **extra,
+        )
+        repo.session.add(user)
+        repo.session.flush()
+        return user
+
+    def _refresh_tiers(self, repo: Repository, account_id: str,
+                       user_ids: Sequence[str] | None) -> None:
+        """Re-apply the tier rule (directory accounts) to ``user_ids`` (None: everyone)."""
+        account = self._account(repo, account_id)
+        if account.directory_kind is None:
+            return
+        repo.session.flush()
+        repo.set_tiers(repo.mapped_tiers_for_users(account_id, user_ids))
