@@ -4,7 +4,7 @@ For each store (the embedded SQLite default, and PostgreSQL started on loopback 
 ``tests/servers/postgres.py``) and each size (default 1k and 100k users in one account):
 
 1. a fresh migrated database; an enterprise account with a verified domain and a SCIM key
-   made through the engine and ``bridge.api_keys``; ``size`` SCIM users (userName, email,
+   made through the engine and ``bridge.engine.api_keys``; ``size`` SCIM users (userName, email,
    externalId link, attributes) bulk-loaded straight through SQLAlchemy Core;
 2. ``bridge serve`` (gunicorn, gthread, the configured workers) on a free 127.0.0.1 port;
 3. ``--clients`` client processes, each with one keep-alive connection, for ``--seconds``
@@ -43,7 +43,6 @@ from urllib.parse import quote
 
 from sqlalchemy import insert
 
-from bridge.api_keys import ApiKeyService
 from bridge.app import build_services
 from bridge.domain import Actor, IdentitySource
 from bridge.store.db import make_engine, upgrade
@@ -66,7 +65,7 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
     settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": url})
     services = build_services(settings)
     account = enterprise(services.engine, ADMIN, [DOMAIN], name="Bench Corp")
-    key = ApiKeyService(services.sessions, services.engine).create(ADMIN, account.id).key
+    key = services.engine.api_keys.create(ADMIN, account.id).key
     services.db.dispose()
     db = make_engine(url)
     now = utcnow()

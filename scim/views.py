@@ -14,13 +14,13 @@ import re
 from contextlib import ExitStack
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bridge.api_keys import ApiKeyService, KeyIdentity
 from bridge.app import Services, services
 from bridge.domain import Actor, IdentitySource
 from bridge.engine import ResolutionEngine
+from bridge.engine.api_keys import KeyIdentity
 from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import BridgeError, NotFound, StaleVersion
 from bridge.search import Comparison, SearchQuery
@@ -53,7 +53,6 @@ from scim.schemas import (
 
 log = logging.getLogger(__name__)
 PREFIX = "/scim/v2"
-KEYS_EXTENSION = "scim_api_keys"
 # A write that lost a race with another writer (no If-Match from the client) is re-read and
 # re-applied this many times before the conflict is reported.
 WRITE_ATTEMPTS = 5
@@ -68,11 +67,6 @@ bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
 def _engine() -> ResolutionEngine:
     return services().engine
-
-
-def _keys() -> ApiKeyService:
-    found: ApiKeyService = current_app.extensions[KEYS_EXTENSION]
-    return found
 
 
 def _key() -> KeyIdentity:
@@ -228,7 +222,7 @@ def _authenticate() -> Response | None:
         reads = ExitStack()
         reads.enter_context(_engine().reading())
         g.scim_reads = reads
-    identity = _keys().authenticate(token or None)
+    identity = _engine().api_keys.authenticate(token or None)
     if identity is None:
         return errors.response(ScimError(
             401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
@@ -572,6 +566,4 @@ def not_found(rest: str) -> Response:
 
 def register(app: Flask, services_: Services) -> None:
     """Mount the SCIM door on ``app`` (called by the composition root)."""
-    app.extensions[KEYS_EXTENSION] = ApiKeyService(services_.sessions, services_.engine,
-                                                   clock=services_.engine.now)
     app.register_blueprint(bp)

@@ -18,7 +18,7 @@ from bridge.engine.results import (
     GroupMappingView,
 )
 from bridge.engine.room import Room
-from bridge.errors import Conflict, Forbidden, NotFound, ValidationError
+from bridge.errors import NotFound, ValidationError
 from bridge.store.models import (
     GroupMapping,
     User,
@@ -41,17 +41,10 @@ class Directories(Room):
         """
 
         def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
-            account = self._account(repo, account_id, lock=True)
             if kind is not None:
-                if not repo.has_verified_domain(account_id):
-                    raise Forbidden("Only enterprise accounts (with a verified claimed domain) "
-                                    "can connect a directory.")
-                if account.directory_kind not in (None, kind.value):
-                    raise Conflict("The account already has a directory connected "
-                                   f"({account.directory_kind}); disconnect it first.")
-                account.directory_kind = kind.value
-                self._refresh_tiers(repo, account_id, None)
+                account = self._connect(repo, account_id, kind)
             else:
+                account = self._account(repo, account_id, lock=True)
                 account.directory_kind = None
                 for user in repo.session.scalars(
                         select(User).where(User.account_id == account_id,

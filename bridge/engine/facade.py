@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.engine.accounts import Accounts
+from bridge.engine.api_keys import ApiKeys
 from bridge.engine.bulk import BulkProvisioning
 from bridge.engine.directories import Directories
 from bridge.engine.domains import Domains
@@ -41,6 +42,7 @@ class ResolutionEngine:
         self.members = Members(uow, clock)
         self.support = Support(uow, clock)
         self.directories = Directories(uow, clock)
+        self.api_keys = ApiKeys(uow, clock)
         self.provisioning = Provisioning(uow, clock)
         self.bulk = BulkProvisioning(uow, clock, self.provisioning)
         self.queries = Queries(uow, clock)

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bridge.domain import Actor, DenyReason, Tier, UserStatus
+from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
-from bridge.errors import BridgeError, NotFound
+from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
 from bridge.store.models import Account, User
 from bridge.store.repository import Repository
 
@@ -106,6 +106,23 @@ class Room:
         repo.session.add(user)
         repo.session.flush()
         return user
+
+    def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:
+        """The one connect rule, for Active Directory, Okta and SCIM keys alike: only an
+        enterprise account (a verified claimed domain) may connect a directory, and it has
+        at most one (Forbidden, Conflict). Connects ``kind`` when none is; the account's
+        tiers then come from its mapped groups. Returns the locked account row."""
+        account = self._account(repo, account_id, lock=True)
+        if not repo.has_verified_domain(account_id):
+            raise Forbidden("Only enterprise accounts (with a verified claimed domain) can "
+                            "connect a directory.")
+        if account.directory_kind not in (None, kind.value):
+            raise Conflict("The account already has a directory connected "
+                           f"({account.directory_kind}); disconnect it first.")
+        if account.directory_kind is None:
+            account.directory_kind = kind.value
+            self._refresh_tiers(repo, account_id, None)
+        return account
 
     def _refresh_tiers(self, repo: Repository, account_id: str,
                        user_ids: Sequence[str] | None) -> None:

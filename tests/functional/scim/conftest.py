@@ -16,10 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from bridge.api_keys import ApiKeyService
 from bridge.app import Services
 from bridge.domain import Actor
-from scim.views import KEYS_EXTENSION
+from bridge.engine.api_keys import ApiKeys
 from tests.builders import enterprise
 
 SCIM_JSON = "application/scim+json"
@@ -70,7 +69,7 @@ class ScimClient:
 def make_scim_client(app: Flask, services: Services, admin: Actor, domain: str,
                      name: str) -> ScimClient:
     account = enterprise(services.engine, admin, [domain], name=name)
-    keys: ApiKeyService = app.extensions[KEYS_EXTENSION]
+    keys: ApiKeys = app.extensions["bridge"].engine.api_keys
     created = keys.create(admin, account.id)
     return ScimClient(app.test_client(), created.key, created.view.key_id, account.id,
                       services)

@@ -9,9 +9,8 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 
-from bridge.api_keys import ApiKeyService
 from bridge.domain import Actor
-from scim.views import KEYS_EXTENSION
+from bridge.engine.api_keys import ApiKeys
 from tests.functional.scim.conftest import GROUP, PATCH, USER, ScimClient, assert_scim_error
 
 
@@ -248,6 +247,6 @@ def test_stale_etags_are_412_and_change_nothing(scim: ScimClient) -> None:
 
 def test_revoked_key_is_401_at_once(app: Flask, scim: ScimClient, admin: Actor) -> None:
     assert scim.get("/Users").status_code == 200
-    keys: ApiKeyService = app.extensions[KEYS_EXTENSION]
+    keys: ApiKeys = app.extensions["bridge"].engine.api_keys
     keys.delete(admin, scim.account_id, scim.key_id)
     assert_scim_error(scim.get("/Users"), 401)

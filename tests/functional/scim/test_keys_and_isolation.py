@@ -1,4 +1,4 @@
-"""API keys (bridge.api_keys and the admin actions) and account isolation: a key of
+"""API keys (bridge.engine.api_keys and the admin actions) and account isolation: a key of
 account A never reads or writes account B; every SCIM change is audited with the key id,
 never the key."""
 
@@ -13,20 +13,19 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from bridge import audit
-from bridge.api_keys import ApiKeyService, parse_key
 from bridge.domain import Actor, DirectoryKind
+from bridge.engine.api_keys import ApiKeys, parse_key
 from bridge.errors import Conflict, Forbidden, NotFound
 from bridge.store.db import transaction
 from bridge.store.models import ApiKey, AuditEvent
-from scim.views import KEYS_EXTENSION
 from tests.admin_client import admin_client, full_admin  # noqa: F401 - pytest fixture
 from tests.builders import enterprise
 from tests.conftest import FakeClock
 from tests.functional.scim.conftest import GROUP, USER, ScimClient, assert_scim_error
 
 
-def _keys(app: Flask) -> ApiKeyService:
-    service: ApiKeyService = app.extensions[KEYS_EXTENSION]
+def _keys(app: Flask) -> ApiKeys:
+    service: ApiKeys = app.extensions["bridge"].engine.api_keys
     return service
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bridge.api_keys import ApiKeyService
 from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor
-from scim.views import KEYS_EXTENSION
+from bridge.engine.api_keys import ApiKeys
 from tests.builders import enterprise
 from tests.conftest import FakeClock, make_settings
 from tests.servers.ports import LOOPBACK
@@ -32,7 +31,7 @@ class LiveScim:
 def _serve(services: Services, admin: Actor) -> Iterator[LiveScim]:
     app = create_app(services.settings, services)
     account = enterprise(services.engine, admin, ["example.com"], name="Live Corp")
-    keys: ApiKeyService = app.extensions[KEYS_EXTENSION]
+    keys: ApiKeys = app.extensions["bridge"].engine.api_keys
     created = keys.create(admin, account.id)
     server: BaseWSGIServer = make_server(LOOPBACK, 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -14,10 +14,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import event
 
-from bridge.api_keys import ApiKeyService
 from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor
-from scim.views import KEYS_EXTENSION
+from bridge.engine.api_keys import ApiKeys
 from tests.conftest import FakeClock, make_settings
 from tests.functional.scim.conftest import USER, ScimClient, make_scim_client
 
@@ -87,7 +86,7 @@ def lookup(scim: ScimClient, user_name: str) -> list[dict[str, Any]]:
 def test_a_lookup_is_one_checkout_one_committed_transaction(lookup_client: ScimClient,
                                                            clock: FakeClock) -> None:
     scim = lookup_client
-    keys: ApiKeyService = scim.http.application.extensions[KEYS_EXTENSION]
+    keys: ApiKeys = scim.http.application.extensions["bridge"].engine.api_keys
     clock.advance(minutes=5)
     with StoreCalls(scim.services) as first:
         lookup(scim, "alice@example.com")

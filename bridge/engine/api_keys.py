@@ -7,9 +7,11 @@ audit trail) and a 256-bit URL-safe secret. Only the SHA-256 of the secret is st
 comparison is constant-time. A malformed, unknown or revoked key yields *no identity* (None),
 never an exception, so the door answers 401 the same way whatever was wrong.
 
-Only enterprise accounts (a verified claimed domain) may hold keys. An account that gets a key
-is provisioned over SCIM, so it becomes directory-managed (EnterpriseOIDC): the Okta directory
-is connected if no directory is, and an Active Directory account is refused.
+Keys fall under the one connect rule (:meth:`Room._connect`): only enterprise accounts (a
+verified claimed domain) may hold keys. An account that gets a key is provisioned over SCIM,
+so it becomes directory-managed (EnterpriseOIDC): the Okta directory is connected if no
+directory is — in the same transaction as the key and its one CreateApiKey event — and an
+Active Directory account is refused.
 """
 
 from __future__ import annotations
@@ -19,21 +21,17 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import audit
 from bridge.domain import Actor, DirectoryKind
-from bridge.engine import ResolutionEngine
-from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
-from bridge.store.db import transaction
-from bridge.store.models import Account, ApiKey, utcnow
+from bridge.engine.room import Room
+from bridge.errors import Conflict, NotFound
+from bridge.store.models import ApiKey
 from bridge.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -91,102 +89,62 @@ def _view(row: ApiKey) -> ApiKeyView:
     return ApiKeyView(row.id, row.account_id, row.created_at, row.last_used_at)
 
 
-class ApiKeyService:
-    """Create, list, revoke and verify SCIM API keys. Each change is one transaction with its
-    audit event (refusals are audited too), like the engine's own methods."""
-
-    def __init__(self, sessions: sessionmaker[Session], engine: ResolutionEngine,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self._sessions = sessions
-        self._engine = engine
-        self._now = clock
-
-    def _run(self, actor: Actor, event_name: str, account_id: str,
-             params: Mapping[str, Any], work: Callable[[Session],
-                                                       tuple[T, Mapping[str, Any]]]) -> T:
-        try:
-            with transaction(self._sessions, write=True) as session:
-                result, response = work(session)
-                audit.record(session, actor, event_name, account_id=account_id,
-                             request_parameters=params, response_elements=response)
-                return result
-        except BridgeError as exc:
-            with transaction(self._sessions) as session:
-                audit.record(session, actor, event_name, account_id=account_id,
-                             request_parameters=params, error_code=exc.code,
-                             error_message=exc.message)
-            raise
-
-    @staticmethod
-    def _account(session: Session, account_id: str) -> Account:
-        account = session.get(Account, account_id)
-        if account is None:
-            raise NotFound(f"Account {account_id} was not found.")
-        return account
+class ApiKeys(Room):
+    """Create, list, revoke and verify SCIM API keys; each change one transaction with its
+    one audit event through the unit of work."""
 
     def create(self, actor: Actor, account_id: str) -> NewApiKey:
         """CreateApiKey: a new key for an enterprise account, returned once.
 
         Raises NotFound (no such account), Forbidden (a team account: no verified claimed
         domain), Conflict (the account's users come from Active Directory). Connects the Okta
-        directory first when the account has none (the account becomes EnterpriseOIDC).
+        directory first when the account has none (the account becomes EnterpriseOIDC), in
+        the same transaction; the event's response says so (``directoryConnected``).
         """
-
-        def check(session: Session) -> Account:
-            account = self._account(session, account_id)
-            if not Repository(session).has_verified_domain(account_id):
-                raise Forbidden("Only enterprise accounts (with a verified claimed domain) "
-                                "can hold API keys.")
-            if account.directory_kind not in (None, DirectoryKind.OKTA.value):
-                raise Conflict("The account's users come from Active Directory; SCIM "
-                               "provisioning keys are for Okta (EnterpriseOIDC) accounts.")
-            return account
-
-        try:
-            with transaction(self._sessions) as session:
-                needs_directory = check(session).directory_kind is None
-        except BridgeError as exc:
-            self._engine.record_event(actor, "CreateApiKey", account_id=account_id,
-                                      params={"accountId": account_id}, error=exc)
-            raise
-        if needs_directory:
-            self._engine.set_directory(actor, account_id, DirectoryKind.OKTA,
-                                       event_name="ConnectScimDirectory")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
 
-        def work(session: Session) -> tuple[NewApiKey, dict[str, Any]]:
-            check(session)
+        def work(repo: Repository) -> tuple[NewApiKey, dict[str, Any]]:
+            before = self._account(repo, account_id, lock=True).directory_kind
+            if before not in (None, DirectoryKind.OKTA.value):
+                raise Conflict("The account's users come from Active Directory; SCIM "
+                               "provisioning keys are for Okta (EnterpriseOIDC) accounts.")
+            self._connect(repo, account_id, DirectoryKind.OKTA)
             row = ApiKey(id=key_id, account_id=account_id, secret_hash=_hash(secret),
                          created_at=self._now())
-            session.add(row)
-            session.flush()
-            return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}"), {"keyId": key_id}
+            repo.session.add(row)
+            repo.session.flush()
+            return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}"), {
+                "keyId": key_id, "directoryConnected": before is None}
 
-        return self._run(actor, "CreateApiKey", account_id, {"accountId": account_id}, work)
+        return self._run(actor, "CreateApiKey", {"accountId": account_id}, work,
+                         account_id=account_id)
 
     def list(self, account_id: str) -> list[ApiKeyView]:
         """ListApiKeys: the account's keys, oldest first. Raises NotFound."""
-        with transaction(self._sessions) as session:
-            self._account(session, account_id)
-            rows = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id)
-                                   .order_by(ApiKey.created_at, ApiKey.id))
+
+        def work(repo: Repository) -> list[ApiKeyView]:
+            self._account(repo, account_id)
+            rows = repo.session.scalars(select(ApiKey).where(ApiKey.account_id == account_id)
+                                        .order_by(ApiKey.created_at, ApiKey.id))
             return [_view(r) for r in rows]
+
+        return self._read(work)
 
     def delete(self, actor: Actor, account_id: str, key_id: str) -> None:
         """DeleteApiKey: revoke at once (the next request with the key is 401).
         Raises NotFound for an unknown key or a key of another account."""
 
-        def work(session: Session) -> tuple[None, dict[str, Any]]:
-            self._account(session, account_id)
-            row = session.get(ApiKey, key_id) if isinstance(key_id, str) else None
+        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
+            self._account(repo, account_id)
+            row = repo.session.get(ApiKey, key_id) if isinstance(key_id, str) else None
             if row is None or row.account_id != account_id:
                 raise NotFound(f"API key {key_id} was not found in account {account_id}.")
-            session.delete(row)
+            repo.session.delete(row)
             return None, {"keyId": key_id}
 
-        self._run(actor, "DeleteApiKey", account_id,
-                  {"accountId": account_id, "keyId": key_id}, work)
+        self._run(actor, "DeleteApiKey", {"accountId": account_id, "keyId": key_id}, work,
+                  account_id=account_id)
 
     def authenticate(self, presented: str | None) -> KeyIdentity | None:
         """The identity of a valid key, or None for a missing, malformed, unknown or revoked
@@ -195,12 +153,12 @@ class ApiKeyService:
         if parsed is None:
             return None
         key_id, secret = parsed
-        # Core, a statement built once: this runs before every SCIM request. In the engine's
-        # reading block (a SCIM GET opens one) it is the block's first query, on the
+        # Core, a statement built once: this runs before every SCIM request. In the unit of
+        # work's reading block (a SCIM GET opens one) it is the block's first query, on the
         # connection and in the transaction its search then uses: one pool checkout and one
         # transaction per lookup. (A read transaction of its own otherwise. It commits:
         # psycopg 3 drops a connection's prepared statements on every rollback.)
-        with self._engine.reading() as session:
+        with self._uow.reading() as session:
             row = session.connection().execute(_LOOKUP, {"key_id": key_id}).first()
         # Compare even for an unknown id so both paths cost the same.
         stored = row.secret_hash if row is not None else _DUMMY_HASH
@@ -210,22 +168,25 @@ class ApiKeyService:
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             # After the reading block, if one is open: in a transaction of its own, and
             # without a second connection while the block holds one.
-            self._engine.after_reading(lambda: self._touch(key_id, now))
+            self._uow.after_reading(lambda: self._touch(key_id, now))
         return KeyIdentity(key_id, row.account_id)
 
     def _touch(self, key_id: str, now: datetime) -> None:
-        """Record the last use. Advisory: a request is never refused because this write
-        lost a race (SQLite busy), and concurrent requests write it once."""
+        """Record the last use (bookkeeping, no audit event). Advisory: a request is never
+        refused because this write lost a race (SQLite busy), and concurrent requests
+        write it once."""
         cutoff = now - LAST_USED_RESOLUTION
+
+        def work(repo: Repository) -> None:
+            repo.session.execute(update(ApiKey).where(
+                ApiKey.id == key_id,
+                (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= cutoff))
+                .values(last_used_at=now))
+
         try:
-            with transaction(self._sessions) as session:
-                session.execute(update(ApiKey).where(
-                    ApiKey.id == key_id,
-                    (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= cutoff))
-                    .values(last_used_at=now))
+            self._uow.bookkeeping(work)
         except OperationalError as exc:
             log.info("last-used time of API key %s not recorded: %s", key_id, exc.orig)
 
 
-__all__ = ["PREFIX", "ApiKeyService", "ApiKeyView", "KeyIdentity", "NewApiKey", "parse_key"]
-
+__all__ = ["PREFIX", "ApiKeyView", "ApiKeys", "KeyIdentity", "NewApiKey", "parse_key"]
