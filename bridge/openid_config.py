@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,15 +24,14 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from bridge import audit
-from bridge.domain import AccountType, Actor, DirectoryKind
+from bridge.domain import Actor, DirectoryKind
+from bridge.engine.room import Room
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
-from bridge.store.db import transaction
 from bridge.store.models import AccountOpenIdConfig
+from bridge.store.repository import Repository
 
 if TYPE_CHECKING:
     from bridge.app import Services
-    from bridge.engine import ResolutionEngine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,74 +148,70 @@ class OpenIdClient:
     client_secret: str = field(repr=False)
 
 
-class OpenIdConfigService:
-    """Get/Update/Delete an account's OpenID configuration; every change audited."""
+class OpenIdConfigService(Room):
+    """Get/Update/Delete an account's OpenID configuration. Each change is one transaction
+    with its one audit event through the engine's unit of work (refusals audited there
+    too); connecting Okta follows the engine's one connect rule."""
 
     def __init__(self, services: Services, *, http: requests.Session | None = None,
-                 timeout: float = DISCOVERY_TIMEOUT_SECONDS,
-                 audit_refusals: bool = True) -> None:
-        """``audit_refusals=False`` when the caller audits refusals itself (the admin API
-        pipeline does); successful changes are always audited here, in their transaction."""
-        self._services = services
+                 timeout: float = DISCOVERY_TIMEOUT_SECONDS) -> None:
+        super().__init__(services.engine.uow, services.engine.now)
+        self._secrets = services.secrets
         self._http = http
         self._timeout = timeout
-        self._audit_refusals = audit_refusals
 
-    @property
-    def _engine(self) -> ResolutionEngine:
-        return self._services.engine
-
-    def _audited(self, actor: Actor, event_name: str, account_id: str,
-                 params: Mapping[str, Any], work: Callable[[], T]) -> T:
-        try:
-            return work()
-        except BridgeError as exc:
-            if not self._audit_refusals:
-                raise
-            self._engine.record_event(actor, event_name, account_id=account_id,
-                                      params=params, error=exc)
-            raise
+    @staticmethod
+    def _view(row: AccountOpenIdConfig) -> OpenIdConfigView:
+        return OpenIdConfigView(row.account_id, row.issuer, row.client_id, row.created_at,
+                                row.updated_at)
 
     def get(self, account_id: str) -> OpenIdConfigView:
         """GetAccountWithOpenIdConfig's configuration part. Raises NotFound when the account
         does not exist or has no OpenID configuration."""
-        self._engine.get_account(account_id)
-        with transaction(self._services.sessions) as session:
-            row = session.get(AccountOpenIdConfig, account_id)
+
+        def work(repo: Repository) -> OpenIdConfigView:
+            self._account(repo, account_id)
+            row = repo.session.get(AccountOpenIdConfig, account_id)
             if row is None:
                 raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
-            return OpenIdConfigView(row.account_id, row.issuer, row.client_id, row.created_at,
-                                    row.updated_at)
+            return self._view(row)
+
+        return self._read(work)
 
     def client_for(self, account_id: str) -> OpenIdClient | None:
         """The relying-party credentials of an account, or None when not configured."""
-        with transaction(self._services.sessions) as session:
-            row = session.get(AccountOpenIdConfig, account_id)
+
+        def work(repo: Repository) -> OpenIdClient | None:
+            row = repo.session.get(AccountOpenIdConfig, account_id)
             if row is None:
                 return None
             return OpenIdClient(row.account_id, row.issuer, row.client_id,
-                                self._services.secrets.open(row.client_secret_sealed))
+                                self._secrets.open(row.client_secret_sealed))
+
+        return self._read(work)
 
     def accounts_for_issuer(self, issuer: str) -> list[str]:
         """Ids of the accounts configured with exactly ``issuer`` (for sign-ins the provider
         starts, OpenID Connect Core 1.0 section 4)."""
-        with transaction(self._services.sessions) as session:
-            return list(session.scalars(select(AccountOpenIdConfig.account_id)
-                                        .where(AccountOpenIdConfig.issuer == issuer)))
+        return self._read(lambda repo: list(repo.session.scalars(
+            select(AccountOpenIdConfig.account_id).where(AccountOpenIdConfig.issuer == issuer))))
 
     def update(self, actor: Actor, account_id: str, *, issuer_uri: object, client_id: object,
                client_secret: object = None) -> OpenIdConfigView:
-        """UpdateAccountWithOpenIdConfig: validate, check the issuer, connect, store.
+        """UpdateAccountWithOpenIdConfig: validate, check the issuer, then connect and store
+        in ONE transaction with its one audit event.
 
         ``client_secret`` may be omitted to keep the stored one when a configuration exists.
         Raises NotFound (no account), Forbidden (not an enterprise account), Conflict (Active
         Directory connected), ValidationError (bad input, or an issuer whose discovery
-        document does not answer or names another issuer: HTTP 400 with the reason).
+        document does not answer or names another issuer: HTTP 400 with the reason). The
+        discovery document is fetched before the transaction (no network wait holds it);
+        the rules are checked again inside it.
         """
         params = {"accountId": account_id, "issuerUri": issuer_uri, "clientId": client_id,
                   "clientSecret": client_secret}
 
-        def work() -> OpenIdConfigView:
+        def check(repo: Repository) -> tuple[str, str]:
             issuer = validate_issuer_uri(issuer_uri)
             if not isinstance(client_id, str) or not client_id.strip() or len(client_id) > 256:
                 raise ValidationError("ClientId must be 1 to 256 characters.", field="ClientId")
@@ -225,62 +219,67 @@ class OpenIdConfigService:
                                               or not client_secret or len(client_secret) > 1024):
                 raise ValidationError("ClientSecret must be 1 to 1024 characters.",
                                       field="ClientSecret")
-            account = self._engine.get_account(account_id)
-            if account.type == AccountType.TEAM:
+            account = self._account(repo, account_id)
+            if not repo.has_verified_domain(account_id):
                 raise Forbidden("Only enterprise accounts (with a verified claimed domain) can "
                                 "connect Okta.")
             if account.directory_kind not in (None, DirectoryKind.OKTA.value):
                 raise Conflict("The account has Active Directory connected; disconnect it "
                                "before connecting Okta.")
-            with transaction(self._services.sessions) as session:
-                has_config = session.get(AccountOpenIdConfig, account_id) is not None
+            has_config = repo.session.get(AccountOpenIdConfig, account_id) is not None
             if client_secret is None and not has_config:
                 raise ValidationError("ClientSecret is required.", field="ClientSecret")
-            try:
-                fetch_discovery(issuer, http=self._http, timeout=self._timeout)
-            except DiscoveryError as exc:
-                raise ValidationError(f"IssuerUri was refused: {exc.message}",
-                                      field="IssuerUri") from None
-            if account.directory_kind != DirectoryKind.OKTA.value:
-                self._engine.set_directory(actor, account_id, DirectoryKind.OKTA,
-                                           event_name="ConnectDirectory")
-            with transaction(self._services.sessions) as session:
-                row = session.get(AccountOpenIdConfig, account_id)
-                now = self._engine.now()
-                if row is None:
-                    row = AccountOpenIdConfig(account_id=account_id, created_at=now)
-                    session.add(row)
-                row.issuer = issuer
-                row.client_id = client_id.strip()
-                if isinstance(client_secret, str):
-                    row.client_secret_sealed = self._services.secrets.seal(client_secret)
-                row.updated_at = now
-                session.flush()
-                view = OpenIdConfigView(row.account_id, row.issuer, row.client_id,
-                                        row.created_at, row.updated_at)
-                audit.record(session, actor, "UpdateAccountWithOpenIdConfig",
-                             account_id=account_id, request_parameters=params,
-                             response_elements={"accountId": account_id,
-                                                "issuerUri": view.issuer,
-                                                "clientId": view.client_id})
-            return view
+            return issuer, client_id.strip()
 
-        return self._audited(actor, "UpdateAccountWithOpenIdConfig", account_id, params, work)
+        def work(repo: Repository) -> tuple[OpenIdConfigView, dict[str, Any]]:
+            issuer, clean_id = check(repo)
+            if discovery_error is not None:
+                raise ValidationError(f"IssuerUri was refused: {discovery_error.message}",
+                                      field="IssuerUri")
+            self._connect(repo, account_id, DirectoryKind.OKTA)
+            row = repo.session.get(AccountOpenIdConfig, account_id)
+            now = self._now()
+            if row is None:
+                row = AccountOpenIdConfig(account_id=account_id, created_at=now)
+                repo.session.add(row)
+            row.issuer = issuer
+            row.client_id = clean_id
+            if isinstance(client_secret, str):
+                row.client_secret_sealed = self._secrets.seal(client_secret)
+            row.updated_at = now
+            repo.session.flush()
+            view = self._view(row)
+            return view, {"accountId": account_id, "issuerUri": view.issuer,
+                          "clientId": view.client_id}
+
+        discovery_error: DiscoveryError | None = None
+        try:
+            # Input errors first (audited by the unit of work like any refusal), then the
+            # provider: only a valid configuration costs a network round trip.
+            self._read(check)
+        except BridgeError:
+            pass  # raised again, and audited, by the change below
+        else:
+            try:
+                fetch_discovery(validate_issuer_uri(issuer_uri), http=self._http,
+                                timeout=self._timeout)
+            except DiscoveryError as exc:
+                discovery_error = exc
+        return self._run(actor, "UpdateAccountWithOpenIdConfig", params, work,
+                         account_id=account_id)
 
     def delete(self, actor: Actor, account_id: str) -> None:
         """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops; the
         Okta directory stays connected so SCIM provisioning and tiers are untouched).
         Raises NotFound when the account or its configuration does not exist."""
-        params = {"accountId": account_id}
 
-        def work() -> None:
-            self._engine.get_account(account_id)
-            with transaction(self._services.sessions) as session:
-                row = session.get(AccountOpenIdConfig, account_id)
-                if row is None:
-                    raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
-                session.delete(row)
-                audit.record(session, actor, "DeleteAccountWithOpenIdConfig",
-                             account_id=account_id, request_parameters=params)
+        def work(repo: Repository) -> tuple[None, None]:
+            self._account(repo, account_id)
+            row = repo.session.get(AccountOpenIdConfig, account_id)
+            if row is None:
+                raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
+            repo.session.delete(row)
+            return None, None
 
-        self._audited(actor, "DeleteAccountWithOpenIdConfig", account_id, params, work)
+        self._run(actor, "DeleteAccountWithOpenIdConfig", {"accountId": account_id}, work,
+                  account_id=account_id)

@@ -32,8 +32,8 @@ _RESPONSE = {"type": "object", "properties": {
 
 
 def _service(ctx: ActionContext) -> OpenIdConfigService:
-    # The pipeline audits refusals; the service audits the change in its own transaction.
-    return OpenIdConfigService(ctx.services, audit_refusals=False)
+    # Changes and their refusals are audited by the engine's unit of work.
+    return OpenIdConfigService(ctx.services)
 
 
 def _shape(ctx: ActionContext, view: OpenIdConfigView) -> dict[str, Any]:

@@ -65,6 +65,25 @@ def test_only_enterprise_accounts_may_hold_keys(app: Flask, admin: Actor) -> Non
     assert keys.list(team.id) == []
 
 
+def test_first_key_connects_okta_in_one_transaction_with_one_event(
+        app: Flask, admin: Actor) -> None:
+    """CreateApiKey on an EnterpriseLWA account: the Okta directory is connected and the
+    key stored together, recorded as ONE CreateApiKey event that says it connected."""
+    engine = app.extensions["bridge"].engine
+    lwa = enterprise(engine, admin, ["lwa1.test"], name="LWA")
+    with transaction(engine.uow.session_factory) as s:
+        before = s.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+    _keys(app).create(admin, lwa.id)
+    with transaction(engine.uow.session_factory) as s:
+        rows = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > before)
+                              .order_by(AuditEvent.seq)))
+        events = [(r.event_name, r.body["errorCode"], r.body["responseElements"])
+                  for r in rows]
+    assert [(n, c) for n, c, _ in events] == [("CreateApiKey", None)]
+    assert events[0][2]["directoryConnected"] is True
+    assert engine.get_account(lwa.id).type.value == "EnterpriseOIDC"
+
+
 def test_list_revoke_and_last_used(app: Flask, scim: ScimClient, admin: Actor,
                                    clock: FakeClock) -> None:
     keys = _keys(app)

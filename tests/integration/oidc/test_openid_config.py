@@ -182,3 +182,26 @@ def test_configured_through_the_api_then_signed_in(
     resp = sign_in(web, okta_op, email="pro@okta.example")
     assert resp.status_code == 302, resp.get_data(as_text=True)
     assert web.get("/auth/session").get_json()["tier"] == "pro"
+
+
+def test_connecting_okta_is_one_transaction_with_one_event(
+        oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
+    """Connect (EnterpriseOIDC) and the stored configuration commit together, recorded as
+    ONE UpdateAccountWithOpenIdConfig event; a refusal leaves one refused event and the
+    account as it was."""
+    account = enterprise(oidc_services.engine, admin, ["okta.example"])
+    before = len(all_events(oidc_services))
+    service = OpenIdConfigService(oidc_services)
+    with pytest.raises(ValidationError):
+        service.update(admin, account.id, issuer_uri=okta_op.issuer, client_id="")
+    refused = all_events(oidc_services)[before:]
+    assert [(e["eventName"], e["errorCode"]) for e in refused] == [
+        ("UpdateAccountWithOpenIdConfig", "ValidationError")]
+    assert oidc_services.engine.get_account(account.id).directory_kind is None
+    before = len(all_events(oidc_services))
+    service.update(admin, account.id, issuer_uri=okta_op.issuer,
+                   client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+    new = all_events(oidc_services)[before:]
+    assert [(e["eventName"], e["errorCode"]) for e in new] == [
+        ("UpdateAccountWithOpenIdConfig", None)]
+    assert oidc_services.engine.get_account(account.id).type.value == "EnterpriseOIDC"
