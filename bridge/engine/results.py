@@ -7,20 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.domain import AccountType, DirectoryKind, Tier
+from bridge.domain import AccountType, Tier
+from bridge.domain import account_type as domain_account_type
 from bridge.errors import BridgeError
 from bridge.store.models import Account, DirectoryGroup, Domain, EmailAddress, User
 
 
 def account_type(account: Account, has_verified_domain: bool) -> AccountType:
-    """Team without a verified domain; with one, by the connected directory."""
-    if not has_verified_domain:
-        return AccountType.TEAM
-    if account.directory_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
-        return AccountType.ENTERPRISE_DIRECTORY
-    if account.directory_kind == DirectoryKind.OKTA.value:
-        return AccountType.ENTERPRISE_OIDC
-    return AccountType.ENTERPRISE_LWA
+    """The account's type (the rule: :func:`bridge.domain.account_type`)."""
+    return domain_account_type(account.directory_kind, has_verified_domain)
 
 
 @dataclass(frozen=True)

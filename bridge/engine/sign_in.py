@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +18,8 @@ from bridge.domain import (
     UserStatus,
     email_domain,
     normalize_email,
-    trial_tier,
 )
+from bridge.domain import sign_in as rules
 from bridge.engine.room import Room
 from bridge.errors import ValidationError
 from bridge.store.models import (
@@ -74,40 +75,42 @@ class SignIn(Room):
                     raise
         raise AssertionError("unreachable")
 
+    # --- facts in, plan out, effects applied ---------------------------------------------
+
     def _decide(self, repo: Repository, identity: Identity, email: str) -> Decision:
+        """Load the facts, decide (:mod:`bridge.domain.sign_in`), apply the plan."""
         if identity.account_id is not None:
-            decision, linked = self._decide_directory(repo, identity, identity.account_id, email)
+            facts, users = self._directory_facts(repo, identity, identity.account_id, email)
+            plan = rules.decide_directory(facts)
         else:
-            decision, linked = self._decide_default(repo, identity, email)
-        if decision.allowed and decision.user_id:
-            user = repo.user(decision.user_id)
-            if user is not None:
-                now = self._now()
-                user.last_active_at = now
-                user.joined_at = user.joined_at or now
-                if not linked:
-                    # Found by address (or just enrolled): remember (issuer, subject) so the
-                    # next sign-in resolves by the immutable id.
-                    repo.link_identity(user.id, identity.source.value, identity.issuer,
-                                       identity.subject)
-        return decision
+            default, users = self._default_facts(repo, identity, email)
+            plan = rules.decide_default(default)
+        return self._apply(repo, identity, email, plan, users)
 
-    def _allow(self, repo: Repository, user: User, email: str, tier: Tier,
-               account: Account | None = None) -> Decision:
-        account_type = None
-        if user.account_id is not None:
-            account = account or self._account(repo, user.account_id)
-            account_type = self._account_view(repo, account).type
-        return Decision(allowed=True, reason="ok", user_id=user.id, account_id=user.account_id,
-                        account_type=account_type, tier=tier, email=email)
+    def _user_facts(self, repo: Repository, user: User) -> rules.UserFacts:
+        return rules.UserFacts(
+            id=user.id, account_id=user.account_id, status=UserStatus(user.status),
+            tier=Tier(user.tier) if user.tier else None,
+            addresses=frozenset(a.address for a in repo.addresses(user.id)),
+            in_directory=user.in_directory, directory_enabled=user.directory_enabled,
+            trial_started_at=user.trial_started_at, trial_ended_at=user.trial_ended_at)
 
-    def _decide_directory(self, repo: Repository, identity: Identity, account_id: str,
-                          email: str) -> tuple[Decision, bool]:
-        """The decision for an identity from the account's own directory; also returns
-        whether the user was found through the identity link already."""
+    @staticmethod
+    def _account_facts(repo: Repository, account: Account, *,
+                       with_mappings: bool = False) -> rules.AccountFacts:
+        mappings = ({m.name: Tier(m.tier) for m in repo.mappings(account.id)}
+                    if with_mappings else {})
+        return rules.AccountFacts(
+            id=account.id, directory_kind=account.directory_kind,
+            verified_domains=frozenset(repo.verified_domain_names(account.id)),
+            default_license=Tier(account.default_license or Tier.PRO.value),
+            mappings=mappings)
+
+    def _directory_facts(self, repo: Repository, identity: Identity, account_id: str,
+                         email: str) -> tuple[rules.DirectoryFacts, dict[str, User]]:
         account = repo.account(account_id)
         if account is None or account.directory_kind is None:
-            return Decision.deny(DenyReason.WRONG_ACCOUNT, account_id=account_id), False
+            return rules.DirectoryFacts(email, account_id, None, None, False), {}
         user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
         linked = user is not None
         if user is None and identity.source == IdentitySource.OIDC:
@@ -118,96 +121,84 @@ class SignIn(Room):
             by_address = repo.user_by_address(email)
             if by_address is not None and by_address.account_id == account_id:
                 user = by_address
-        if user is None:
-            if email_domain(email) not in repo.verified_domain_names(account_id):
-                return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, account_id=account_id), linked
-            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, account_id=account_id), linked
-        if user.account_id != account_id:
-            return Decision.deny(DenyReason.WRONG_ACCOUNT, user_id=user.id,
-                                 account_id=account_id), linked
-        deny = self._status_denial(user)
-        if deny is not None:
-            return Decision.deny(deny, user_id=user.id, account_id=account_id), linked
-        if not user.in_directory:
-            return Decision.deny(DenyReason.NOT_IN_DIRECTORY, user_id=user.id,
-                                 account_id=account_id), linked
-        if not user.directory_enabled:
-            return Decision.deny(DenyReason.DISABLED_IN_DIRECTORY, user_id=user.id,
-                                 account_id=account_id), linked
-        addresses = {a.address for a in repo.addresses(user.id)}
-        if not addresses or (email not in addresses and email_domain(email)
-                             not in repo.verified_domain_names(account_id)):
-            # An address on an unclaimed domain never reaches the managed user (the guide's
-            # shirley.rodriguez example); neither does a user with no effective address.
-            return Decision.deny(DenyReason.DOMAIN_NOT_CLAIMED, user_id=user.id,
-                                 account_id=account_id), linked
+        claimed: tuple[str, ...] | None = None
         if identity.groups is not None and not identity.groups_truncated:
-            groups = {g.id for g in repo.groups_by_names(account_id, identity.groups)}
-            current = repo.user_group_ids(user.id)
-            for gid in current - groups:
-                repo.remove_membership(gid, user.id)
-            for gid in groups - current:
-                repo.add_membership(gid, user.id)
-            self._refresh_tiers(repo, account_id, [user.id])
-            repo.session.refresh(user)
-        if user.tier is None:
-            return Decision.deny(DenyReason.NO_MAPPED_GROUP, user_id=user.id,
-                                 account_id=account_id), linked
-        return self._allow(repo, user, email, Tier(user.tier), account), linked
+            claimed = tuple(g.name for g in repo.groups_by_names(account_id, identity.groups))
+        facts = rules.DirectoryFacts(
+            email=email, account_id=account_id,
+            account=self._account_facts(repo, account, with_mappings=claimed is not None),
+            user=self._user_facts(repo, user) if user is not None else None,
+            linked=linked, claimed_groups=claimed)
+        return facts, ({user.id: user} if user is not None else {})
 
-    def _decide_default(self, repo: Repository, identity: Identity,
-                        email: str) -> tuple[Decision, bool]:
-        """The service-wide default provider (the guide's Login with Amazon role); also
-        returns whether the user was found through the identity link already."""
-        now = self._now()
-        user = repo.user_by_identity(identity.source.value, identity.issuer, identity.subject)
-        if user is not None and user.status == UserStatus.RELEASED.value:
-            # A released user starts over as a new unmanaged user (SPEC: DeleteDomain).
-            repo.unlink_identity(identity.source.value, identity.issuer, identity.subject)
-            user = None
-        if user is not None and email not in {a.address for a in repo.addresses(user.id)}:
-            # The provider now reports another address: resolve by the address instead.
-            user = None
-        linked = user is not None
-        if user is None:
-            user = repo.user_by_address(email)
+    def _default_facts(self, repo: Repository, identity: Identity,
+                       email: str) -> tuple[rules.DefaultFacts, dict[str, User]]:
+        linked = repo.user_by_identity(identity.source.value, identity.issuer,
+                                       identity.subject)
+        by_address = repo.user_by_address(email)
+        users = {u.id: u for u in (linked, by_address) if u is not None}
+        accounts: dict[str, rules.AccountFacts] = {}
+        for user in users.values():
+            if user.account_id is not None and user.account_id not in accounts:
+                accounts[user.account_id] = self._account_facts(
+                    repo, self._account(repo, user.account_id))
         claim = repo.verified_domain(email_domain(email))
-        if claim is not None:
-            account = self._account(repo, claim.account_id)
-            if account.directory_kind is not None:
-                return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED,
-                                     account_id=account.id), linked
-            if user is None:
-                user = self._new_user(repo, account_id=account.id, primary_email=email,
-                                      status=UserStatus.REGISTERED,
-                                      tier=Tier(account.default_license), joined_at=now,
-                                      display_name=identity.display_name)
-                repo.set_addresses(user, email, [])
-            elif user.account_id is None:
-                # An unmanaged user on a now-claimed domain joins the account; trial ends.
-                user.account_id = account.id
-                user.status = UserStatus.REGISTERED.value
-                user.tier = account.default_license
-                user.trial_ended_at = user.trial_ended_at or now
-        if user is None:
+        facts = rules.DefaultFacts(
+            email=email, now=self._now(),
+            linked_user=self._user_facts(repo, linked) if linked is not None else None,
+            address_user=self._user_facts(repo, by_address) if by_address is not None
+            else None,
+            claim=self._account_facts(repo, self._account(repo, claim.account_id))
+            if claim is not None else None,
+            accounts=accounts)
+        return facts, users
+
+    def _apply(self, repo: Repository, identity: Identity, email: str,
+               plan: rules.SignInPlan, users: dict[str, User]) -> Decision:
+        """Apply the plan's effects in the decision's transaction; returns the decision
+        (with the id of a user the plan enrolled)."""
+        now = self._now()
+        decision = plan.decision
+        if plan.unlink:
+            repo.unlink_identity(identity.source.value, identity.issuer, identity.subject)
+        user = users.get(decision.user_id) if decision.user_id else None
+        if plan.enrol is rules.Enrolment.IN_ACCOUNT:
+            user = self._new_user(repo, account_id=plan.enrol_account_id, primary_email=email,
+                                  status=UserStatus.REGISTERED, tier=plan.enrol_tier,
+                                  joined_at=now, display_name=identity.display_name)
+            repo.set_addresses(user, email, [])
+        elif plan.enrol is rules.Enrolment.UNMANAGED:
             user = self._new_user(repo, account_id=None, primary_email=email,
-                                  status=UserStatus.REGISTERED, tier=Tier.PRO,
+                                  status=UserStatus.REGISTERED, tier=plan.enrol_tier,
                                   trial_started_at=now, joined_at=now,
                                   display_name=identity.display_name)
             repo.set_addresses(user, email, [])
-        deny = self._status_denial(user)
-        if deny is not None:
-            return Decision.deny(deny, user_id=user.id, account_id=user.account_id), linked
-        if user.account_id is not None:
-            member_account = self._account(repo, user.account_id)
-            if member_account.directory_kind is not None:
-                return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED, user_id=user.id,
-                                     account_id=user.account_id), linked
-        if user.account_id is None or user.status == UserStatus.INVITED.value:
-            # Unmanaged (or invited, not yet accepted): the Pro trial decides the tier.
-            if user.trial_started_at is None and user.account_id is None:
-                user.trial_started_at = now
-            tier = trial_tier(user.trial_started_at, user.trial_ended_at, now)
-            return Decision(allowed=True, reason="ok", user_id=user.id, account_id=None,
-                            account_type=None, tier=tier, email=email), linked
-        return self._allow(repo, user, email, Tier(user.tier or Tier.PRO.value)), linked
+        if user is None:
+            return decision
+        decision = replace(decision, user_id=user.id)
+        if plan.join_account is not None:
+            # An unmanaged user on a now-claimed domain joins the account; trial ends.
+            user.account_id = plan.join_account
+            user.status = UserStatus.REGISTERED.value
+            user.tier = decision.tier.value if decision.tier else None
+            user.trial_ended_at = user.trial_ended_at or now
+        if plan.start_trial:
+            user.trial_started_at = now
+        if plan.sync_groups and decision.account_id is not None:
+            wanted = {g.id for g in repo.groups_by_names(decision.account_id,
+                                                         identity.groups or [])}
+            current = repo.user_group_ids(user.id)
+            for gid in current - wanted:
+                repo.remove_membership(gid, user.id)
+            for gid in wanted - current:
+                repo.add_membership(gid, user.id)
+            self._refresh_tiers(repo, decision.account_id, [user.id])
+        if decision.allowed:
+            user.last_active_at = now
+            user.joined_at = user.joined_at or now
+            if plan.link:
+                # Found by address (or just enrolled): remember (issuer, subject) so the
+                # next sign-in resolves by the immutable id.
+                repo.link_identity(user.id, identity.source.value, identity.issuer,
+                                   identity.subject)
+        return decision

@@ -304,6 +304,18 @@ def effective_addresses(
     return kept_primary, aliases
 
 
+def account_type(directory_kind: str | None, has_verified_domain: bool) -> AccountType:
+    """The account type rule: Team without a verified claimed domain; with one, by the
+    connected directory (EnterpriseDirectory, EnterpriseOIDC) or none (EnterpriseLWA)."""
+    if not has_verified_domain:
+        return AccountType.TEAM
+    if directory_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
+        return AccountType.ENTERPRISE_DIRECTORY
+    if directory_kind == DirectoryKind.OKTA.value:
+        return AccountType.ENTERPRISE_OIDC
+    return AccountType.ENTERPRISE_LWA
+
+
 def tier_for_groups(
     member_of: Iterable[str], mappings: Mapping[str, Tier]
 ) -> Tier | None:
