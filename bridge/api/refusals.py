@@ -38,7 +38,7 @@ TOO_DEEP = "(nested too deep to record)"
 UNAUTHENTICATED_SCOPE = "admin-unauth"
 UNAUTHENTICATED_WINDOW = timedelta(minutes=1)
 # What one unauthenticated refusal may store (characters).
-PATH_CHARS, USER_AGENT_CHARS, MESSAGE_CHARS = 160, 100, 200
+PATH_CHARS, USER_AGENT_CHARS, MESSAGE_CHARS = 128, 100, 200
 # Account ids are UUIDs; a longer path value is not an account and would not fit the column.
 ACCOUNT_ID_CHARS = 36
 
