@@ -93,6 +93,7 @@ def test_unauthenticated_callers_are_throttled_per_address(make_store_app: AppFa
     summary = events[-1]["requestParameters"]
     assert summary["summary"] is True and summary["limit"] == 3
     assert "stands for every such refusal" in events[-1]["errorMessage"]
+    assert all(len(json.dumps(e).encode()) <= 1024 for e in events)
     # Another address has its own count; a signed call from the throttled address runs.
     assert _unsigned(app, "/accounts", address=OTHER_ADDRESS).status_code == 401
     admin = admin_client(app)
