@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bridge.domain import Actor
@@ -25,6 +25,8 @@ from bridge.store.models import AuditEvent, utcnow
 EVENT_SOURCE = "chime.bridge.local"
 EVENT_VERSION = "1.05"
 REDACTED = "***"
+# Events one filtered LookupEvents page examines at most (see :func:`lookup`).
+MAX_SCANNED = 5000
 
 # Substrings of parameter names whose values are secrets (compared case-insensitively,
 # ignoring separators, so "ClientSecret", "client_secret" and "x-api-key" all match).
@@ -161,8 +163,8 @@ def count_since(session: Session, principal_id: str, since: datetime, *, cap: in
     return int(session.scalar(select(func.count()).select_from(recent)) or 0)
 
 
-def lookup(session: Session, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-    """Events matching ``query`` oldest first; returns (events, cursor of the next page)."""
+def _matching(query: EventQuery) -> Select[Any]:
+    """The events matching ``query``'s filters, oldest first (no cursor, no limit)."""
     stmt = select(AuditEvent).order_by(AuditEvent.seq)
     if query.event_name:
         stmt = stmt.where(AuditEvent.event_name == query.event_name)
@@ -174,11 +176,53 @@ def lookup(session: Session, query: EventQuery) -> tuple[list[dict[str, Any]], i
         stmt = stmt.where(AuditEvent.event_time >= query.start_time)
     if query.end_time:
         stmt = stmt.where(AuditEvent.event_time <= query.end_time)
+    return stmt
+
+
+def lookup(session: Session, query: EventQuery, *,
+           visible: Callable[[str], bool] | None = None,
+           max_scanned: int = MAX_SCANNED) -> tuple[list[dict[str, Any]], int | None]:
+    """Events matching ``query`` oldest first; returns (events, cursor of the next page).
+
+    ``visible(account_id)`` hides the events of the accounts it refuses (events without
+    an account are kept). Then at most ``max_scanned`` events are examined for one page,
+    so a page may hold fewer than ``query.limit`` events, even none, and still come with
+    a cursor: follow cursors until there is none.
+    """
+    stmt = _matching(query)
     if query.after_seq is not None:
         stmt = stmt.where(AuditEvent.seq > query.after_seq)
-    rows = list(session.scalars(stmt.limit(query.limit + 1)))
-    next_cursor = rows[query.limit - 1].seq if len(rows) > query.limit else None
-    return [r.body for r in rows[: query.limit]], next_cursor
+    if visible is None:
+        rows = list(session.scalars(stmt.limit(query.limit + 1)))
+        next_cursor = rows[query.limit - 1].seq if len(rows) > query.limit else None
+        return [r.body for r in rows[: query.limit]], next_cursor
+    kept, next_cursor = _visible_seqs(session, stmt, query.limit, visible, max_scanned)
+    bodies = dict(session.execute(select(AuditEvent.seq, AuditEvent.body)
+                                  .where(AuditEvent.seq.in_(kept))).tuples().all())
+    return [bodies[seq] for seq in kept], next_cursor
+
+
+def _visible_seqs(session: Session, stmt: Select[Any], limit: int,
+                  visible: Callable[[str], bool],
+                  max_scanned: int) -> tuple[list[int], int | None]:
+    """Up to ``limit`` sequence numbers of visible events (reading only the sequence and
+    account columns, in batches, at most ``max_scanned`` rows); and the next cursor."""
+    keys = stmt.with_only_columns(AuditEvent.seq, AuditEvent.account_id)
+    kept: list[int] = []
+    scanned, cursor = 0, None
+    while scanned < max_scanned:
+        size = min(max(limit + 1, 100), max_scanned - scanned)
+        batch = keys if cursor is None else keys.where(AuditEvent.seq > cursor)
+        rows = session.execute(batch.limit(size + 1)).tuples().all()  # +1: any left?
+        for seq, account_id in rows[:size]:
+            scanned, cursor = scanned + 1, seq
+            if account_id is None or visible(account_id):
+                if len(kept) == limit:
+                    return kept, kept[-1]  # one more exists: the page is full
+                kept.append(seq)
+        if len(rows) <= size:
+            return kept, None  # nothing left
+    return kept, cursor  # scanned enough for one page; continue after the last one read
 
 
 def iter_events(session: Session, since: datetime | None = None,

@@ -83,6 +83,9 @@ class Settings:
     # Calls one admin principal may make per minute (then 429 ThrottledClientException);
     # 0: no limit.
     admin_api_max_requests_per_minute: int = 1200
+    # Refused unauthenticated admin API calls one source address may make per minute
+    # (then 429 and one summary audit event for the rest of the minute); 0: no limit.
+    admin_api_max_unauthenticated_per_minute: int = 60
     # The 12-digit id the admin API reports as AwsAccountId and uses in IAM-style ARNs.
     admin_aws_account_id: str = "000000000000"
 
@@ -171,8 +174,10 @@ def _validate(s: Settings) -> None:
         raise bad("port", f"must be between 1 and 65535, got {s.port}")
     if s.workers < 1:
         raise bad("workers", f"must be at least 1, got {s.workers}")
-    if s.admin_api_max_requests_per_minute < 0:
-        raise bad("admin_api_max_requests_per_minute", "must be 0 (no limit) or more")
+    for name in ("admin_api_max_requests_per_minute",
+                 "admin_api_max_unauthenticated_per_minute"):
+        if getattr(s, name) < 0:
+            raise bad(name, "must be 0 (no limit) or more")
     if not 0 <= s.trusted_proxy_count <= 10:
         raise bad("trusted_proxy_count", f"must be between 0 and 10, got "
                                          f"{s.trusted_proxy_count}")

@@ -38,13 +38,15 @@ What the decorator gives every action, in this order:
 1. **Body limit**: over ``max_body_bytes`` → 413 before anything is read.
 2. **Authentication**: SigV4 (service ``chime``): signature (constant-time compare),
    ``X-Amz-Date`` within ``signature_max_skew_seconds``, body hash → 401
-   UnauthorizedClientException otherwise. Replays: the signature of a state-changing
-   request that succeeded is remembered (in the database, for the skew window); the same
-   signed request again → 429 ThrottledClientException, not executed. Refused requests
-   are forgotten (nothing ran, so the client may resend them). Reads are not guarded.
-   Throttling: a principal that made ``admin_api_max_requests_per_minute`` calls in the
-   last minute (counted from its audit events, so every worker agrees) gets 429
-   ThrottledClientException with ``Retry-After``, before anything runs.
+   UnauthorizedClientException otherwise. Throttling: a principal that made
+   ``admin_api_max_requests_per_minute`` calls in the last minute (counted from its
+   audit events, so every worker agrees) gets 429 ThrottledClientException with
+   ``Retry-After``, before anything runs; unauthenticated refusals are counted per source
+   address (:mod:`bridge.api.refusals`). Replays: the signature of a verified
+   state-changing request is remembered under its access key (in the database, for the
+   skew window); the same signed request again → 429 ThrottledClientException, not
+   executed. Only that request itself releases it, when it executed nothing (so the
+   client may resend it). Reads are not guarded.
 3. **Authorization**: the principal's policies are evaluated for ``chime:<iam_action>``
    (``iam_action`` defaults to the operation name and must be an action of the guide's
    table, :data:`bridge.api.policy.ALL_ACTIONS`; the managed FA/UM/RO policies follow the
@@ -63,6 +65,8 @@ What the decorator gives every action, in this order:
    as ``ctx.audited_call(service.op, *args)``. Anything else (reads, refusals before
    the engine) is audited by the pipeline with the path and query parameters (secrets
    redacted) and, when the handler sets ``ctx.audit_response``, those response elements.
+   Refusals of callers that could not be authenticated are audited in bounded form (see
+   :mod:`bridge.api.refusals`).
 6. **Errors**: one table (:mod:`bridge.api.errors`): ValidationError → 400
    BadRequestException, Unauthenticated → 401, AccessDenied/Forbidden → 403,
    NotFound → 404, Conflict/StaleVersion → 409, RateLimited → 429 ThrottledClient,
@@ -89,7 +93,8 @@ if TYPE_CHECKING:
 
     from bridge.app import Services
 
-_FRAMEWORK_MODULES = {"framework", "sigv4", "policy", "principals", "errors", "cli"}
+_FRAMEWORK_MODULES = {"framework", "sigv4", "policy", "principals", "errors", "cli",
+                      "refusals"}
 
 
 def load_actions() -> None:

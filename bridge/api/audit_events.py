@@ -1,9 +1,18 @@
 """LookupEvents (extension path ``GET /audit/events``): the audit trail, filtered by event
-name, principal (id or admin user name) and time range, oldest first, paged."""
+name, principal (id or admin user name) and time range, oldest first, paged.
+
+An event filed under an account is returned only when the caller's policies allow
+``chime:LookupEvents`` on that account's ARN: a Deny on an account (``chime:*`` or
+``chime:LookupEvents``) hides its events. Events without an account are returned to every
+caller allowed LookupEvents. A filtered page may hold fewer events than asked for (see
+:func:`bridge.audit.lookup`); clients follow ``NextToken`` until there is none.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from bridge import audit
@@ -51,8 +60,16 @@ def lookup_events(ctx: ActionContext) -> dict[str, Any]:
                              after_seq=int(cursor) if cursor else None,
                              limit=max_results(ctx.query("max-results")))
     with transaction(ctx.services.sessions) as session:
-        events, next_seq = audit.lookup(session, query)
+        events, next_seq = audit.lookup(session, query, visible=_account_filter(ctx))
     body: dict[str, Any] = {"Events": events}
     if next_seq is not None:
         body["NextToken"] = encode_token(str(next_seq))
     return body
+
+
+def _account_filter(ctx: ActionContext) -> Callable[[str], bool] | None:
+    """None when the caller may read every account's events, else the per-account check
+    (cached: a page usually holds few accounts)."""
+    if ctx.unrestricted():
+        return None
+    return lru_cache(maxsize=1024)(ctx.allowed_on)

@@ -28,6 +28,12 @@ from bridge.api.policy import (
     statements_of,
 )
 from bridge.api.principals import PrincipalStore, PrincipalView
+from bridge.api.refusals import (
+    audit_account,
+    audit_refusal,
+    refuse_unauthenticated,
+    request_parameters,
+)
 from bridge.app import Services, services
 from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
@@ -147,6 +153,8 @@ class AdminApiState:
     aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
     max_skew: timedelta = timedelta(minutes=5)
     max_requests_per_minute: int = 0  # per principal; 0: no limit
+    max_unauthenticated_per_minute: int = 0  # per source address; 0: no limit
+    clock: Callable[[], datetime] = utcnow  # the throttle windows' clock
 
 
 def api_state() -> AdminApiState:
@@ -269,21 +277,34 @@ def json_response(body: Any, status: int, request_id: str) -> Response:
     return response
 
 
-def _anonymous(req: Request, request_id: str, key_id: str | None) -> Actor:
+_KEY_IN_AUTH = re.compile(r"Credential=([A-Za-z0-9]{1,64})/")
+
+
+def _anonymous(req: Request, request_id: str) -> Actor:
+    """The actor of an unverified request: the access key id it claims, if any."""
+    match = _KEY_IN_AUTH.search(req.headers.get("Authorization", ""))
+    key_id = match.group(1) if match else None
     return Actor(type="Anonymous", principal_id=key_id or "anonymous",
                  access_key_id=key_id, source_ip=req.remote_addr,
                  user_agent=req.user_agent.string or None, request_id=request_id)
 
 
-_KEY_IN_AUTH = re.compile(r"Credential=([A-Za-z0-9]{1,64})/")
+@dataclass(frozen=True)
+class SignedBy:
+    """What a verified request was signed with."""
+
+    access_key_id: str
+    signature: str
+    signed_at: datetime
 
 
-def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: str,
-                 replay_guard: bool = True) -> tuple[PrincipalView, Actor]:
-    """Verify the request's SigV4 signature; returns the principal and the audit actor.
+def authenticate(req: Request, state: AdminApiState,
+                 request_id: str) -> tuple[PrincipalView, Actor, SignedBy]:
+    """Verify the request's SigV4 signature; returns the principal, the audit actor and
+    what the request was signed with.
 
-    Raises Unauthenticated (401) for an unsigned, malformed, expired, replayed or
-    wrongly signed request, or an unknown access key.
+    Raises Unauthenticated (401) for an unsigned, malformed, expired or wrongly signed
+    request, or an unknown access key.
     """
     info = sigv4.parse_authorization(req.headers.get("Authorization"))
     credential = state.principals.credential(info.access_key_id)
@@ -295,14 +316,6 @@ def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: 
                                      req.get_data(cache=True))
     signed_at = sigv4.verify(incoming, info, credential.secret_access_key, now=utcnow(),
                              max_skew=state.max_skew)
-    _throttle(state, credential.principal.id)
-    guarded = replay_guard and req.method not in SAFE_METHODS
-    if guarded and not state.principals.accept_signature(
-            info.access_key_id, info.signature, signed_at + state.max_skew):
-        raise ReplayedRequest(
-            "This exact signed request was already received (a replay, or an identical "
-            "request signed within the same second); it was not executed. Sign it again "
-            "and resend (after the current second if the request is identical).")
     principal = credential.principal
     actor = Actor(
         type="IAMUser", principal_id=principal.id, name=principal.name,
@@ -311,7 +324,23 @@ def authenticate(req: Request, svc: Services, state: AdminApiState, request_id: 
         extra={"arn": f"arn:aws:iam::{state.aws_account_id}:user/{principal.name}",
                "accountId": state.aws_account_id},
     )
-    return principal, actor
+    return principal, actor, SignedBy(credential.access_key_id, info.signature, signed_at)
+
+
+def _remember_signature(spec: ActionSpec, req: Request, state: AdminApiState,
+                        signed: SignedBy) -> SignedBy | None:
+    """Refuse a replay of a verified state-changing request (ReplayedRequest, 429), else
+    remember its signature under its key; returns what was remembered (None for reads
+    and unguarded actions)."""
+    if not spec.replay_guard or req.method in SAFE_METHODS:
+        return None
+    if not state.principals.accept_signature(signed.access_key_id, signed.signature,
+                                             signed.signed_at + state.max_skew):
+        raise ReplayedRequest(
+            "This exact signed request was already received (a replay, or an identical "
+            "request signed within the same second); it was not executed. Sign it again "
+            "and resend (after the current second if the request is identical).")
+    return signed
 
 
 THROTTLE_WINDOW = timedelta(minutes=1)
@@ -353,37 +382,16 @@ def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mappin
             f"authorized to perform: chime:{spec.iam_action} on resource: {resource}")
 
 
-AUDITED_BODY_LIMIT = 4096
-
-
-def _request_parameters(path: Mapping[str, str], req: Request) -> dict[str, Any]:
-    """Path and query parameters, and the members of a small JSON body (audit.record
-    redacts secret-named members)."""
-    params: dict[str, Any] = dict(path)
-    for key, value in req.args.items():
-        if key != "operation":
-            params[key] = value
-    raw = req.get_data(cache=True)
-    if raw and len(raw) <= AUDITED_BODY_LIMIT:
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
-        if isinstance(body, dict):
-            params.update({k: v for k, v in body.items() if k not in params})
-    elif raw:
-        params["bodyBytes"] = len(raw)
-    return params
-
-
 def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     """Run one admin request through the pipeline."""
     svc = services()
     state = api_state()
     request_id = str(uuid.uuid4())
     actor: Actor | None = None
+    principal: PrincipalView | None = None
+    remembered: SignedBy | None = None
     ctx: ActionContext | None = None
-    audit_account = path.get("accountId")
+    account_id = audit_account(path)
     try:
         limit = svc.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -392,21 +400,17 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
             request.get_data(cache=True)
         except RequestEntityTooLarge:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
-        try:
-            principal, actor = authenticate(request, svc, state, request_id,
-                                            spec.replay_guard)
-        except BridgeError:
-            match = _KEY_IN_AUTH.search(request.headers.get("Authorization", ""))
-            actor = _anonymous(request, request_id, match.group(1) if match else None)
-            raise
+        principal, actor, signed = authenticate(request, state, request_id)
+        _throttle(state, principal.id)
+        remembered = _remember_signature(spec, request, state, signed)
         statements = statements_of(principal.policies)
         _authorize(spec, statements, path, state, principal)
         ctx = ActionContext(spec, svc, actor, principal, path, request, request_id,
                             statements, state.aws_account_id)
         result = spec.handler(ctx)
         if not ctx.engine_audited:
-            svc.engine.record_event(actor, spec.iam_action, account_id=audit_account,
-                                    params=_request_parameters(path, request),
+            svc.engine.record_event(actor, spec.iam_action, account_id=account_id,
+                                    params=request_parameters(path, request),
                                     response=ctx.audit_response)
         if isinstance(result, Response):
             result.headers["x-amzn-RequestId"] = request_id
@@ -417,6 +421,24 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     except Exception:
         log.exception("admin API %s failed (request %s)", spec.operation, request_id)
         error = ServiceFailure("internal error")
+    if principal is None or actor is None:
+        # Nobody verified: counted per source address, audited in bounded form.
+        error = refuse_unauthenticated(
+            svc, request, _anonymous(request, request_id), spec.iam_action, account_id,
+            error, limit=state.max_unauthenticated_per_minute, now=state.clock())
+    elif not error.audited and not (ctx is not None and ctx.engine_audited):
+        audit_refusal(svc, actor, spec.iam_action, account_id,
+                      lambda: request_parameters(path, request), error)
+    _log_refusal(spec, request_id, error)
+    if remembered is not None and not (ctx is not None and ctx.executed):
+        # This request verified with the key and executed nothing, so nothing can be
+        # executed twice: the client may resend the same signed request (a retry within
+        # the same second, or after a policy fix).
+        state.principals.forget_signature(remembered.access_key_id, remembered.signature)
+    return error_response(error, request_id)
+
+
+def _log_refusal(spec: ActionSpec, request_id: str, error: BridgeError) -> None:
     status = wire_error(error)[1]
     if status < 500:
         log.info("admin API %s refused (request %s): %s %s", spec.operation, request_id,
@@ -424,30 +446,6 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     elif not isinstance(error, ServiceFailure):
         log.error("admin API %s failed (request %s): %s", spec.operation, request_id,
                   error.message)
-    if not error.audited and not (ctx is not None and ctx.engine_audited):
-        try:
-            svc.engine.record_event(actor or _anonymous(request, request_id, None),
-                                    spec.iam_action, account_id=audit_account,
-                                    params=_request_parameters(path, request),
-                                    error=error)
-        except Exception:  # the answer must still go out; the failure is logged
-            log.exception("could not audit refused %s (request %s)", spec.operation,
-                          request_id)
-    if not isinstance(error, ReplayedRequest) and not (ctx is not None and ctx.executed):
-        # Nothing was executed, so nothing can be executed twice: the client may resend
-        # the same signed request (a retry within the same second, or after a policy fix).
-        _forget_signature(request, state)
-    return error_response(error, request_id)
-
-
-def _forget_signature(req: Request, state: AdminApiState) -> None:
-    if req.method in SAFE_METHODS:
-        return
-    try:
-        info = sigv4.parse_authorization(req.headers.get("Authorization"))
-    except Unauthenticated:
-        return
-    state.principals.forget_signature(info.signature)
 
 
 def _make_view(method: str, rule: str) -> Callable[..., Response]:
@@ -482,6 +480,9 @@ def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> 
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
         max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,
+        max_unauthenticated_per_minute=(
+            svc.settings.admin_api_max_unauthenticated_per_minute),
+        clock=svc.engine.now,
     )
     app.extensions[STATE_KEY] = state
     app.register_blueprint(build_blueprint())

@@ -229,13 +229,17 @@ class PrincipalStore:
 
     def accept_signature(self, access_key_id: str, signature: str,
                          expires_at: datetime) -> bool:
-        """Remember an accepted signature until ``expires_at``; False if it was seen
-        before (a replay). Stored in the database so every worker sees it."""
+        """Remember the signature of a request that verified against ``access_key_id``
+        until ``expires_at``; False if that key's signature was seen before (a replay).
+        Stored in the database so every worker sees it. Call it only after verification:
+        a row stands for a request the key's owner really signed."""
         digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
         now = self._now()
         try:
             with transaction(self._sessions) as session:
-                session.add(AdminRequestSignature(signature_hash=digest, expires_at=expires_at))
+                session.add(AdminRequestSignature(access_key_id=access_key_id,
+                                                  signature_hash=digest,
+                                                  expires_at=expires_at))
                 key = session.get(AdminAccessKey, access_key_id)
                 if key is not None:
                     key.last_used_at = now
@@ -253,9 +257,12 @@ class PrincipalStore:
         with transaction(self._sessions, write=False) as session:
             return audit.count_since(session, principal_id, since, cap=cap)
 
-    def forget_signature(self, signature: str) -> None:
-        """Drop a remembered signature (its request failed and may be retried as is)."""
+    def forget_signature(self, access_key_id: str, signature: str) -> None:
+        """Drop a remembered signature: only for the request that :meth:`accept_signature`
+        remembered it for, once it verified with that key and executed nothing (it may
+        then be resent as is)."""
         digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
         with transaction(self._sessions) as session:
-            session.execute(delete(AdminRequestSignature)
-                            .where(AdminRequestSignature.signature_hash == digest))
+            session.execute(delete(AdminRequestSignature).where(
+                AdminRequestSignature.access_key_id == access_key_id,
+                AdminRequestSignature.signature_hash == digest))

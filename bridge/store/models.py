@@ -387,14 +387,30 @@ class AdminAccessKey(Base):
 
 
 class AdminRequestSignature(Base):
-    """A SigV4 signature already accepted, kept until it is outside the allowed clock skew
-    (after that the date check refuses it anyway). A second request with the same
-    signature is a replay."""
+    """A SigV4 signature that verified against its access key, kept until it is outside
+    the allowed clock skew (after that the date check refuses it anyway). A second request
+    with the same key and signature is a replay. Keyed by (access key, signature): only a
+    request verified with that key can ever touch the row."""
 
     __tablename__ = "admin_request_signatures"
 
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RateCounter(Base):
+    """How many times (scope, subject) was counted in one fixed time window, shared by
+    every worker and host through the database (see :mod:`bridge.throttle`: one atomic
+    upsert per hit; rows are purged once their window has ended)."""
+
+    __tablename__ = "rate_counters"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    window_end: Mapped[datetime] = mapped_column(index=True)
 
 
 class SupportRequest(Base):

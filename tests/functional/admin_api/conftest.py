@@ -32,6 +32,28 @@ def make_app(sqlite_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[AppF
 
 
 @pytest.fixture
+def store_app(services: Services) -> Flask:
+    """An app on each store (SQLite and a real PostgreSQL), with the test's clock."""
+    return create_app(services.settings, services)
+
+
+@pytest.fixture
+def make_store_app(store_url: str, tmp_path: Path,
+                   clock: FakeClock) -> Iterator[AppFactory]:
+    """``make_store_app(**settings)``: like ``make_app``, on each store."""
+    built: list[Services] = []
+
+    def factory(**overrides: object) -> Flask:
+        svc = build_services(make_settings(tmp_path, store_url, **overrides), clock=clock)
+        built.append(svc)
+        return create_app(svc.settings, svc)
+
+    yield factory
+    for svc in built:
+        svc.db.dispose()
+
+
+@pytest.fixture
 def chime(live_server: LiveServer, full_admin: AdminClient) -> Any:  # noqa: F811
     """boto3's chime client for the FullAccess admin, on the live server."""
     return live_server.boto3(full_admin)

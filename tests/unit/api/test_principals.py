@@ -62,6 +62,16 @@ def test_replay_guard_accepts_a_signature_once(store: PrincipalStore) -> None:
     expires = utcnow() + timedelta(minutes=5)
     assert store.accept_signature(created.access_key_id, "a" * 64, expires)
     assert not store.accept_signature(created.access_key_id, "a" * 64, expires)
-    store.forget_signature("a" * 64)
+    store.forget_signature(created.access_key_id, "a" * 64)
     assert store.accept_signature(created.access_key_id, "a" * 64, expires)
     assert store.accept_signature(created.access_key_id, "b" * 64, expires)
+
+
+def test_a_signature_is_forgotten_only_under_its_own_key(store: PrincipalStore) -> None:
+    """Rows are keyed by (access key, signature): naming the signature under another key
+    releases nothing."""
+    created = store.create(OPERATOR, "erin", [{"Managed": "FullAccess"}])
+    expires = utcnow() + timedelta(minutes=5)
+    assert store.accept_signature(created.access_key_id, "c" * 64, expires)
+    store.forget_signature("AKIAAAAAAAAAAAAAAAAA", "c" * 64)
+    assert not store.accept_signature(created.access_key_id, "c" * 64, expires)

@@ -59,3 +59,25 @@ def test_lookup_filters_and_pages(engine: ResolutionEngine, admin: Actor,
         window, _ = audit.lookup(session, audit.EventQuery(
             start_time=now - timedelta(hours=1), end_time=now + timedelta(hours=1)))
         assert future == [] and past == [] and len(window) == 5
+
+
+def test_lookup_hides_accounts_and_bounds_the_scan(engine: ResolutionEngine,
+                                                   admin: Actor) -> None:
+    """``visible`` hides accounts' events (events without an account stay); a page
+    examines at most ``max_scanned`` events and then returns a cursor, possibly with
+    fewer events than asked for; following the cursors yields every visible event."""
+    for account in ["a", "h", "h", "h", None, "h", "a", "h", "a"]:
+        engine.record_event(admin, "GetAccount", account_id=account)
+    visible = {"a"}.__contains__
+    with transaction(engine.uow.session_factory) as session:
+        every, _ = audit.lookup(session, audit.EventQuery(limit=50), visible=visible)
+        assert [e["recipientAccountId"] for e in every] == ["a", None, "a", "a"]
+        pages: list[list[str | None]] = []
+        cursor = None
+        while True:
+            page, cursor = audit.lookup(session, audit.EventQuery(limit=2, after_seq=cursor),
+                                        visible=visible, max_scanned=3)
+            pages.append([e["recipientAccountId"] for e in page])
+            if cursor is None:
+                break
+        assert pages == [["a"], [None], ["a", "a"]]

@@ -58,9 +58,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "admin_request_signatures",
+        sa.Column("access_key_id", sa.String(length=32), nullable=False),
         sa.Column("signature_hash", sa.String(length=64), nullable=False),
         sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("signature_hash", name=op.f("pk_admin_request_signatures")),
+        sa.PrimaryKeyConstraint(
+            "access_key_id", "signature_hash", name=op.f("pk_admin_request_signatures")
+        ),
     )
     with op.batch_alter_table("admin_request_signatures", schema=None) as batch_op:
         batch_op.create_index(
@@ -92,6 +95,20 @@ def upgrade() -> None:
             "ix_audit_events_principal_time", ["principal_id", "event_time"], unique=False
         )
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
+
+    op.create_table(
+        "rate_counters",
+        sa.Column("scope", sa.String(length=32), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("window_start", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.Column("window_end", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "subject", "window_start", name=op.f("pk_rate_counters")),
+    )
+    with op.batch_alter_table("rate_counters", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_rate_counters_window_end"), ["window_end"], unique=False
+        )
 
     op.create_table(
         "session_signing_keys",
@@ -564,6 +581,10 @@ def downgrade() -> None:
 
     op.drop_table("support_requests")
     op.drop_table("session_signing_keys")
+    with op.batch_alter_table("rate_counters", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
+
+    op.drop_table("rate_counters")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")
