@@ -54,7 +54,7 @@ def _handle(args: argparse.Namespace, settings: Any) -> int:
     from bridge.app import build_services
     from bridge.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
     try:
         if args.daemon:

@@ -38,6 +38,7 @@ from bridge.errors import (
     RateLimited,
     Unauthenticated,
 )
+from bridge.observability.context import current_request_id
 from bridge.resolution import ResolutionEngine
 from bridge.store.models import utcnow
 
@@ -392,7 +393,7 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     """Run one admin request through the pipeline."""
     svc = services()
     state = api_state()
-    request_id = str(uuid.uuid4())
+    request_id = current_request_id() or str(uuid.uuid4())  # the app's X-Request-Id
     actor: Actor | None = None
     ctx: ActionContext | None = None
     audit_account = path.get("accountId")
