@@ -40,7 +40,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("workers", args.workers or settings.workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
+            # JSON format: the app's bridge.request lines are the access log (with ids).
+            self.cfg.set("accesslog", None if settings.log_format == "json" else "-")
             # Access lines must not carry secrets (invitation tokens, OIDC codes).
             self.cfg.set("logger_class", gunicorn_logger_class())
             self.cfg.set("loglevel", settings.log_level.lower())

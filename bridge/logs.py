@@ -82,6 +82,12 @@ def configure_logging(level: str, fmt: str = "text") -> None:
 _SECRET_PATH = re.compile(r"(/invitations/)[^/?#]+")
 
 
+def safe_path(path: str) -> str:
+    """A request path fit for a log line: secret path segments replaced (no query string
+    is ever passed here)."""
+    return _SECRET_PATH.sub(r"\1***", path)
+
+
 def scrub_access_atoms(atoms: dict[str, str]) -> dict[str, str]:
     """Make gunicorn's access-log atoms safe to write: secret path segments are replaced,
     and the query string and the referrer are dropped (they carry OIDC authorization codes,

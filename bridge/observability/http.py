@@ -19,10 +19,14 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from bridge.logs import safe_path
 from bridge.observability import context, metrics
 from bridge.store.db import migration_state
 
 log = logging.getLogger(__name__)
+# One line per answered request, with the request's context (the access log of the JSON
+# format; gunicorn's own access lines carry no request id).
+access_log = logging.getLogger("bridge.request")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 METRICS_PATH = "/metrics"
@@ -89,10 +93,13 @@ def _after(response: Response) -> Response:
         return response
     ctx, _token, t0 = started
     response.headers[REQUEST_ID_HEADER] = ctx.request_id
+    seconds = time.perf_counter() - t0
     try:
-        _count(ctx, response, time.perf_counter() - t0)
+        _count(ctx, response, seconds)
     except Exception:  # metrics must never turn an answer into a failure
         log.exception("could not record request metrics")
+    access_log.info("%s %s %s %.1fms", request.method, safe_path(request.path),
+                    response.status_code, seconds * 1000)
     return response
 
 
