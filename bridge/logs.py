@@ -12,7 +12,8 @@ from typing import Any, TextIO
 # slipped into an exception message must still not reach the log).
 _SECRET_PATTERN = re.compile(
     r"(?i)(password|secret|token|api[_-]?key|authorization|bearer|signature)"
-    r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+    # An HTTP auth scheme before the value ("Authorization: Bearer xyz") hides it too.
+    r"(\s*[=:]\s*|\s+)((?:(?:bearer|basic)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+))"
 )
 
 
