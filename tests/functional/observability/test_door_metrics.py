@@ -132,7 +132,7 @@ def test_metrics_text_has_no_user_data_nor_secrets(scim: ScimClient, app: Flask)
     created = scim.post("/Users", {"schemas": [USER], "userName": "secret.person@example.com",
                                    "active": True})
     assert created.status_code == 201
-    scim.get(f"/Users?filter=userName eq \"secret.person@example.com\"")
+    scim.get("/Users?filter=userName eq \"secret.person@example.com\"")
     scim.get(f"/Users/{created.get_json()['id']}")
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert "bridge_http_requests_total{" in text
