@@ -88,3 +88,24 @@ def test_the_command_line_does_not_load_prometheus_client_before_serve_sets_it_u
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_sync_daemon_serves_its_metrics_on_its_own_port(tmp_path: Path) -> None:
+    metrics_port = free_port()
+    env = {**os.environ, "BRIDGE_DATA_DIR": str(tmp_path / "data"), "BRIDGE_DATABASE_URL": ""}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    subprocess.run([sys.executable, "-m", "bridge.cli", "db", "upgrade"], env=env, check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "sync-ad", "--daemon",
+                             "--metrics-port", str(metrics_port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port("127.0.0.1", metrics_port, timeout=30)
+        status, text = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        # No directory is connected, so no run yet: the families are there, empty.
+        assert "# TYPE bridge_ad_sync_runs_total counter" in text
+        assert "bridge_ad_sync_runs_total{" not in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
