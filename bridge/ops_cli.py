@@ -4,6 +4,9 @@
   keys and their ages, each account's directory sync state and last run, the domains
   waiting for verification, and the mail setting. Exit 0 when the database answers and is
   at the migration head, 1 otherwise (the report is printed either way).
+- ``bridge secret-key rotate NEW_KEY_FILE``: re-encrypt every secret stored at rest with
+  the Fernet key in NEW_KEY_FILE (one transaction, audited); then run the bridge with that
+  key (docs/operations.md, "Rotating the secret key").
 - ``bridge backup FILE``: a consistent copy of the SQLite database while the bridge runs
   (SQLite's online backup API), written to ``FILE.tmp`` then renamed. Refused (exit 1) for
   PostgreSQL, which is backed up with its own tools (pg_dump), and when FILE exists.
@@ -33,6 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup = sub.add_parser("backup", help="copy the SQLite database while the bridge runs")
     backup.add_argument("output", help="file to write (must not exist)")
     backup.set_defaults(handler=_backup)
+    key = sub.add_parser("secret-key", help="the key that encrypts secrets at rest")
+    key_sub = key.add_subparsers(dest="secret_key_command", metavar="ACTION", required=True)
+    rotate = key_sub.add_parser("rotate", help="re-encrypt every stored secret with a new key")
+    rotate.add_argument("new_key_file", help="file holding the new Fernet key")
+    rotate.set_defaults(handler=_rotate_secret_key)
 
 
 # --- status -----------------------------------------------------------------------------
@@ -188,4 +196,47 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"backup written to {args.output} ({size} bytes); back the secret key "
           "(BRIDGE_SECRET_KEY or secret.key) up too, stored apart from it", file=sys.stderr)
+    return 0
+
+
+# --- secret key -------------------------------------------------------------------------
+
+
+def _rotate_secret_key(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from cryptography.fernet import Fernet
+
+    from bridge.crypto import SecretBox, load_or_create_key
+    from bridge.domain import Actor
+    from bridge.secret_rotation import reseal_all
+    from bridge.store.db import make_engine, make_session_factory
+
+    new_key = Path(args.new_key_file).read_bytes().strip()
+    try:
+        Fernet(new_key)
+    except ValueError:
+        print("bridge: the new key must be 32 url-safe base64-encoded bytes (make one with: "
+              "python -c 'from cryptography.fernet import Fernet; "
+              "print(Fernet.generate_key().decode())')", file=sys.stderr)
+        return 1
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    db = make_engine(settings.effective_database_url)
+    try:
+        counts = reseal_all(make_session_factory(db), SecretBox(load_or_create_key(settings)),
+                            SecretBox(new_key),
+                            Actor(type="CliOperator", principal_id=f"cli:{who}", name=who,
+                                  user_agent="bridge"))
+    except ValueError as exc:
+        print(f"bridge: nothing changed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(json.dumps(counts, sort_keys=True))
+    print("every stored secret is now sealed with the new key: start the bridge with it "
+          "(BRIDGE_SECRET_KEY=file:..., or replace secret.key in the data directory)",
+          file=sys.stderr)
     return 0
