@@ -100,17 +100,18 @@ def client_kind(user_agent: str | None) -> str:
 
 def observe_sync_report(report: Any, *, now: float | None = None) -> None:
     """Record one AD sync run from its :class:`ad_sync.sync.SyncReport` (the sync calls
-    this once per run; tests call it with a report). Dry runs count as runs only."""
+    this once per run; tests call it with a report). A dry run counts only as a run with
+    outcome ``dry_run``: it changed nothing, and an operator's dry run that would stop on
+    the mass-change guard must not page anyone."""
     import time
 
     account, mode = report.account_id, report.mode
-    outcome = "dry_run" if report.dry_run and report.status == "ok" else report.status
-    SYNC_RUNS.labels(account, mode, outcome).inc()
+    SYNC_RUNS.labels(account, mode, "dry_run" if report.dry_run else report.status).inc()
+    if report.dry_run:
+        return
     SYNC_SECONDS.labels(account, mode).observe(report.duration_seconds)
     if report.status == "mass_change_stopped":
         SYNC_MASS_STOPS.labels(account).inc()
-    if report.dry_run:
-        return
     for change in ("added", "updated", "restored", "suspended", "deleted"):
         SYNC_USERS.labels(account, change).inc(getattr(report, change))
     if report.status == "ok":

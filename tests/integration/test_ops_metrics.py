@@ -86,6 +86,8 @@ def test_ad_sync_report_metrics() -> None:
     observe_sync_report(_report(account, status="unknown", error="LDAP down"), now=3000.0)
     dry = SyncReport(account, "full", True, run_id="run-4", added=50)
     observe_sync_report(dry, now=4000.0)
+    dry_stop = SyncReport(account, "full", True, run_id="run-5", status="mass_change_stopped")
+    observe_sync_report(dry_stop, now=5000.0)
 
     def runs(mode: str, outcome: str) -> float:
         return value("bridge_ad_sync_runs_total", account_id=account, mode=mode,
@@ -94,7 +96,8 @@ def test_ad_sync_report_metrics() -> None:
     assert runs("incremental", "ok") == 1
     assert runs("incremental", "mass_change_stopped") == 1
     assert runs("incremental", "unknown") == 1
-    assert runs("full", "dry_run") == 1
+    assert runs("full", "dry_run") == 2
+    # Only the applied run's stop pages someone; the dry run's does not.
     assert value("bridge_ad_sync_mass_change_stops_total", account_id=account) == 1
     for change, count in (("added", 3), ("updated", 2), ("suspended", 1), ("deleted", 1),
                           ("restored", 0)):
