@@ -18,13 +18,17 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.observability import serving
+
+    # Before anything imports prometheus-client: the workers' multiprocess metrics.
+    metrics_hooks = serving.prepare(settings)
     from gunicorn.app.base import BaseApplication
 
     from bridge.app import create_app
     from bridge.logs import configure_logging, gunicorn_logger_class
     from bridge.store.db import upgrade
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.migrate:
         upgrade(settings.effective_database_url)
 
@@ -36,13 +40,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("workers", args.workers or settings.workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
+            # JSON format: the app's bridge.request lines are the access log (with ids).
+            self.cfg.set("accesslog", None if settings.log_format == "json" else "-")
             # Access lines must not carry secrets (invitation tokens, OIDC codes).
             self.cfg.set("logger_class", gunicorn_logger_class())
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("graceful_timeout", 20)
             # Each worker builds its own engine and pool after the fork.
             self.cfg.set("preload_app", False)
+            for name, hook in metrics_hooks.items():
+                self.cfg.set(name, hook)
 
         def load(self) -> Any:
             from bridge.api.web import start_background
@@ -104,6 +111,7 @@ EXTRA_COMMANDS: list[Registrar] = []
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.sessions").sessions.register_cli(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.ops_cli").ops_cli.register(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,15 +1,19 @@
-"""Logging setup: one line per record, secrets scrubbed as a last line of defence."""
+"""Logging setup: one line per record (text, or one JSON object with
+``BRIDGE_LOG_FORMAT=json``), each carrying the request's id, door, account and principal
+when there is one, secrets scrubbed in both formats as a last line of defence."""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any, TextIO
 
 # Values after these words are replaced wherever they appear in a log line (a secret that
 # slipped into an exception message must still not reach the log).
 _SECRET_PATTERN = re.compile(
     r"(?i)(password|secret|token|api[_-]?key|authorization|bearer|signature)"
-    r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+    # An HTTP auth scheme before the value ("Authorization: Bearer xyz") hides it too.
+    r"(\s*[=:]\s*|\s+)((?:(?:bearer|basic)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+))"
 )
 
 
@@ -20,21 +24,69 @@ def scrub(text: str) -> str:
 
 class ScrubbingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"  # outside a request (or no RequestContextFilter)
         return scrub(super().format(record))
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+class RequestContextFilter(logging.Filter):
+    """Puts the current request's ``request_id``, ``door``, ``account_id`` and
+    ``principal`` on every record (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bridge.observability.context import current
+
+        ctx = current()
+        record.request_id = ctx.request_id if ctx else None  # "-" in the text format
+        record.door = ctx.door if ctx else None
+        record.account_id = ctx.account_id if ctx else None
+        record.principal = ctx.principal if ctx else None
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line (python-json-logger): time, level, logger, message,
+    request_id, door, account_id, principal, and exc_info for a traceback; every string
+    value scrubbed like the text format."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    class ScrubbingJsonFormatter(JsonFormatter):
+        def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+            return {key: scrub(value) if isinstance(value, str) else value
+                    for key, value in log_data.items()}
+
+    return ScrubbingJsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(door)s "
+        "%(account_id)s %(principal)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        datefmt="%Y-%m-%dT%H:%M:%S%z")
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """A stream handler writing ``fmt`` (text or json) lines with the request context."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter() if fmt == "json" else ScrubbingFormatter(TEXT_FORMAT))
+    handler.addFilter(RequestContextFilter())
+    return handler
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(fmt)]
     root.setLevel(level.upper())
 
 
 # Path segments that are secrets themselves (single-use invitation tokens).
 _SECRET_PATH = re.compile(r"(/invitations/)[^/?#]+")
+
+
+def safe_path(path: str) -> str:
+    """A request path fit for a log line: secret path segments replaced (no query string
+    is ever passed here)."""
+    return _SECRET_PATH.sub(r"\1***", path)
 
 
 def scrub_access_atoms(atoms: dict[str, str]) -> dict[str, str]:
