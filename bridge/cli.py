@@ -18,40 +18,18 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from gunicorn.app.base import BaseApplication
-
+    from bridge.api.web import start_background
     from bridge.app import create_app
-    from bridge.logs import configure_logging, gunicorn_logger_class
+    from bridge.logs import AccessLog, configure_logging
+    from bridge.serve import THREADS_PER_WORKER, serve
     from bridge.store.db import upgrade
 
     configure_logging(settings.log_level)
     if args.migrate:
         upgrade(settings.effective_database_url)
-
-    class _Gunicorn(BaseApplication):
-        """gunicorn driven from code, so settings stay our one entry point."""
-
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", args.workers or settings.workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
-            # Access lines must not carry secrets (invitation tokens, OIDC codes).
-            self.cfg.set("logger_class", gunicorn_logger_class())
-            self.cfg.set("loglevel", settings.log_level.lower())
-            self.cfg.set("graceful_timeout", 20)
-            # Each worker builds its own engine and pool after the fork.
-            self.cfg.set("preload_app", False)
-
-        def load(self) -> Any:
-            from bridge.api.web import start_background
-
-            app = create_app(settings)
-            start_background(app)  # the domain re-check, in each worker after the fork
-            return app
-
-    _Gunicorn().run()
+    app = create_app(settings)
+    start_background(app)  # the domain re-check thread
+    serve(settings, AccessLog(app), THREADS_PER_WORKER * (args.workers or settings.workers))
     return 0
 
 
@@ -113,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
+    serve = sub.add_parser("serve", help="serve the HTTP API (waitress, one process)")
     serve.add_argument("--workers", type=int, default=None,
-                       help="worker processes (default: BRIDGE_WORKERS)")
+                       help="request capacity: 4 worker threads each (default: "
+                            "BRIDGE_WORKERS)")
     serve.add_argument("--migrate", action="store_true",
                        help="apply database migrations before serving")
     serve.set_defaults(handler=_serve)
