@@ -8,11 +8,7 @@ loopback. The trickling clients stop by themselves; every request has a finite t
 from __future__ import annotations
 
 import http.client
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +22,8 @@ from bridge.domain import Actor
 from bridge.store.db import upgrade
 from config import load_settings
 from tests.builders import enterprise
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.bridge_serve import bridge_serve
+from tests.servers.ports import LOOPBACK
 
 SLOW_CLIENTS = 64
 TRICKLE_SECONDS = 15.0  # each slow client gives up after this
@@ -46,23 +43,8 @@ def served(tmp_path: Path) -> Iterator[tuple[int, str]]:
     account = enterprise(services.engine, ADMIN, ["slow.example"], name="Slow Corp")
     key = ApiKeyService(services.sessions, services.engine).create(ADMIN, account.id).key
     services.db.dispose()
-    port = free_port()
-    env = {**os.environ, "BRIDGE_DATA_DIR": str(data), "BRIDGE_DATABASE_URL": "",
-           "BRIDGE_HOST": LOOPBACK, "BRIDGE_PORT": str(port), "BRIDGE_LOG_LEVEL": "WARNING"}
-    env.pop("BRIDGE_WORKERS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        wait_for_port(LOOPBACK, port, timeout=30)
+    with bridge_serve(data) as port:
         yield port, key
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 class Trickler(threading.Thread):
