@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond Python packages: the real servers it starts on
 # loopback (PostgreSQL, Samba AD DC, the oidc-provider OpenID Provider) and Chromium for the
-# browser tests. Idempotent: only what is missing is installed. Runs as root on the project's machines (apt-get works).
+# browser tests. Idempotent: only what is missing is installed. Runs as root on the project's
+# machines (apt-get works).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
