@@ -221,3 +221,15 @@ def test_form_action_allows_a_post_login_page_elsewhere(tmp_path: Path, sqlite_u
             page.headers["Content-Security-Policy"] + ";")
     finally:
         services.db.dispose()
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("HTTPS://Bridge.Example:443/auth/ad/login", "https://bridge.example"),
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ("http://[::1]:80/x", "http://[::1]"),
+    ("null", None), ("/relative", None), ("ftp://host/", None), ("http://host:99999/", None),
+])
+def test_origin_of(url: str, origin: str | None) -> None:
+    from bridge.browser import origin_of
+
+    assert origin_of(url) == origin
