@@ -69,6 +69,10 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     from bridge import observability
 
     observability.install(app, app.extensions[EXTENSION])
+    # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
+    from bridge.browser import install as install_browser
+
+    install_browser(app, app.extensions[EXTENSION])
     # The admin door (imported here: bridge.api itself imports this module).
     from bridge.api import register_admin_api
 

@@ -94,6 +94,10 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0
     metrics_dir: str = ""
+    # The HTTP server of `bridge serve`: waitress (default: one process whose threads only
+    # ever see complete requests, safe without a proxy) or gunicorn (several processes; only
+    # behind a proxy that buffers requests, e.g. nginx: its workers read from clients).
+    server: str = "waitress"
 
     @property
     def effective_database_url(self) -> str:
@@ -192,6 +196,8 @@ def _validate(s: Settings) -> None:
                                f"{s.log_level!r}")
     if s.log_format not in {"text", "json"}:
         raise bad("log_format", f"must be text or json, got {s.log_format!r}")
+    if s.server not in {"waitress", "gunicorn"}:
+        raise bad("server", f"must be waitress or gunicorn, got {s.server!r}")
     if not 0 <= s.metrics_port <= 65535 or (s.metrics_port and s.metrics_port == s.port):
         raise bad("metrics_port", "must be 0 (the main port) or another port up to 65535")
     if s.database_url and not s.database_url.startswith(("sqlite:", "postgresql")):

@@ -40,7 +40,8 @@ def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None
     port, metrics_port = free_port(), free_port()
     env = {**os.environ, "BRIDGE_DATA_DIR": str(tmp_path / "data"), "BRIDGE_PORT": str(port),
            "BRIDGE_WORKERS": str(workers), "BRIDGE_DATABASE_URL": "",
-           "BRIDGE_METRICS_PORT": str(metrics_port), "BRIDGE_LOG_FORMAT": "json"}
+           "BRIDGE_METRICS_PORT": str(metrics_port), "BRIDGE_LOG_FORMAT": "json",
+           "BRIDGE_SERVER": "gunicorn"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     metrics_dir = tmp_path / "data" / "metrics"
     metrics_dir.mkdir(parents=True)
