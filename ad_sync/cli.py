@@ -9,7 +9,8 @@ rerun with ``--allow-mass-change`` to apply); 75 another process is syncing this
 ``ad_sync_interval_seconds``, full every ``ad_full_sync_interval_seconds``, failed runs
 retried with jittered exponential backoff, one run per directory across daemons (advisory
 lock). SIGTERM/SIGINT stop it after the current page commits; the next start resumes from
-the watermark. One JSON line per run on standard output.
+the watermark. One JSON line per run on standard output. ``--metrics-port N`` serves the
+sync metrics (docs/monitoring.md) on ``BRIDGE_HOST:N`` for Prometheus to scrape.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--interval", type=float, default=None,
                    help="daemon: seconds between incremental runs "
                         "(default: ad_sync_interval_seconds)")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="daemon: serve its Prometheus /metrics (the sync metrics) on this "
+                        "port of BRIDGE_HOST (default: none)")
     # Tests only: stop making progress after N committed pages (to be killed there).
     p.add_argument("--debug-stall-after-pages", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_handle)
@@ -54,10 +58,14 @@ def _handle(args: argparse.Namespace, settings: Any) -> int:
     from bridge.app import build_services
     from bridge.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
     try:
         if args.daemon:
+            if args.metrics_port:
+                from bridge.observability.serving import serve_metrics_port
+
+                serve_metrics_port(settings.host, args.metrics_port)
             return run_daemon(services, interval=args.interval, page_size=args.page_size)
         if not args.account:
             print("bridge: sync-ad --once needs --account ID", file=sys.stderr)

@@ -3,7 +3,10 @@
 Wire contract:
 
 * ``GET /auth/ad/login`` → an HTML form (email, password) that posts back here.
-* ``POST /auth/ad/login`` with JSON ``{"email", "password"}`` or the form fields:
+* ``POST /auth/ad/login`` with JSON ``{"email", "password"}`` or the form fields (a form
+  post also needs the page's ``csrf_token`` and its ``bridge_csrf`` cookie; any post from
+  another site is refused with 403 ``cross_site_request`` / ``invalid_form_token`` before
+  anything is looked up: :func:`bridge.browser.form_post`):
 
   - 200 JSON ``{"user": {"id", "email"}, "account": {"id", "type"}, "tier", "expires"}``
     with the ``bridge_session`` cookie (a form post gets a 302 to ``post_login_url``
@@ -45,6 +48,7 @@ from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
 from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.app import Services, services
+from bridge.browser import csrf_field, form_post
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
 from bridge.errors import BridgeError, NotFound, ValidationError
 from bridge.sessions import issue_session_response, session_manager, set_session_cookie
@@ -61,6 +65,7 @@ _FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <h1>Sign in with your directory account</h1>
 {message}
 <form method="post" action="/auth/ad/login">
+{csrf}
 <p><label>Work email <input type="email" name="email" autocomplete="username" required></label></p>
 <p><label>Password <input type="password" name="password" autocomplete="current-password"
  required></label></p>
@@ -86,7 +91,8 @@ def register(app: Flask, services_: Services) -> None:
 
 @blueprint.get("/auth/ad/login")
 def login_form() -> Response:
-    response = Response(_FORM.format(message=""), content_type="text/html; charset=utf-8")
+    response = Response(_FORM.format(message="", csrf=csrf_field()),
+                        content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -105,7 +111,8 @@ def _answer(status: int, code: str, message: str, *,
     response: BaseResponse
     if _wants_form():
         body = _FORM.format(message=f'<p role="alert">{html.escape(message)} '
-                                    f'(<code id="reason">{html.escape(code)}</code>)</p>')
+                                    f'(<code id="reason">{html.escape(code)}</code>)</p>',
+                            csrf=csrf_field())
         response = Response(body, content_type="text/html; charset=utf-8")
     else:
         response = jsonify({"error": code, "message": message})
@@ -123,6 +130,7 @@ class _Failure(BridgeError):
 
 
 @blueprint.post("/auth/ad/login")
+@form_post
 def login() -> BaseResponse:
     svc = services()
     data: Any = request.get_json(silent=True) if request.is_json else request.form

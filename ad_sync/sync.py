@@ -231,6 +231,9 @@ class DirectorySync:
                                 "invocationId": now_state.invocation_id,
                                 "highestCommittedUsn": now_state.highest_usn}
         report.duration_seconds = time.monotonic() - started
+        from bridge.observability.metrics import observe_sync_report  # see bridge.observability
+
+        observe_sync_report(report)
         return report
 
     # --- decisions about the run ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Benchmark: the SCIM door served by gunicorn, driven by concurrent HTTP clients.
+"""Benchmark: the SCIM door served by ``bridge serve``, driven by concurrent HTTP clients.
 
 For each store (the embedded SQLite default, and PostgreSQL started on loopback by
 ``tests/servers/postgres.py``) and each size (default 1k and 100k users in one account):
@@ -6,7 +6,7 @@ For each store (the embedded SQLite default, and PostgreSQL started on loopback 
 1. a fresh migrated database; an enterprise account with a verified domain and a SCIM key
    made through the engine and ``bridge.engine.api_keys``; ``size`` SCIM users (userName, email,
    externalId link, attributes) bulk-loaded straight through SQLAlchemy Core;
-2. ``bridge serve`` (gunicorn, gthread, the configured workers) on a free 127.0.0.1 port;
+2. ``bridge serve`` (waitress, 4 threads per ``--workers``) on a free 127.0.0.1 port;
 3. ``--clients`` client processes, each with one keep-alive connection, for ``--seconds``
    per phase:
    - lookups: Okta's ``GET /Users?filter=userName eq "<random existing user>"&startIndex=1
@@ -98,7 +98,7 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
 
 
 class Server:
-    """``bridge serve`` (gunicorn) in a process group of its own."""
+    """``bridge serve`` in a process group of its own."""
 
     def __init__(self, url: str, data_dir: Path, workers: int) -> None:
         self.port = free_port()
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "method": {"seconds_per_phase": args.seconds, "clients": args.clients,
-                   "gunicorn_workers": args.workers, "worker_class": "gthread x4"},
+                   "server": "waitress", "threads": 4 * args.workers},
     }
     started = time.perf_counter()
     with ExitStack() as stack:

@@ -65,6 +65,14 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxy_count,
             x_proto=settings.trusted_proxy_count, x_host=0, x_port=0, x_prefix=0)
     app.extensions[EXTENSION] = services_ or build_services(settings)
+    # Request ids, log context, request metrics, /readyz and /metrics (docs/monitoring.md).
+    from bridge import observability
+
+    observability.install(app, app.extensions[EXTENSION])
+    # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
+    from bridge.browser import install as install_browser
+
+    install_browser(app, app.extensions[EXTENSION])
     # The admin door (imported here: bridge.api itself imports this module).
     from bridge.api import register_admin_api
 

@@ -20,6 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bridge.domain import Actor
+from bridge.observability.context import current_request_id
 from bridge.store.models import AuditEvent, utcnow
 
 EVENT_SOURCE = "chime.bridge.local"
@@ -123,7 +124,8 @@ def event_row(
         "responseElements": redact(dict(response_elements)) if response_elements else None,
         "errorCode": error_code,
         "errorMessage": error_message,
-        "requestID": actor.request_id or str(uuid.uuid4()),
+        # The request's id (X-Request-Id) when the event belongs to an HTTP request.
+        "requestID": actor.request_id or current_request_id() or str(uuid.uuid4()),
         "eventID": str(uuid.uuid4()),
         "eventType": event_type,
         "recipientAccountId": account_id,

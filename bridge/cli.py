@@ -18,40 +18,25 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from gunicorn.app.base import BaseApplication
+    from bridge.observability import serving
 
-    from bridge.app import create_app
-    from bridge.logs import configure_logging, gunicorn_logger_class
+    # Before anything imports prometheus-client: the workers' multiprocess metrics.
+    metrics_hooks = serving.prepare(settings)
+    from bridge import serve
+    from bridge.logs import configure_logging
     from bridge.store.db import upgrade
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.migrate:
         upgrade(settings.effective_database_url)
-
-    class _Gunicorn(BaseApplication):
-        """gunicorn driven from code, so settings stay our one entry point."""
-
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", args.workers or settings.workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
-            # Access lines must not carry secrets (invitation tokens, OIDC codes).
-            self.cfg.set("logger_class", gunicorn_logger_class())
-            self.cfg.set("loglevel", settings.log_level.lower())
-            self.cfg.set("graceful_timeout", 20)
-            # Each worker builds its own engine and pool after the fork.
-            self.cfg.set("preload_app", False)
-
-        def load(self) -> Any:
-            from bridge.api.web import start_background
-
-            app = create_app(settings)
-            start_background(app)  # the domain re-check, in each worker after the fork
-            return app
-
-    _Gunicorn().run()
+    workers = args.workers or settings.workers
+    if (args.server or settings.server) == "gunicorn":
+        serve.serve_gunicorn(settings, workers, metrics_hooks)
+    else:
+        if settings.metrics_port:
+            serving.serve_metrics_port(settings.host, settings.metrics_port)
+        serve.serve(settings, serve.build_app(settings),
+                    serve.THREADS_PER_WORKER * workers)
     return 0
 
 
@@ -104,6 +89,7 @@ EXTRA_COMMANDS: list[Registrar] = []
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.sessions").sessions.register_cli(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.ops_cli").ops_cli.register(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,9 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
+    serve = sub.add_parser("serve", help="serve the HTTP API (waitress, or gunicorn)")
     serve.add_argument("--workers", type=int, default=None,
-                       help="worker processes (default: BRIDGE_WORKERS)")
+                       help="waitress: 4 worker threads each; gunicorn: worker processes "
+                            "(default: BRIDGE_WORKERS)")
+    serve.add_argument("--server", choices=["waitress", "gunicorn"], default=None,
+                       help="the HTTP server (default: BRIDGE_SERVER); gunicorn only behind "
+                            "a buffering proxy")
     serve.add_argument("--migrate", action="store_true",
                        help="apply database migrations before serving")
     serve.set_defaults(handler=_serve)

@@ -7,6 +7,8 @@ failures raise a ValueError that never includes the ciphertext or the key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -50,6 +52,16 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (HMAC-SHA256 of the purpose under this box's key).
+
+        Every worker and host with the same secret key derives the same value, and a value
+        derived for one purpose says nothing about the key or about another purpose.
+        """
+        return hmac.new(self._key, b"bridge derived key: " + purpose.encode("utf-8"),
+                        hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")

@@ -58,10 +58,18 @@ def check_domain(engine: ResolutionEngine, settings: Settings, actor: Actor,
                  domain: DomainView) -> DomainView:
     """Look the domain's verification record up now and record the result (audited as
     VerifyDomain). Raises Conflict when another account verified the domain first."""
+    from bridge.observability import metrics
+
     values = lookup_txt(settings, domain.verification_record_name)
-    return engine.record_domain_check(
-        actor, domain.account_id, domain.name, values,
-        window=timedelta(hours=settings.domain_verification_window_hours))
+    try:
+        result = engine.record_domain_check(
+            actor, domain.account_id, domain.name, values,
+            window=timedelta(hours=settings.domain_verification_window_hours))
+    except BridgeError:
+        metrics.DOMAIN_CHECKS.labels("refused").inc()  # e.g. verified elsewhere first
+        raise
+    metrics.DOMAIN_CHECKS.labels("dns_error" if values is None else result.status).inc()
+    return result
 
 
 def recheck_pending(engine: ResolutionEngine, settings: Settings) -> int:

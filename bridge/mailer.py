@@ -24,7 +24,7 @@ class MailError(Exception):
 def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     """Send one plain-text message; raises MailError when it could not be delivered to
     the configured SMTP server (or none is configured)."""
-    if not settings.smtp_url:
+    if not settings.smtp_url:  # not counted: no mail is configured, none can fail
         raise MailError("no SMTP server is configured (BRIDGE_SMTP_URL)")
     parts = urlsplit(settings.smtp_url)
     host = parts.hostname or "localhost"
@@ -38,6 +38,8 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     message["To"] = to
     message["Subject"] = subject
     message.set_content(text)
+    from bridge.observability import metrics
+
     try:
         client: smtplib.SMTP
         if secure:
@@ -54,10 +56,13 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             client.send_message(message)
     except smtplib.SMTPAuthenticationError:
+        metrics.MAILS.labels("failed").inc()
         raise MailError(f"SMTP server {host}:{port} refused the login") from None
     except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        metrics.MAILS.labels("failed").inc()
         raise MailError(f"SMTP server {host}:{port}: {type(exc).__name__}: "
                         f"{str(exc)[:200]}") from None
+    metrics.MAILS.labels("sent").inc()
 
 
 def send_invitation(settings: Settings, to: str, account_name: str, link: str) -> None:

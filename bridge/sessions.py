@@ -257,6 +257,7 @@ class SessionManager:
         token = jwt.encode({"alg": SESSION_ALG, "kid": kid, "typ": "JWT"}, claims, key,
                            algorithms=[SESSION_ALG])
         self._maybe_purge(now)
+        _metrics().SESSIONS_ISSUED.labels(source).inc()
         return IssuedSession(token=token, session_id=session_id, expires_at=expires,
                              max_age=int(self._ttl.total_seconds()))
 
@@ -298,9 +299,14 @@ class SessionManager:
         Costs one read transaction (the session row and the user together, in the engine),
         plus a key reload every :data:`KEY_RELOAD_SECONDS`.
         """
-        claims = self._claims(token)
+        try:
+            claims = self._claims(token)
+        except Unauthenticated:
+            _metrics().SESSION_CHECKS.labels("invalid_token").inc()
+            raise
         check = self._services.engine.check_sign_in_session(str(claims["jti"]),
                                                             str(claims["sub"]))
+        _metrics().SESSION_CHECKS.labels(check.reason if not check.valid else "ok").inc()
         if not check.valid or check.user_id is None or check.expires_at is None:
             raise Unauthenticated(_REFUSALS.get(check.reason)
                                   or f"The session was revoked ({check.reason}).")
@@ -331,6 +337,7 @@ class SessionManager:
                          request_parameters={"sessionId": row.id},
                          response_elements={"userId": row.user_id},
                          event_type="AwsConsoleSignIn")
+        _metrics().SESSIONS_ENDED.inc()
         return True
 
     def _maybe_purge(self, now: datetime) -> None:
@@ -452,3 +459,10 @@ def _cli_list(args: argparse.Namespace, settings: Any) -> int:
     manager = _cli_manager(settings)
     print(json.dumps(manager.public_jwks(), indent=2, sort_keys=True))
     return 0
+
+
+def _metrics() -> Any:
+    """bridge.observability.metrics, imported on first use (see bridge.observability)."""
+    from bridge.observability import metrics
+
+    return metrics

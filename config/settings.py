@@ -88,6 +88,16 @@ class Settings:
     admin_api_max_unauthenticated_per_minute: int = 60
     # The 12-digit id the admin API reports as AwsAccountId and uses in IAM-style ARNs.
     admin_aws_account_id: str = "000000000000"
+    # Operations (docs/monitoring.md): text or json log lines; /metrics on the main port
+    # (0) or on a port of its own; where gunicorn workers keep their metric files (empty:
+    # data_dir/metrics).
+    log_format: str = "text"
+    metrics_port: int = 0
+    metrics_dir: str = ""
+    # The HTTP server of `bridge serve`: waitress (default: one process whose threads only
+    # ever see complete requests, safe without a proxy) or gunicorn (several processes; only
+    # behind a proxy that buffers requests, e.g. nginx: its workers read from clients).
+    server: str = "waitress"
 
     @property
     def effective_database_url(self) -> str:
@@ -184,6 +194,12 @@ def _validate(s: Settings) -> None:
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise bad("log_level", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got "
                                f"{s.log_level!r}")
+    if s.log_format not in {"text", "json"}:
+        raise bad("log_format", f"must be text or json, got {s.log_format!r}")
+    if s.server not in {"waitress", "gunicorn"}:
+        raise bad("server", f"must be waitress or gunicorn, got {s.server!r}")
+    if not 0 <= s.metrics_port <= 65535 or (s.metrics_port and s.metrics_port == s.port):
+        raise bad("metrics_port", "must be 0 (the main port) or another port up to 65535")
     if s.database_url and not s.database_url.startswith(("sqlite:", "postgresql")):
         raise bad("database_url", "must be a sqlite:/// or postgresql+psycopg:// URL")
     for ns in s.dns_nameservers:

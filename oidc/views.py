@@ -113,9 +113,11 @@ def _door() -> OidcDoor:
 class _PageError(Exception):
     """A refusal shown to the person signing in."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, audited: bool = False) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        # True for the engine's denial: decide_sign_in audited it (one decision, one event).
+        self.audited = audited
 
 
 class _DoorError(BridgeError):
@@ -295,7 +297,7 @@ def _callback(kind: str) -> BaseResponse:
         params.update({"issuer": flow.issuer, "accountId": flow.account_id})
         response: BaseResponse = _finish(door, flow, params)
     except _PageError as exc:
-        if flow is not None:
+        if flow is not None and not exc.audited:
             _audit_refusal(exc.code, exc.message, params, flow.account_id)
         else:
             # No sign-in of this browser: not audited, so anonymous requests cannot fill
@@ -358,7 +360,7 @@ def _finish(door: OidcDoor, flow: Flow, params: dict[str, Any]) -> BaseResponse:
     decision = door.services.engine.decide_sign_in(identity, _actor(identity.subject))
     if not decision.allowed:
         raise _PageError(403, decision.reason, _DENIAL_TEXT.get(
-            decision.reason, "Your sign-in was refused."))
+            decision.reason, "Your sign-in was refused."), audited=True)
     return issue_session_response(decision, source=identity.source.value)
 
 

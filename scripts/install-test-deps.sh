@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond Python packages: the real servers it starts on
-# loopback (PostgreSQL, Samba AD DC, the oidc-provider OpenID Provider). Idempotent: only
-# what is missing is installed. Runs as root on the project's machines (apt-get works).
+# loopback (PostgreSQL, Samba AD DC, the oidc-provider OpenID Provider) and Chromium for the
+# browser tests. Idempotent: only what is missing is installed. Runs as root on the project's
+# machines (apt-get works).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ command -v samba-tool >/dev/null 2>&1 || need_apt+=(samba-ad-provision)
 command -v ldbadd >/dev/null 2>&1 || need_apt+=(ldb-tools)
 command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# Chromium for the browser tests of the HTML forms (driven through Playwright).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need_apt[*]}" >&2

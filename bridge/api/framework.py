@@ -44,6 +44,7 @@ from bridge.errors import (
     RateLimited,
     Unauthenticated,
 )
+from bridge.observability.context import current_request_id
 from bridge.store.models import utcnow
 
 log = logging.getLogger("bridge.api")
@@ -386,7 +387,7 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
     """Run one admin request through the pipeline."""
     svc = services()
     state = api_state()
-    request_id = str(uuid.uuid4())
+    request_id = current_request_id() or str(uuid.uuid4())  # the app's X-Request-Id
     actor: Actor | None = None
     principal: PrincipalView | None = None
     remembered: SignedBy | None = None

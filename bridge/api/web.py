@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify, request
 
 from bridge.api.framework import registered_actions
 from bridge.app import Services, services
+from bridge.browser import csrf_field, form_post
 from bridge.dns_check import DomainRechecker
 from bridge.domain import Actor
 from bridge.errors import BridgeError
@@ -137,14 +138,17 @@ def install(app: Flask, svc: Services) -> None:
         return jsonify(openapi_document())
 
     # GET only shows a confirmation form: mail scanners that prefetch links must not use
-    # up the single-use invitation. The POST accepts it.
+    # up the single-use invitation. The POST accepts it, only from that form (another site
+    # must not register someone's invitation through their browser).
     @app.get("/invitations/<token>")
     def invitation_page(token: str) -> Response:
         return _page("Accept your invitation",
                      f'<form method="post" action="/invitations/{html.escape(token)}">'
+                     f'{csrf_field()}'
                      '<button type="submit">Accept and register</button></form>')
 
     @app.post("/invitations/<token>")
+    @form_post
     def accept_invitation(token: str) -> Response:
         actor = Actor(type="Invitee", principal_id="invitation-link",
                       source_ip=request.remote_addr,

@@ -7,13 +7,17 @@ production store. Migrations are Alembic scripts shipped inside the package and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,3 +111,30 @@ def ping(engine: Engine) -> None:
     """Run a trivial query; raises if the database cannot be reached."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """Where the database's schema is (``current``) against the code's migrations
+    (``heads``); ``at_head`` when they are the same revisions."""
+
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+
+    @property
+    def at_head(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+
+@functools.lru_cache(maxsize=1)
+def _code_heads() -> tuple[str, ...]:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return tuple(sorted(script.get_heads()))
+
+
+def migration_state(engine: Engine) -> MigrationState:
+    """The applied and expected migration revisions; raises if the database cannot be
+    reached (a database never migrated has no current revision)."""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return MigrationState(tuple(sorted(current)), _code_heads())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,12 +139,17 @@ def test_the_form_posts_and_redirects_with_a_cookie(ad: tuple[Bridge, FlaskClien
     _, client = ad
     page = client.get("/auth/ad/login")
     assert page.status_code == 200 and b'name="password"' in page.data
+    # The form's CSRF token (its cookie is in the client's jar): bridge.browser.form_post.
+    field = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert field
     response = client.post("/auth/ad/login", data={"email": "shirley@example.com",
-                                                   "password": PASSWORD})
+                                                   "password": PASSWORD,
+                                                   "csrf_token": field.group(1)})
     assert response.status_code == 302
     assert "bridge_session=" in response.headers["Set-Cookie"]
     refused = client.post("/auth/ad/login", data={"email": "shirley@example.com",
-                                                  "password": "nope"})
+                                                  "password": "nope",
+                                                  "csrf_token": field.group(1)})
     assert refused.status_code == 401 and b'id="reason">invalid_credentials' in refused.data
 
 

@@ -49,17 +49,22 @@ def test_invitation_mail_link_registers_the_user_once(served: tuple[LiveServer, 
     links = re.findall(rf"{re.escape(server.url)}/invitations/[A-Za-z0-9_-]+", text)
     assert len(links) == 1
     link = links[0]
-    page = requests.get(link, timeout=10)  # a link scanner's GET changes nothing
+    browser = requests.Session()
+    page = browser.get(link, timeout=10)  # a link scanner's GET changes nothing
     assert page.status_code == 200 and 'method="post"' in page.text
     user = chime.list_users(AccountId=account_id, UserEmail="jessie@rocket.example")["Users"][0]
     assert user["UserRegistrationStatus"] == "Unregistered"
-    accepted = requests.post(link, timeout=10)
+    # The form's button: its CSRF token, with the cookie the page set.
+    field = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert field
+    form = {"csrf_token": field.group(1)}
+    accepted = browser.post(link, data=form, timeout=10)
     assert accepted.status_code == 200 and "jessie@rocket.example" in accepted.text
     user = chime.get_user(AccountId=account_id, UserId=user["UserId"])["User"]
     assert user["UserRegistrationStatus"] == "Registered"
     assert user["UserInvitationStatus"] == "Accepted"
     assert user["LicenseType"] == "Pro"
-    again = requests.post(link, timeout=10)
+    again = browser.post(link, data=form, timeout=10)
     assert again.status_code == 404 and "not valid any more" in again.text
     # The token never reaches the audit trail.
     token = link.rsplit("/", 1)[1]

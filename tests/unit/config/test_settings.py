@@ -43,6 +43,9 @@ def test_secret_from_file_and_redacted(tmp_path: Path) -> None:
     ({"BRIDGE_SMTP_URL": "http://mail"}, "BRIDGE_SMTP_URL"),
     ({"BRIDGE_LOG_LEVEL": "LOUD"}, "BRIDGE_LOG_LEVEL"),
     ({"BRIDGE_SECRET_KEY": "file:/nonexistent/key"}, "BRIDGE_SECRET_KEY: cannot read"),
+    ({"BRIDGE_LOG_FORMAT": "xml"}, "BRIDGE_LOG_FORMAT: must be text or json"),
+    ({"BRIDGE_METRICS_PORT": "8000"}, "BRIDGE_METRICS_PORT: must be 0 (the main port) or "),
+    ({"BRIDGE_METRICS_PORT": "70000"}, "BRIDGE_METRICS_PORT"),
 ])
 def test_bad_settings_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as info:

@@ -1,0 +1,182 @@
+"""What every page and form the bridge shows a browser shares: CSRF tokens, the same-origin
+check on form posts, and the security headers.
+
+For a door (or the console to come) that serves an HTML form:
+
+* render :func:`csrf_field` inside the ``<form>`` (a hidden ``csrf_token`` input);
+* decorate the view that receives the post with :func:`form_post`.
+
+:func:`form_post` refuses (403, a page saying why, or JSON for a JSON body) before the view
+runs, so a refused post changes nothing, when:
+
+1. the post does not come from the bridge's own pages: ``Origin`` (when it names one) must be
+   the origin of ``BRIDGE_PUBLIC_URL``; when the browser sent ``Origin: null`` or none,
+   ``Sec-Fetch-Site`` must say ``same-origin`` (our pages send ``Referrer-Policy:
+   no-referrer``, under which browsers post ``Origin: null`` even from our own form), and
+   failing both a ``Referer`` must be ours. A request with none of these headers is not from a
+   browser and goes on to the token check;
+2. the body is a form (what a cross-site page can send) and its ``csrf_token`` field (or
+   ``X-CSRFToken`` header) is missing, expired (1 h) or not the one bound to this browser's
+   ``bridge_csrf`` cookie (Flask-WTF's CSRFProtect; the cookie is Flask's signed session).
+   A JSON body needs no token: a browser sends one cross-site only after a CORS preflight,
+   which the bridge never grants.
+
+CSRF protection is applied only where :func:`form_post` is: the SigV4 admin API, SCIM (bearer)
+and the JSON session endpoints are not browser forms and are never checked.
+
+Headers: every answer gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
+no-referrer`` (OIDC codes and invitation tokens travel in URLs; the policy also covers the
+redirects after a sign-in); every HTML answer also a Content-Security-Policy without inline
+script or style and ``X-Frame-Options: DENY`` for browsers without ``frame-ancestors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, jsonify, request
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
+
+from bridge.app import Services
+from config import Settings
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()
+CSRF_COOKIE = "bridge_csrf"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of ``url`` (lower case, default ports dropped), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def content_security_policy(public_url: str, post_login_url: str) -> str:
+    """The policy of every HTML answer. Forms post only to the bridge; a form post may end
+    in a redirect to ``post_login_url`` (CSP checks ``form-action`` on redirects too), so its
+    origin is allowed when it is another one."""
+    form_action = ["'self'"]
+    landing = origin_of(post_login_url)
+    if landing is not None and landing != origin_of(public_url):
+        form_action.append(landing)
+    return ("default-src 'self'; base-uri 'none'; object-src 'none'; "
+            f"frame-ancestors 'none'; form-action {' '.join(form_action)}")
+
+
+def install(app: Flask, services_: Services) -> None:
+    """Set up CSRF tokens (checked only by :func:`form_post`) and the header hook."""
+    settings = services_.settings
+    public = settings.effective_public_url
+    app.config.update(
+        # Shared by every worker and host: derived from the secret key setting.
+        SECRET_KEY=services_.secrets.derive("flask session and csrf").hex(),
+        WTF_CSRF_CHECK_DEFAULT=False,  # only the routes decorated with form_post
+        # Flask-WTF's own HTTPS check wants a Referer, which no-referrer never sends;
+        # _foreign_origin does that job with Origin and Sec-Fetch-Site.
+        WTF_CSRF_SSL_STRICT=False,
+        WTF_CSRF_TIME_LIMIT=3600,
+        SESSION_COOKIE_NAME=CSRF_COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=public.startswith("https://"),
+    )
+    csrf.init_app(app)
+    app.after_request(_security_headers)
+
+
+def _settings() -> Settings:
+    # Read per request, not cached at start: the settings object is the one source.
+    found: Settings = current_app.extensions["bridge"].settings
+    return found
+
+
+def _security_headers(response: BaseResponse) -> BaseResponse:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if response.mimetype == "text/html":
+        settings = _settings()
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            settings.effective_public_url, settings.post_login_url)
+        response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def csrf_field() -> Markup:
+    """The hidden input a form must carry (sets the ``bridge_csrf`` cookie if needed)."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+
+
+def _foreign_origin(own: str | None) -> str | None:
+    """Why the current request does not come from the bridge's pages, or None."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        return None if origin_of(origin) == own else "the Origin header names another site"
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return None if site in {"same-origin", "none"} else f"Sec-Fetch-Site is {site}"
+    if origin == "null":
+        return "the Origin header is null and the browser did not say where the post came from"
+    referer = request.headers.get("Referer")
+    if referer and origin_of(referer) != own:
+        return "the Referer names another site"
+    return None
+
+
+def refusal(status: int, code: str, message: str) -> BaseResponse:
+    """A browser-door refusal: a page for forms, ``{"error", "message"}`` for JSON."""
+    response: BaseResponse
+    if request.is_json:
+        response = jsonify({"error": code, "message": message})
+    else:
+        response = Response(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>This form cannot be accepted</title></head><body>"
+            f"<h1>This form cannot be accepted</h1><p>{html.escape(message)}</p>"
+            f'<p>Reason code: <code id="reason">{html.escape(code)}</code></p></body></html>',
+            content_type="text/html; charset=utf-8")
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def form_post(view: F) -> F:
+    """Decorate the view of a state-changing browser post (see the module docstring)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        own = origin_of(_settings().effective_public_url)
+        why = _foreign_origin(own)
+        if why is not None:
+            log.info("refused a cross-origin post to %s: %s", request.path, why)
+            return refusal(403, "cross_site_request", "This form was not sent from this "
+                           "service's own page, so it was not processed. Open the page "
+                           "again and send it from there.")
+        if not request.is_json:
+            try:
+                csrf.protect()
+            except CSRFError as exc:
+                log.info("refused a post to %s: %s", request.path, exc.description)
+                return refusal(403, "invalid_form_token", "This form has expired or was "
+                               "not sent from this service's own page, so it was not "
+                               "processed. Reload the page and send it again.")
+        return view(*args, **kwargs)
+
+    return cast(F, checked)
+
