@@ -24,10 +24,11 @@ from config import Settings
 def _store(settings: Settings) -> Any:
     from bridge.api.principals import PrincipalStore
     from bridge.crypto import SecretBox, load_or_create_key
+    from bridge.engine import UnitOfWork
     from bridge.store.db import make_engine, make_session_factory
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
-    return PrincipalStore(sessions, SecretBox(load_or_create_key(settings)))
+    return PrincipalStore(UnitOfWork(sessions), SecretBox(load_or_create_key(settings)))
 
 
 def _actor() -> Any:

@@ -477,7 +477,7 @@ def build_blueprint() -> Blueprint:
 def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> AdminApiState:
     """Create the per-app state (principal store, skew) and register the routes."""
     state = AdminApiState(
-        principals=PrincipalStore(svc.sessions, svc.secrets),
+        principals=PrincipalStore(svc.engine.uow, svc.secrets),
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
         max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,

@@ -21,15 +21,16 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bridge import audit
 from bridge.api.policy import parse_policy, statements_of
 from bridge.crypto import SecretBox
 from bridge.domain import Actor
+from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import Conflict, NotFound, ValidationError
-from bridge.store.db import transaction
 from bridge.store.models import AdminAccessKey, AdminPrincipal, AdminRequestSignature, utcnow
+from bridge.store.repository import Repository
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 ACCESS_KEY_PREFIX = "AKIA"
@@ -90,11 +91,12 @@ def _validate_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class PrincipalStore:
-    """Create, list, change and authenticate admin principals."""
+    """Create, list, change and authenticate admin principals. Every change commits with
+    its one audit event through the unit of work (refusals audited there too)."""
 
-    def __init__(self, sessions: sessionmaker[Session], secret_box: SecretBox,
+    def __init__(self, uow: UnitOfWork, secret_box: SecretBox,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self._sessions = sessions
+        self._uow = uow
         self._box = secret_box
         self._now = clock
 
@@ -130,91 +132,102 @@ class PrincipalStore:
             raise ValidationError("An admin user name is 1-64 letters, digits or +=,.@_- "
                                   "characters.", field="UserName")
         clean = [_validate_policy(p) for p in policies]
-        try:
-            with transaction(self._sessions) as session:
-                principal = AdminPrincipal(id=_random_id(PRINCIPAL_PREFIX), name=name,
-                                           policies=clean, created_at=self._now())
-                session.add(principal)
-                session.flush()
-                key_id, secret = self._new_key(session, principal)
-                session.flush()
-                audit.record(session, actor, "CreateUser",
-                             request_parameters={"userName": name,
-                                                 "policies": [p.get("Managed") or p.get("Name")
-                                                              for p in clean]},
-                             response_elements={"principalId": principal.id,
-                                                "accessKeyId": key_id})
-                view = self._view(session, principal)
-        except IntegrityError:
-            raise Conflict(f"An admin user named {name!r} already exists.") from None
-        return NewAccessKey(view, key_id, secret)
+        params = {"userName": name,
+                  "policies": [p.get("Managed") or p.get("Name") for p in clean]}
+
+        def work(repo: Repository) -> tuple[NewAccessKey, dict[str, Any]]:
+            session = repo.session
+            if session.scalar(select(AdminPrincipal.id).where(AdminPrincipal.name == name)):
+                raise Conflict(f"An admin user named {name!r} already exists.")
+            principal = AdminPrincipal(id=_random_id(PRINCIPAL_PREFIX), name=name,
+                                       policies=clean, created_at=self._now())
+            session.add(principal)
+            session.flush()
+            key_id, secret = self._new_key(session, principal)
+            session.flush()
+            return (NewAccessKey(self._view(session, principal), key_id, secret),
+                    {"principalId": principal.id, "accessKeyId": key_id})
+
+        return self._uow.run(actor, "CreateUser", params, work)
 
     def list(self) -> list[PrincipalView]:
-        with transaction(self._sessions) as session:
-            rows = session.scalars(select(AdminPrincipal).order_by(AdminPrincipal.name))
-            return [self._view(session, p) for p in rows]
+        def work(repo: Repository) -> list[PrincipalView]:
+            rows = repo.session.scalars(select(AdminPrincipal).order_by(AdminPrincipal.name))
+            return [self._view(repo.session, p) for p in rows]
+
+        return self._uow.read(work)
 
     def get(self, name: str) -> PrincipalView:
-        with transaction(self._sessions) as session:
-            return self._view(session, self._by_name(session, name))
+        return self._uow.read(lambda repo: self._view(repo.session,
+                                                      self._by_name(repo.session, name)))
 
     def delete(self, actor: Actor, name: str) -> None:
         """DeleteUser: the principal and all its keys (requests signed with them fail)."""
-        with transaction(self._sessions) as session:
-            principal = self._by_name(session, name)
-            session.execute(delete(AdminAccessKey)
-                            .where(AdminAccessKey.principal_id == principal.id))
-            session.delete(principal)
-            audit.record(session, actor, "DeleteUser", request_parameters={"userName": name})
+
+        def work(repo: Repository) -> tuple[None, None]:
+            principal = self._by_name(repo.session, name)
+            repo.session.execute(delete(AdminAccessKey)
+                                 .where(AdminAccessKey.principal_id == principal.id))
+            repo.session.delete(principal)
+            return None, None
+
+        self._uow.run(actor, "DeleteUser", {"userName": name}, work)
 
     def attach_policy(self, actor: Actor, name: str, policy: dict[str, Any]) -> PrincipalView:
         """AttachUserPolicy: add a policy (replacing a custom one of the same name)."""
         clean = _validate_policy(policy)
         label = clean.get("Managed") or clean.get("Name")
-        with transaction(self._sessions) as session:
-            principal = self._by_name(session, name)
+
+        def work(repo: Repository) -> tuple[PrincipalView, None]:
+            principal = self._by_name(repo.session, name)
             kept = [p for p in principal.policies or []
                     if (p.get("Managed") or p.get("Name")) != label]
             principal.policies = [*kept, clean]
-            audit.record(session, actor, "AttachUserPolicy",
-                         request_parameters={"userName": name, "policy": label})
-            return self._view(session, principal)
+            return self._view(repo.session, principal), None
+
+        return self._uow.run(actor, "AttachUserPolicy", {"userName": name, "policy": label},
+                             work)
 
     def detach_policy(self, actor: Actor, name: str, label: str) -> PrincipalView:
         """DetachUserPolicy by managed name or custom policy name (NotFound if absent)."""
-        with transaction(self._sessions) as session:
-            principal = self._by_name(session, name)
+
+        def work(repo: Repository) -> tuple[PrincipalView, None]:
+            principal = self._by_name(repo.session, name)
             kept = [p for p in principal.policies or []
                     if (p.get("Managed") or p.get("Name")) != label]
             if len(kept) == len(principal.policies or []):
                 raise NotFound(f"Admin user {name!r} has no policy {label!r}.")
             principal.policies = kept
-            audit.record(session, actor, "DetachUserPolicy",
-                         request_parameters={"userName": name, "policy": label})
-            return self._view(session, principal)
+            return self._view(repo.session, principal), None
+
+        return self._uow.run(actor, "DetachUserPolicy", {"userName": name, "policy": label},
+                             work)
 
     def rotate_key(self, actor: Actor, name: str) -> NewAccessKey:
         """Create a new access key and delete the principal's previous keys at once."""
-        with transaction(self._sessions) as session:
+        old: list[str] = []
+
+        def work(repo: Repository) -> tuple[NewAccessKey, dict[str, Any]]:
+            session = repo.session
             principal = self._by_name(session, name)
-            old = list(session.scalars(select(AdminAccessKey.access_key_id)
-                                       .where(AdminAccessKey.principal_id == principal.id)))
+            old[:] = session.scalars(select(AdminAccessKey.access_key_id)
+                                     .where(AdminAccessKey.principal_id == principal.id))
             session.execute(delete(AdminAccessKey)
                             .where(AdminAccessKey.principal_id == principal.id))
             key_id, secret = self._new_key(session, principal)
             session.flush()
-            audit.record(session, actor, "CreateAccessKey",
-                         request_parameters={"userName": name, "deletedAccessKeyIds": old},
-                         response_elements={"accessKeyId": key_id})
-            view = self._view(session, principal)
-        return NewAccessKey(view, key_id, secret)
+            return (NewAccessKey(self._view(session, principal), key_id, secret),
+                    {"accessKeyId": key_id, "deletedAccessKeyIds": list(old)})
+
+        return self._uow.run(actor, "CreateAccessKey", {"userName": name}, work)
 
     # --- authentication ------------------------------------------------------------------
 
     def credential(self, access_key_id: str) -> Credential | None:
         """The principal and plain secret of an access key, or None if unknown."""
-        with transaction(self._sessions) as session:
-            row = session.execute(
+
+        def work(repo: Repository) -> Credential | None:
+            row = repo.session.execute(
                 select(AdminAccessKey, AdminPrincipal)
                 .join(AdminPrincipal, AdminPrincipal.id == AdminAccessKey.principal_id)
                 .where(AdminAccessKey.access_key_id == access_key_id)
@@ -227,6 +240,8 @@ class PrincipalStore:
                                  principal.created_at, (key.access_key_id,))
             return Credential(view, key.access_key_id, self._box.open(key.secret_sealed))
 
+        return self._uow.read(work)
+
     def accept_signature(self, access_key_id: str, signature: str,
                          expires_at: datetime) -> bool:
         """Remember the signature of a request that verified against ``access_key_id``
@@ -235,18 +250,21 @@ class PrincipalStore:
         a row stands for a request the key's owner really signed."""
         digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
         now = self._now()
+
+        def work(repo: Repository) -> None:
+            session = repo.session
+            session.add(AdminRequestSignature(access_key_id=access_key_id,
+                                              signature_hash=digest, expires_at=expires_at))
+            key = session.get(AdminAccessKey, access_key_id)
+            if key is not None:
+                key.last_used_at = now
+            # Randomised purging keeps the table small without a scheduler.
+            if random.randrange(_PURGE_ONE_IN) == 0:  # noqa: S311 - not security related
+                session.execute(delete(AdminRequestSignature)
+                                .where(AdminRequestSignature.expires_at < now))
+
         try:
-            with transaction(self._sessions) as session:
-                session.add(AdminRequestSignature(access_key_id=access_key_id,
-                                                  signature_hash=digest,
-                                                  expires_at=expires_at))
-                key = session.get(AdminAccessKey, access_key_id)
-                if key is not None:
-                    key.last_used_at = now
-                # Randomised purging keeps the table small without a scheduler.
-                if random.randrange(_PURGE_ONE_IN) == 0:  # noqa: S311 - not security related
-                    session.execute(delete(AdminRequestSignature)
-                                    .where(AdminRequestSignature.expires_at < now))
+            self._uow.bookkeeping(work)
         except IntegrityError:
             return False
         return True
@@ -254,15 +272,16 @@ class PrincipalStore:
     def recent_calls(self, principal_id: str, since: datetime, *, cap: int) -> int:
         """Admin calls of ``principal_id`` since ``since`` (its audit events), up to
         ``cap``."""
-        with transaction(self._sessions, write=False) as session:
-            return audit.count_since(session, principal_id, since, cap=cap)
+        return self._uow.read(lambda repo: audit.count_since(repo.session, principal_id,
+                                                             since, cap=cap),
+                              write_lock=False)
 
     def forget_signature(self, access_key_id: str, signature: str) -> None:
         """Drop a remembered signature: only for the request that :meth:`accept_signature`
         remembered it for, once it verified with that key and executed nothing (it may
         then be resent as is)."""
         digest = hashlib.sha256(signature.encode("ascii")).hexdigest()
-        with transaction(self._sessions) as session:
-            session.execute(delete(AdminRequestSignature).where(
+        self._uow.bookkeeping(lambda repo: repo.session.execute(
+            delete(AdminRequestSignature).where(
                 AdminRequestSignature.access_key_id == access_key_id,
-                AdminRequestSignature.signature_hash == digest))
+                AdminRequestSignature.signature_hash == digest)))

@@ -61,7 +61,7 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
         assert DirectoryStore(rotated).connection(account.id).bind_password == "bind-pw-value"
         from bridge.api.principals import PrincipalStore
 
-        credential = PrincipalStore(rotated.sessions, rotated.secrets).credential(
+        credential = PrincipalStore(rotated.engine.uow, rotated.secrets).credential(
             created["AccessKeyId"])
         assert credential is not None
         assert credential.secret_access_key == created["SecretAccessKey"]

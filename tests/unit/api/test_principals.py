@@ -19,7 +19,7 @@ OPERATOR = Actor(type="CliOperator", principal_id="cli:test")
 
 @pytest.fixture
 def store(services: Services) -> PrincipalStore:
-    return PrincipalStore(services.sessions, services.secrets)
+    return PrincipalStore(services.engine.uow, services.secrets)
 
 
 def test_create_authenticate_rotate_delete(store: PrincipalStore, services: Services) -> None:
