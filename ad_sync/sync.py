@@ -18,7 +18,7 @@ Safety rules (``shared/notes/sync-and-signin-lessons.md``):
   existed) stops the run as *unknown*: no suspension, no deletion, watermark unchanged;
 * a run that would suspend more users than ``ad_mass_change_max_users`` or
   ``ad_mass_change_max_percent`` % of them (the percentage counts from
-  :data:`PERCENT_RULE_MIN` users on) stops before changing anything, audited as
+  :data:`ad_sync.decisions.PERCENT_RULE_MIN` users on) stops before changing anything, audited as
   ``AdSyncMassChangeStopped``, unless ``allow_mass_change``;
 * deleted in AD → suspended (``mark_directory_user_deleted``); the profile is purged after
   ``ad_deletion_grace_days``; a user that comes back with the same objectGUID is restored,
@@ -48,7 +48,7 @@ from typing import Any
 
 from ldap3 import Connection
 
-from ad_sync import client
+from ad_sync import client, decisions
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
 from ad_sync.vendor import ms_ad
@@ -69,9 +69,6 @@ log = logging.getLogger(__name__)
 # Each run acts as this actor with its own request id: every audit event of one run
 # carries the run's id as requestID (the report's runId), so a run can be traced.
 ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
-# Below this many suspensions only the absolute limit applies: in a small directory two
-# leavers are not a mass change.
-PERCENT_RULE_MIN = 10
 # Fingerprint mark of a user whose addresses clashed: never "unchanged".
 RETRY_PREFIX = "retry:"
 
@@ -123,22 +120,6 @@ class SyncReport:
         }
 
 
-@dataclass(frozen=True)
-class _Change:
-    user: ms_ad.DirectoryUser
-    groups: tuple[str, ...]
-    fingerprint: str
-    known: KnownUser | None
-
-
-class MassChangeStopped(Exception):
-    """The run would suspend ``count`` of ``known`` users, over the mass-change limit."""
-
-    def __init__(self, count: int, known: int) -> None:
-        super().__init__(f"the run would suspend {count} of {known} users")
-        self.count, self.known = count, known
-
-
 class DirectorySync:
     """Runs for one account. Not thread-safe; one run at a time per directory (the daemon
     takes a lock; the CLI's ``--once`` relies on the operator)."""
@@ -177,14 +158,14 @@ class DirectorySync:
         conn: Connection | None = None
         reader: UserReader | None = None
         try:
-            reason = None if full else self._needs_full(state, map_fp)
+            reason = None if full else decisions.needs_full(state, map_fp)
             if full or reason:
                 # Known to be full before the bind: the reader starts meanwhile.
                 reader = self._reader(cfg).start()
             conn = client.open_connection(cfg, allow_insecure=self.settings.allow_insecure_ldap)
             dse = ms_ad.read_root_dse(conn)
             if not full:
-                reason = reason or self._dc_changed(state, dse)
+                reason = reason or decisions.dc_changed(state, dse)
                 if reason:
                     report.mode = "full"
                     report.warnings.append(f"full sync: {reason}")
@@ -199,7 +180,7 @@ class DirectorySync:
             report.error = getattr(exc, "message", None) or str(exc)
             log.warning("AD sync of %s stopped, nothing suspended: %s", self.account_id,
                         report.error)
-        except MassChangeStopped as exc:
+        except decisions.MassChangeStopped as exc:
             report.status = "mass_change_stopped"
             report.would_suspend = exc.count
             report.error = (f"The run would suspend {exc.count} of {exc.known} users, over the "
@@ -238,26 +219,6 @@ class DirectorySync:
 
     # --- decisions about the run ------------------------------------------------------------
 
-    @staticmethod
-    def _needs_full(state: Any, map_fp: str) -> str | None:
-        """Why an incremental run must be full, from the bridge's side (None: it need not)."""
-        if state.highest_usn is None or state.invocation_id is None:
-            return "no watermark yet"
-        if state.full_run_started_usn is not None:
-            return "the previous full sync did not finish"
-        if state.mappings_fingerprint != map_fp:
-            return "the mapped groups changed"
-        return None
-
-    @staticmethod
-    def _dc_changed(state: Any, dse: ms_ad.RootDse) -> str | None:
-        """Why the watermark does not hold for this DC (None: it does)."""
-        if state.invocation_id != dse.invocation_id or state.dc_name != dse.dc_name:
-            return "the domain controller or its database changed (invocationID)"
-        if dse.highest_usn < state.highest_usn:
-            return "the DC's USN went backwards"
-        return None
-
     def _reader(self, cfg: DirectoryConnection) -> UserReader:
         """The helper process that reads every user under BaseDn (full runs)."""
         return UserReader(cfg, Search(cfg.base_dn, cfg.user_filter or ms_ad.DEFAULT_USER_FILTER,
@@ -268,14 +229,10 @@ class DirectorySync:
         return [m.name for m in self.engine.list_group_mappings(self.account_id)]
 
     def _guard(self, count: int, known: int) -> None:
-        if self.allow_mass_change or count == 0:
-            return
-        limit_users = self.settings.ad_mass_change_max_users
-        limit_pct = self.settings.ad_mass_change_max_percent
-        over_pct = (count >= PERCENT_RULE_MIN and known > 0
-                    and count * 100.0 / known > limit_pct)
-        if count > limit_users or over_pct:
-            raise MassChangeStopped(count, known)
+        decisions.mass_change_guard(
+            count, known, max_users=self.settings.ad_mass_change_max_users,
+            max_percent=self.settings.ad_mass_change_max_percent,
+            allowed=self.allow_mass_change)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -299,7 +256,7 @@ class DirectorySync:
                 value = attrs.get(key)
                 value = value[0] if isinstance(value, list) and value else value
                 if isinstance(value, str) and value.lower() in wanted:
-                    found[entry["dn"]] = (wanted[value.lower()], _rid(entry))
+                    found[entry["dn"]] = (wanted[value.lower()], decisions.rid(entry))
                     break
         missing = set(wanted.values()) - {name for name, _rid in found.values()}
         for name in sorted(missing):
@@ -321,30 +278,16 @@ class DirectorySync:
         closure: dict[str, set[str]] = {}
 
         def add(dn: str, rid: int | None, name: str) -> None:
-            closure.setdefault(_norm_dn(dn), set()).add(name)
+            closure.setdefault(decisions.norm_dn(dn), set()).add(name)
             if rid is not None:
                 closure.setdefault(f"rid:{rid}", set()).add(name)
 
         for dn, (name, rid) in groups.items():
             add(dn, rid, name)
-            nested = f"(&{ms_ad.GROUP_FILTER}(memberOf:{ms_ad.IN_CHAIN}:={_escape(dn)}))"
+            nested = f"(&{ms_ad.GROUP_FILTER}(memberOf:{ms_ad.IN_CHAIN}:={decisions.escape(dn)}))"
             for entry in client.search_all(conn, domain, nested, ms_ad.GROUP_ATTRIBUTES):
-                add(entry["dn"], _rid(entry), name)
+                add(entry["dn"], decisions.rid(entry), name)
         return {key: frozenset(names) for key, names in closure.items()}
-
-    @staticmethod
-    def _groups_for(user: ms_ad.DirectoryUser, closure: Mapping[str, frozenset[str]],
-                    shared: dict[frozenset[str], tuple[str, ...]]) -> tuple[str, ...]:
-        names: set[str] = set()
-        for dn in user.member_of:
-            names.update(closure.get(_norm_dn(dn), ()))
-        if user.primary_group_id is not None:
-            names.update(closure.get(f"rid:{user.primary_group_id}", ()))
-        key = frozenset(names)
-        found = shared.get(key)
-        if found is None:
-            found = shared[key] = tuple(sorted(names))
-        return found
 
     # --- full run ---------------------------------------------------------------------------
 
@@ -379,7 +322,8 @@ class DirectorySync:
                 self._suspend_gone(self.store.present_not_seen(self.account_id, run_id), report)
                 for batch in self.store.pending_pages(self.account_id, run_id, self.page_size):
                     known = self.store.known_users(self.account_id, [g for g, _ in batch])
-                    self._commit([_change_from_facts(g, f, known.get(g)) for g, f in batch],
+                    self._commit([decisions.change_from_facts(g, f, known.get(g))
+                                  for g, f in batch],
                                  report, run_id=run_id, pending=True)
                     self._check_stop()
         if self.dry_run:
@@ -398,16 +342,16 @@ class DirectorySync:
             self._apply_page(users, closure, report, run_id=run_id)
             return len(users)
         known = self.store.known_users(self.account_id, [u.guid for u in users])
-        changes, unchanged = self._classify(users, closure, known)
+        changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
         report.pages += 1
-        report.would_suspend += sum(1 for ch in changes if _disables(ch))
+        report.would_suspend += sum(1 for ch in changes if decisions.disables(ch))
         if self.dry_run:
             for ch in changes:
                 self._count(ch, report, created=ch.known is None)
         self.store.plan_page(self.account_id, run_id, [u.guid for u in users],
                              [] if self.dry_run else
-                             [(ch.user.guid, _facts(ch)) for ch in changes])
+                             [(ch.user.guid, decisions.facts(ch)) for ch in changes])
         return len(users)
 
     # --- incremental run ------------------------------------------------------------------
@@ -426,14 +370,14 @@ class DirectorySync:
                 user = ms_ad.user_from_entry(entry)
                 if user is None:
                     continue
-                if _in_scope(user.dn, cfg.base_dn):
+                if decisions.in_scope(user.dn, cfg.base_dn):
                     changed[user.guid] = user
                 else:
                     moved_out.append(user.guid)
         for guid in self.store.retry_guids(self.account_id):
             if guid not in changed:
                 retry = self._read_user(conn, guid)
-                if retry is not None and _in_scope(retry.dn, cfg.base_dn):
+                if retry is not None and decisions.in_scope(retry.dn, cfg.base_dn):
                     changed[guid] = retry
         deleted: list[str] = []
         for page in client.paged(conn, domain, ms_ad.deleted_since_filter(usn), ["objectGUID"],
@@ -462,7 +406,7 @@ class DirectorySync:
                 for user in users:
                     if user.guid in changed or user.guid not in prior:
                         continue
-                    if self._groups_for(user, closure, shared) != prior[user.guid].groups:
+                    if decisions.groups_for(user, closure, shared) != prior[user.guid].groups:
                         full_user = self._read_user(conn, user.guid)
                         if full_user is not None:
                             changed[user.guid] = full_user
@@ -491,31 +435,13 @@ class DirectorySync:
 
     # --- applying ---------------------------------------------------------------------------
 
-    def _classify(self, users: Sequence[ms_ad.DirectoryUser],
-                  closure: Mapping[str, frozenset[str]], known: Mapping[str, KnownUser]
-                  ) -> tuple[list[_Change], list[str]]:
-        """Split users into changes and the GUIDs of the unchanged (same fingerprint)."""
-        changes: list[_Change] = []
-        unchanged: list[str] = []
-        shared: dict[frozenset[str], tuple[str, ...]] = {}
-        for user in users:
-            groups = self._groups_for(user, closure, shared)
-            fp = fingerprint(user.mail, user.aliases, user.display_name, user.enabled, groups)
-            prior = known.get(user.guid)
-            if (prior is not None and prior.present and prior.fingerprint == fp
-                    and prior.user_id is not None):
-                unchanged.append(user.guid)
-            else:
-                changes.append(_Change(user, groups, fp, prior))
-        return changes, unchanged
-
     def _apply_page(self, users: Sequence[ms_ad.DirectoryUser],
                     closure: Mapping[str, frozenset[str]], report: SyncReport, *,
                     run_id: str | None, known: Mapping[str, KnownUser] | None = None) -> None:
         """Classify and apply one page of users."""
         if known is None:
             known = self.store.known_users(self.account_id, [u.guid for u in users])
-        changes, unchanged = self._classify(users, closure, known)
+        changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
         report.pages += 1
         if self.dry_run:
@@ -524,7 +450,8 @@ class DirectorySync:
             return
         self._commit(changes, report, run_id=run_id, seen=unchanged)
 
-    def _commit(self, changes: Sequence[_Change], report: SyncReport, *, run_id: str | None,
+    def _commit(self, changes: Sequence[decisions.Change], report: SyncReport, *,
+                run_id: str | None,
                 seen: Sequence[str] = (), pending: bool = False) -> None:
         """Engine changes (one bulk engine operation for the page), sync records, seen
         marks and (staged runs) the removal of the staged rows: one transaction."""
@@ -574,7 +501,7 @@ class DirectorySync:
                 found[user.guid] = (user_id, [r.guid for r in old])
         return found
 
-    def _report_user(self, ch: _Change, outcome: DirectoryUserOutcome,
+    def _report_user(self, ch: decisions.Change, outcome: DirectoryUserOutcome,
                      recreated: tuple[str, list[str]] | None, report: SyncReport,
                      forget: list[str]) -> UserRecord | None:
         """Count one applied (or refused) user in the report; its sync record or None."""
@@ -605,7 +532,7 @@ class DirectorySync:
                           retry=bool(result.skipped_addresses))
 
     @staticmethod
-    def _count(ch: _Change, report: SyncReport, *, created: bool) -> None:
+    def _count(ch: decisions.Change, report: SyncReport, *, created: bool) -> None:
         prior = ch.known
         if created or prior is None:
             report.added += 1
@@ -663,44 +590,4 @@ class DirectorySync:
         return count
 
 
-def _disables(ch: _Change) -> bool:
-    """Whether applying ``ch`` suspends a user that was enabled."""
-    prior = ch.known
-    return bool(prior is not None and prior.present and prior.enabled and not ch.user.enabled)
 
-
-def _facts(ch: _Change) -> dict[str, Any]:
-    u = ch.user
-    return {"dn": u.dn, "mail": u.mail, "aliases": list(u.aliases),
-            "displayName": u.display_name, "enabled": u.enabled, "groups": list(ch.groups),
-            "fingerprint": ch.fingerprint}
-
-
-def _change_from_facts(guid: str, facts: Mapping[str, Any], known: KnownUser | None
-                       ) -> _Change:
-    user = ms_ad.DirectoryUser(guid=guid, dn=facts["dn"], mail=facts["mail"],
-                               aliases=tuple(facts["aliases"]),
-                               display_name=facts["displayName"], enabled=facts["enabled"],
-                               usn_changed=None)
-    return _Change(user, tuple(facts["groups"]), facts["fingerprint"], known)
-
-
-def _rid(entry: Mapping[str, Any]) -> int | None:
-    raw = (entry.get("raw_attributes") or {}).get("objectSid") or []
-    return ms_ad.rid_from_sid(raw[0]) if raw else None
-
-
-def _in_scope(dn: str, base_dn: str) -> bool:
-    """Whether ``dn`` lies at or below ``base_dn`` (DNs compare case-insensitively)."""
-    d, b = _norm_dn(dn), _norm_dn(base_dn)
-    return d == b or d.endswith("," + b)
-
-
-def _norm_dn(dn: str) -> str:
-    return ",".join(part.strip() for part in dn.lower().split(","))
-
-
-def _escape(value: str) -> str:
-    from ldap3.utils.conv import escape_filter_chars
-
-    return str(escape_filter_chars(value))
