@@ -21,9 +21,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bridge.app import create_app
+    from bridge.crypto import load_or_create_key
     from bridge.logs import configure_logging, gunicorn_logger_class
     from bridge.store.db import upgrade
 
+    # Before any worker forks: a missing or bad key stops here with one line (in a worker
+    # it would only be a boot failure and a traceback), and a generated key file is
+    # written once, not raced for by the workers.
+    load_or_create_key(settings)
     configure_logging(settings.log_level)
     if args.migrate:
         upgrade(settings.effective_database_url)
