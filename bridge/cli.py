@@ -53,7 +53,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             from bridge.api.web import start_background
 
             app = create_app(settings)
-            start_background(app)  # the domain re-check, in each worker after the fork
+            # The domain re-check runner, in each worker after the fork (its lease lets one
+            # pass run at a time across workers and hosts).
+            start_background(app)
             return app
 
     _Gunicorn().run()
@@ -109,6 +111,7 @@ EXTRA_COMMANDS: list[Registrar] = []
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.sessions").sessions.register_cli(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.jobs").jobs.register_cli(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

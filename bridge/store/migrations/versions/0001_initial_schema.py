@@ -94,6 +94,20 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
 
     op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=255), nullable=False),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_run_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "last_started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "last_finished_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
+    )
+    op.create_table(
         "session_signing_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
         sa.Column("alg", sa.String(length=16), nullable=False),
@@ -564,6 +578,7 @@ def downgrade() -> None:
 
     op.drop_table("support_requests")
     op.drop_table("session_signing_keys")
+    op.drop_table("job_leases")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")
