@@ -21,11 +21,13 @@ clocks synchronised (NTP); skews far below ``lease_seconds`` are harmless.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +77,7 @@ class LeaseView:
 
     def as_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in self.__dict__.items()}
+                for k, v in dataclasses.asdict(self).items()}
 
 
 def _matched(result: Result[Any]) -> bool:
@@ -185,16 +187,14 @@ class JobRunner:
 
     def __init__(self, job: Job, leases: JobLeases, *, poll: float | None = None,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 monotonic: Callable[[], float] | None = None) -> None:
-        import time
-
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.job = job
         self.holder = runner_id()
         self._leases = leases
         self._poll = poll if poll is not None else min(job.interval.total_seconds(),
                                                        MAX_POLL_SECONDS)
         self._lease = timedelta(seconds=lease_seconds)
-        self._monotonic = monotonic or time.monotonic
+        self._monotonic = monotonic
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"job-{job.name}",
                                         daemon=True)
@@ -217,15 +217,17 @@ class JobRunner:
                                      interval=self.job.interval, lease=self._lease)
         if not claimed:
             return False
-        finished = False
+        cut_short = False
         try:
             self.job.run(Lease(self._leases, self.job, self.holder, self._lease, self._stop,
                                self._monotonic))
-            finished = True
         except LeaseLost as exc:
+            cut_short = True
             log.warning("job %s stopped mid-pass: %s", self.job.name, exc)
         finally:
-            self._leases.release(self.job.name, self.holder, finished=finished)
+            # A pass that failed counts as run: the next one comes after the interval (not at
+            # the next poll of every worker). One that was cut short is due again at once.
+            self._leases.release(self.job.name, self.holder, finished=not cut_short)
         return True
 
     def wait_for_attempts(self, count: int, timeout: float) -> bool:

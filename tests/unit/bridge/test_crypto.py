@@ -51,7 +51,7 @@ def _bridge(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
 
 
 @pytest.mark.parametrize("argv", [["serve", "--migrate"], ["keys", "list"],
-                                  ["admin", "list-users"]])
+                                  ["admin", "list-users"], ["sync-ad", "--daemon"]])
 def test_commands_needing_the_key_stop_with_one_line(tmp_path: Path, argv: list[str]) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     done = _bridge(tmp_path, *argv, BRIDGE_DATABASE_URL=url, BRIDGE_PORT="1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from bridge.app import Services
 from bridge.jobs import Job, JobLeases, JobRunner, Lease, LeaseLost
 from tests.conftest import FakeClock
@@ -99,4 +101,40 @@ def test_a_pass_that_lost_its_lease_stops(services: Services, clock: FakeClock) 
                        monotonic=lambda: float(next(ticks)))
     assert runner.run_once()
     assert seen == [0]  # the second keep() could not renew and raised LeaseLost
-    assert LeaseLost.__doc__
+    assert [row.holder for row in leases.list()] == ["other-0"]  # and released nothing
+
+
+def test_a_stopped_runner_hands_the_rest_of_its_pass_over_at_once(services: Services) -> None:
+    leases = JobLeases(services.sessions)
+    started = threading.Event()
+    stopped: list[BaseException] = []
+
+    def endless(lease: Lease) -> None:
+        started.set()
+        try:
+            while True:
+                lease.keep()
+                threading.Event().wait(0.01)
+        except LeaseLost as exc:
+            stopped.append(exc)
+            raise
+
+    hour = timedelta(hours=1)
+    runner = JobRunner(Job("long", hour, endless), leases).start()
+    assert started.wait(30)
+    runner.stop()
+    assert stopped and runner.passes == 1
+    # Due again now, not in an hour: another worker takes over.
+    assert leases.claim("long", "next", interval=hour, lease=MINUTE)
+
+
+def test_a_failed_pass_waits_for_the_interval(services: Services) -> None:
+    leases = JobLeases(services.sessions)
+
+    def broken(lease: Lease) -> None:
+        raise RuntimeError("DNS exploded")
+
+    runner = JobRunner(Job("broken", timedelta(hours=1), broken), leases)
+    with pytest.raises(RuntimeError):  # the runner's loop logs it and carries on
+        runner.run_once()
+    assert not leases.claim("broken", "next", interval=timedelta(hours=1), lease=MINUTE)
