@@ -284,7 +284,7 @@ class SessionManager:
                 issuer=self.issuer, leeway=0,
                 options={"require": list(_ESSENTIAL), "verify_exp": False,
                          "verify_iat": False, "verify_nbf": False})
-            _check_times(claims, int(self._now().timestamp()))
+            _check_claims(claims, int(self._now().timestamp()))
         except Unauthenticated:
             raise
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
@@ -349,9 +349,10 @@ class SessionManager:
                             .where(SignInSession.expires_at < now - PURGE_AFTER))
 
 
-def _check_times(claims: dict[str, Any], now: int) -> None:
-    """RFC 7519 section 4.1: ``exp`` after now; ``nbf`` and ``iat``, if present, not after
-    now (no leeway: the bridge checks its own tokens with its own clock). ValueError if not."""
+def _check_claims(claims: dict[str, Any], now: int) -> None:
+    """What PyJWT was told not to check, with the engine's clock: every essential claim
+    present and not null; ``exp`` after now; ``nbf`` and ``iat``, if present, not after now
+    (RFC 7519 section 4.1; no leeway, the bridge checks its own tokens). ValueError if not."""
     for name in _ESSENTIAL:
         if claims.get(name) is None:
             raise ValueError(f"claim {name} missing")
