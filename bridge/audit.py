@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,9 +48,16 @@ def _is_secret_key(key: str) -> bool:
 _PLAIN = (str, int, float, bool, type(None))
 
 
+# scheme://user:password@ — credentials written into a URL, whatever the field is called.
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
+
+
 def redact(value: Any) -> Any:
-    """Return a copy of ``value`` with every secret-named field's value replaced by ``***``."""
+    """Return a copy of ``value`` with every secret-named field's value replaced by ``***``,
+    and the user name and password of any URL in a string (``ldaps://svc:pw@dc``) too."""
     if type(value) in _PLAIN:  # the common leaf first: bulk events carry thousands
+        if type(value) is str and "://" in value:
+            return _URL_USERINFO.sub(rf"\1{REDACTED}@", value)
         return value
     if isinstance(value, Mapping):
         return {

@@ -12,9 +12,10 @@ from flask import Flask, Response, jsonify, request
 from bridge.api.framework import registered_actions
 from bridge.app import Services, services
 from bridge.browser import csrf_field, form_post
-from bridge.dns_check import DomainRechecker
+from bridge.dns_check import recheck_job
 from bridge.domain import Actor
 from bridge.errors import BridgeError
+from bridge.jobs import JobLeases, JobRunner
 
 BACKGROUND_KEY = "bridge.domain_rechecker"
 
@@ -160,11 +161,13 @@ def install(app: Flask, svc: Services) -> None:
         return _page("Welcome", f"<p>{html.escape(user.primary_email)} is registered.</p>")
 
 
-def start_background(app: Flask) -> DomainRechecker | None:
-    """Start the domain re-check thread for a serving process (``bridge serve``)."""
+def start_background(app: Flask) -> JobRunner | None:
+    """Start the domain re-check runner for a serving process (``bridge serve``, in each
+    worker). Every worker on every host runs one; the job's lease lets one pass run at a
+    time (:mod:`bridge.jobs`)."""
     svc: Services = app.extensions["bridge"]
     if svc.settings.domain_recheck_interval_seconds <= 0:
         return None
-    rechecker = DomainRechecker(svc.engine, svc.settings).start()
-    app.extensions[BACKGROUND_KEY] = rechecker
-    return rechecker
+    runner = JobRunner(recheck_job(svc.engine, svc.settings), JobLeases(svc.sessions)).start()
+    app.extensions[BACKGROUND_KEY] = runner
+    return runner
