@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.crypto import SecretBox, load_or_create_key
+from bridge.http_input import BoundedRequest
 from bridge.resolution import ResolutionEngine
 from bridge.store.db import make_engine, make_session_factory, ping
 from config import Settings
@@ -56,6 +57,8 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     The database schema must already be migrated (``bridge db upgrade``).
     """
     app = Flask("bridge")
+    # Streamed (chunked) bodies past the limit are refused, not cut (bridge.http_input).
+    app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if settings.trusted_proxy_count:
         # The client address and scheme as the trusted proxies saw them (the last N hops

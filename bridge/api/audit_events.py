@@ -3,6 +3,7 @@ name, principal (id or admin user name) and time range, oldest first, paged."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ def lookup_events(ctx: ActionContext) -> dict[str, Any]:
     if start and end and start > end:
         raise ValidationError("start-time is after end-time.", field="start-time")
     cursor = decode_token(ctx.query("next-token"))
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
         raise ValidationError("next-token is not a token this API returned.",
                               field="NextToken")
     query = audit.EventQuery(event_name=ctx.query("event-name") or None,

@@ -37,7 +37,9 @@ from bridge.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthenticated,
+    ValidationError,
 )
+from bridge.http_input import parse_json
 from bridge.resolution import ResolutionEngine
 from bridge.store.models import utcnow
 
@@ -191,15 +193,10 @@ class ActionContext:
 
     def body(self) -> dict[str, Any]:
         """The JSON object body ({} when empty). Raises ValidationError for anything else."""
-        from bridge.errors import ValidationError
-
         raw = self.request.get_data(cache=True)
         if not raw.strip():
             return {}
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"The request body is not valid JSON: {exc}.") from None
+        value = parse_json(raw)  # bounded (bridge.http_input): InvalidJson is a 400
         if not isinstance(value, dict):
             raise ValidationError("The request body must be a JSON object.")
         return value
@@ -378,8 +375,8 @@ def _request_parameters(path: Mapping[str, str], req: Request) -> dict[str, Any]
     raw = req.get_data(cache=True)
     if raw and len(raw) <= AUDITED_BODY_LIMIT:
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = parse_json(raw)
+        except ValidationError:
             body = None
         if isinstance(body, dict):
             params.update({k: v for k, v in body.items() if k not in params})
