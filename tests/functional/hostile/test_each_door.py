@@ -125,6 +125,20 @@ def test_admin_deeply_nested_json_is_bad_request(app: Flask, app_services: Servi
     assert full_admin.get("/accounts").get_json()["Accounts"] == []
 
 
+def test_admin_members_of_the_wrong_type_are_bad_request(app: Flask,
+                                                         full_admin: AdminClient) -> None:
+    from bridge.domain import Actor
+    from tests.builders import enterprise
+
+    engine = app.extensions["bridge"].engine
+    account = enterprise(engine, Actor(type="TestSetup", principal_id="t"), ["example.com"])
+    for license_type in ({}, [], ["Pro"], 1, None):
+        resp = full_admin.post(f"/accounts/{account.id}/groups", json={
+            "Groups": [{"GroupName": "staff", "LicenseType": license_type}]})
+        _assert_aws_error(resp, 400, "BadRequestException")
+    assert full_admin.get(f"/accounts/{account.id}/groups").get_json()["Groups"] == []
+
+
 def test_a_deeply_nested_policy_document_string_is_a_validation_error() -> None:
     from bridge.api.policy import parse_policy
 
