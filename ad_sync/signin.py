@@ -46,9 +46,9 @@ from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
 from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.app import Services, services
+from bridge.bounds import parse_json
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
 from bridge.errors import BridgeError, InvalidJson, NotFound, ValidationError
-from bridge.http_input import parse_json
 from bridge.sessions import issue_session_response, session_manager, set_session_cookie
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.api_keys import ApiKeyService, KeyIdentity
 from bridge.app import Services, services
+from bridge.bounds import bounded_int, parse_json
 from bridge.domain import Actor, IdentitySource
 from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
-from bridge.http_input import bounded_int, parse_json
 from bridge.resolution import ResolutionEngine
 from bridge.search import Comparison, SearchQuery
 from bridge.views import DirectoryGroupView, UserView

@@ -4,12 +4,13 @@ name, principal (id or admin user name) and time range, oldest first, paged."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bridge import audit
 from bridge.api.framework import ActionContext, action, api_state
 from bridge.api.shapes import decode_token, encode_token, max_results
+from bridge.bounds import parse_time
 from bridge.errors import NotFound, ValidationError
 from bridge.store.db import transaction
 
@@ -19,11 +20,10 @@ def _time(ctx: ActionContext, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)  # bounded: an out-of-range time is malformed
     except ValueError:
         raise ValidationError(f"{name} must be an ISO 8601 time such as "
                               f"2026-11-24T21:00:00Z, got {text!r}.", field=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @action("LookupEvents", "GET", "/audit/events", openapi=True,

@@ -30,6 +30,7 @@ from bridge.api.policy import (
 )
 from bridge.api.principals import PrincipalStore, PrincipalView
 from bridge.app import Services, services
+from bridge.bounds import parse_json
 from bridge.domain import Actor
 from bridge.errors import (
     AccessDenied,
@@ -39,7 +40,6 @@ from bridge.errors import (
     Unauthenticated,
     ValidationError,
 )
-from bridge.http_input import parse_json
 from bridge.resolution import ResolutionEngine
 from bridge.store.models import utcnow
 

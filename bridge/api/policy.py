@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from bridge.bounds import parse_json
 from bridge.errors import ValidationError
-from bridge.http_input import parse_json
 
 SERVICE_PREFIX = "chime"
 POLICY_VERSIONS = ("2012-10-17", "2008-10-17")

@@ -38,13 +38,20 @@ def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
         st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=max_leaves)
 
 
+# Nesting depths: shallow, around the limit, and far past any stack (Hypothesis raises the
+# recursion limit while it runs, so a few thousand levels are not enough to show a bug).
+_DEPTHS = st.one_of(st.integers(min_value=1, max_value=40),
+                    st.sampled_from([1000, 5000, 50_000]))
+
+
 def raw_bodies() -> st.SearchStrategy[bytes]:
     """Bodies that are not JSON objects: broken JSON, other types, deep nesting, bytes."""
     return st.one_of(
         st.binary(max_size=64),
         json_values().map(lambda v: json.dumps(v).encode()),
-        st.integers(min_value=1, max_value=3000).map(lambda n: b"[" * n + b"]" * n),
-        st.integers(min_value=1, max_value=3000).map(lambda n: b'{"a":' * n),
+        _DEPTHS.map(lambda n: b"[" * n + b"]" * n),
+        _DEPTHS.map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+        _DEPTHS.map(lambda n: b"[" * n),
         st.sampled_from([b"", b"{", b'{"a": NaN}', b"Infinity", b"\xff\xfe{}",
                          b"1" * 5000, b'{"Name": "\\ud800"}']))
 
@@ -65,7 +72,8 @@ OPERATORS = st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le
 FILTER_VALUES = st.one_of(
     st.text(max_size=20).map(json.dumps), st.sampled_from([
         "true", "false", "null", "42", "-1", "9" * 40, "1.5e308", "jyoung",
-        '"2026-11-24T21:00:00Z"', '"a\\"b"', '"%_\\\\"', "'x'", '"unterminated']))
+        '"2026-11-24T21:00:00Z"', '"9999-12-31T23:59:59-14:00"',
+        '"0001-01-01T00:00:00+14:00"', '"a\\"b"', '"%_\\\\"', "'x'", '"unterminated']))
 
 
 def _comparison() -> st.SearchStrategy[str]:

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bridge.app import Services
+from bridge.bounds import MAX_JSON_DEPTH, InvalidJson, bounded_int, parse_json
 from bridge.errors import ValidationError
-from bridge.http_input import MAX_JSON_DEPTH, InvalidJson, bounded_int, parse_json
 from tests.admin_client import AdminClient
 from tests.functional.scim.conftest import USER, ScimClient, assert_scim_error
 
@@ -114,6 +114,13 @@ def test_scim_deeply_nested_patch_value(scim: ScimClient) -> None:
     assert scim.get(f"/Users/{user_id}").get_json()["meta"] == created.get_json()["meta"]
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_scim_times_outside_utc_years_are_invalid_filter(scim: ScimClient,
+                                                        moment: str) -> None:
+    text = f'meta.lastModified gt "{moment}"'
+    assert_scim_error(scim.get("/Users?filter=" + quote(text)), 400, "invalidFilter")
+
+
 # --- the admin API ------------------------------------------------------------------------
 
 def test_admin_deeply_nested_json_is_bad_request(app: Flask, app_services: Services,
@@ -145,6 +152,14 @@ def test_a_deeply_nested_policy_document_string_is_a_validation_error() -> None:
     with pytest.raises(ValidationError) as info:
         parse_policy("[" * 5000 + "]" * 5000)
     assert info.value.field == "PolicyDocument"
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+@pytest.mark.parametrize("name", ["start-time", "end-time"])
+def test_admin_times_outside_utc_years_are_bad_request(app: Flask, full_admin: AdminClient,
+                                                       name: str, moment: str) -> None:
+    _assert_aws_error(full_admin.get("/audit/events", query={name: moment}), 400,
+                      "BadRequestException")
 
 
 def test_admin_out_of_range_next_token(app: Flask, full_admin: AdminClient) -> None:
