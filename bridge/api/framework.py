@@ -196,7 +196,7 @@ class ActionContext:
         raw = self.request.get_data(cache=True)
         if not raw.strip():
             return {}
-        value = parse_json(raw)  # bounded (bridge.http_input): InvalidJson is a 400
+        value = parse_json(raw)  # bounded (bridge.bounds): InvalidJson is a 400
         if not isinstance(value, dict):
             raise ValidationError("The request body must be a JSON object.")
         return value
