@@ -5,17 +5,27 @@ the same promise for generated input."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
-from bridge.app import Services
+from bridge.app import Services, build_services, create_app
 from bridge.bounds import MAX_JSON_DEPTH, InvalidJson, bounded_int, parse_json
+from bridge.domain import Actor
 from bridge.errors import ValidationError
-from tests.admin_client import AdminClient
-from tests.functional.scim.conftest import USER, ScimClient, assert_scim_error
+from tests.admin_client import AdminClient, admin_client
+from tests.conftest import FakeClock, make_settings
+from tests.functional.scim.conftest import (
+    USER,
+    ScimClient,
+    assert_scim_error,
+    make_scim_client,
+)
 
 DEEP = b"[" * 50_000
 NESTED_FILTER = "(" * 1000 + 'userName eq "a"' + ")" * 1000
@@ -25,7 +35,7 @@ def _users(scim: ScimClient) -> int:
     return int(scim.get("/Users?count=0").get_json()["totalResults"])
 
 
-def _assert_aws_error(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def _assert_aws_error(response: TestResponse, status: int, code: str) -> None:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.headers["x-amzn-ErrorType"] == code
     assert response.get_json()["Code"] == code
@@ -134,7 +144,6 @@ def test_admin_deeply_nested_json_is_bad_request(app: Flask, app_services: Servi
 
 def test_admin_members_of_the_wrong_type_are_bad_request(app: Flask,
                                                          full_admin: AdminClient) -> None:
-    from bridge.domain import Actor
     from tests.builders import enterprise
 
     engine = app.extensions["bridge"].engine
@@ -187,3 +196,54 @@ def test_ad_sign_in_oversized_json_is_its_413(app: Flask, client: FlaskClient) -
                        headers={"Content-Type": "application/json"})
     assert resp.status_code == 413
     assert resp.get_json()["error"] == "request_too_large"
+
+
+# --- text no store can hold, on both stores ----------------------------------------------
+
+@pytest.fixture
+def both_stores_app(store_url: str, tmp_path: Path, clock: FakeClock,
+                    admin: Actor) -> Iterator[tuple[Flask, ScimClient]]:
+    """An app and a SCIM client on each store (PostgreSQL refuses NUL in text)."""
+
+    svc = build_services(make_settings(tmp_path, store_url), clock=clock)
+    app = create_app(svc.settings, svc)
+    yield app, make_scim_client(app, svc, admin, "example.com", "Example Corp")
+    svc.db.dispose()
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "a\ud800b"])
+def test_nul_and_lone_surrogates_in_bodies_are_refused(
+        both_stores_app: tuple[Flask, ScimClient], bad: str) -> None:
+    app, scim = both_stores_app
+    raw = json.dumps({"schemas": [USER], "userName": f"{bad}@example.com"})
+    assert_scim_error(scim.request("POST", "/Users", raw=raw), 400, "invalidSyntax")
+    group = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": bad})
+    assert_scim_error(scim.request("POST", "/Groups", raw=group), 400, "invalidSyntax")
+    full = admin_client(app, "FullAccess")
+    _assert_aws_error(full.post("/accounts", data=json.dumps({"Name": bad}).encode()), 400,
+                      "BadRequestException")
+    resp = app.test_client().post("/auth/ad/login", headers={
+        "Content-Type": "application/json"}, data=json.dumps(
+            {"email": f"{bad}@example.com", "password": "x"}))
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    assert _users(scim) == 0
+    assert [a["Name"] for a in full.get("/accounts").get_json()["Accounts"]] == [
+        "Example Corp"]
+
+
+def test_nul_in_urls_is_refused_in_each_doors_format(
+        both_stores_app: tuple[Flask, ScimClient]) -> None:
+    app, scim = both_stores_app
+    assert_scim_error(scim.get("/Users?filter=" + quote('userName eq "a\u0000b"')), 400)
+    assert_scim_error(scim.get("/Users/a%00b"), 400)
+    full = admin_client(app, "FullAccess")
+    _assert_aws_error(full.get("/audit/events", query={"event-name": "x\u0000"}), 400,
+                      "BadRequestException")
+    _assert_aws_error(full.get("/accounts/a%00b"), 400, "BadRequestException")
+    _assert_aws_error(full.post("/accounts", query={"x\u0000": "1"}, json={"Name": "N"}),
+                      400, "BadRequestException")
+    resp = app.test_client().get("/auth/login?email=a%00@example.com")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    assert [a["Name"] for a in full.get("/accounts").get_json()["Accounts"]] == [
+        "Example Corp"]
