@@ -31,9 +31,10 @@ _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s\"]*")
 
 
 @pytest.fixture
-def fuzz_app(sqlite_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Flask]:
+def fuzz_app(store_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Flask]:
+    """On each store: PostgreSQL refuses some text SQLite takes (NUL)."""
     closed = f"{LOOPBACK}:{free_port()}"
-    settings = make_settings(tmp_path, sqlite_url, dns_nameservers=(closed,),
+    settings = make_settings(tmp_path, store_url, dns_nameservers=(closed,),
                              dns_timeout_seconds=0.2, smtp_url=f"smtp://{closed}",
                              smtp_timeout_seconds=0.2, admin_api_max_requests_per_minute=0)
     svc: Services = build_services(settings, clock=clock)
