@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bridge.bounds import parse_time
 from bridge.domain import IdentitySource
 from bridge.errors import ValidationError
 from bridge.store.models import (
@@ -164,10 +165,9 @@ def _bool(value: str | None) -> bool:
 
 def _datetime(value: str | None) -> datetime:
     try:
-        moment = datetime.fromisoformat((value or "").replace("Z", "+00:00"))
+        return parse_time(value or "")  # bounded: an out-of-range time is malformed
     except ValueError:
         raise InvalidFilter(f"'{value}' is not a date-time (RFC 3339).", field="filter") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Binder:

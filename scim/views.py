@@ -19,8 +19,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.api_keys import ApiKeyService, KeyIdentity
 from bridge.app import Services, services
+from bridge.bounds import bounded_int, parse_json
 from bridge.domain import Actor, IdentitySource
-from bridge.errors import BridgeError, NotFound, StaleVersion
+from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
 from bridge.resolution import ResolutionEngine
 from bridge.search import Comparison, SearchQuery
 from bridge.views import DirectoryGroupView, UserView
@@ -57,7 +58,7 @@ KEYS_EXTENSION = "scim_api_keys"
 # A write that lost a race with another writer (no If-Match from the client) is re-read and
 # re-applied this many times before the conflict is reported.
 WRITE_ATTEMPTS = 5
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+_ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -114,10 +115,7 @@ def _body() -> Any:
         raise ScimError(413, f"The request body is larger than {limit} bytes.") from None
     if len(raw) > limit:
         raise ScimError(413, f"The request body is larger than {limit} bytes.")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise errors.invalid_syntax("The request body is not valid JSON.") from None
+    return parse_json(raw)  # InvalidJson: 400 invalidSyntax
 
 
 def _if_match() -> int | None:
@@ -137,9 +135,9 @@ def _int_arg(params: dict[str, Any], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
-    except ValueError:
-        raise invalid_value(f"{name} must be an integer.") from None
+        return bounded_int(raw, name)
+    except ValidationError as exc:
+        raise invalid_value(exc.message) from None
 
 
 def _params() -> dict[str, Any]:
