@@ -82,6 +82,25 @@ class DomainView:
 
 
 @dataclass(frozen=True)
+class PhoneNumber:
+    """One telephone number of a user's profile as the directory gave it (SCIM
+    ``phoneNumbers``: ``type`` work, mobile, fax, ...; RFC 3966 or free text)."""
+
+    value: str
+    type: str | None = None
+    primary: bool = False
+
+
+def phone_numbers(attributes: dict[str, Any]) -> tuple[PhoneNumber, ...]:
+    """The numbers of a profile document, the primary first (dial-out reads these)."""
+    found = [PhoneNumber(item["value"], item.get("type") if isinstance(item.get("type"), str)
+                         else None, item.get("primary") is True)
+             for item in attributes.get("phoneNumbers") or []
+             if isinstance(item, dict) and isinstance(item.get("value"), str)]
+    return tuple(sorted(found, key=lambda p: not p.primary))
+
+
+@dataclass(frozen=True)
 class UserView:
     id: str
     account_id: str | None
@@ -108,6 +127,12 @@ class UserView:
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     user_name: str | None = None  # SCIM userName (None for users not provisioned over SCIM)
+
+    @property
+    def phone_numbers(self) -> tuple[PhoneNumber, ...]:
+        """The user's telephone numbers from the directory profile (SCIM ``phoneNumbers``),
+        primary first; the rest of the service reads these, never the raw document."""
+        return phone_numbers(self.attributes)
 
     @classmethod
     def of(cls, user: User, addresses: list[EmailAddress],
