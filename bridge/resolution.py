@@ -74,6 +74,7 @@ from bridge.views import (
     DirectoryUserOutcome,
     DirectoryUserResult,
     DomainView,
+    GroupChange,
     GroupMappingView,
     InvitationView,
     ItemError,
@@ -1163,11 +1164,16 @@ class ResolutionEngine:
                          work, account_id=account_id)
 
     def delete_user(self, actor: Actor, account_id: str, user_id: str,
-                    *, event_name: str = "DeleteUser") -> None:
-        """Delete a user's profile and every row that belongs to it."""
+                    *, expected_version: int | None = None,
+                    event_name: str = "DeleteUser") -> None:
+        """Delete a user's profile and every row that belongs to it. Raises NotFound, or
+        StaleVersion when ``expected_version`` (If-Match) is not the user's version —
+        checked in the transaction; the DELETE only matches the version read."""
 
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
             repo.session.delete(user)
             return None, {"userId": user_id}
 
@@ -1249,11 +1255,19 @@ class ResolutionEngine:
                          work, account_id=account_id)
 
     def delete_group(self, actor: Actor, account_id: str, group_id: str,
-                     *, event_name: str = "DeprovisionGroup") -> None:
+                     *, expected_version: int | None = None,
+                     event_name: str = "DeprovisionGroup") -> None:
+        """Delete a directory group and its memberships; the members' tiers follow at once.
+        Raises NotFound, or StaleVersion when ``expected_version`` (If-Match) is given and
+        is not the group's version — checked in the transaction, and the DELETE itself only
+        matches the version read (the ORM's version check)."""
+
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             group = repo.group(account_id, group_id)
             if group is None:
                 raise NotFound(f"Group {group_id} was not found.")
+            if expected_version is not None and group.version != expected_version:
+                raise StaleVersion("The group was changed since the version you sent.")
             members = repo.group_member_ids(group.id)
             repo.session.execute(delete(GroupMembership).where(
                 GroupMembership.group_id == group.id))
@@ -1320,6 +1334,134 @@ class ResolutionEngine:
                                              "replace": list(replace) if replace is not None
                                              else None},
                          work, account_id=account_id)
+
+    # --- group writes, one engine operation each (SCIM POST/PUT/PATCH/DELETE /Groups) ------
+    #
+    # Each runs in ONE transaction with ONE audit event: a refused write (unknown member,
+    # name taken, stale version) leaves the group exactly as it was — name, externalId,
+    # members and version — and records only the refusal. ``expected_version`` (If-Match) is
+    # checked inside the transaction and again by the write itself (``WHERE version = ?``),
+    # so a concurrent change between the check and the write is a StaleVersion, never lost.
+
+    @staticmethod
+    def _group_name(name: str) -> str:
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
+            raise ValidationError("A group name must be 1 to 256 characters.",
+                                  field="displayName")
+        return name.strip()
+
+    @staticmethod
+    def _require_users(repo: Repository, account_id: str, user_ids: Iterable[str]) -> None:
+        for uid in user_ids:
+            if repo.user_in_account(account_id, uid) is None:
+                raise NotFound(f"User {uid} was not found in the account.")
+
+    def create_group(self, actor: Actor, account_id: str, *, name: str,
+                     external_id: str | None = None, members: Sequence[str] = (),
+                     event_name: str = "ProvisionGroup") -> DirectoryGroupView:
+        """Create a directory group with its members in one transaction (SCIM POST).
+
+        Raises ValidationError for a bad name, Conflict when the account has a group of that
+        name, NotFound when a member is not a user of the account: then nothing is created.
+        The members' tiers follow the group's mapping at once."""
+        clean = self._group_name(name)
+        wanted = list(dict.fromkeys(members))
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            self._account(repo, account_id)
+            if repo.group_by_name(account_id, clean) is not None:
+                raise Conflict(f"A group named {clean!r} already exists.")
+            self._require_users(repo, account_id, wanted)
+            now = self._now()
+            group = DirectoryGroup(account_id=account_id, name=clean, name_lower=clean.lower(),
+                                   external_id=external_id, attributes={}, created_at=now,
+                                   updated_at=now)
+            repo.session.add(group)
+            repo.session.flush()
+            for uid in wanted:
+                repo.add_membership(group.id, uid)
+            if wanted:
+                self._refresh_tiers(repo, account_id, wanted)
+            return DirectoryGroupView.of(group), {"groupId": group.id, "name": group.name,
+                                                  "members": len(wanted)}
+
+        return self._run(actor, event_name, {"accountId": account_id, "name": clean,
+                                             "externalId": external_id, "members": wanted},
+                         work, account_id=account_id)
+
+    def change_group(self, actor: Actor, account_id: str, group_id: str,
+                     change: GroupChange, *, expected_version: int | None = None,
+                     event_name: str = "UpdateGroup") -> DirectoryGroupView:
+        """Apply the whole ``change`` (SCIM PUT: name, externalId and the member list; PATCH:
+        what its operations net to) in one transaction, or nothing.
+
+        Raises NotFound (no such group, or a member to add that is not a user of the
+        account), ValidationError (bad name), Conflict (name taken), StaleVersion
+        (``expected_version`` given and not the group's version, checked inside the write;
+        or a rename that lost a race with another writer). A change that changes nothing
+        (Okta repeats the name with each membership PATCH) writes no row and keeps the
+        version; membership-only changes without ``expected_version`` queue on the group
+        row instead of failing, so parallel membership PATCHes all apply."""
+        clean = self._group_name(change.name) if change.name is not None else None
+        replace = list(dict.fromkeys(change.replace)) if change.replace is not None else None
+        add, remove = list(dict.fromkeys(change.add)), list(dict.fromkeys(change.remove))
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            group = repo.group(account_id, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} was not found.")
+            read_version = group.version
+            if expected_version is not None and read_version != expected_version:
+                raise StaleVersion("The group was changed since the version you sent.")
+            fields: dict[str, Any] = {}
+            renamed = False
+            if clean is not None and clean != group.name:
+                same_name = repo.group_by_name(account_id, clean)
+                if same_name is not None and same_name.id != group.id:
+                    raise Conflict(f"A group named {clean!r} already exists.")
+                fields.update(name=clean, name_lower=clean.lower())
+                renamed = clean.lower() != group.name_lower
+            if change.set_external_id and change.external_id != group.external_id:
+                fields["external_id"] = change.external_id
+            self._require_users(repo, account_id, [*(replace or []), *add])
+            touched: set[str] = set()
+            if replace is not None:
+                for uid in set(repo.group_member_ids(group.id)) - set(replace):
+                    repo.remove_membership(group.id, uid)
+                    touched.add(uid)
+            for uid in remove:
+                if repo.remove_membership(group.id, uid):
+                    touched.add(uid)
+            for uid in [*(replace or []), *add]:
+                if repo.add_membership(group.id, uid):
+                    touched.add(uid)
+            if fields or touched:
+                # One UPDATE of the row: the name, externalId and member list are all part
+                # of the group, so its version (ETag) changes once per write. A field change
+                # is applied only to the version it was decided on; a membership-only change
+                # only to the expected version when the client sent one.
+                guard = read_version if fields else expected_version
+                bump = update(DirectoryGroup).where(DirectoryGroup.id == group.id)
+                if guard is not None:
+                    bump = bump.where(DirectoryGroup.version == guard)
+                done = repo.session.execute(
+                    bump.values(version=DirectoryGroup.version + 1, updated_at=self._now(),
+                                **fields)
+                    .execution_options(synchronize_session=False))
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise StaleVersion("The group was changed since the version you sent.")
+                repo.session.refresh(group)
+                refresh = set(repo.group_member_ids(group.id)) if renamed else set()
+                self._refresh_tiers(repo, account_id, sorted(touched | refresh))
+            return DirectoryGroupView.of(group), {"groupId": group.id,
+                                                  "fields": sorted(fields),
+                                                  "changedMembers": len(touched)}
+
+        params = {"accountId": account_id, "groupId": group_id, "name": clean,
+                  "externalId": change.external_id if change.set_external_id else None,
+                  "add": add, "remove": remove, "replace": replace,
+                  "expectedVersion": expected_version}
+        return self._run(actor, event_name, params, work, account_id=account_id)
 
     def set_user_groups(self, actor: Actor, account_id: str, user_id: str,
                         group_names: Iterable[str], *, create_missing: bool = False,

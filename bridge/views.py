@@ -251,6 +251,24 @@ class DirectoryUserInput:
 
 
 @dataclass(frozen=True)
+class GroupChange:
+    """The whole intended change of one write to a directory group, for
+    :meth:`~bridge.resolution.ResolutionEngine.change_group` (a SCIM PUT or PATCH).
+
+    ``name`` None keeps the name; ``set_external_id`` True sets ``external_id`` exactly
+    (None clears it), False keeps the stored one. Membership: ``replace`` (when not None)
+    becomes the member list, then ``remove`` and ``add`` apply row by row (parallel changes
+    of other members are never lost)."""
+
+    name: str | None = None
+    external_id: str | None = None
+    set_external_id: bool = False
+    add: Sequence[str] = ()
+    remove: Sequence[str] = ()
+    replace: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
 class DirectoryUserOutcome:
     """What happened to one :class:`DirectoryUserInput`: ``result`` when applied, else the
     refusal ``error`` (a :class:`~bridge.errors.BridgeError`; nothing changed for that
