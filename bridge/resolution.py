@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from bridge import audit, search
@@ -309,18 +310,16 @@ class ResolutionEngine:
 
     def _new_user(self, repo: Repository, *, account_id: str | None, primary_email: str,
                   status: UserStatus, tier: Tier | None, **extra: Any) -> User:
-        user = User(
-            account_id=account_id,
-            primary_email=primary_email,
-            status=status.value,
-            tier=tier.value if tier else None,
-            personal_pin=repo.unique_pin(),
-            created_at=self._now(),
-            updated_at=self._now(),
-            **extra,
-        )
+        now = self._now()
+        user = User(**{
+            "account_id": account_id, "primary_email": primary_email, "status": status.value,
+            # null(): a plain None would let the column's default ('pro') fill the INSERT.
+            "tier": tier.value if tier else null(), "personal_pin": repo.unique_pin(),
+            "created_at": now, "updated_at": now, **extra})
         repo.session.add(user)
         repo.session.flush()
+        if tier is None:
+            set_committed_value(user, "tier", None)  # known: no re-read of the row
         return user
 
     # =====================================================================================
@@ -1077,10 +1076,17 @@ class ResolutionEngine:
                 if user is not None and create_only:
                     raise Conflict(f"A user with the external id {external_id!r} already "
                                    "exists.")
-            if user_name is not None and search.user_name_taken(
-                    repo.session, account_id, user_name, user.id if user else None):
+            # Write path cost (issue 12): every check below reads only what can have
+            # changed — the user's own userName, link and addresses are not looked up again.
+            if user_name is not None and not (
+                    user is not None and user.user_name_lower == user_name.lower()
+            ) and search.user_name_taken(repo.session, account_id, user_name,
+                                         user.id if user else None):
                 raise Conflict(f"The userName {user_name!r} is already taken.")
-            if user is not None and external_id is not None:
+            links = [link for link in repo.identities(user.id, source.value)
+                     if link.issuer == account_id] if user is not None else []
+            linked = any(link.external_id == external_id for link in links)
+            if user is not None and external_id is not None and not linked:
                 holder = repo.user_by_identity(source.value, account_id, external_id)
                 if holder is not None and holder.id != user.id:
                     raise Conflict(f"The external id {external_id!r} belongs to another "
@@ -1092,7 +1098,9 @@ class ResolutionEngine:
             eff_primary, aliases = effective_addresses(primary, others, verified)
             skipped: list[str] = []
             own_id = user.id if user is not None else None
-            for address in [a for a in [eff_primary, *aliases] if a]:
+            current = repo.addresses(user.id) if user is not None else []
+            owned = {a.address for a in current}
+            for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
                 owner = repo.address_owner_id(address)
                 if owner is not None and owner != own_id:
                     if on_address_conflict == "raise":
@@ -1103,36 +1111,50 @@ class ResolutionEngine:
             aliases = [a for a in aliases if a not in skipped]
             now = self._now()
             created = user is None
-            if user is None:
-                user = self._new_user(repo, account_id=account_id,
-                                      primary_email=primary or "", status=UserStatus.REGISTERED,
-                                      tier=None, in_directory=True)
-            was_enabled = user.directory_enabled and user.in_directory
-            user.primary_email = primary or ""
-            user.display_name = display_name
-            user.source_addresses = ([primary] if primary else []) + others
-            user.in_directory = True
-            user.directory_deleted_at = None
-            user.directory_enabled = enabled
-            if user.status == UserStatus.RELEASED.value:
-                user.status = UserStatus.REGISTERED.value
+            profile: dict[str, Any] = {
+                "primary_email": primary or "", "display_name": display_name,
+                "source_addresses": ([primary] if primary else []) + others,
+                "in_directory": True, "directory_deleted_at": None,
+                "directory_enabled": enabled, "updated_at": now}
             if user_name is not None:
-                user.user_name, user.user_name_lower = user_name, user_name.lower()
+                profile.update(user_name=user_name, user_name_lower=user_name.lower())
             if attributes is not None:
-                user.attributes = dict(attributes)
-            if was_enabled and not enabled:
-                user.sessions_valid_after = now
-            user.updated_at = now
-            repo.set_addresses(user, eff_primary, aliases)
-            for link in repo.identities(user.id, source.value):
+                profile["attributes"] = dict(attributes)
+            if user is None:
+                if not enabled:  # as the bulk path (and before it this one) records it
+                    profile["sessions_valid_after"] = now
+                # One INSERT with every field (not an INSERT then an UPDATE).
+                user = self._new_user(repo, account_id=account_id, status=UserStatus.REGISTERED,
+                                      tier=None, **profile)
+            else:
+                was_enabled = user.directory_enabled and user.in_directory
+                for name, value in profile.items():
+                    setattr(user, name, value)
+                if user.status == UserStatus.RELEASED.value:
+                    user.status = UserStatus.REGISTERED.value
+                if was_enabled and not enabled:
+                    user.sessions_valid_after = now
+            # The owners were checked above, in this transaction.
+            repo.set_addresses(user, eff_primary, aliases, current=current, checked=True)
+            for link in links:
                 # One external id per user and directory: a changed one replaces the old.
-                if link.issuer == account_id and link.external_id != external_id:
+                if link.external_id != external_id:
                     repo.session.delete(link)
-            if external_id is not None:
-                repo.link_identity(user.id, source.value, account_id, external_id)
-            self._refresh_tiers(repo, account_id, [user.id])
-            repo.session.refresh(user)
-            view = self._user_view(repo, user)
+            if external_id is not None and not linked:
+                # Not linked to anyone: a new user was looked up by this external id, an
+                # existing one had its holder looked up above (another holder raised).
+                repo.link_identity(user.id, source.value, account_id, external_id,
+                                   known_unlinked=True)
+            # No tier refresh: the tier rule reads memberships and mappings only, and this
+            # changes neither (a new user has no membership and is created without a tier).
+            repo.session.flush()
+            if created:
+                # Every column was set here (client-side defaults): nothing to re-read, and
+                # a new user is in no group.
+                view = UserView.of(user, repo.addresses(user.id))
+            else:
+                repo.session.refresh(user)
+                view = self._user_view(repo, user)
             result = DirectoryUserResult(view, created, tuple(skipped))
             return result, {"userId": view.id, "created": created, "skipped": skipped}
 
@@ -1584,7 +1606,9 @@ class ResolutionEngine:
             return repo.search_users(account_id, query, include_groups=include_groups,
                                      include_addresses=include_addresses)
 
-        return self._read(work)
+        # A plain read transaction: a search never writes, so it need not queue for
+        # SQLite's write lock (a SCIM PATCH reads the user before its write).
+        return self._read(work, write_lock=False)
 
     def search_groups(self, account_id: str, query: search.SearchQuery, *,
                       include_members: bool = True) -> search.GroupPage:

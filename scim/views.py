@@ -311,8 +311,10 @@ def schema_view(schema_id: str) -> Response:
 # --- users --------------------------------------------------------------------------------
 
 def _read_user(user_id: str, *, groups: bool = True) -> tuple[UserView, list[Any]]:
+    # count=2: an id matches at most one user, so the page itself tells the total (no
+    # count query).
     page = _engine().search_users(_account(), SearchQuery(Comparison("id", "eq", user_id),
-                                                          count=1), include_groups=groups,
+                                                          count=2), include_groups=groups,
                                   include_addresses=False)
     if not page.users:
         raise NotFound(f"User {user_id} was not found.")
@@ -362,7 +364,12 @@ def create_user() -> Response:
     result = _engine().upsert_directory_user(
         _actor(), _account(), source=IdentitySource.SCIM, create_only=True,
         event_name="ScimCreateUser", **args)
-    return _user_response(result.user.id, 201)
+    # Rendered from the view the write returns (a new user is in no group): no second
+    # read transaction after the write.
+    view = result.user
+    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, [], _base_url()))
+    return _json(doc, 201, {"ETag": etag(view.version),
+                            "Location": f"{_base_url()}/Users/{view.id}"})
 
 
 @bp.put("/Users/<user_id>")
@@ -406,7 +413,7 @@ def delete_user(user_id: str) -> Response:
 
 def _read_group(group_id: str, *, members: bool) -> tuple[DirectoryGroupView, list[Any]]:
     page = _engine().search_groups(_account(), SearchQuery(Comparison("id", "eq", group_id),
-                                                           count=1), include_members=members)
+                                                           count=2), include_members=members)
     if not page.groups:
         raise NotFound(f"Group {group_id} was not found.")
     view = page.groups[0]
