@@ -299,7 +299,9 @@ class ResolutionEngine:
 
     @staticmethod
     def _user_view(repo: Repository, user: User) -> UserView:
-        return UserView.of(user, repo.addresses(user.id), tuple(repo.user_group_names(user.id)))
+        groups = repo.user_groups(user.id)
+        return UserView.of(user, repo.addresses(user.id), tuple(name for _, name in groups),
+                           tuple(gid for gid, _ in groups))
 
     @staticmethod
     def _user(repo: Repository, account_id: str, user_id: str) -> User:
@@ -1153,7 +1155,8 @@ class ResolutionEngine:
                 # a new user is in no group.
                 view = UserView.of(user, repo.addresses(user.id))
             else:
-                repo.session.refresh(user)
+                # No refresh: every changed column was set here and the ORM keeps the new
+                # version; addresses and groups are read for the view.
                 view = self._user_view(repo, user)
             result = DirectoryUserResult(view, created, tuple(skipped))
             return result, {"userId": view.id, "created": created, "skipped": skipped}
@@ -2297,8 +2300,10 @@ class _DirectoryPage:
             # Ordered as the store orders them: primary first, then by address.
             addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
                                key=lambda a: (not a.is_primary, a.address))
-            groups = tuple(name for _lower, name in sorted(group_names[g] for g in members[uid]))
-            views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
+            ordered = sorted((*group_names[g], g) for g in members[uid])
+            views[uid] = UserView.of(cast(User, state), cast(Any, addresses),
+                                     tuple(name for _lower, name, _gid in ordered),
+                                     tuple(gid for _lower, _name, gid in ordered))
         return views
 
 

@@ -127,6 +127,9 @@ class UserView:
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     user_name: str | None = None  # SCIM userName (None for users not provisioned over SCIM)
+    # The ids of ``groups``, in the same order, when the engine read them (its writes do):
+    # a door renders group references from the view without reading them again.
+    group_ids: tuple[str, ...] = ()
 
     @property
     def phone_numbers(self) -> tuple[PhoneNumber, ...]:
@@ -136,7 +139,7 @@ class UserView:
 
     @classmethod
     def of(cls, user: User, addresses: list[EmailAddress],
-           groups: tuple[str, ...] = ()) -> UserView:
+           groups: tuple[str, ...] = (), group_ids: tuple[str, ...] = ()) -> UserView:
         return cls(
             id=user.id,
             account_id=user.account_id,
@@ -162,6 +165,7 @@ class UserView:
             version=user.version,
             attributes=dict(user.attributes or {}),
             groups=groups,
+            group_ids=group_ids,
             user_name=user.user_name,
         )
 

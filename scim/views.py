@@ -22,7 +22,7 @@ from bridge.app import Services, services
 from bridge.domain import Actor, IdentitySource
 from bridge.errors import BridgeError, NotFound, StaleVersion
 from bridge.resolution import ResolutionEngine
-from bridge.search import Comparison, SearchQuery
+from bridge.search import Comparison, Ref, SearchQuery
 from bridge.views import DirectoryGroupView, GroupChange, UserView
 from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value
@@ -322,6 +322,14 @@ def _read_user(user_id: str, *, groups: bool = True) -> tuple[UserView, list[Any
     return view, page.groups.get(view.id, [])
 
 
+def _written_user(view: UserView) -> Response:
+    """The reply to a PUT or PATCH, rendered from the view the engine's write returned (its
+    groups with their ids): no read transaction after the write."""
+    groups = [Ref(gid, name) for gid, name in zip(view.group_ids, view.groups, strict=True)]
+    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, groups, _base_url()))
+    return _json(doc, headers={"ETag": etag(view.version)})
+
+
 def _user_response(user_id: str, status: int = 200) -> Response:
     projection = _projection(USER, USER_EXTENSIONS)
     view, groups = _read_user(user_id, groups=projection.wants("groups"))
@@ -376,10 +384,10 @@ def create_user() -> Response:
 def replace_user(user_id: str) -> Response:
     expected = _if_match()
     args = user_args(validate(_body(), USER, USER_EXTENSIONS))
-    _engine().upsert_directory_user(
+    result = _engine().upsert_directory_user(
         _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
         expected_version=expected, event_name="ScimReplaceUser", **args)
-    return _user_response(user_id)
+    return _written_user(result.user)
 
 
 @bp.patch("/Users/<user_id>")
@@ -387,19 +395,20 @@ def patch_user(user_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
 
-    def write(_attempt: int) -> None:
+    def write(_attempt: int) -> UserView | None:
         current, _groups = _read_user(user_id, groups=False)
         if expected is not None and current.version != expected:
             raise StaleVersion("The user was changed since the version you sent.")
         if not ops:
-            return  # Microsoft's validator sends an empty Operations list
+            return None  # Microsoft's validator sends an empty Operations list
         doc = apply_user_patch(user_document(current), ops, USER, USER_EXTENSIONS)
-        _engine().upsert_directory_user(
+        return _engine().upsert_directory_user(
             _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
-            expected_version=current.version, event_name="ScimPatchUser", **user_args(doc))
+            expected_version=current.version, event_name="ScimPatchUser",
+            **user_args(doc)).user
 
-    _retrying(write, expected)
-    return _user_response(user_id)
+    written = _retrying(write, expected)
+    return _user_response(user_id) if written is None else _written_user(written)
 
 
 @bp.delete("/Users/<user_id>")

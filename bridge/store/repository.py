@@ -400,6 +400,14 @@ class Repository:
             )
         )
 
+    def user_groups(self, user_id: str) -> list[tuple[str, str]]:
+        """(id, name) of the user's directory groups, by name."""
+        return [(gid, name) for gid, name in self.session.execute(
+            select(DirectoryGroup.id, DirectoryGroup.name)
+            .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
+            .where(GroupMembership.user_id == user_id)
+            .order_by(DirectoryGroup.name_lower)).tuples()]
+
     def user_group_names(self, user_id: str) -> list[str]:
         return list(
             self.session.scalars(
