@@ -16,9 +16,10 @@ Both servers run in ONE run on the same machine, each measured with the same cli
    - lookups: ``GET /Users?filter=userName eq "<random existing user>"`` (one user found);
    - gets: ``GET /Users/{random id}``.
 
-It prints a JSON summary with requests/s per phase and server, and the ratio bridge /
-scim2-server of each phase (the issue's targets: creates and PATCHes >= 1.5, lookups and
-GETs >= 3 on SQLite). All traffic is on 127.0.0.1; each phase stops by itself.
+It prints a JSON summary with requests/s per phase and server, the server's CPU per request
+(its processes' user + system time: the figure a shared machine's load does not skew), and
+the ratio bridge / scim2-server of each phase (the issue's targets: creates and PATCHes
+>= 1.5, lookups and GETs >= 3 on SQLite). All traffic is on 127.0.0.1; each phase stops by itself.
 
 Run: ``.venv/bin/python -m bench.scim_reference [--stores sqlite] [--users 2000]
 [--seconds 5] [--clients 8]``. Not a test: figures go to docs/performance.md.
@@ -174,6 +175,7 @@ def run_phase(phase: str, port: int, prefix: str, key: str, ids: list[str], seco
     latencies = sorted(x for p in parts for x in p["latencies"])
     count = len(latencies)
     return {
+        "requests": count,
         "per_second": round(count / max(elapsed, seconds), 1),
         "errors": sum(p["errors"] for p in parts),
         "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
@@ -182,11 +184,41 @@ def run_phase(phase: str, port: int, prefix: str, key: str, ids: list[str], seco
     }
 
 
-def run_phases(port: int, prefix: str, key: str, ids: list[str], seconds: float,
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` and its children (gunicorn's workers)."""
+    children = {pid}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.add(int(entry.name))
+    total = 0
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_phases(port: int, pid: int, prefix: str, key: str, ids: list[str], seconds: float,
                clients: int) -> dict[str, Any]:
+    """Every phase; besides requests/s, the server's CPU per request (its processes' user +
+    system time over the phase): on a shared machine the figure that load does not skew."""
     run_phase("lookups", port, prefix, key, ids, 1.0, clients)  # warm-up
-    return {phase: run_phase(phase, port, prefix, key, ids, seconds, clients)
-            for phase in PHASES}
+    out = {}
+    for phase in PHASES:
+        before = server_cpu_seconds(pid)
+        row = run_phase(phase, port, prefix, key, ids, seconds, clients)
+        requests = row.pop("requests")
+        row["server_cpu_ms_per_request"] = round(
+            (server_cpu_seconds(pid) - before) * 1000 / max(requests, 1), 2)
+        out[phase] = row
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,8 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         reference = Reference(root)
         try:
             ids = load_reference(reference.port, args.users)
-            summary["scim2-server"] = run_phases(reference.port, "/v2", TOKEN, ids,
-                                                 args.seconds, args.clients)
+            summary["scim2-server"] = run_phases(reference.port, reference.proc.pid, "/v2",
+                                                 TOKEN, ids, args.seconds, args.clients)
         finally:
             reference.stop()
         pg: PostgresServer | None = None
@@ -223,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             key, _account, bridge_ids = setup(url, data_dir, args.users)
             server = Server(url, data_dir, workers=2)
             try:
-                row = run_phases(server.port, "/scim/v2", key, bridge_ids, args.seconds,
-                                 args.clients)
+                row = run_phases(server.port, server.proc.pid, "/scim/v2", key, bridge_ids,
+                                 args.seconds, args.clients)
             finally:
                 server.stop()
             row["ratio_to_scim2_server"] = {
