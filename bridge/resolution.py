@@ -1052,116 +1052,157 @@ class ResolutionEngine:
         one; the user's link of this source is then dropped); ``create_only`` never updates
         (POST: Conflict when the external id is already provisioned).
         """
-        primary = normalize_email(primary_email) if primary_email else None
-        others: list[str] = []
-        for raw in other_emails:
-            try:
-                address = normalize_email(raw)
-            except ValidationError:
-                continue
-            if address != primary and address not in others:
-                others.append(address)
-        params = {"accountId": account_id, "source": source.value, "externalId": external_id,
-                  "primaryEmail": primary, "emails": others, "enabled": enabled}
-        if user_name is not None:
-            params["userName"] = user_name
+        primary, others = _directory_addresses(primary_email, other_emails)
+        params = _directory_user_params(account_id, source, external_id, primary, others,
+                                        enabled, user_name)
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
-            account = self._account(repo, account_id)
-            if account.directory_kind is None:
-                raise Forbidden("The account has no directory connected.")
-            user: User | None = None
-            if user_id is not None:
-                user = self._user(repo, account_id, user_id)
-            elif external_id is not None:
-                user = repo.user_by_identity(source.value, account_id, external_id)
-                if user is not None and create_only:
-                    raise Conflict(f"A user with the external id {external_id!r} already "
-                                   "exists.")
-            # Write path cost (issue 12): every check below reads only what can have
-            # changed — the user's own userName, link and addresses are not looked up again.
-            if user_name is not None and not (
-                    user is not None and user.user_name_lower == user_name.lower()
-            ) and search.user_name_taken(repo.session, account_id, user_name,
-                                         user.id if user else None):
-                raise Conflict(f"The userName {user_name!r} is already taken.")
-            links = [link for link in repo.identities(user.id, source.value)
-                     if link.issuer == account_id] if user is not None else []
-            linked = any(link.external_id == external_id for link in links)
-            if user is not None and external_id is not None and not linked:
-                holder = repo.user_by_identity(source.value, account_id, external_id)
-                if holder is not None and holder.id != user.id:
-                    raise Conflict(f"The external id {external_id!r} belongs to another "
-                                   "user.")
-            if user is not None and expected_version is not None and (
-                    user.version != expected_version):
-                raise StaleVersion("The user was changed since the version you sent.")
-            verified = repo.verified_domain_names(account_id)
-            eff_primary, aliases = effective_addresses(primary, others, verified)
-            skipped: list[str] = []
-            own_id = user.id if user is not None else None
-            current = repo.addresses(user.id) if user is not None else []
-            owned = {a.address for a in current}
-            for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
-                owner = repo.address_owner_id(address)
-                if owner is not None and owner != own_id:
-                    if on_address_conflict == "raise":
-                        raise Conflict(f"The email address {address} belongs to another user.")
-                    skipped.append(address)
-            if eff_primary in skipped:
-                eff_primary = None
-            aliases = [a for a in aliases if a not in skipped]
-            now = self._now()
-            created = user is None
-            profile: dict[str, Any] = {
-                "primary_email": primary or "", "display_name": display_name,
-                "source_addresses": ([primary] if primary else []) + others,
-                "in_directory": True, "directory_deleted_at": None,
-                "directory_enabled": enabled, "updated_at": now}
-            if user_name is not None:
-                profile.update(user_name=user_name, user_name_lower=user_name.lower())
-            if attributes is not None:
-                profile["attributes"] = dict(attributes)
-            if user is None:
-                if not enabled:  # as the bulk path (and before it this one) records it
-                    profile["sessions_valid_after"] = now
-                # One INSERT with every field (not an INSERT then an UPDATE).
-                user = self._new_user(repo, account_id=account_id, status=UserStatus.REGISTERED,
-                                      tier=None, **profile)
-            else:
-                was_enabled = user.directory_enabled and user.in_directory
-                for name, value in profile.items():
-                    setattr(user, name, value)
-                if user.status == UserStatus.RELEASED.value:
-                    user.status = UserStatus.REGISTERED.value
-                if was_enabled and not enabled:
-                    user.sessions_valid_after = now
-            # The owners were checked above, in this transaction.
-            repo.set_addresses(user, eff_primary, aliases, current=current, checked=True)
-            for link in links:
-                # One external id per user and directory: a changed one replaces the old.
-                if link.external_id != external_id:
-                    repo.session.delete(link)
-            if external_id is not None and not linked:
-                # Not linked to anyone: a new user was looked up by this external id, an
-                # existing one had its holder looked up above (another holder raised).
-                repo.link_identity(user.id, source.value, account_id, external_id,
-                                   known_unlinked=True)
-            # No tier refresh: the tier rule reads memberships and mappings only, and this
-            # changes neither (a new user has no membership and is created without a tier).
-            repo.session.flush()
-            if created:
-                # Every column was set here (client-side defaults): nothing to re-read, and
-                # a new user is in no group.
-                view = UserView.of(user, repo.addresses(user.id))
-            else:
-                # No refresh: every changed column was set here and the ORM keeps the new
-                # version; addresses and groups are read for the view.
-                view = self._user_view(repo, user)
-            result = DirectoryUserResult(view, created, tuple(skipped))
-            return result, {"userId": view.id, "created": created, "skipped": skipped}
+            return self._write_directory_user(
+                repo, account_id, source=source, external_id=external_id, primary=primary,
+                others=others, display_name=display_name, enabled=enabled,
+                attributes=attributes, user_id=user_id, expected_version=expected_version,
+                on_address_conflict=on_address_conflict, user_name=user_name,
+                create_only=create_only)
 
         return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def patch_directory_user(
+        self, actor: Actor, account_id: str, user_id: str,
+        change: Callable[[UserView], Mapping[str, Any]], *, source: IdentitySource,
+        expected_version: int | None = None, event_name: str = "PatchUser",
+    ) -> DirectoryUserResult:
+        """Change a directory user from its current state in ONE transaction (SCIM PATCH):
+        ``change`` receives the stored user (a view without addresses or groups) and
+        returns the keyword arguments of :meth:`upsert_directory_user` describing the whole
+        new state (``primary_email``, ``other_emails``, ``external_id``, ``display_name``,
+        ``enabled``, ``attributes``, ``user_name``); they are applied under the same rules,
+        read and written in the same transaction, so a concurrent change can neither be
+        lost nor make the request fail. Raises NotFound, StaleVersion (``expected_version``
+        given and not the user's), and whatever ``change`` or the rules raise (nothing is
+        written then)."""
+        params: dict[str, Any] = {"accountId": account_id, "userId": user_id}
+
+        def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
+            args = dict(change(UserView.of(user, [])))
+            primary, others = _directory_addresses(args.pop("primary_email", None),
+                                                   args.pop("other_emails", ()))
+            params.update(_directory_user_params(
+                account_id, source, args.get("external_id"), primary, others,
+                args.get("enabled", True), args.get("user_name")), userId=user_id)
+            return self._write_directory_user(
+                repo, account_id, source=source, primary=primary, others=others,
+                user_id=user_id, expected_version=user.version,
+                on_address_conflict="raise", create_only=False,
+                external_id=args.get("external_id"), display_name=args.get("display_name"),
+                enabled=args.get("enabled", True), attributes=args.get("attributes"),
+                user_name=args.get("user_name"))
+
+        return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def _write_directory_user(
+        self, repo: Repository, account_id: str, *, source: IdentitySource,
+        external_id: str | None, primary: str | None, others: Sequence[str],
+        display_name: str | None, enabled: bool, attributes: Mapping[str, Any] | None,
+        user_id: str | None, expected_version: int | None, on_address_conflict: str,
+        user_name: str | None, create_only: bool,
+    ) -> tuple[DirectoryUserResult, dict[str, Any]]:
+        """The rules of :meth:`upsert_directory_user`, inside the caller's transaction."""
+        account = self._account(repo, account_id)
+        if account.directory_kind is None:
+            raise Forbidden("The account has no directory connected.")
+        user: User | None = None
+        if user_id is not None:
+            user = self._user(repo, account_id, user_id)
+        elif external_id is not None:
+            user = repo.user_by_identity(source.value, account_id, external_id)
+            if user is not None and create_only:
+                raise Conflict(f"A user with the external id {external_id!r} already "
+                               "exists.")
+        # Write path cost (issue 12): every check below reads only what can have
+        # changed — the user's own userName, link and addresses are not looked up again.
+        if user_name is not None and not (
+                user is not None and user.user_name_lower == user_name.lower()
+        ) and search.user_name_taken(repo.session, account_id, user_name,
+                                     user.id if user else None):
+            raise Conflict(f"The userName {user_name!r} is already taken.")
+        links = [link for link in repo.identities(user.id, source.value)
+                 if link.issuer == account_id] if user is not None else []
+        linked = any(link.external_id == external_id for link in links)
+        if user is not None and external_id is not None and not linked:
+            holder = repo.user_by_identity(source.value, account_id, external_id)
+            if holder is not None and holder.id != user.id:
+                raise Conflict(f"The external id {external_id!r} belongs to another "
+                               "user.")
+        if user is not None and expected_version is not None and (
+                user.version != expected_version):
+            raise StaleVersion("The user was changed since the version you sent.")
+        verified = repo.verified_domain_names(account_id)
+        eff_primary, aliases = effective_addresses(primary, others, verified)
+        skipped: list[str] = []
+        own_id = user.id if user is not None else None
+        current = repo.addresses(user.id) if user is not None else []
+        owned = {a.address for a in current}
+        for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
+            owner = repo.address_owner_id(address)
+            if owner is not None and owner != own_id:
+                if on_address_conflict == "raise":
+                    raise Conflict(f"The email address {address} belongs to another user.")
+                skipped.append(address)
+        if eff_primary in skipped:
+            eff_primary = None
+        aliases = [a for a in aliases if a not in skipped]
+        now = self._now()
+        created = user is None
+        profile: dict[str, Any] = {
+            "primary_email": primary or "", "display_name": display_name,
+            "source_addresses": [*([primary] if primary else []), *others],
+            "in_directory": True, "directory_deleted_at": None,
+            "directory_enabled": enabled, "updated_at": now}
+        if user_name is not None:
+            profile.update(user_name=user_name, user_name_lower=user_name.lower())
+        if attributes is not None:
+            profile["attributes"] = dict(attributes)
+        if user is None:
+            if not enabled:  # as the bulk path (and before it this one) records it
+                profile["sessions_valid_after"] = now
+            # One INSERT with every field (not an INSERT then an UPDATE).
+            user = self._new_user(repo, account_id=account_id, status=UserStatus.REGISTERED,
+                                  tier=None, **profile)
+        else:
+            was_enabled = user.directory_enabled and user.in_directory
+            for name, value in profile.items():
+                setattr(user, name, value)
+            if user.status == UserStatus.RELEASED.value:
+                user.status = UserStatus.REGISTERED.value
+            if was_enabled and not enabled:
+                user.sessions_valid_after = now
+        # The owners were checked above, in this transaction.
+        repo.set_addresses(user, eff_primary, aliases, current=current, checked=True)
+        for link in links:
+            # One external id per user and directory: a changed one replaces the old.
+            if link.external_id != external_id:
+                repo.session.delete(link)
+        if external_id is not None and not linked:
+            # Not linked to anyone: a new user was looked up by this external id, an
+            # existing one had its holder looked up above (another holder raised).
+            repo.link_identity(user.id, source.value, account_id, external_id,
+                               known_unlinked=True)
+        # No tier refresh: the tier rule reads memberships and mappings only, and this
+        # changes neither (a new user has no membership and is created without a tier).
+        repo.session.flush()
+        if created:
+            # Every column was set here (client-side defaults): nothing to re-read, and
+            # a new user is in no group.
+            view = UserView.of(user, repo.addresses(user.id))
+        else:
+            # No refresh: every changed column was set here and the ORM keeps the new
+            # version; addresses and groups are read for the view.
+            view = self._user_view(repo, user)
+        result = DirectoryUserResult(view, created, tuple(skipped))
+        return result, {"userId": view.id, "created": created, "skipped": skipped}
 
     def directory_user(self, account_id: str, source: IdentitySource,
                        external_id: str) -> UserView | None:
@@ -1949,6 +1990,33 @@ class ResolutionEngine:
 # =========================================================================================
 
 _CHUNK = 500
+
+
+def _directory_addresses(primary_email: str | None,
+                         other_emails: Iterable[str]) -> tuple[str | None, list[str]]:
+    """(normalized primary, the other valid addresses without it or duplicates)."""
+    primary = normalize_email(primary_email) if primary_email else None
+    others: list[str] = []
+    for raw in other_emails:
+        try:
+            address = normalize_email(raw)
+        except ValidationError:
+            continue
+        if address != primary and address not in others:
+            others.append(address)
+    return primary, others
+
+
+def _directory_user_params(account_id: str, source: IdentitySource, external_id: str | None,
+                           primary: str | None, others: list[str], enabled: bool,
+                           user_name: str | None) -> dict[str, Any]:
+    """The audit event's request parameters of a directory user write."""
+    params: dict[str, Any] = {"accountId": account_id, "source": source.value,
+                              "externalId": external_id, "primaryEmail": primary,
+                              "emails": others, "enabled": enabled}
+    if user_name is not None:
+        params["userName"] = user_name
+    return params
 
 
 def _table(model: type[Any]) -> Table:

@@ -394,21 +394,24 @@ def replace_user(user_id: str) -> Response:
 def patch_user(user_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
-
-    def write(_attempt: int) -> UserView | None:
+    if not ops:
+        # Microsoft's validator sends an empty Operations list: nothing to write.
         current, _groups = _read_user(user_id, groups=False)
         if expected is not None and current.version != expected:
             raise StaleVersion("The user was changed since the version you sent.")
-        if not ops:
-            return None  # Microsoft's validator sends an empty Operations list
-        doc = apply_user_patch(user_document(current), ops, USER, USER_EXTENSIONS)
-        return _engine().upsert_directory_user(
-            _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
-            expected_version=current.version, event_name="ScimPatchUser",
-            **user_args(doc)).user
+        return _user_response(user_id)
 
-    written = _retrying(write, expected)
-    return _user_response(user_id) if written is None else _written_user(written)
+    def change(current: UserView) -> dict[str, Any]:
+        """The operations applied to the stored user (run inside the engine's write)."""
+        return user_args(apply_user_patch(user_document(current), ops, USER,
+                                          USER_EXTENSIONS))
+
+    # Without If-Match, a write that lost a race (PostgreSQL: another PATCH committed
+    # between this one's read and its UPDATE) is applied again to the new state.
+    result = _retrying(lambda _attempt: _engine().patch_directory_user(
+        _actor(), _account(), user_id, change, source=IdentitySource.SCIM,
+        expected_version=expected, event_name="ScimPatchUser"), expected)
+    return _written_user(result.user)
 
 
 @bp.delete("/Users/<user_id>")
