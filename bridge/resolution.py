@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from bridge import audit, search
@@ -74,6 +75,7 @@ from bridge.views import (
     DirectoryUserOutcome,
     DirectoryUserResult,
     DomainView,
+    GroupChange,
     GroupMappingView,
     InvitationView,
     ItemError,
@@ -297,7 +299,9 @@ class ResolutionEngine:
 
     @staticmethod
     def _user_view(repo: Repository, user: User) -> UserView:
-        return UserView.of(user, repo.addresses(user.id), tuple(repo.user_group_names(user.id)))
+        groups = repo.user_groups(user.id)
+        return UserView.of(user, repo.addresses(user.id), tuple(name for _, name in groups),
+                           tuple(gid for gid, _ in groups))
 
     @staticmethod
     def _user(repo: Repository, account_id: str, user_id: str) -> User:
@@ -308,18 +312,16 @@ class ResolutionEngine:
 
     def _new_user(self, repo: Repository, *, account_id: str | None, primary_email: str,
                   status: UserStatus, tier: Tier | None, **extra: Any) -> User:
-        user = User(
-            account_id=account_id,
-            primary_email=primary_email,
-            status=status.value,
-            tier=tier.value if tier else None,
-            personal_pin=repo.unique_pin(),
-            created_at=self._now(),
-            updated_at=self._now(),
-            **extra,
-        )
+        now = self._now()
+        user = User(**{
+            "account_id": account_id, "primary_email": primary_email, "status": status.value,
+            # null(): a plain None would let the column's default ('pro') fill the INSERT.
+            "tier": tier.value if tier else null(), "personal_pin": repo.unique_pin(),
+            "created_at": now, "updated_at": now, **extra})
         repo.session.add(user)
         repo.session.flush()
+        if tier is None:
+            set_committed_value(user, "tier", None)  # known: no re-read of the row
         return user
 
     # =====================================================================================
@@ -1050,92 +1052,157 @@ class ResolutionEngine:
         one; the user's link of this source is then dropped); ``create_only`` never updates
         (POST: Conflict when the external id is already provisioned).
         """
-        primary = normalize_email(primary_email) if primary_email else None
-        others: list[str] = []
-        for raw in other_emails:
-            try:
-                address = normalize_email(raw)
-            except ValidationError:
-                continue
-            if address != primary and address not in others:
-                others.append(address)
-        params = {"accountId": account_id, "source": source.value, "externalId": external_id,
-                  "primaryEmail": primary, "emails": others, "enabled": enabled}
-        if user_name is not None:
-            params["userName"] = user_name
+        primary, others = _directory_addresses(primary_email, other_emails)
+        params = _directory_user_params(account_id, source, external_id, primary, others,
+                                        enabled, user_name)
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
-            account = self._account(repo, account_id)
-            if account.directory_kind is None:
-                raise Forbidden("The account has no directory connected.")
-            user: User | None = None
-            if user_id is not None:
-                user = self._user(repo, account_id, user_id)
-            elif external_id is not None:
-                user = repo.user_by_identity(source.value, account_id, external_id)
-                if user is not None and create_only:
-                    raise Conflict(f"A user with the external id {external_id!r} already "
-                                   "exists.")
-            if user_name is not None and search.user_name_taken(
-                    repo.session, account_id, user_name, user.id if user else None):
-                raise Conflict(f"The userName {user_name!r} is already taken.")
-            if user is not None and external_id is not None:
-                holder = repo.user_by_identity(source.value, account_id, external_id)
-                if holder is not None and holder.id != user.id:
-                    raise Conflict(f"The external id {external_id!r} belongs to another "
-                                   "user.")
-            if user is not None and expected_version is not None and (
-                    user.version != expected_version):
-                raise StaleVersion("The user was changed since the version you sent.")
-            verified = repo.verified_domain_names(account_id)
-            eff_primary, aliases = effective_addresses(primary, others, verified)
-            skipped: list[str] = []
-            own_id = user.id if user is not None else None
-            for address in [a for a in [eff_primary, *aliases] if a]:
-                owner = repo.address_owner_id(address)
-                if owner is not None and owner != own_id:
-                    if on_address_conflict == "raise":
-                        raise Conflict(f"The email address {address} belongs to another user.")
-                    skipped.append(address)
-            if eff_primary in skipped:
-                eff_primary = None
-            aliases = [a for a in aliases if a not in skipped]
-            now = self._now()
-            created = user is None
-            if user is None:
-                user = self._new_user(repo, account_id=account_id,
-                                      primary_email=primary or "", status=UserStatus.REGISTERED,
-                                      tier=None, in_directory=True)
-            was_enabled = user.directory_enabled and user.in_directory
-            user.primary_email = primary or ""
-            user.display_name = display_name
-            user.source_addresses = ([primary] if primary else []) + others
-            user.in_directory = True
-            user.directory_deleted_at = None
-            user.directory_enabled = enabled
-            if user.status == UserStatus.RELEASED.value:
-                user.status = UserStatus.REGISTERED.value
-            if user_name is not None:
-                user.user_name, user.user_name_lower = user_name, user_name.lower()
-            if attributes is not None:
-                user.attributes = dict(attributes)
-            if was_enabled and not enabled:
-                user.sessions_valid_after = now
-            user.updated_at = now
-            repo.set_addresses(user, eff_primary, aliases)
-            for link in repo.identities(user.id, source.value):
-                # One external id per user and directory: a changed one replaces the old.
-                if link.issuer == account_id and link.external_id != external_id:
-                    repo.session.delete(link)
-            if external_id is not None:
-                repo.link_identity(user.id, source.value, account_id, external_id)
-            self._refresh_tiers(repo, account_id, [user.id])
-            repo.session.refresh(user)
-            view = self._user_view(repo, user)
-            result = DirectoryUserResult(view, created, tuple(skipped))
-            return result, {"userId": view.id, "created": created, "skipped": skipped}
+            return self._write_directory_user(
+                repo, account_id, source=source, external_id=external_id, primary=primary,
+                others=others, display_name=display_name, enabled=enabled,
+                attributes=attributes, user_id=user_id, expected_version=expected_version,
+                on_address_conflict=on_address_conflict, user_name=user_name,
+                create_only=create_only)
 
         return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def patch_directory_user(
+        self, actor: Actor, account_id: str, user_id: str,
+        change: Callable[[UserView], Mapping[str, Any]], *, source: IdentitySource,
+        expected_version: int | None = None, event_name: str = "PatchUser",
+    ) -> DirectoryUserResult:
+        """Change a directory user from its current state in ONE transaction (SCIM PATCH):
+        ``change`` receives the stored user (a view without addresses or groups) and
+        returns the keyword arguments of :meth:`upsert_directory_user` describing the whole
+        new state (``primary_email``, ``other_emails``, ``external_id``, ``display_name``,
+        ``enabled``, ``attributes``, ``user_name``); they are applied under the same rules,
+        read and written in the same transaction, so a concurrent change can neither be
+        lost nor make the request fail. Raises NotFound, StaleVersion (``expected_version``
+        given and not the user's), and whatever ``change`` or the rules raise (nothing is
+        written then)."""
+        params: dict[str, Any] = {"accountId": account_id, "userId": user_id}
+
+        def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
+            args = dict(change(UserView.of(user, [])))
+            primary, others = _directory_addresses(args.pop("primary_email", None),
+                                                   args.pop("other_emails", ()))
+            params.update(_directory_user_params(
+                account_id, source, args.get("external_id"), primary, others,
+                args.get("enabled", True), args.get("user_name")), userId=user_id)
+            return self._write_directory_user(
+                repo, account_id, source=source, primary=primary, others=others,
+                user_id=user_id, expected_version=user.version,
+                on_address_conflict="raise", create_only=False,
+                external_id=args.get("external_id"), display_name=args.get("display_name"),
+                enabled=args.get("enabled", True), attributes=args.get("attributes"),
+                user_name=args.get("user_name"))
+
+        return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def _write_directory_user(
+        self, repo: Repository, account_id: str, *, source: IdentitySource,
+        external_id: str | None, primary: str | None, others: Sequence[str],
+        display_name: str | None, enabled: bool, attributes: Mapping[str, Any] | None,
+        user_id: str | None, expected_version: int | None, on_address_conflict: str,
+        user_name: str | None, create_only: bool,
+    ) -> tuple[DirectoryUserResult, dict[str, Any]]:
+        """The rules of :meth:`upsert_directory_user`, inside the caller's transaction."""
+        account = self._account(repo, account_id)
+        if account.directory_kind is None:
+            raise Forbidden("The account has no directory connected.")
+        user: User | None = None
+        if user_id is not None:
+            user = self._user(repo, account_id, user_id)
+        elif external_id is not None:
+            user = repo.user_by_identity(source.value, account_id, external_id)
+            if user is not None and create_only:
+                raise Conflict(f"A user with the external id {external_id!r} already "
+                               "exists.")
+        # Write path cost (issue 12): every check below reads only what can have
+        # changed — the user's own userName, link and addresses are not looked up again.
+        if user_name is not None and not (
+                user is not None and user.user_name_lower == user_name.lower()
+        ) and search.user_name_taken(repo.session, account_id, user_name,
+                                     user.id if user else None):
+            raise Conflict(f"The userName {user_name!r} is already taken.")
+        links = [link for link in repo.identities(user.id, source.value)
+                 if link.issuer == account_id] if user is not None else []
+        linked = any(link.external_id == external_id for link in links)
+        if user is not None and external_id is not None and not linked:
+            holder = repo.user_by_identity(source.value, account_id, external_id)
+            if holder is not None and holder.id != user.id:
+                raise Conflict(f"The external id {external_id!r} belongs to another "
+                               "user.")
+        if user is not None and expected_version is not None and (
+                user.version != expected_version):
+            raise StaleVersion("The user was changed since the version you sent.")
+        verified = repo.verified_domain_names(account_id)
+        eff_primary, aliases = effective_addresses(primary, others, verified)
+        skipped: list[str] = []
+        own_id = user.id if user is not None else None
+        current = repo.addresses(user.id) if user is not None else []
+        owned = {a.address for a in current}
+        for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
+            owner = repo.address_owner_id(address)
+            if owner is not None and owner != own_id:
+                if on_address_conflict == "raise":
+                    raise Conflict(f"The email address {address} belongs to another user.")
+                skipped.append(address)
+        if eff_primary in skipped:
+            eff_primary = None
+        aliases = [a for a in aliases if a not in skipped]
+        now = self._now()
+        created = user is None
+        profile: dict[str, Any] = {
+            "primary_email": primary or "", "display_name": display_name,
+            "source_addresses": [*([primary] if primary else []), *others],
+            "in_directory": True, "directory_deleted_at": None,
+            "directory_enabled": enabled, "updated_at": now}
+        if user_name is not None:
+            profile.update(user_name=user_name, user_name_lower=user_name.lower())
+        if attributes is not None:
+            profile["attributes"] = dict(attributes)
+        if user is None:
+            if not enabled:  # as the bulk path (and before it this one) records it
+                profile["sessions_valid_after"] = now
+            # One INSERT with every field (not an INSERT then an UPDATE).
+            user = self._new_user(repo, account_id=account_id, status=UserStatus.REGISTERED,
+                                  tier=None, **profile)
+        else:
+            was_enabled = user.directory_enabled and user.in_directory
+            for name, value in profile.items():
+                setattr(user, name, value)
+            if user.status == UserStatus.RELEASED.value:
+                user.status = UserStatus.REGISTERED.value
+            if was_enabled and not enabled:
+                user.sessions_valid_after = now
+        # The owners were checked above, in this transaction.
+        repo.set_addresses(user, eff_primary, aliases, current=current, checked=True)
+        for link in links:
+            # One external id per user and directory: a changed one replaces the old.
+            if link.external_id != external_id:
+                repo.session.delete(link)
+        if external_id is not None and not linked:
+            # Not linked to anyone: a new user was looked up by this external id, an
+            # existing one had its holder looked up above (another holder raised).
+            repo.link_identity(user.id, source.value, account_id, external_id,
+                               known_unlinked=True)
+        # No tier refresh: the tier rule reads memberships and mappings only, and this
+        # changes neither (a new user has no membership and is created without a tier).
+        repo.session.flush()
+        if created:
+            # Every column was set here (client-side defaults): nothing to re-read, and
+            # a new user is in no group.
+            view = UserView.of(user, repo.addresses(user.id))
+        else:
+            # No refresh: every changed column was set here and the ORM keeps the new
+            # version; addresses and groups are read for the view.
+            view = self._user_view(repo, user)
+        result = DirectoryUserResult(view, created, tuple(skipped))
+        return result, {"userId": view.id, "created": created, "skipped": skipped}
 
     def directory_user(self, account_id: str, source: IdentitySource,
                        external_id: str) -> UserView | None:
@@ -1163,11 +1230,16 @@ class ResolutionEngine:
                          work, account_id=account_id)
 
     def delete_user(self, actor: Actor, account_id: str, user_id: str,
-                    *, event_name: str = "DeleteUser") -> None:
-        """Delete a user's profile and every row that belongs to it."""
+                    *, expected_version: int | None = None,
+                    event_name: str = "DeleteUser") -> None:
+        """Delete a user's profile and every row that belongs to it. Raises NotFound, or
+        StaleVersion when ``expected_version`` (If-Match) is not the user's version —
+        checked in the transaction; the DELETE only matches the version read."""
 
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
             repo.session.delete(user)
             return None, {"userId": user_id}
 
@@ -1249,11 +1321,19 @@ class ResolutionEngine:
                          work, account_id=account_id)
 
     def delete_group(self, actor: Actor, account_id: str, group_id: str,
-                     *, event_name: str = "DeprovisionGroup") -> None:
+                     *, expected_version: int | None = None,
+                     event_name: str = "DeprovisionGroup") -> None:
+        """Delete a directory group and its memberships; the members' tiers follow at once.
+        Raises NotFound, or StaleVersion when ``expected_version`` (If-Match) is given and
+        is not the group's version — checked in the transaction, and the DELETE itself only
+        matches the version read (the ORM's version check)."""
+
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             group = repo.group(account_id, group_id)
             if group is None:
                 raise NotFound(f"Group {group_id} was not found.")
+            if expected_version is not None and group.version != expected_version:
+                raise StaleVersion("The group was changed since the version you sent.")
             members = repo.group_member_ids(group.id)
             repo.session.execute(delete(GroupMembership).where(
                 GroupMembership.group_id == group.id))
@@ -1320,6 +1400,134 @@ class ResolutionEngine:
                                              "replace": list(replace) if replace is not None
                                              else None},
                          work, account_id=account_id)
+
+    # --- group writes, one engine operation each (SCIM POST/PUT/PATCH/DELETE /Groups) ------
+    #
+    # Each runs in ONE transaction with ONE audit event: a refused write (unknown member,
+    # name taken, stale version) leaves the group exactly as it was — name, externalId,
+    # members and version — and records only the refusal. ``expected_version`` (If-Match) is
+    # checked inside the transaction and again by the write itself (``WHERE version = ?``),
+    # so a concurrent change between the check and the write is a StaleVersion, never lost.
+
+    @staticmethod
+    def _group_name(name: str) -> str:
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
+            raise ValidationError("A group name must be 1 to 256 characters.",
+                                  field="displayName")
+        return name.strip()
+
+    @staticmethod
+    def _require_users(repo: Repository, account_id: str, user_ids: Iterable[str]) -> None:
+        for uid in user_ids:
+            if repo.user_in_account(account_id, uid) is None:
+                raise NotFound(f"User {uid} was not found in the account.")
+
+    def create_group(self, actor: Actor, account_id: str, *, name: str,
+                     external_id: str | None = None, members: Sequence[str] = (),
+                     event_name: str = "ProvisionGroup") -> DirectoryGroupView:
+        """Create a directory group with its members in one transaction (SCIM POST).
+
+        Raises ValidationError for a bad name, Conflict when the account has a group of that
+        name, NotFound when a member is not a user of the account: then nothing is created.
+        The members' tiers follow the group's mapping at once."""
+        clean = self._group_name(name)
+        wanted = list(dict.fromkeys(members))
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            self._account(repo, account_id)
+            if repo.group_by_name(account_id, clean) is not None:
+                raise Conflict(f"A group named {clean!r} already exists.")
+            self._require_users(repo, account_id, wanted)
+            now = self._now()
+            group = DirectoryGroup(account_id=account_id, name=clean, name_lower=clean.lower(),
+                                   external_id=external_id, attributes={}, created_at=now,
+                                   updated_at=now)
+            repo.session.add(group)
+            repo.session.flush()
+            for uid in wanted:
+                repo.add_membership(group.id, uid)
+            if wanted:
+                self._refresh_tiers(repo, account_id, wanted)
+            return DirectoryGroupView.of(group), {"groupId": group.id, "name": group.name,
+                                                  "members": len(wanted)}
+
+        return self._run(actor, event_name, {"accountId": account_id, "name": clean,
+                                             "externalId": external_id, "members": wanted},
+                         work, account_id=account_id)
+
+    def change_group(self, actor: Actor, account_id: str, group_id: str,
+                     change: GroupChange, *, expected_version: int | None = None,
+                     event_name: str = "UpdateGroup") -> DirectoryGroupView:
+        """Apply the whole ``change`` (SCIM PUT: name, externalId and the member list; PATCH:
+        what its operations net to) in one transaction, or nothing.
+
+        Raises NotFound (no such group, or a member to add that is not a user of the
+        account), ValidationError (bad name), Conflict (name taken), StaleVersion
+        (``expected_version`` given and not the group's version, checked inside the write;
+        or a rename that lost a race with another writer). A change that changes nothing
+        (Okta repeats the name with each membership PATCH) writes no row and keeps the
+        version; membership-only changes without ``expected_version`` queue on the group
+        row instead of failing, so parallel membership PATCHes all apply."""
+        clean = self._group_name(change.name) if change.name is not None else None
+        replace = list(dict.fromkeys(change.replace)) if change.replace is not None else None
+        add, remove = list(dict.fromkeys(change.add)), list(dict.fromkeys(change.remove))
+
+        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
+            group = repo.group(account_id, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} was not found.")
+            read_version = group.version
+            if expected_version is not None and read_version != expected_version:
+                raise StaleVersion("The group was changed since the version you sent.")
+            fields: dict[str, Any] = {}
+            renamed = False
+            if clean is not None and clean != group.name:
+                same_name = repo.group_by_name(account_id, clean)
+                if same_name is not None and same_name.id != group.id:
+                    raise Conflict(f"A group named {clean!r} already exists.")
+                fields.update(name=clean, name_lower=clean.lower())
+                renamed = clean.lower() != group.name_lower
+            if change.set_external_id and change.external_id != group.external_id:
+                fields["external_id"] = change.external_id
+            self._require_users(repo, account_id, [*(replace or []), *add])
+            touched: set[str] = set()
+            if replace is not None:
+                for uid in set(repo.group_member_ids(group.id)) - set(replace):
+                    repo.remove_membership(group.id, uid)
+                    touched.add(uid)
+            for uid in remove:
+                if repo.remove_membership(group.id, uid):
+                    touched.add(uid)
+            for uid in [*(replace or []), *add]:
+                if repo.add_membership(group.id, uid):
+                    touched.add(uid)
+            if fields or touched:
+                # One UPDATE of the row: the name, externalId and member list are all part
+                # of the group, so its version (ETag) changes once per write. A field change
+                # is applied only to the version it was decided on; a membership-only change
+                # only to the expected version when the client sent one.
+                guard = read_version if fields else expected_version
+                bump = update(DirectoryGroup).where(DirectoryGroup.id == group.id)
+                if guard is not None:
+                    bump = bump.where(DirectoryGroup.version == guard)
+                done = repo.session.execute(
+                    bump.values(version=DirectoryGroup.version + 1, updated_at=self._now(),
+                                **fields)
+                    .execution_options(synchronize_session=False))
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise StaleVersion("The group was changed since the version you sent.")
+                repo.session.refresh(group)
+                refresh = set(repo.group_member_ids(group.id)) if renamed else set()
+                self._refresh_tiers(repo, account_id, sorted(touched | refresh))
+            return DirectoryGroupView.of(group), {"groupId": group.id,
+                                                  "fields": sorted(fields),
+                                                  "changedMembers": len(touched)}
+
+        params = {"accountId": account_id, "groupId": group_id, "name": clean,
+                  "externalId": change.external_id if change.set_external_id else None,
+                  "add": add, "remove": remove, "replace": replace,
+                  "expectedVersion": expected_version}
+        return self._run(actor, event_name, params, work, account_id=account_id)
 
     def set_user_groups(self, actor: Actor, account_id: str, user_id: str,
                         group_names: Iterable[str], *, create_missing: bool = False,
@@ -1442,7 +1650,9 @@ class ResolutionEngine:
             return repo.search_users(account_id, query, include_groups=include_groups,
                                      include_addresses=include_addresses)
 
-        return self._read(work)
+        # A plain read transaction: a search never writes, so it need not queue for
+        # SQLite's write lock (a SCIM PATCH reads the user before its write).
+        return self._read(work, write_lock=False)
 
     def search_groups(self, account_id: str, query: search.SearchQuery, *,
                       include_members: bool = True) -> search.GroupPage:
@@ -1780,6 +1990,33 @@ class ResolutionEngine:
 # =========================================================================================
 
 _CHUNK = 500
+
+
+def _directory_addresses(primary_email: str | None,
+                         other_emails: Iterable[str]) -> tuple[str | None, list[str]]:
+    """(normalized primary, the other valid addresses without it or duplicates)."""
+    primary = normalize_email(primary_email) if primary_email else None
+    others: list[str] = []
+    for raw in other_emails:
+        try:
+            address = normalize_email(raw)
+        except ValidationError:
+            continue
+        if address != primary and address not in others:
+            others.append(address)
+    return primary, others
+
+
+def _directory_user_params(account_id: str, source: IdentitySource, external_id: str | None,
+                           primary: str | None, others: list[str], enabled: bool,
+                           user_name: str | None) -> dict[str, Any]:
+    """The audit event's request parameters of a directory user write."""
+    params: dict[str, Any] = {"accountId": account_id, "source": source.value,
+                              "externalId": external_id, "primaryEmail": primary,
+                              "emails": others, "enabled": enabled}
+    if user_name is not None:
+        params["userName"] = user_name
+    return params
 
 
 def _table(model: type[Any]) -> Table:
@@ -2131,8 +2368,10 @@ class _DirectoryPage:
             # Ordered as the store orders them: primary first, then by address.
             addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
                                key=lambda a: (not a.is_primary, a.address))
-            groups = tuple(name for _lower, name in sorted(group_names[g] for g in members[uid]))
-            views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
+            ordered = sorted((*group_names[g], g) for g in members[uid])
+            views[uid] = UserView.of(cast(User, state), cast(Any, addresses),
+                                     tuple(name for _lower, name, _gid in ordered),
+                                     tuple(gid for _lower, _name, gid in ordered))
         return views
 
 

@@ -101,8 +101,12 @@ def canonical(schema: Schema, name: str, sub: str | None, uri: str | None) -> st
         if target is None:
             return f"{uri}:{name}"
         if target.id != schema.id:
-            # Extension attributes are stored as documents, not searchable columns.
-            return f"{target.id}:{name}"
+            attr = target.attr(name)
+            name = attr.name if attr else name
+            if sub and attr is not None:
+                child = attr.child(sub)
+                sub = child.name if child else sub
+            return f"{target.id}:{name}.{sub}" if sub else f"{target.id}:{name}"
     lowered = name.lower()
     if lowered == "meta":
         canon = "meta"
