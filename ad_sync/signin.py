@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from ad_sync import client
@@ -48,9 +49,10 @@ from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
 from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.app import Services, services
+from bridge.bounds import parse_json
 from bridge.browser import csrf_field, form_post
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
-from bridge.errors import BridgeError, NotFound, ValidationError
+from bridge.errors import BridgeError, InvalidJson, NotFound, ValidationError
 from bridge.sessions import issue_session_response, session_manager, set_session_cookie
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,17 @@ def _answer(status: int, code: str, message: str, *,
     return response
 
 
+def _fields() -> Any:
+    """The posted form, or the JSON body (None when it is not JSON the bridge accepts:
+    the caller answers 400). RequestEntityTooLarge over the body limit."""
+    if not request.is_json:
+        return request.form
+    try:
+        return parse_json(request.get_data(cache=True))
+    except InvalidJson:
+        return None
+
+
 class _Failure(BridgeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -133,7 +146,11 @@ class _Failure(BridgeError):
 @form_post
 def login() -> BaseResponse:
     svc = services()
-    data: Any = request.get_json(silent=True) if request.is_json else request.form
+    try:
+        data = _fields()
+    except RequestEntityTooLarge:
+        return _answer(413, "request_too_large", "The request is larger than the service "
+                       "accepts.")
     email_raw = data.get("email") if isinstance(data, dict) or hasattr(data, "get") else None
     password = data.get("password") if hasattr(data, "get") else None
     if not isinstance(email_raw, str) or not isinstance(password, str) or not password:

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import SECRET_KEY
+
 ROOT = Path(__file__).resolve().parents[1]
 ATTRS = ["objectGUID", "mail", "proxyAddresses", "displayName", "userAccountControl",
          "uSNChanged"]
@@ -73,6 +75,7 @@ def _child(args: argparse.Namespace) -> int:
 
     settings = load_settings(env={}, overrides={"data_dir": Path(args.data_dir),
                                                 "database_url": args.db,
+                                                "secret_key": SECRET_KEY,
                                                 "allow_insecure_ldap": False})
     services = build_services(settings)
     DirectorySync(services, args.account).store.state(args.account)  # warm the pool
@@ -155,7 +158,8 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     data_dir = work / f"bridge-{n}"
     db = f"sqlite:///{data_dir / 'bridge.db'}"
     upgrade(db)
-    settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": db})
+    settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": db,
+                                                "secret_key": SECRET_KEY})
     services = build_services(settings)
     admin = Actor(type="AdminUser", principal_id="bench", name="bench")
     account = services.engine.create_account(admin, f"Bench {n}")

@@ -38,6 +38,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from sqlalchemy import insert
 
+from bench import SECRET_KEY
 from bridge.api.framework import STATE_KEY
 from bridge.app import build_services, create_app
 from bridge.domain import Actor
@@ -105,6 +106,7 @@ def run_size(n_users: int, seconds: float, http: bool) -> dict[str, Any]:
         # (the per-call cost of the throttle check is measured in docs/performance.md).
         settings = load_settings(env={}, overrides={"data_dir": Path(tmp) / "data",
                                                     "database_url": url,
+                                                    "secret_key": SECRET_KEY,
                                                     "admin_api_max_requests_per_minute": 0})
         svc = build_services(settings)
         app = create_app(settings, svc)

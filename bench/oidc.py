@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench import SECRET_KEY
 from bridge.app import build_services, create_app
 from bridge.domain import Actor, IdentitySource, Tier
 from bridge.openid_config import OpenIdConfigService
@@ -71,6 +72,7 @@ def run(signins: int, seconds: float, users: int = 20,
         upgrade(url)
         settings = load_settings(env={}, overrides={"data_dir": Path(tmp) / "data",
                                                     "database_url": url,
+                                                    "secret_key": SECRET_KEY,
                                                     "public_url": PUBLIC_URL})
         services = build_services(settings)
         engine = services.engine

@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 from sqlalchemy import insert
 
+from bench import SECRET_KEY
 from bridge.app import build_services
 from bridge.domain import Actor, IdentitySource
 from bridge.store.db import make_engine, upgrade
@@ -62,7 +63,8 @@ ADMIN = Actor(type="Bench", principal_id="bench", name="bench")
 def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
     """Account, key and ``size`` users; returns (key, account id, user ids)."""
     upgrade(url)
-    settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": url})
+    settings = load_settings(env={}, overrides={"data_dir": data_dir, "database_url": url,
+                                                "secret_key": SECRET_KEY})
     services = build_services(settings)
     account = enterprise(services.engine, ADMIN, [DOMAIN], name="Bench Corp")
     key = services.engine.api_keys.create(ADMIN, account.id).key
@@ -103,6 +105,7 @@ class Server:
     def __init__(self, url: str, data_dir: Path, workers: int) -> None:
         self.port = free_port()
         env = {**os.environ, "BRIDGE_DATABASE_URL": url, "BRIDGE_DATA_DIR": str(data_dir),
+               "BRIDGE_SECRET_KEY": SECRET_KEY,
                "BRIDGE_PORT": str(self.port), "BRIDGE_HOST": LOOPBACK,
                "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_WORKERS": str(workers)}
         bridge = Path(sys.executable).with_name("bridge")

@@ -148,7 +148,11 @@ def fingerprint(*facts: Any) -> str:
 def validate_connection_request(body: Mapping[str, Any], *, allow_insecure: bool
                                 ) -> dict[str, Any]:
     """Check a ConnectDirectory body; return the clean fields (ValidationError names the
-    first bad one). Plain ``ldap://`` needs ``StartTls`` unless ``allow_insecure``."""
+    first bad one). Plain ``ldap://`` needs ``StartTls`` unless ``allow_insecure``.
+
+    Runs before any bind. No message repeats ``LdapUrl``: a URL with a user name or password
+    in it (``ldaps://svc:pw@dc``) is refused with a message saying where those go instead.
+    """
 
     def text(name: str, *, required: bool, limit: int = 1024) -> str | None:
         value = body.get(name)
@@ -163,6 +167,11 @@ def validate_connection_request(body: Mapping[str, Any], *, allow_insecure: bool
 
     url = text("LdapUrl", required=True, limit=512) or ""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValidationError(
+            "LdapUrl must not contain a user name or password: put the bind account's DN in "
+            "BindDn and its password in BindPassword (stored encrypted, never returned).",
+            field="LdapUrl")
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
         raise ValidationError("LdapUrl must look like ldaps://host:636 or ldap://host:389.",
                               field="LdapUrl")

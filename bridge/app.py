@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.engine import ResolutionEngine
+from bridge.http_input import BoundedRequest, refuse_unstorable_urls
 from bridge.store.db import make_engine, make_session_factory, ping
 from config import Settings
 
@@ -56,7 +57,10 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     The database schema must already be migrated (``bridge db upgrade``).
     """
     app = Flask("bridge")
+    # Streamed (chunked) bodies past the limit are refused, not cut (bridge.http_input).
+    app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.before_request(refuse_unstorable_urls)
     if settings.trusted_proxy_count:
         # The client address and scheme as the trusted proxies saw them (the last N hops
         # of X-Forwarded-For/-Proto; anything a client put before them is ignored). Host
@@ -115,6 +119,7 @@ def _register_routing_errors(app: Flask) -> None:
 
     from bridge import errors as bridge_errors
     from bridge.api.errors import error_response
+    from bridge.http_input import UnstorableUrl
     from scim import errors as scim_errors
 
     def routing_error(error: NotFound | MethodNotAllowed) -> Response:
@@ -132,5 +137,17 @@ def _register_routing_errors(app: Flask) -> None:
                    else bridge_errors.ValidationError(message))
         return error_response(failure, str(uuid.uuid4()))
 
+    def unstorable_url(error: UnstorableUrl) -> Response:
+        # Same doors by path as the routing errors (the SCIM blueprint answers its own).
+        if request.path.startswith("/scim/"):
+            return scim_errors.response(scim_errors.from_http(error))
+        if not request.path.startswith(("/auth/", "/.well-known/", "/invitations/")):
+            return error_response(bridge_errors.ValidationError(error.description or ""),
+                                  str(uuid.uuid4()))
+        response = jsonify({"error": "invalid_request", "message": error.description})
+        response.status_code = 400
+        return response
+
     app.register_error_handler(NotFound, routing_error)
     app.register_error_handler(MethodNotAllowed, routing_error)
+    app.register_error_handler(UnstorableUrl, unstorable_url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,9 +48,16 @@ def _is_secret_key(key: str) -> bool:
 _PLAIN = (str, int, float, bool, type(None))
 
 
+# scheme://user:password@ — credentials written into a URL, whatever the field is called.
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
+
+
 def redact(value: Any) -> Any:
-    """Return a copy of ``value`` with every secret-named field's value replaced by ``***``."""
+    """Return a copy of ``value`` with every secret-named field's value replaced by ``***``,
+    and the user name and password of any URL in a string (``ldaps://svc:pw@dc``) too."""
     if type(value) in _PLAIN:  # the common leaf first: bulk events carry thousands
+        if type(value) is str and "://" in value:
+            return _URL_USERINFO.sub(rf"\1{REDACTED}@", value)
         return value
     if isinstance(value, Mapping):
         return {
@@ -75,6 +83,10 @@ def user_identity(actor: Actor) -> dict[str, Any]:
         identity["accessKeyId"] = actor.access_key_id
     identity.update(dict(actor.extra))
     return identity
+
+
+# Account ids are UUIDs (36 characters), the width of the audit column.
+ACCOUNT_ID_MAX = 36
 
 
 def record(
@@ -110,7 +122,13 @@ def event_row(
     event_type: str = "AwsApiCall",
 ) -> dict[str, Any]:
     """The column values of one audit event, exactly as :func:`record` writes it (redacted),
-    for callers that insert many events in one statement (``insert(AuditEvent)``)."""
+    for callers that insert many events in one statement (``insert(AuditEvent)``).
+
+    An ``account_id`` that cannot be an account's id (longer than the column: a client's
+    garbage in a path) is not filed under an account; the request parameters keep what
+    the client sent."""
+    if account_id is not None and len(account_id) > ACCOUNT_ID_MAX:
+        account_id = None
     now = utcnow()
     body: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,

@@ -23,9 +23,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Before anything imports prometheus-client: the workers' multiprocess metrics.
     metrics_hooks = serving.prepare(settings)
     from bridge import serve
+    from bridge.crypto import load_or_create_key
     from bridge.logs import configure_logging
     from bridge.store.db import upgrade
 
+    # Before any worker starts: a missing or bad key stops here with one line (in a worker
+    # it would only be a boot failure and a traceback), and a generated key file is
+    # written once, not raced for by the workers.
+    load_or_create_key(settings)
     configure_logging(settings.log_level, settings.log_format)
     if args.migrate:
         upgrade(settings.effective_database_url)
@@ -90,6 +95,7 @@ EXTRA_COMMANDS.append(lambda sub: __import__("bridge.sessions").sessions.registe
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.ops_cli").ops_cli.register(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.jobs").jobs.register_cli(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

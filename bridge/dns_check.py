@@ -3,13 +3,15 @@
 The resolver asks the nameservers of ``BRIDGE_DNS_NAMESERVERS`` (``host:port`` list; empty:
 the system resolver) for the TXT record ``_chime-bridge-verification.<domain>``. The
 result goes to :meth:`ResolutionEngine.record_domain_check`, which decides: token found →
-verified; not found for longer than the verification window (24 h) → failed.
+verified; not found for longer than the verification window (24 h) → failed. The background
+re-check is the named job ``domain-recheck`` (:func:`recheck_job`, run by
+:class:`bridge.jobs.JobRunner`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import dns.exception
@@ -20,10 +22,12 @@ from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
 from bridge.engine.results import DomainView
 from bridge.errors import BridgeError
+from bridge.jobs import Job
 from config import Settings
 
 log = logging.getLogger(__name__)
-RECHECK_ACTOR = Actor.system("domain-recheck")
+RECHECK_JOB = "domain-recheck"
+RECHECK_ACTOR = Actor.system(RECHECK_JOB)
 
 
 def _resolver(settings: Settings) -> dns.resolver.Resolver:
@@ -72,10 +76,17 @@ def check_domain(engine: ResolutionEngine, settings: Settings, actor: Actor,
     return result
 
 
-def recheck_pending(engine: ResolutionEngine, settings: Settings) -> int:
-    """One pass over every pending domain; returns how many became verified."""
+def recheck_pending(engine: ResolutionEngine, settings: Settings,
+                    keep: Callable[[], None] | None = None) -> int:
+    """One pass over every pending domain; returns how many became verified.
+
+    ``keep`` is called before each domain (the job lease's :meth:`~bridge.jobs.Lease.keep`:
+    it renews the lease, or raises LeaseLost to stop the pass).
+    """
     verified = 0
     for domain in engine.pending_domains():
+        if keep is not None:
+            keep()
         try:
             result = check_domain(engine, settings, RECHECK_ACTOR, domain)
         except BridgeError as exc:  # e.g. verified by another account meanwhile
@@ -89,43 +100,11 @@ def recheck_pending(engine: ResolutionEngine, settings: Settings) -> int:
     return verified
 
 
-class DomainRechecker:
-    """A daemon thread re-checking pending domains every ``interval`` until stopped.
-
-    Every worker process may run one: a check is idempotent (the engine locks the
-    account row and a verified domain stays verified).
-    """
-
-    def __init__(self, engine: ResolutionEngine, settings: Settings,
-                 interval: float | None = None) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._interval = interval or float(settings.domain_recheck_interval_seconds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="domain-recheck", daemon=True)
-        self._passed = threading.Condition()
-        self.passes = 0
-
-    def start(self) -> DomainRechecker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def wait_for_passes(self, count: int, timeout: float) -> bool:
-        """Block until at least ``count`` passes have finished in total; False on timeout.
-        (For operators' health checks and tests: a pass is observable without polling.)"""
-        with self._passed:
-            return self._passed.wait_for(lambda: self.passes >= count, timeout=timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                recheck_pending(self._engine, self._settings)
-            except Exception:  # keep the thread alive; the next pass retries
-                log.exception("domain re-check pass failed")
-            with self._passed:
-                self.passes += 1
-                self._passed.notify_all()
+def recheck_job(engine: ResolutionEngine, settings: Settings,
+                interval: float | None = None) -> Job:
+    """The ``domain-recheck`` job: a pass over the pending domains every ``interval``
+    seconds (default ``BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS``), run by one runner at a
+    time across every worker and host (:mod:`bridge.jobs`)."""
+    seconds = interval if interval is not None else settings.domain_recheck_interval_seconds
+    return Job(name=RECHECK_JOB, interval=timedelta(seconds=seconds),
+               run=lambda lease: recheck_pending(engine, settings, keep=lease.keep))

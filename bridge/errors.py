@@ -95,3 +95,8 @@ class PayloadTooLarge(BridgeError):
     """The request body is larger than the configured maximum."""
 
     code = "PayloadTooLarge"
+
+
+class InvalidJson(ValidationError):
+    """A body (or a JSON document inside one) is not JSON the bridge accepts: malformed,
+    not UTF-8, ``NaN``/``Infinity``, or nested too deeply. Nothing was changed."""

@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bridge.bounds import parse_time
 from bridge.domain import IdentitySource
 from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import ValidationError
@@ -164,10 +165,9 @@ def _bool(value: str | None) -> bool:
 
 def _datetime(value: str | None) -> datetime:
     try:
-        moment = datetime.fromisoformat((value or "").replace("Z", "+00:00"))
+        return parse_time(value or "")  # bounded: an out-of-range time is malformed
     except ValueError:
         raise InvalidFilter(f"'{value}' is not a date-time (RFC 3339).", field="filter") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Binder:
@@ -347,6 +347,9 @@ def _user_leaf(b: _Binder) -> Compiler:
             return _moment(b, User.created_at, c.op)
         if name == "meta.lastModified":
             return _moment(b, User.updated_at, c.op)
+        path = USER_DOCUMENT_STRINGS.get(name)
+        if path is not None:
+            return _string(b, _document_string(path), c.op, fold=True)
         raise _unknown(name)
 
     return leaf
@@ -361,9 +364,37 @@ def _user_value_filter(b: _Binder) -> Callable[[ValueFilter], ColumnElement[bool
     return value_filter
 
 
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# The singular, case-insensitive strings of the user's attributes document (the SCIM-owned
+# profile, RFC 7643 sections 4.1 and 4.3) that filters and sortBy may name: canonical name
+# -> JSON path in ``users.attributes``. Multi-valued ones (phoneNumbers, addresses, ...) are
+# not searchable; emails are, through the address table.
+USER_DOCUMENT_STRINGS: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in ("nickName", "profileUrl", "title", "userType",
+                                  "preferredLanguage", "locale", "timezone")},
+    **{f"name.{sub}": ("name", sub) for sub in ("formatted", "familyName", "givenName",
+                                                 "middleName", "honorificPrefix",
+                                                 "honorificSuffix")},
+    **{f"{ENTERPRISE_USER}:{name}": (ENTERPRISE_USER, name)
+       for name in ("employeeNumber", "costCenter", "organization", "division",
+                    "department")},
+    f"{ENTERPRISE_USER}:manager": (ENTERPRISE_USER, "manager", "value"),
+    f"{ENTERPRISE_USER}:manager.value": (ENTERPRISE_USER, "manager", "value"),
+}
+
+
+def _document_string(path: tuple[str, ...]) -> Any:
+    """The string at ``path`` of the user's attributes document (NULL when absent): SQLite's
+    ``json_extract``, PostgreSQL's ``#>>``, from the same expression."""
+    column: Any = User.attributes
+    return (column[path[0]] if len(path) == 1 else column[path]).as_string()
+
+
 USER_SORT = {"id": User.id, "userName": User.user_name_lower,
              "displayName": func.lower(User.display_name),
-             "meta.created": User.created_at, "meta.lastModified": User.updated_at}
+             "meta.created": User.created_at, "meta.lastModified": User.updated_at,
+             **{name: func.lower(_document_string(path))
+                for name, path in USER_DOCUMENT_STRINGS.items()}}
 GROUP_SORT = {"id": DirectoryGroup.id, "displayName": DirectoryGroup.name_lower,
               "externalId": DirectoryGroup.external_id,
               "meta.created": DirectoryGroup.created_at,

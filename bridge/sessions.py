@@ -6,7 +6,8 @@ hands it to :func:`issue_session_response` (or :meth:`SessionManager.issue` plus
 :func:`set_session_cookie`). Nothing else here decides anything: whether a session still
 stands is :meth:`ResolutionEngine.check_sign_in_session`'s answer.
 
-The session is a JWT signed with ES256 (RFC 7518 section 3.4) by a key of the bridge's own:
+The session is a JWT signed with ES256 (RFC 7518 section 3.4) by a key of the bridge's own
+(PyJWT signs and verifies; the OIDC relying party in ``oidc/`` uses authlib and joserfc):
 
 * header ``{"alg": "ES256", "kid": <RFC 7638 thumbprint>, "typ": "JWT"}``;
 * claims ``iss`` (the bridge's public URL), ``aud`` (:data:`SESSION_AUDIENCE`), ``sub`` (user
@@ -27,6 +28,8 @@ or at once (with a short cooldown) when a token names a ``kid`` they do not know
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import sys
@@ -37,10 +40,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Request, current_app, redirect, request
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
+from jwt.algorithms import ECAlgorithm
 from sqlalchemy import delete, select, update
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -110,10 +113,14 @@ class SessionInfo:
         }
 
 
+# Claims every session token must carry (a missing or null one refuses the token).
+_ESSENTIAL = ("iss", "aud", "sub", "jti", "exp")
+
+
 @dataclass(frozen=True)
 class _KeyCache:
-    signing: tuple[str, ECKey]
-    verifying: dict[str, ECKey]
+    signing: tuple[str, ec.EllipticCurvePrivateKey]
+    verifying: dict[str, ec.EllipticCurvePublicKey]
     public: list[dict[str, Any]]
     loaded_monotonic: float
 
@@ -160,17 +167,17 @@ class SessionManager:
                 .order_by(SessionSigningKey.created_at)))
             if not any(r.retired_at is None for r in rows):
                 rows.append(_new_key_row(session, self._services, now))
-        verifying: dict[str, ECKey] = {}
+        verifying: dict[str, ec.EllipticCurvePublicKey] = {}
         public: list[dict[str, Any]] = []
         for row in rows:
-            verifying[row.kid] = ECKey.import_key(row.public_jwk)
+            verifying[row.kid] = _public_key(row.public_jwk)
             public.append(dict(row.public_jwk))
         # The newest unretired key signs (two workers starting together may both have made
         # one; both are published, so either signature verifies).
         signer = max((r for r in rows if r.retired_at is None), key=lambda r: r.created_at)
         private = json.loads(self._services.secrets.open(signer.private_sealed))
         keys = _KeyCache(
-            signing=(signer.kid, ECKey.import_key(private)),
+            signing=(signer.kid, _private_key(private)),
             verifying=verifying,
             public=public,
             loaded_monotonic=self._monotonic(),
@@ -185,7 +192,7 @@ class SessionManager:
                 keys = self._load_keys()
             return keys
 
-    def _verifying_key(self, kid: str | None) -> ECKey:
+    def _verifying_key(self, kid: str | None) -> ec.EllipticCurvePublicKey:
         keys = self._fresh_keys()
         if kid in keys.verifying:
             return keys.verifying[kid]
@@ -254,8 +261,8 @@ class SessionManager:
             "account_type": decision.account_type.value if decision.account_type else None,
             "tier": decision.tier.value if decision.tier else None, "src": source,
         }
-        token = jwt.encode({"alg": SESSION_ALG, "kid": kid, "typ": "JWT"}, claims, key,
-                           algorithms=[SESSION_ALG])
+        token = jwt.encode(claims, key, algorithm=SESSION_ALG,
+                           headers={"kid": kid, "typ": "JWT"})
         self._maybe_purge(now)
         _metrics().SESSIONS_ISSUED.labels(source).inc()
         return IssuedSession(token=token, session_id=session_id, expires_at=expires,
@@ -266,27 +273,26 @@ class SessionManager:
 
         Raises Unauthenticated for anything else (malformed, unknown key, other algorithm).
         """
-        def key_for(obj: Any) -> ECKey:
-            header = obj.headers()
+        try:
+            header = jwt.get_unverified_header(token)
             if header.get("alg") != SESSION_ALG:
                 raise Unauthenticated("The session token is not signed with ES256.")
-            return self._verifying_key(header.get("kid"))
-
-        try:
-            decoded = jwt.decode(token, key_for, algorithms=[SESSION_ALG])
-            jwt.JWTClaimsRegistry(
-                now=int(self._now().timestamp()), leeway=0,
-                iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": SESSION_AUDIENCE},
-                sub={"essential": True}, jti={"essential": True}, exp={"essential": True},
-            ).validate(decoded.claims)
+            kid = header.get("kid")
+            key = self._verifying_key(kid if isinstance(kid, str) else None)
+            # Times are checked below against the engine's clock, not PyJWT's own.
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[SESSION_ALG], audience=SESSION_AUDIENCE,
+                issuer=self.issuer, leeway=0,
+                options={"require": list(_ESSENTIAL), "verify_exp": False,
+                         "verify_iat": False, "verify_nbf": False})
+            _check_claims(claims, int(self._now().timestamp()))
         except Unauthenticated:
             raise
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             # The reason class is logged; the token itself never is.
             log.info("session token refused: %s", type(exc).__name__)
             raise Unauthenticated("The session token is invalid or expired.") from None
-        return dict(decoded.claims)
+        return claims
 
     def verify(self, token: str) -> SessionInfo:
         """Verify a session token and that the session still stands.
@@ -350,13 +356,60 @@ class SessionManager:
                             .where(SignInSession.expires_at < now - PURGE_AFTER))
 
 
+def _check_claims(claims: dict[str, Any], now: int) -> None:
+    """What PyJWT was told not to check, with the engine's clock: every essential claim
+    present and not null; ``exp`` after now; ``nbf`` and ``iat``, if present, not after now
+    (RFC 7519 section 4.1; no leeway, the bridge checks its own tokens). ValueError if not."""
+    for name in _ESSENTIAL:
+        if claims.get(name) is None:
+            raise ValueError(f"claim {name} missing")
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"claim {name} is not a NumericDate")
+    if claims["exp"] <= now:
+        raise ValueError("expired")
+    if any(claims.get(name, now) > now for name in ("iat", "nbf")):
+        raise ValueError("not yet valid")
+
+
+def _thumbprint(public_jwk: dict[str, Any]) -> str:
+    """The RFC 7638 JWK thumbprint (SHA-256) of an EC public key: the key's ``kid``."""
+    members = {name: public_jwk[name] for name in ("crv", "kty", "x", "y")}
+    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True)
+                            .encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _public_key(jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
+    key = ECAlgorithm.from_jwk({k: v for k, v in jwk.items() if k != "d"})
+    if not isinstance(key, ec.EllipticCurvePublicKey):  # pragma: no cover - "d" removed
+        raise ValueError("not an EC public key")
+    return key
+
+
+def _private_key(jwk: dict[str, Any]) -> ec.EllipticCurvePrivateKey:
+    key = ECAlgorithm.from_jwk(jwk)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the stored session signing key has no private half")
+    return key
+
+
 def _new_key_row(session: Any, services: Services, now: datetime) -> SessionSigningKey:
-    key = ECKey.generate_key("P-256", {"alg": SESSION_ALG, "use": "sig"}, private=True,
-                             auto_kid=True)
-    public = key.as_dict(private=False)
+    """A new P-256 signing key, stored as JWKs: the public half as is, the private sealed.
+
+    The JWK members (``kty``, ``crv``, ``x``, ``y``, ``alg``, ``use``, ``kid`` and ``d``) are
+    those the bridge has always stored and published, so older rows load unchanged.
+    """
+    private = ec.generate_private_key(ec.SECP256R1())
+    public_members = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    kid = _thumbprint(public_members)
+    extra = {"alg": SESSION_ALG, "use": "sig", "kid": kid}
+    public = {**{k: public_members[k] for k in ("crv", "x", "y", "kty")}, **extra}
+    private_jwk = {**json.loads(ECAlgorithm.to_jwk(private)), **extra}
     row = SessionSigningKey(
-        kid=str(key.kid), alg=SESSION_ALG, public_jwk=dict(public),
-        private_sealed=services.secrets.seal(json.dumps(key.as_dict(private=True))),
+        kid=kid, alg=SESSION_ALG, public_jwk=public,
+        private_sealed=services.secrets.seal(json.dumps(private_jwk)),
         created_at=now)
     session.add(row)
     session.flush()

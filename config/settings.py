@@ -41,7 +41,8 @@ class Settings:
     log_level: str = "INFO"
     public_url: str = ""  # empty: http://host:port
     # Key for encrypting secrets at rest (Fernet, urlsafe base64 of 32 bytes). Empty: a key
-    # file is created in data_dir on first start and used from then on.
+    # file is created in data_dir on first start and used from then on, with the embedded
+    # database only; required when database_url is set (bridge/crypto.py).
     secret_key: str = ""
     max_body_bytes: int = 1_048_576
     # Reverse proxies in front of the bridge that set X-Forwarded-For/-Proto (each appends

@@ -1,7 +1,7 @@
 """SCIM 2.0 door (RFC 7643/7644): translates SCIM requests into engine calls.
 
 Mounted at ``/scim/v2`` by the composition root (``bridge.app.create_app``) through
-:func:`register`; authenticated with the account's API keys (``bridge.api_keys``).
+:func:`register`; authenticated with the account's API keys (``bridge.engine.api_keys``).
 """
 
 from __future__ import annotations

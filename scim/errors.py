@@ -20,6 +20,7 @@ from bridge.errors import (
     BridgeError,
     Conflict,
     Forbidden,
+    InvalidJson,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -65,6 +66,7 @@ def invalid_path(detail: str) -> ScimError:
 # ValidationError).
 TABLE: tuple[tuple[type[BridgeError], int, str | None], ...] = (
     (InvalidFilter, 400, "invalidFilter"),
+    (InvalidJson, 400, "invalidSyntax"),
     (ValidationError, 400, "invalidValue"),
     (Unauthenticated, 401, None),
     (AccessDenied, 403, None),

@@ -26,6 +26,9 @@ from scim.errors import invalid_path
 from scim.schemas import COMMON, SCHEMAS, Schema
 
 MAX_FILTER_LENGTH = 4096
+# Brackets nest at most this deep: the parser and the code that walks its tree recurse
+# once per level (a thousand "(" exhausted the stack). Real clients use one or two.
+MAX_FILTER_DEPTH = 16
 _META_SUBS = ("created", "lastModified", "version", "resourceType", "location")
 _BARE = re.compile(r'(\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)([^\s"()\[\]]+)', re.IGNORECASE)
 _LITERALS = {"true", "false", "null"}
@@ -45,12 +48,38 @@ def _quote_bare_words(text: str) -> str:
     return _BARE.sub(fix, text)
 
 
+def bracket_depth(text: str) -> int:
+    """How deep ``(`` and ``[`` nest in ``text``, outside quoted strings."""
+    depth = deepest = 0
+    quoted = escaped = False
+    for char in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]":
+            depth -= 1
+    return deepest
+
+
 def parse_tree(text: str) -> Any:
-    """The parser's AST of ``text``; raises InvalidFilter when it cannot be parsed."""
+    """The parser's AST of ``text``; raises InvalidFilter when it cannot be parsed, is
+    longer than MAX_FILTER_LENGTH or nests brackets deeper than MAX_FILTER_DEPTH."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidFilter("The filter is empty.", field="filter")
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter("The filter is too long.", field="filter")
+    if bracket_depth(text) > MAX_FILTER_DEPTH:
+        raise InvalidFilter(f"The filter nests parentheses or brackets deeper than "
+                            f"{MAX_FILTER_DEPTH} levels.", field="filter")
     try:
         return _parse(text)
     except Exception:  # the parser raises several unrelated types for bad input
@@ -72,8 +101,12 @@ def canonical(schema: Schema, name: str, sub: str | None, uri: str | None) -> st
         if target is None:
             return f"{uri}:{name}"
         if target.id != schema.id:
-            # Extension attributes are stored as documents, not searchable columns.
-            return f"{target.id}:{name}"
+            attr = target.attr(name)
+            name = attr.name if attr else name
+            if sub and attr is not None:
+                child = attr.child(sub)
+                sub = child.name if child else sub
+            return f"{target.id}:{name}.{sub}" if sub else f"{target.id}:{name}"
     lowered = name.lower()
     if lowered == "meta":
         canon = "meta"

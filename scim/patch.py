@@ -106,6 +106,16 @@ def _one_primary(items: list[Any], latest: list[Any]) -> list[Any]:
             and not _same(i, winner) else i for i in items]
 
 
+# Sub-attributes that only qualify an element: one left with nothing else says nothing.
+_QUALIFIERS = frozenset({"type", "primary", "display"})
+
+
+def _without_empty(items: list[Any]) -> list[Any]:
+    """``items`` without the elements a removal left empty: Entra clears a work phone with
+    ``remove phoneNumbers[type eq "work"].value`` and means the number is gone."""
+    return [i for i in items if not isinstance(i, dict) or set(i) - _QUALIFIERS]
+
+
 def _apply(doc: dict[str, Any], op: str, path: PatchPath, value: Any, core: Schema,
            extensions: tuple[Schema, ...]) -> None:
     schema = _schema_of(path, core, extensions)
@@ -161,8 +171,8 @@ def _apply(doc: dict[str, Any], op: str, path: PatchPath, value: Any, core: Sche
         if attr.multi:
             items = container.get(where) or []
             if op == "remove":
-                container[where] = [{k: v for k, v in i.items() if k != child.name}
-                                    for i in items]
+                container[where] = _without_empty([{k: v for k, v in i.items()
+                                                    if k != child.name} for i in items])
             else:
                 new = coerce(child, value, f"{where}.{child.name}")
                 container[where] = [{**i, child.name: new} for i in items] or [
@@ -188,6 +198,7 @@ def _apply(doc: dict[str, Any], op: str, path: PatchPath, value: Any, core: Sche
             else:
                 for i in hits:
                     items[i] = {k: v for k, v in items[i].items() if k != path.sub}
+                items = _without_empty(items)
         elif path.sub is None:
             new_items = coerce(attr, value if isinstance(value, list) else [value], where) or []
             if hits:
@@ -201,7 +212,11 @@ def _apply(doc: dict[str, Any], op: str, path: PatchPath, value: Any, core: Sche
             if child is None:
                 raise invalid_path(f"{attr.name} has no sub-attribute {path.sub!r}.")
             new = coerce(child, value, f"{where}.{child.name}")
-            if hits:
+            if new is None:  # a null value: the sub-attribute is cleared
+                for i in hits:
+                    items[i] = {k: v for k, v in items[i].items() if k != child.name}
+                items = _without_empty(items)
+            elif hits:
                 for i in hits:
                     items[i] = {**items[i], child.name: new}
             else:

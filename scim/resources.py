@@ -11,6 +11,8 @@ the full resource from the engine's views; :func:`project` applies ``attributes`
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +34,8 @@ from scim.schemas import (
 )
 
 MAX_STRING = 2048
+# A DER certificate in base64 (x509Certificates.value) is larger than any string attribute.
+MAX_BINARY = 16384
 # Column limits of the store (a longer value would be a database error, i.e. a 500).
 LIMITS = {"userName": 256, "displayName": 256, "externalId": 256}
 # User-document keys the engine keeps in columns rather than in ``attributes``.
@@ -91,8 +95,13 @@ def _single(attr: Attr, value: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise invalid_value(f"{where} must be a string.")
     text = str(value)
-    if len(text) > LIMITS.get(attr.name, MAX_STRING):
+    if len(text) > LIMITS.get(attr.name, MAX_BINARY if attr.type == "binary" else MAX_STRING):
         raise invalid_value(f"{where} is too long.")
+    if attr.type == "binary":
+        try:
+            base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid_value(f"{where} must be base64 (RFC 7643 section 2.3.6).") from None
     return text
 
 
@@ -219,6 +228,10 @@ def group_member_ids(members: Any, where: str = "members") -> list[str]:
         value = item.get("value") if isinstance(item, dict) else None
         if not isinstance(value, str) or not value:
             raise invalid_value(f"Each of {where} needs a 'value' (a user id).")
+        kind = item.get("type")
+        if isinstance(kind, str) and kind.lower() != "user":
+            # The tier rule has no nested groups (the schema says so).
+            raise invalid_value(f"{where} can only hold users, not {kind!r}.")
         ids.append(value)
     return list(dict.fromkeys(ids))
 
@@ -253,7 +266,7 @@ def render_group(view: DirectoryGroupView, members: list[Ref] | None,
         out["externalId"] = view.external_id
     out["displayName"] = view.name
     if members:
-        out["members"] = [{"value": m.id, "$ref": f"{base_url}/Users/{m.id}",
+        out["members"] = [{"value": m.id, "$ref": f"{base_url}/Users/{m.id}", "type": "User",
                            **({"display": m.display} if m.display else {})} for m in members]
     out["meta"] = {"resourceType": "Group", "created": _iso(view.created_at),
                    "lastModified": _iso(view.updated_at), "version": etag(view.version),

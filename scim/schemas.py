@@ -2,9 +2,8 @@
 
 One definition drives everything: the ``/Schemas`` documents, input validation and coercion
 (:mod:`scim.resources`), PATCH paths (:mod:`scim.patch`) and attribute projection. The User
-schema is the subset of RFC 7643 section 4.1 that Okta's and Entra's provisioning send, plus
-the enterprise extension (section 4.3); the Group schema is section 4.2 with ``User`` members
-(the tier rule has no nested groups).
+schema is all of RFC 7643 section 4.1 plus the enterprise extension (section 4.3); the Group
+schema is section 4.2 with ``User`` members (the tier rule has no nested groups).
 """
 
 from __future__ import annotations
@@ -89,6 +88,14 @@ def _s(name: str, **kw: Any) -> Attr:
     return Attr(name, **kw)
 
 
+def _multi(name: str, types: tuple[str, ...], *, value_type: str = "string",
+           reference_types: tuple[str, ...] = (), description: str = "") -> Attr:
+    """A multi-valued attribute with the default sub-attributes of RFC 7643 section 2.4."""
+    return _s(name, type="complex", multi=True, description=description, sub=(
+        _s("value", type=value_type, reference_types=reference_types), _s("display"),
+        _s("type", canonical=types), _s("primary", type="boolean")))
+
+
 USER = Schema(USER_SCHEMA, "User", "User Account", (
     _s("userName", required=True, uniqueness="server",
        description="Unique identifier for the user within the account (Okta: the login; "
@@ -98,6 +105,7 @@ USER = Schema(USER_SCHEMA, "User", "User Account", (
         _s("honorificPrefix"), _s("honorificSuffix"))),
     _s("displayName"),
     _s("nickName"),
+    _s("profileUrl", type="reference", reference_types=("external",)),
     _s("title"),
     _s("userType"),
     _s("preferredLanguage"),
@@ -107,15 +115,27 @@ USER = Schema(USER_SCHEMA, "User", "User Account", (
        description="false: disabled in the directory (cannot sign in, sessions revoked)."),
     _s("password", mutability="writeOnly", returned="never",
        description="Accepted and discarded: the bridge never stores passwords."),
-    _s("emails", type="complex", multi=True,
-       description="Addresses on the account's verified claimed domains become the user's "
-                   "sign-in addresses (the primary first).",
-       sub=(_s("value"), _s("display"), _s("type", canonical=("work", "home", "other")),
-            _s("primary", type="boolean"))),
+    _multi("emails", ("work", "home", "other"),
+           description="Addresses on the account's verified claimed domains become the "
+                       "user's sign-in addresses (the primary first)."),
+    _multi("phoneNumbers", ("work", "home", "mobile", "fax", "pager", "other"),
+           description="The service reads the work and mobile numbers (dial-out)."),
+    _multi("ims", ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
+    _multi("photos", ("photo", "thumbnail"), value_type="reference",
+           reference_types=("external",)),
+    _s("addresses", type="complex", multi=True, sub=(
+        _s("formatted"), _s("streetAddress"), _s("locality"), _s("region"),
+        _s("postalCode"), _s("country"), _s("type", canonical=("work", "home", "other")),
+        _s("primary", type="boolean"))),
     _s("groups", type="complex", multi=True, mutability="readOnly", sub=(
         _s("value", mutability="readOnly"),
-        _s("$ref", type="reference", reference_types=("Group",), mutability="readOnly"),
-        _s("display", mutability="readOnly"))),
+        _s("$ref", type="reference", reference_types=("User", "Group"),
+           mutability="readOnly"),
+        _s("display", mutability="readOnly"),
+        _s("type", canonical=("direct", "indirect"), mutability="readOnly"))),
+    _multi("entitlements", ()),
+    _multi("roles", ()),
+    _multi("x509Certificates", (), value_type="binary"),
 ))
 
 ENTERPRISE = Schema(ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", (
@@ -130,10 +150,13 @@ ENTERPRISE = Schema(ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", (
 GROUP = Schema(GROUP_SCHEMA, "Group", "Group", (
     _s("displayName", required=True,
        description="The name administrators map to a tier (AddOrUpdateGroups)."),
-    _s("members", type="complex", multi=True, sub=(
-        _s("value", mutability="immutable"),
-        _s("$ref", type="reference", reference_types=("User",), mutability="immutable"),
-        _s("display", mutability="readOnly"))),
+    _s("members", type="complex", multi=True,
+       description="Users only: the tier rule has no nested groups.", sub=(
+           _s("value", mutability="immutable"),
+           _s("$ref", type="reference", reference_types=("User", "Group"),
+              mutability="immutable"),
+           _s("type", canonical=("User", "Group"), mutability="immutable"),
+           _s("display", mutability="readOnly"))),
 ))
 
 SCHEMAS = {s.id: s for s in (USER, GROUP, ENTERPRISE)}

@@ -18,12 +18,13 @@ from flask import Blueprint, Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.app import Services, services
+from bridge.bounds import bounded_int, parse_json
 from bridge.domain import Actor, IdentitySource
 from bridge.engine import ResolutionEngine
 from bridge.engine.api_keys import KeyIdentity
-from bridge.engine.results import DirectoryGroupView, UserView
-from bridge.errors import BridgeError, NotFound, StaleVersion
-from bridge.search import Comparison, SearchQuery
+from bridge.engine.results import DirectoryGroupView, GroupChange, UserView
+from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
+from bridge.search import Comparison, Ref, SearchQuery
 from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value
 from scim.filters import canonical, parse_filter
@@ -56,7 +57,7 @@ PREFIX = "/scim/v2"
 # A write that lost a race with another writer (no If-Match from the client) is re-read and
 # re-applied this many times before the conflict is reported.
 WRITE_ATTEMPTS = 5
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+_ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -108,10 +109,7 @@ def _body() -> Any:
         raise ScimError(413, f"The request body is larger than {limit} bytes.") from None
     if len(raw) > limit:
         raise ScimError(413, f"The request body is larger than {limit} bytes.")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise errors.invalid_syntax("The request body is not valid JSON.") from None
+    return parse_json(raw)  # InvalidJson: 400 invalidSyntax
 
 
 def _if_match() -> int | None:
@@ -131,9 +129,9 @@ def _int_arg(params: dict[str, Any], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
-    except ValueError:
-        raise invalid_value(f"{name} must be an integer.") from None
+        return bounded_int(raw, name)
+    except ValidationError as exc:
+        raise invalid_value(exc.message) from None
 
 
 def _params() -> dict[str, Any]:
@@ -305,13 +303,23 @@ def schema_view(schema_id: str) -> Response:
 # --- users --------------------------------------------------------------------------------
 
 def _read_user(user_id: str, *, groups: bool = True) -> tuple[UserView, list[Any]]:
+    # count=2: an id matches at most one user, so the page itself tells the total (no
+    # count query).
     page = _engine().search_users(_account(), SearchQuery(Comparison("id", "eq", user_id),
-                                                          count=1), include_groups=groups,
+                                                          count=2), include_groups=groups,
                                   include_addresses=False)
     if not page.users:
         raise NotFound(f"User {user_id} was not found.")
     view = page.users[0]
     return view, page.groups.get(view.id, [])
+
+
+def _written_user(view: UserView) -> Response:
+    """The reply to a PUT or PATCH, rendered from the view the engine's write returned (its
+    groups with their ids): no read transaction after the write."""
+    groups = [Ref(gid, name) for gid, name in zip(view.group_ids, view.groups, strict=True)]
+    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, groups, _base_url()))
+    return _json(doc, headers={"ETag": etag(view.version)})
 
 
 def _user_response(user_id: str, status: int = 200) -> Response:
@@ -356,47 +364,52 @@ def create_user() -> Response:
     result = _engine().upsert_directory_user(
         _actor(), _account(), source=IdentitySource.SCIM, create_only=True,
         event_name="ScimCreateUser", **args)
-    return _user_response(result.user.id, 201)
+    # Rendered from the view the write returns (a new user is in no group): no second
+    # read transaction after the write.
+    view = result.user
+    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, [], _base_url()))
+    return _json(doc, 201, {"ETag": etag(view.version),
+                            "Location": f"{_base_url()}/Users/{view.id}"})
 
 
 @bp.put("/Users/<user_id>")
 def replace_user(user_id: str) -> Response:
     expected = _if_match()
     args = user_args(validate(_body(), USER, USER_EXTENSIONS))
-    _engine().upsert_directory_user(
+    result = _engine().upsert_directory_user(
         _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
         expected_version=expected, event_name="ScimReplaceUser", **args)
-    return _user_response(user_id)
+    return _written_user(result.user)
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
-
-    def write(_attempt: int) -> None:
+    if not ops:
+        # Microsoft's validator sends an empty Operations list: nothing to write.
         current, _groups = _read_user(user_id, groups=False)
         if expected is not None and current.version != expected:
             raise StaleVersion("The user was changed since the version you sent.")
-        if not ops:
-            return  # Microsoft's validator sends an empty Operations list
-        doc = apply_user_patch(user_document(current), ops, USER, USER_EXTENSIONS)
-        _engine().upsert_directory_user(
-            _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
-            expected_version=current.version, event_name="ScimPatchUser", **user_args(doc))
+        return _user_response(user_id)
 
-    _retrying(write, expected)
-    return _user_response(user_id)
+    def change(current: UserView) -> dict[str, Any]:
+        """The operations applied to the stored user (run inside the engine's write)."""
+        return user_args(apply_user_patch(user_document(current), ops, USER,
+                                          USER_EXTENSIONS))
+
+    # Without If-Match, a write that lost a race (PostgreSQL: another PATCH committed
+    # between this one's read and its UPDATE) is applied again to the new state.
+    result = _retrying(lambda _attempt: _engine().patch_directory_user(
+        _actor(), _account(), user_id, change, source=IdentitySource.SCIM,
+        expected_version=expected, event_name="ScimPatchUser"), expected)
+    return _written_user(result.user)
 
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id: str) -> Response:
-    expected = _if_match()
-    if expected is not None:
-        current, _groups = _read_user(user_id, groups=False)
-        if current.version != expected:
-            raise StaleVersion("The user was changed since the version you sent.")
-    _engine().delete_user(_actor(), _account(), user_id, event_name="ScimDeleteUser")
+    _engine().delete_user(_actor(), _account(), user_id, expected_version=_if_match(),
+                          event_name="ScimDeleteUser")
     return Response(status=204)
 
 
@@ -404,7 +417,7 @@ def delete_user(user_id: str) -> Response:
 
 def _read_group(group_id: str, *, members: bool) -> tuple[DirectoryGroupView, list[Any]]:
     page = _engine().search_groups(_account(), SearchQuery(Comparison("id", "eq", group_id),
-                                                           count=1), include_members=members)
+                                                           count=2), include_members=members)
     if not page.groups:
         raise NotFound(f"Group {group_id} was not found.")
     view = page.groups[0]
@@ -448,18 +461,10 @@ def get_group(group_id: str) -> Response:
 @bp.post("/Groups")
 def create_group() -> Response:
     doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
-    members = group_member_ids(doc.get("members"))
-    engine, actor, account = _engine(), _actor(), _account()
-    view = engine.upsert_group(actor, account, name=doc["displayName"],
-                               external_id=doc.get("externalId"), event_name="ScimCreateGroup")
-    if members:
-        try:
-            engine.change_group_members(actor, account, view.id, add=members,
-                                        event_name="ScimUpdateGroupMembers")
-        except BridgeError:
-            # A member that does not exist: the create fails as a whole.
-            engine.delete_group(actor, account, view.id, event_name="ScimDeleteGroup")
-            raise
+    view = _engine().create_group(_actor(), _account(), name=doc["displayName"],
+                                  external_id=doc.get("externalId"),
+                                  members=group_member_ids(doc.get("members")),
+                                  event_name="ScimCreateGroup")
     return _group_response(view.id, 201)
 
 
@@ -467,18 +472,12 @@ def create_group() -> Response:
 def replace_group(group_id: str) -> Response:
     expected = _if_match()
     doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
-    members = group_member_ids(doc.get("members"))
-    engine, actor, account = _engine(), _actor(), _account()
-    view = engine.upsert_group(actor, account, name=doc["displayName"], group_id=group_id,
-                               external_id=doc.get("externalId"), expected_version=expected,
-                               event_name="ScimReplaceGroup", replace_external_id=True)
-
-    def write(_attempt: int) -> None:
-        engine.change_group_members(actor, account, group_id, replace=members,
-                                    expected_version=view.version if expected else None,
-                                    event_name="ScimUpdateGroupMembers")
-
-    _retrying(write, expected)
+    change = GroupChange(name=doc["displayName"], external_id=doc.get("externalId"),
+                         set_external_id=True,
+                         replace=group_member_ids(doc.get("members")))
+    _retrying(lambda _attempt: _engine().change_group(
+        _actor(), _account(), group_id, change, expected_version=expected,
+        event_name="ScimReplaceGroup"), expected)
     return _group_response(group_id)
 
 
@@ -487,57 +486,24 @@ def patch_group(group_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
     plan = plan_group_patch(ops, group_id, GROUP)
-    engine, actor, account = _engine(), _actor(), _account()
-
-    def rename(_attempt: int) -> int:
-        """Apply the name / externalId part; returns the group's version after it."""
-        current, _members = _read_group(group_id, members=False)
-        if expected is not None and current.version != expected:
-            raise StaleVersion("The group was changed since the version you sent.")
-        unchanged = (plan.display_name in (None, current.name)
-                     and (not plan.external_id_changed
-                          or plan.new_external_id == current.external_id))
-        if unchanged:
-            # Okta repeats the group's name with every membership change: writing it would
-            # only make parallel membership PATCHes collide on the version.
-            return current.version
-        updated = engine.upsert_group(actor, account, group_id=group_id,
-                                      name=plan.display_name or current.name,
-                                      external_id=plan.new_external_id,
-                                      replace_external_id=plan.external_id_changed,
-                                      expected_version=current.version,
-                                      event_name="ScimPatchGroup")
-        return updated.version
-
-    if plan.renames or expected is not None or not plan.changes_members:
-        version = _retrying(rename, expected)
-        if expected is not None:
-            expected = version
-    if plan.changes_members:
-        def write(_attempt: int) -> None:
-            engine.change_group_members(actor, account, group_id, add=plan.add,
-                                        remove=plan.remove, replace=plan.replace,
-                                        expected_version=expected,
-                                        event_name="ScimUpdateGroupMembers")
-
-        _retrying(write, expected)
+    change = GroupChange(name=plan.display_name, external_id=plan.new_external_id,
+                         set_external_id=plan.external_id_changed, add=plan.add,
+                         remove=plan.remove, replace=plan.replace)
+    view = _retrying(lambda _attempt: _engine().change_group(
+        _actor(), _account(), group_id, change, expected_version=expected,
+        event_name="ScimPatchGroup"), expected)
     if request.args.get("attributes") is None and \
             request.args.get("excludedAttributes") is None:
         # RFC 7644 3.5.2: 204 is allowed; Entra prefers it, Okta accepts it, and it spares
         # rendering a large member list nobody asked for.
-        view, _members = _read_group(group_id, members=False)
         return Response(status=204, headers={"ETag": etag(view.version)})
     return _group_response(group_id)
 
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id: str) -> Response:
-    expected = _if_match()
-    if expected is not None:
-        current, _members = _read_group(group_id, members=False)
-        if current.version != expected:
-            raise StaleVersion("The group was changed since the version you sent.")
-    _engine().delete_group(_actor(), _account(), group_id, event_name="ScimDeleteGroup")
+    _engine().delete_group(_actor(), _account(), group_id, expected_version=_if_match(),
+                           event_name="ScimDeleteGroup")
     return Response(status=204)
 
 

@@ -98,9 +98,15 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+# Tests always name their database, so the bridge needs an explicit key (crypto.py): a fixed
+# one, for throw-away data only.
+TEST_SECRET_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci1hLXNlY3JldC0wMDA="
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
     return load_settings(env={}, overrides={"data_dir": tmp_path / "data",
-                                            "database_url": database_url, **overrides})
+                                            "database_url": database_url,
+                                            "secret_key": TEST_SECRET_KEY, **overrides})
 
 
 @pytest.fixture

@@ -10,14 +10,16 @@ caller allowed LookupEvents. A filtered page may hold fewer events than asked fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from bridge import audit
 from bridge.api.framework import ActionContext, action, api_state
 from bridge.api.shapes import decode_token, encode_token, max_results
+from bridge.bounds import parse_time
 from bridge.errors import NotFound, ValidationError
 from bridge.store.db import transaction
 
@@ -27,11 +29,10 @@ def _time(ctx: ActionContext, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)  # bounded: an out-of-range time is malformed
     except ValueError:
         raise ValidationError(f"{name} must be an ISO 8601 time such as "
                               f"2026-11-24T21:00:00Z, got {text!r}.", field=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @action("LookupEvents", "GET", "/audit/events", openapi=True,
@@ -52,7 +53,7 @@ def lookup_events(ctx: ActionContext) -> dict[str, Any]:
     if start and end and start > end:
         raise ValidationError("start-time is after end-time.", field="start-time")
     cursor = decode_token(ctx.query("next-token"))
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
         raise ValidationError("next-token is not a token this API returned.",
                               field="NextToken")
     query = audit.EventQuery(event_name=ctx.query("event-name") or None,

@@ -35,6 +35,7 @@ from bridge.api.refusals import (
     request_parameters,
 )
 from bridge.app import Services, services
+from bridge.bounds import parse_json
 from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
 from bridge.errors import (
@@ -43,6 +44,7 @@ from bridge.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthenticated,
+    ValidationError,
 )
 from bridge.observability.context import current_request_id
 from bridge.store.models import utcnow
@@ -199,15 +201,10 @@ class ActionContext:
 
     def body(self) -> dict[str, Any]:
         """The JSON object body ({} when empty). Raises ValidationError for anything else."""
-        from bridge.errors import ValidationError
-
         raw = self.request.get_data(cache=True)
         if not raw.strip():
             return {}
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"The request body is not valid JSON: {exc}.") from None
+        value = parse_json(raw)  # bounded (bridge.bounds): InvalidJson is a 400
         if not isinstance(value, dict):
             raise ValidationError("The request body must be a JSON object.")
         return value

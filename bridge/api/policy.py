@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from bridge.bounds import parse_json
 from bridge.errors import ValidationError
 
 SERVICE_PREFIX = "chime"
@@ -171,10 +172,9 @@ def parse_policy(document: Any) -> tuple[Statement, ...]:
     """
     if isinstance(document, str):
         try:
-            document = json.loads(document)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"The policy is not valid JSON: {exc.msg}.",
-                                  field="PolicyDocument") from None
+            document = parse_json(document, what="The policy")
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field="PolicyDocument") from None
     if not isinstance(document, Mapping):
         raise ValidationError("A policy document is a JSON object.", field="PolicyDocument")
     unknown = set(document) - {"Version", "Statement", "Id"}

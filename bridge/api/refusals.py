@@ -39,8 +39,6 @@ UNAUTHENTICATED_SCOPE = "admin-unauth"
 UNAUTHENTICATED_WINDOW = timedelta(minutes=1)
 # What one unauthenticated refusal may store (characters).
 PATH_CHARS, USER_AGENT_CHARS, MESSAGE_CHARS = 128, 100, 200
-# Account ids are UUIDs; a longer path value is not an account and would not fit the column.
-ACCOUNT_ID_CHARS = 36
 
 
 def _cut(text: str | None, limit: int) -> str | None:
@@ -63,7 +61,7 @@ def _shallow(value: Any, depth: int = 0) -> Any:
 def audit_account(path: Mapping[str, str]) -> str | None:
     """The account an event is filed under: the path's ``accountId`` when it can be one."""
     account_id = path.get("accountId")
-    if account_id is None or len(account_id) > ACCOUNT_ID_CHARS:
+    if account_id is None or len(account_id) > audit.ACCOUNT_ID_MAX:
         return None
     return account_id
 

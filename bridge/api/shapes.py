@@ -105,7 +105,7 @@ def user_errors(result: BatchResult) -> dict[str, Any]:
 
 def license_type(value: Any, field: str = "LicenseType") -> Tier:
     """The model's LicenseType → a tier; Plus/ProTrial are not assignable here."""
-    if value in TIER_OF_LICENSE:
+    if isinstance(value, str) and value in TIER_OF_LICENSE:
         return TIER_OF_LICENSE[value]
     if value in ("Plus", "ProTrial"):
         raise ValidationError(f"{field} {value} cannot be assigned: ProTrial is only given "

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from bridge.api.errors import ERROR_TABLE
 from bridge.api.framework import registered_actions
 from bridge.app import Services, services
 from bridge.browser import csrf_field, form_post
-from bridge.dns_check import DomainRechecker
+from bridge.dns_check import recheck_job
 from bridge.domain import Actor
 from bridge.errors import BridgeError
+from bridge.jobs import JobLeases, JobRunner
 
 BACKGROUND_KEY = "bridge.domain_rechecker"
 
@@ -69,19 +72,19 @@ _COMPONENTS: dict[str, Any] = {
                            "eventID", "eventType", "recipientAccountId")}},
     },
 }
-_ERROR_STATUSES = {"400": "BadRequestException", "401": "UnauthorizedClientException",
-                   "403": "ForbiddenException", "404": "NotFoundException",
-                   "409": "ConflictException", "413": "RequestEntityTooLargeException",
-                   "429": "ThrottledClientException", "500": "ServiceFailureException"}
+# Every error answer the pipeline can give (the one error table; 503 included), so the
+# document lists what the server really sends.
+_ERROR_STATUSES = {str(status): name for name, status in sorted(
+    ERROR_TABLE.values(), key=lambda item: item[1])}
 
 
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for every action registered with ``openapi=True`` (the extension
     paths; the model's operations are described by botocore's service-2.json)."""
     paths: dict[str, Any] = {}
-    for spec in registered_actions():
-        if not spec.openapi:
-            continue
+    documented = [spec for spec in registered_actions() if spec.openapi]
+    sharing = Counter((spec.method, spec.rule) for spec in documented)
+    for spec in documented:
         path = re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", spec.rule)
         params: list[dict[str, Any]] = [
             {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -109,8 +112,12 @@ def openapi_document() -> dict[str, Any]:
         if spec.request_schema is not None:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": dict(spec.request_schema)}}}
-        key = path + (f"?operation={spec.operation_query}" if spec.operation_query else "")
-        # OpenAPI has no query-selected operations; distinct keys keep them apart.
+        # A path template has no query part: ``?operation=`` is the required query
+        # parameter above. Only operations that share method and path (OpenAPI allows one)
+        # are told apart by keys that carry it.
+        key = path
+        if spec.operation_query and sharing[(spec.method, spec.rule)] > 1:
+            key += f"?operation={spec.operation_query}"
         paths.setdefault(key, {})[spec.method.lower()] = operation
     return {"openapi": "3.1.0",
             "info": {"title": "Identity bridge admin API (extension paths)",
@@ -160,11 +167,13 @@ def install(app: Flask, svc: Services) -> None:
         return _page("Welcome", f"<p>{html.escape(user.primary_email)} is registered.</p>")
 
 
-def start_background(app: Flask) -> DomainRechecker | None:
-    """Start the domain re-check thread for a serving process (``bridge serve``)."""
+def start_background(app: Flask) -> JobRunner | None:
+    """Start the domain re-check runner for a serving process (``bridge serve``, in each
+    worker). Every worker on every host runs one; the job's lease lets one pass run at a
+    time (:mod:`bridge.jobs`)."""
     svc: Services = app.extensions["bridge"]
     if svc.settings.domain_recheck_interval_seconds <= 0:
         return None
-    rechecker = DomainRechecker(svc.engine, svc.settings).start()
-    app.extensions[BACKGROUND_KEY] = rechecker
-    return rechecker
+    runner = JobRunner(recheck_job(svc.engine, svc.settings), JobLeases(svc.sessions)).start()
+    app.extensions[BACKGROUND_KEY] = runner
+    return runner

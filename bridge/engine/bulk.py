@@ -24,6 +24,7 @@ from bridge.domain import (
     normalize_email,
     tier_for_groups,
 )
+from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.provisioning import Provisioning
 from bridge.engine.results import (
     DirectoryUserInput,
@@ -51,9 +52,11 @@ log = logging.getLogger(__name__)
 class BulkProvisioning(Room):
     """Pages of directory users (the AD sync), falling back to the per-user path."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, provisioning: Provisioning) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, provisioning: Provisioning,
+                 groups: DirectoryGroups) -> None:
         super().__init__(uow, clock)
         self._provisioning = provisioning
+        self._groups = groups
 
     def apply_directory_users(self, actor: Actor, account_id: str, source: IdentitySource,
                               items: Sequence[DirectoryUserInput], *,
@@ -104,7 +107,7 @@ class BulkProvisioning(Room):
                 display_name=item.display_name, enabled=item.enabled,
                 on_address_conflict="skip", event_name=event_name, user_id=item.user_id)
             if item.replace_groups or result.created:
-                view = self._provisioning.set_user_groups(
+                view = self._groups.set_user_groups(
                     actor, account_id, result.user.id, item.groups, create_missing=True,
                     event_name=event_name + "Groups")
                 result = DirectoryUserResult(view, result.created, result.skipped_addresses)
@@ -461,8 +464,10 @@ class _DirectoryPage:
             # Ordered as the store orders them: primary first, then by address.
             addresses = sorted((_Address(a, addr[a][1]) for a in user_addrs[uid]),
                                key=lambda a: (not a.is_primary, a.address))
-            groups = tuple(name for _lower, name in sorted(group_names[g] for g in members[uid]))
-            views[uid] = UserView.of(cast(User, state), cast(Any, addresses), groups)
+            ordered = sorted((*group_names[g], g) for g in members[uid])
+            views[uid] = UserView.of(cast(User, state), cast(Any, addresses),
+                                     tuple(name for _lower, name, _gid in ordered),
+                                     tuple(gid for _lower, _name, gid in ordered))
         return views
 
 

@@ -17,6 +17,7 @@ from bridge.engine.accounts import Accounts
 from bridge.engine.api_keys import ApiKeys
 from bridge.engine.bulk import BulkProvisioning
 from bridge.engine.directories import Directories
+from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.domains import Domains
 from bridge.engine.members import Members
 from bridge.engine.provisioning import Provisioning
@@ -44,7 +45,8 @@ class ResolutionEngine:
         self.directories = Directories(uow, clock)
         self.api_keys = ApiKeys(uow, clock)
         self.provisioning = Provisioning(uow, clock)
-        self.bulk = BulkProvisioning(uow, clock, self.provisioning)
+        self.groups = DirectoryGroups(uow, clock)
+        self.bulk = BulkProvisioning(uow, clock, self.provisioning, self.groups)
         self.queries = Queries(uow, clock)
         self.sign_in = SignIn(uow, clock)
         self.session_checks = SessionChecks(uow, clock)
@@ -90,15 +92,19 @@ class ResolutionEngine:
         self.delete_group_mappings = self.directories.delete_group_mappings
         # Provisioning
         self.upsert_directory_user = self.provisioning.upsert_directory_user
+        self.patch_directory_user = self.provisioning.patch_directory_user
         self.directory_user = self.provisioning.directory_user
         self.mark_directory_user_deleted = self.provisioning.mark_directory_user_deleted
         self.delete_user = self.provisioning.delete_user
         self.purge_deleted_users = self.provisioning.purge_deleted_users
-        self.upsert_group = self.provisioning.upsert_group
-        self.delete_group = self.provisioning.delete_group
-        self.change_group_members = self.provisioning.change_group_members
-        self.set_user_groups = self.provisioning.set_user_groups
-        self.get_group = self.provisioning.get_group
+        # DirectoryGroups
+        self.create_group = self.groups.create_group
+        self.upsert_group = self.groups.upsert_group
+        self.change_group = self.groups.change_group
+        self.change_group_members = self.groups.change_group_members
+        self.delete_group = self.groups.delete_group
+        self.set_user_groups = self.groups.set_user_groups
+        self.get_group = self.groups.get_group
         # BulkProvisioning
         self.apply_directory_users = self.bulk.apply_directory_users
         # Queries

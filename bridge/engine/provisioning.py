@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from bridge import search
 from bridge.domain import (
@@ -18,15 +18,12 @@ from bridge.domain import (
     normalize_email,
 )
 from bridge.engine.results import (
-    DirectoryGroupView,
     DirectoryUserResult,
     UserView,
 )
 from bridge.engine.room import Room
-from bridge.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationError
+from bridge.errors import Conflict, Forbidden, StaleVersion, ValidationError
 from bridge.store.models import (
-    DirectoryGroup,
-    GroupMembership,
     User,
 )
 from bridge.store.repository import Repository
@@ -72,92 +69,157 @@ class Provisioning(Room):
         one; the user's link of this source is then dropped); ``create_only`` never updates
         (POST: Conflict when the external id is already provisioned).
         """
-        primary = normalize_email(primary_email) if primary_email else None
-        others: list[str] = []
-        for raw in other_emails:
-            try:
-                address = normalize_email(raw)
-            except ValidationError:
-                continue
-            if address != primary and address not in others:
-                others.append(address)
-        params = {"accountId": account_id, "source": source.value, "externalId": external_id,
-                  "primaryEmail": primary, "emails": others, "enabled": enabled}
-        if user_name is not None:
-            params["userName"] = user_name
+        primary, others = _directory_addresses(primary_email, other_emails)
+        params = _directory_user_params(account_id, source, external_id, primary, others,
+                                        enabled, user_name)
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
-            account = self._account(repo, account_id)
-            if account.directory_kind is None:
-                raise Forbidden("The account has no directory connected.")
-            user: User | None = None
-            if user_id is not None:
-                user = self._user(repo, account_id, user_id)
-            elif external_id is not None:
-                user = repo.user_by_identity(source.value, account_id, external_id)
-                if user is not None and create_only:
-                    raise Conflict(f"A user with the external id {external_id!r} already "
-                                   "exists.")
-            if user_name is not None and search.user_name_taken(
-                    repo.session, account_id, user_name, user.id if user else None):
-                raise Conflict(f"The userName {user_name!r} is already taken.")
-            if user is not None and external_id is not None:
-                holder = repo.user_by_identity(source.value, account_id, external_id)
-                if holder is not None and holder.id != user.id:
-                    raise Conflict(f"The external id {external_id!r} belongs to another "
-                                   "user.")
-            if user is not None and expected_version is not None and (
-                    user.version != expected_version):
-                raise StaleVersion("The user was changed since the version you sent.")
-            verified = repo.verified_domain_names(account_id)
-            eff_primary, aliases = effective_addresses(primary, others, verified)
-            skipped: list[str] = []
-            own_id = user.id if user is not None else None
-            for address in [a for a in [eff_primary, *aliases] if a]:
-                owner = repo.address_owner_id(address)
-                if owner is not None and owner != own_id:
-                    if on_address_conflict == "raise":
-                        raise Conflict(f"The email address {address} belongs to another user.")
-                    skipped.append(address)
-            if eff_primary in skipped:
-                eff_primary = None
-            aliases = [a for a in aliases if a not in skipped]
-            now = self._now()
-            created = user is None
-            if user is None:
-                user = self._new_user(repo, account_id=account_id,
-                                      primary_email=primary or "", status=UserStatus.REGISTERED,
-                                      tier=None, in_directory=True)
-            was_enabled = user.directory_enabled and user.in_directory
-            user.primary_email = primary or ""
-            user.display_name = display_name
-            user.source_addresses = ([primary] if primary else []) + others
-            user.in_directory = True
-            user.directory_deleted_at = None
-            user.directory_enabled = enabled
-            if user.status == UserStatus.RELEASED.value:
-                user.status = UserStatus.REGISTERED.value
-            if user_name is not None:
-                user.user_name, user.user_name_lower = user_name, user_name.lower()
-            if attributes is not None:
-                user.attributes = dict(attributes)
-            if was_enabled and not enabled:
-                user.sessions_valid_after = now
-            user.updated_at = now
-            repo.set_addresses(user, eff_primary, aliases)
-            for link in repo.identities(user.id, source.value):
-                # One external id per user and directory: a changed one replaces the old.
-                if link.issuer == account_id and link.external_id != external_id:
-                    repo.session.delete(link)
-            if external_id is not None:
-                repo.link_identity(user.id, source.value, account_id, external_id)
-            self._refresh_tiers(repo, account_id, [user.id])
-            repo.session.refresh(user)
-            view = self._user_view(repo, user)
-            result = DirectoryUserResult(view, created, tuple(skipped))
-            return result, {"userId": view.id, "created": created, "skipped": skipped}
+            return self._write_directory_user(
+                repo, account_id, source=source, external_id=external_id, primary=primary,
+                others=others, display_name=display_name, enabled=enabled,
+                attributes=attributes, user_id=user_id, expected_version=expected_version,
+                on_address_conflict=on_address_conflict, user_name=user_name,
+                create_only=create_only)
 
         return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def patch_directory_user(
+        self, actor: Actor, account_id: str, user_id: str,
+        change: Callable[[UserView], Mapping[str, Any]], *, source: IdentitySource,
+        expected_version: int | None = None, event_name: str = "PatchUser",
+    ) -> DirectoryUserResult:
+        """Change a directory user from its current state in ONE transaction (SCIM PATCH):
+        ``change`` receives the stored user (a view without addresses or groups) and
+        returns the keyword arguments of :meth:`upsert_directory_user` describing the whole
+        new state (``primary_email``, ``other_emails``, ``external_id``, ``display_name``,
+        ``enabled``, ``attributes``, ``user_name``); they are applied under the same rules,
+        read and written in the same transaction, so a concurrent change can neither be
+        lost nor make the request fail. Raises NotFound, StaleVersion (``expected_version``
+        given and not the user's), and whatever ``change`` or the rules raise (nothing is
+        written then)."""
+        params: dict[str, Any] = {"accountId": account_id, "userId": user_id}
+
+        def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
+            user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
+            args = dict(change(UserView.of(user, [])))
+            primary, others = _directory_addresses(args.pop("primary_email", None),
+                                                   args.pop("other_emails", ()))
+            params.update(_directory_user_params(
+                account_id, source, args.get("external_id"), primary, others,
+                args.get("enabled", True), args.get("user_name")), userId=user_id)
+            return self._write_directory_user(
+                repo, account_id, source=source, primary=primary, others=others,
+                user_id=user_id, expected_version=user.version,
+                on_address_conflict="raise", create_only=False,
+                external_id=args.get("external_id"), display_name=args.get("display_name"),
+                enabled=args.get("enabled", True), attributes=args.get("attributes"),
+                user_name=args.get("user_name"))
+
+        return self._run(actor, event_name, params, work, account_id=account_id)
+
+    def _write_directory_user(
+        self, repo: Repository, account_id: str, *, source: IdentitySource,
+        external_id: str | None, primary: str | None, others: Sequence[str],
+        display_name: str | None, enabled: bool, attributes: Mapping[str, Any] | None,
+        user_id: str | None, expected_version: int | None, on_address_conflict: str,
+        user_name: str | None, create_only: bool,
+    ) -> tuple[DirectoryUserResult, dict[str, Any]]:
+        """The rules of :meth:`upsert_directory_user`, inside the caller's transaction."""
+        account = self._account(repo, account_id)
+        if account.directory_kind is None:
+            raise Forbidden("The account has no directory connected.")
+        user: User | None = None
+        if user_id is not None:
+            user = self._user(repo, account_id, user_id)
+        elif external_id is not None:
+            user = repo.user_by_identity(source.value, account_id, external_id)
+            if user is not None and create_only:
+                raise Conflict(f"A user with the external id {external_id!r} already "
+                               "exists.")
+        # Write path cost (issue 12): every check below reads only what can have
+        # changed — the user's own userName, link and addresses are not looked up again.
+        if user_name is not None and not (
+                user is not None and user.user_name_lower == user_name.lower()
+        ) and search.user_name_taken(repo.session, account_id, user_name,
+                                     user.id if user else None):
+            raise Conflict(f"The userName {user_name!r} is already taken.")
+        links = [link for link in repo.identities(user.id, source.value)
+                 if link.issuer == account_id] if user is not None else []
+        linked = any(link.external_id == external_id for link in links)
+        if user is not None and external_id is not None and not linked:
+            holder = repo.user_by_identity(source.value, account_id, external_id)
+            if holder is not None and holder.id != user.id:
+                raise Conflict(f"The external id {external_id!r} belongs to another "
+                               "user.")
+        if user is not None and expected_version is not None and (
+                user.version != expected_version):
+            raise StaleVersion("The user was changed since the version you sent.")
+        verified = repo.verified_domain_names(account_id)
+        eff_primary, aliases = effective_addresses(primary, others, verified)
+        skipped: list[str] = []
+        own_id = user.id if user is not None else None
+        current = repo.addresses(user.id) if user is not None else []
+        owned = {a.address for a in current}
+        for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
+            owner = repo.address_owner_id(address)
+            if owner is not None and owner != own_id:
+                if on_address_conflict == "raise":
+                    raise Conflict(f"The email address {address} belongs to another user.")
+                skipped.append(address)
+        if eff_primary in skipped:
+            eff_primary = None
+        aliases = [a for a in aliases if a not in skipped]
+        now = self._now()
+        created = user is None
+        profile: dict[str, Any] = {
+            "primary_email": primary or "", "display_name": display_name,
+            "source_addresses": [*([primary] if primary else []), *others],
+            "in_directory": True, "directory_deleted_at": None,
+            "directory_enabled": enabled, "updated_at": now}
+        if user_name is not None:
+            profile.update(user_name=user_name, user_name_lower=user_name.lower())
+        if attributes is not None:
+            profile["attributes"] = dict(attributes)
+        if user is None:
+            if not enabled:  # as the bulk path (and before it this one) records it
+                profile["sessions_valid_after"] = now
+            # One INSERT with every field (not an INSERT then an UPDATE).
+            user = self._new_user(repo, account_id=account_id, status=UserStatus.REGISTERED,
+                                  tier=None, **profile)
+        else:
+            was_enabled = user.directory_enabled and user.in_directory
+            for name, value in profile.items():
+                setattr(user, name, value)
+            if user.status == UserStatus.RELEASED.value:
+                user.status = UserStatus.REGISTERED.value
+            if was_enabled and not enabled:
+                user.sessions_valid_after = now
+        # The owners were checked above, in this transaction.
+        repo.set_addresses(user, eff_primary, aliases, current=current, checked=True)
+        for link in links:
+            # One external id per user and directory: a changed one replaces the old.
+            if link.external_id != external_id:
+                repo.session.delete(link)
+        if external_id is not None and not linked:
+            # Not linked to anyone: a new user was looked up by this external id, an
+            # existing one had its holder looked up above (another holder raised).
+            repo.link_identity(user.id, source.value, account_id, external_id,
+                               known_unlinked=True)
+        # No tier refresh: the tier rule reads memberships and mappings only, and this
+        # changes neither (a new user has no membership and is created without a tier).
+        repo.session.flush()
+        if created:
+            # Every column was set here (client-side defaults): nothing to re-read, and
+            # a new user is in no group.
+            view = UserView.of(user, repo.addresses(user.id))
+        else:
+            # No refresh: every changed column was set here and the ORM keeps the new
+            # version; addresses and groups are read for the view.
+            view = self._user_view(repo, user)
+        result = DirectoryUserResult(view, created, tuple(skipped))
+        return result, {"userId": view.id, "created": created, "skipped": skipped}
 
     def directory_user(self, account_id: str, source: IdentitySource,
                        external_id: str) -> UserView | None:
@@ -185,11 +247,16 @@ class Provisioning(Room):
                          work, account_id=account_id)
 
     def delete_user(self, actor: Actor, account_id: str, user_id: str,
-                    *, event_name: str = "DeleteUser") -> None:
-        """Delete a user's profile and every row that belongs to it."""
+                    *, expected_version: int | None = None,
+                    event_name: str = "DeleteUser") -> None:
+        """Delete a user's profile and every row that belongs to it. Raises NotFound, or
+        StaleVersion when ``expected_version`` (If-Match) is not the user's version —
+        checked in the transaction; the DELETE only matches the version read."""
 
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             user = self._user(repo, account_id, user_id)
+            if expected_version is not None and user.version != expected_version:
+                raise StaleVersion("The user was changed since the version you sent.")
             repo.session.delete(user)
             return None, {"userId": user_id}
 
@@ -211,178 +278,46 @@ class Provisioning(Room):
         return self._run(actor, "PurgeDeletedUsers", {"accountId": account_id}, work,
                          account_id=account_id)
 
-    def upsert_group(self, actor: Actor, account_id: str, *, name: str,
-                     external_id: str | None = None, group_id: str | None = None,
-                     attributes: Mapping[str, Any] | None = None,
-                     expected_version: int | None = None,
-                     event_name: str = "ProvisionGroup",
-                     replace_external_id: bool = False) -> DirectoryGroupView:
-        """Create a directory group, or rename/update the one ``group_id`` names.
 
-        On update, ``external_id`` None keeps the stored one unless ``replace_external_id``
-        (SCIM PUT, or a PATCH removing it): then it is set exactly, None clearing it.
 
-        Raises Conflict when another group of the account has the name, StaleVersion on a
-        version mismatch. A rename re-applies the tier rule to the members (mappings are by
-        name).
-        """
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
-            raise ValidationError("A group name must be 1 to 256 characters.",
-                                  field="displayName")
-        clean = name.strip()
 
-        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
-            self._account(repo, account_id)
-            same_name = repo.group_by_name(account_id, clean)
-            if group_id is None:
-                if same_name is not None:
-                    raise Conflict(f"A group named {clean!r} already exists.")
-                group = DirectoryGroup(account_id=account_id, name=clean,
-                                       name_lower=clean.lower(), external_id=external_id,
-                                       attributes=dict(attributes or {}),
-                                       created_at=self._now(), updated_at=self._now())
-                repo.session.add(group)
-                repo.session.flush()
-            else:
-                found = repo.group(account_id, group_id)
-                if found is None:
-                    raise NotFound(f"Group {group_id} was not found.")
-                group = found
-                if expected_version is not None and group.version != expected_version:
-                    raise StaleVersion("The group was changed since the version you sent.")
-                if same_name is not None and same_name.id != group.id:
-                    raise Conflict(f"A group named {clean!r} already exists.")
-                renamed = group.name_lower != clean.lower()
-                group.name, group.name_lower = clean, clean.lower()
-                if external_id is not None or replace_external_id:
-                    group.external_id = external_id
-                if attributes is not None:
-                    group.attributes = dict(attributes)
-                group.updated_at = self._now()
-                repo.session.flush()
-                if renamed:
-                    self._refresh_tiers(repo, account_id, repo.group_member_ids(group.id))
-            return DirectoryGroupView.of(group), {"groupId": group.id, "name": group.name}
+    # --- group writes, one engine operation each (SCIM POST/PUT/PATCH/DELETE /Groups) ------
+    #
+    # Each runs in ONE transaction with ONE audit event: a refused write (unknown member,
+    # name taken, stale version) leaves the group exactly as it was — name, externalId,
+    # members and version — and records only the refusal. ``expected_version`` (If-Match) is
+    # checked inside the transaction and again by the write itself (``WHERE version = ?``),
+    # so a concurrent change between the check and the write is a StaleVersion, never lost.
 
-        return self._run(actor, event_name, {"accountId": account_id, "name": clean,
-                                             "groupId": group_id},
-                         work, account_id=account_id)
 
-    def delete_group(self, actor: Actor, account_id: str, group_id: str,
-                     *, event_name: str = "DeprovisionGroup") -> None:
-        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
-            group = repo.group(account_id, group_id)
-            if group is None:
-                raise NotFound(f"Group {group_id} was not found.")
-            members = repo.group_member_ids(group.id)
-            repo.session.execute(delete(GroupMembership).where(
-                GroupMembership.group_id == group.id))
-            repo.session.delete(group)
-            repo.session.flush()
-            self._refresh_tiers(repo, account_id, members)
-            return None, {"groupId": group_id}
 
-        self._run(actor, event_name, {"accountId": account_id, "groupId": group_id}, work,
-                  account_id=account_id)
 
-    def change_group_members(self, actor: Actor, account_id: str, group_id: str, *,
-                             add: Sequence[str] = (), remove: Sequence[str] = (),
-                             replace: Sequence[str] | None = None,
-                             expected_version: int | None = None,
-                             event_name: str = "UpdateGroupMembers") -> DirectoryGroupView:
-        """Add/remove members row by row (safe under parallel PATCHes), or replace the whole
-        list. Unknown user ids raise NotFound (nothing changes); re-adding a member and
-        removing a non-member succeed. Tiers of the affected users change at once.
-        Raises StaleVersion when ``expected_version`` is given and differs (the version
-        column makes the check atomic: the group row is updated ``WHERE version = ?``)."""
 
-        def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
-            group = repo.group(account_id, group_id)
-            if group is None:
-                raise NotFound(f"Group {group_id} was not found.")
-            if expected_version is not None and group.version != expected_version:
-                raise StaleVersion("The group was changed since the version you sent.")
-            wanted = list(dict.fromkeys([*add, *(replace or [])]))
-            for uid in wanted:
-                if repo.user_in_account(account_id, uid) is None:
-                    raise NotFound(f"User {uid} was not found in the account.")
-            touched: set[str] = set()
-            if replace is not None:
-                current = set(repo.group_member_ids(group.id))
-                for uid in current - set(replace):
-                    repo.remove_membership(group.id, uid)
-                    touched.add(uid)
-            for uid in remove:
-                if repo.remove_membership(group.id, uid):
-                    touched.add(uid)
-            for uid in wanted:
-                if repo.add_membership(group.id, uid):
-                    touched.add(uid)
-            if touched:
-                # The member list is part of the group, so its version (ETag) changes. One
-                # atomic UPDATE: parallel member changes queue on the row instead of failing
-                # an ORM version check; with If-Match it only matches the expected version.
-                bump = update(DirectoryGroup).where(DirectoryGroup.id == group.id)
-                if expected_version is not None:
-                    bump = bump.where(DirectoryGroup.version == expected_version)
-                done = repo.session.execute(
-                    bump.values(version=DirectoryGroup.version + 1, updated_at=self._now())
-                    .execution_options(synchronize_session=False))
-                if not done.rowcount:  # type: ignore[attr-defined]
-                    raise StaleVersion("The group was changed since the version you sent.")
-                repo.session.refresh(group)
-                self._refresh_tiers(repo, account_id, sorted(touched))
-            return DirectoryGroupView.of(group), {"groupId": group.id,
-                                                  "changedMembers": len(touched)}
 
-        return self._run(actor, event_name, {"accountId": account_id, "groupId": group_id,
-                                             "add": list(add), "remove": list(remove),
-                                             "replace": list(replace) if replace is not None
-                                             else None},
-                         work, account_id=account_id)
 
-    def set_user_groups(self, actor: Actor, account_id: str, user_id: str,
-                        group_names: Iterable[str], *, create_missing: bool = False,
-                        event_name: str = "UpdateUserGroups") -> UserView:
-        """Make the user's directory groups exactly ``group_names`` (effective membership,
-        nested groups already resolved by the directory). Unknown names are created when
-        ``create_missing`` (AD sync), otherwise ignored (OIDC groups claim: only groups the
-        account knows matter)."""
-        names = [n.strip() for n in group_names if isinstance(n, str) and n.strip()]
 
-        def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
-            user = self._user(repo, account_id, user_id)
-            groups = {g.name_lower: g for g in repo.groups_by_names(account_id, names)}
-            if create_missing:
-                for name in names:
-                    if name.lower() not in groups:
-                        group = DirectoryGroup(account_id=account_id, name=name,
-                                               name_lower=name.lower(), created_at=self._now(),
-                                               updated_at=self._now())
-                        repo.session.add(group)
-                        repo.session.flush()
-                        groups[name.lower()] = group
-            wanted = {g.id for g in groups.values()}
-            current = repo.user_group_ids(user.id)
-            for gid in current - wanted:
-                repo.remove_membership(gid, user.id)
-            for gid in wanted - current:
-                repo.add_membership(gid, user.id)
-            self._refresh_tiers(repo, account_id, [user.id])
-            repo.session.refresh(user)
-            return self._user_view(repo, user), {"userId": user.id, "groups": sorted(groups)}
+def _directory_addresses(primary_email: str | None,
+                         other_emails: Iterable[str]) -> tuple[str | None, list[str]]:
+    """(normalized primary, the other valid addresses without it or duplicates)."""
+    primary = normalize_email(primary_email) if primary_email else None
+    others: list[str] = []
+    for raw in other_emails:
+        try:
+            address = normalize_email(raw)
+        except ValidationError:
+            continue
+        if address != primary and address not in others:
+            others.append(address)
+    return primary, others
 
-        return self._run(actor, event_name, {"accountId": account_id, "userId": user_id,
-                                             "groups": names},
-                         work, account_id=account_id)
 
-    def get_group(self, account_id: str, group_id: str) -> tuple[DirectoryGroupView, list[str]]:
-        """A group and its member user ids."""
-
-        def work(repo: Repository) -> tuple[DirectoryGroupView, list[str]]:
-            group = repo.group(account_id, group_id)
-            if group is None:
-                raise NotFound(f"Group {group_id} was not found.")
-            return DirectoryGroupView.of(group), repo.group_member_ids(group.id)
-
-        return self._read(work)
+def _directory_user_params(account_id: str, source: IdentitySource, external_id: str | None,
+                           primary: str | None, others: list[str], enabled: bool,
+                           user_name: str | None) -> dict[str, Any]:
+    """The audit event's request parameters of a directory user write."""
+    params: dict[str, Any] = {"accountId": account_id, "source": source.value,
+                              "externalId": external_id, "primaryEmail": primary,
+                              "emails": others, "enabled": enabled}
+    if user_name is not None:
+        params["userName"] = user_name
+    return params

@@ -43,7 +43,9 @@ class Queries(Room):
             return repo.search_users(account_id, query, include_groups=include_groups,
                                      include_addresses=include_addresses)
 
-        return self._read(work)
+        # A plain read transaction: a search never writes, so it need not queue for
+        # SQLite's write lock (a SCIM PATCH reads the user before its write).
+        return self._read(work, write_lock=False)
 
     def search_groups(self, account_id: str, query: search.SearchQuery, *,
                       include_members: bool = True) -> search.GroupPage:

@@ -77,6 +77,25 @@ class DomainView:
 
 
 @dataclass(frozen=True)
+class PhoneNumber:
+    """One telephone number of a user's profile as the directory gave it (SCIM
+    ``phoneNumbers``: ``type`` work, mobile, fax, ...; RFC 3966 or free text)."""
+
+    value: str
+    type: str | None = None
+    primary: bool = False
+
+
+def phone_numbers(attributes: dict[str, Any]) -> tuple[PhoneNumber, ...]:
+    """The numbers of a profile document, the primary first (dial-out reads these)."""
+    found = [PhoneNumber(item["value"], item.get("type") if isinstance(item.get("type"), str)
+                         else None, item.get("primary") is True)
+             for item in attributes.get("phoneNumbers") or []
+             if isinstance(item, dict) and isinstance(item.get("value"), str)]
+    return tuple(sorted(found, key=lambda p: not p.primary))
+
+
+@dataclass(frozen=True)
 class UserView:
     id: str
     account_id: str | None
@@ -103,10 +122,19 @@ class UserView:
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     user_name: str | None = None  # SCIM userName (None for users not provisioned over SCIM)
+    # The ids of ``groups``, in the same order, when the engine read them (its writes do):
+    # a door renders group references from the view without reading them again.
+    group_ids: tuple[str, ...] = ()
+
+    @property
+    def phone_numbers(self) -> tuple[PhoneNumber, ...]:
+        """The user's telephone numbers from the directory profile (SCIM ``phoneNumbers``),
+        primary first; the rest of the service reads these, never the raw document."""
+        return phone_numbers(self.attributes)
 
     @classmethod
     def of(cls, user: User, addresses: list[EmailAddress],
-           groups: tuple[str, ...] = ()) -> UserView:
+           groups: tuple[str, ...] = (), group_ids: tuple[str, ...] = ()) -> UserView:
         return cls(
             id=user.id,
             account_id=user.account_id,
@@ -132,6 +160,7 @@ class UserView:
             version=user.version,
             attributes=dict(user.attributes or {}),
             groups=groups,
+            group_ids=group_ids,
             user_name=user.user_name,
         )
 
@@ -218,6 +247,24 @@ class DirectoryUserInput:
     groups: Sequence[str] = ()
     replace_groups: bool = True
     user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    """The whole intended change of one write to a directory group, for
+    :meth:`~bridge.engine.ResolutionEngine.change_group` (a SCIM PUT or PATCH).
+
+    ``name`` None keeps the name; ``set_external_id`` True sets ``external_id`` exactly
+    (None clears it), False keeps the stored one. Membership: ``replace`` (when not None)
+    becomes the member list, then ``remove`` and ``add`` apply row by row (parallel changes
+    of other members are never lost)."""
+
+    name: str | None = None
+    external_id: str | None = None
+    set_external_id: bool = False
+    add: Sequence[str] = ()
+    remove: Sequence[str] = ()
+    replace: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)

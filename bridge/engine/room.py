@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import null
+from sqlalchemy.orm.attributes import set_committed_value
+
 from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
@@ -80,7 +83,9 @@ class Room:
 
     @staticmethod
     def _user_view(repo: Repository, user: User) -> UserView:
-        return UserView.of(user, repo.addresses(user.id), tuple(repo.user_group_names(user.id)))
+        groups = repo.user_groups(user.id)
+        return UserView.of(user, repo.addresses(user.id), tuple(name for _, name in groups),
+                           tuple(gid for gid, _ in groups))
 
     @staticmethod
     def _user(repo: Repository, account_id: str, user_id: str) -> User:
@@ -93,18 +98,16 @@ class Room:
 
     def _new_user(self, repo: Repository, *, account_id: str | None, primary_email: str,
                   status: UserStatus, tier: Tier | None, **extra: Any) -> User:
-        user = User(
-            account_id=account_id,
-            primary_email=primary_email,
-            status=status.value,
-            tier=tier.value if tier else None,
-            personal_pin=repo.unique_pin(),
-            created_at=self._now(),
-            updated_at=self._now(),
-            **extra,
-        )
+        now = self._now()
+        user = User(**{
+            "account_id": account_id, "primary_email": primary_email, "status": status.value,
+            # null(): a plain None would let the column's default ('pro') fill the INSERT.
+            "tier": tier.value if tier else null(), "personal_pin": repo.unique_pin(),
+            "created_at": now, "updated_at": now, **extra})
         repo.session.add(user)
         repo.session.flush()
+        if tier is None:
+            set_committed_value(user, "tier", None)  # known: no re-read of the row
         return user
 
     def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:

@@ -546,3 +546,21 @@ class AdSyncPending(Base):
     guid: Mapped[str] = mapped_column(String(36), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(36))
     facts: Mapped[dict[str, Any]] = mapped_column()
+
+
+# --- background jobs (bridge/jobs.py) ----------------------------------------------------
+
+
+class JobLease(Base):
+    """Who runs a named background job (``domain-recheck``, ...) now, across every worker
+    and host: a runner may start a pass only by moving ``expires_at`` into the future with
+    one conditional UPDATE, which works the same on SQLite and PostgreSQL."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))  # host:pid:nonce of the last runner
+    expires_at: Mapped[datetime] = mapped_column()  # the lease is free once this has passed
+    next_run_at: Mapped[datetime] = mapped_column()  # no pass starts before this
+    last_started_at: Mapped[datetime] = mapped_column()
+    last_finished_at: Mapped[datetime | None] = mapped_column(default=None)

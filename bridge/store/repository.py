@@ -184,31 +184,42 @@ class Repository:
             result[row.user_id].append(row)
         return result
 
-    def set_addresses(self, user: User, primary: str | None, aliases: Iterable[str]) -> None:
+    def set_addresses(self, user: User, primary: str | None, aliases: Iterable[str], *,
+                      current: Sequence[EmailAddress] | None = None,
+                      checked: bool = False) -> None:
         """Make the user's effective addresses exactly ``primary`` + ``aliases``.
 
         Raises Conflict naming the first address another user owns (the caller has filtered
         clashes it wants to skip). Rows are changed one by one, not replaced wholesale, so an
         unchanged address never leaves the unique table (no window for another user).
+        ``current``: the user's rows as the caller read them in this transaction (not read
+        again); ``checked``: the caller verified in this transaction that no other user owns
+        the new addresses (not looked up again).
         """
         wanted: dict[str, bool] = {}
         if primary:
             wanted[primary] = True
         for alias in aliases:
             wanted.setdefault(alias, False)
+        rows = self.addresses(user.id) if current is None else current
+        current_rows = {row.address: row for row in rows}
+        if current_rows.keys() == wanted.keys() and all(
+                row.is_primary == wanted[a] for a, row in current_rows.items()):
+            return  # unchanged (a profile update): no owner look-ups, no writes
         for address in wanted:
+            if address in current_rows or checked:
+                continue  # the user's own, or checked by the caller
             owner = self.address_owner_id(address)
             if owner is not None and owner != user.id:
                 raise Conflict(f"The email address {address} belongs to another user.")
-        current = {row.address: row for row in self.addresses(user.id)} if user.id else {}
-        for address, row in current.items():
+        for address, row in current_rows.items():
             if address not in wanted:
                 self.session.delete(row)
             elif row.is_primary != wanted[address]:
                 row.is_primary = wanted[address]
         self.session.flush()
         for address, is_primary in wanted.items():
-            if address not in current:
+            if address not in current_rows:
                 self.session.add(
                     EmailAddress(
                         address=address,
@@ -308,8 +319,15 @@ class Repository:
             )
         ).first()
 
-    def link_identity(self, user_id: str, source: str, issuer: str, external_id: str) -> None:
-        """Link (source, issuer, external_id) to the user; re-links it if it pointed elsewhere."""
+    def link_identity(self, user_id: str, source: str, issuer: str, external_id: str, *,
+                      known_unlinked: bool = False) -> None:
+        """Link (source, issuer, external_id) to the user; re-links it if it pointed elsewhere.
+        ``known_unlinked``: the caller found no user with that identity in this transaction
+        (the row is inserted without looking again)."""
+        if known_unlinked:
+            self.session.add(ExternalIdentity(user_id=user_id, source=source, issuer=issuer,
+                                              external_id=external_id))
+            return
         row = self.session.scalars(
             select(ExternalIdentity).where(
                 ExternalIdentity.source == source,
@@ -381,6 +399,14 @@ class Repository:
                 select(GroupMembership.group_id).where(GroupMembership.user_id == user_id)
             )
         )
+
+    def user_groups(self, user_id: str) -> list[tuple[str, str]]:
+        """(id, name) of the user's directory groups, by name."""
+        return [(gid, name) for gid, name in self.session.execute(
+            select(DirectoryGroup.id, DirectoryGroup.name)
+            .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
+            .where(GroupMembership.user_id == user_id)
+            .order_by(DirectoryGroup.name_lower)).tuples()]
 
     def user_group_names(self, user_id: str) -> list[str]:
         return list(

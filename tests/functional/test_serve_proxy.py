@@ -39,8 +39,8 @@ def test_forwarded_address_follows_the_setting(tmp_path: Path, proxies: str,
     upgrade(url)
     with bridge_serve(data, BRIDGE_TRUSTED_PROXY_COUNT=proxies) as port:
         assert _refused_sign_in(port, "203.0.113.7") == 401
-    services = build_services(load_settings(env={}, overrides={"data_dir": data,
-                                                                "database_url": url}))
+    # The served bridge's own database, read with the key it generated in the data dir.
+    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
     try:
         with transaction(services.sessions) as session:
             events, _ = audit.lookup(session, audit.EventQuery(event_name="SignIn"))

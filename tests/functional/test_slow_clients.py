@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bridge.api_keys import ApiKeyService
 
 from bridge.app import build_services
 from bridge.domain import Actor
@@ -38,10 +37,10 @@ def served(tmp_path: Path) -> Iterator[tuple[int, str]]:
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'bridge.db'}"
     upgrade(url)
-    services = build_services(load_settings(env={}, overrides={"data_dir": data,
-                                                                "database_url": url}))
+    # The embedded default (its key generated into the data dir), as `make run` serves it.
+    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
     account = enterprise(services.engine, ADMIN, ["slow.example"], name="Slow Corp")
-    key = ApiKeyService(services.sessions, services.engine).create(ADMIN, account.id).key
+    key = services.engine.api_keys.create(ADMIN, account.id).key
     services.db.dispose()
     with bridge_serve(data) as port:
         yield port, key

@@ -51,8 +51,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'bridge.db'}"
     upgrade(url)
-    services = build_services(load_settings(env={}, overrides={"data_dir": data,
-                                                                "database_url": url}))
+    # The embedded default (its key generated into the data dir), as `bridge serve` uses it.
+    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
     team = services.engine.create_account(ADMIN, "Team")
     invites, errors = services.engine.invite_users(ADMIN, team.id,
                                                    "ann@gmail.test;bob@gmail.test")

@@ -187,8 +187,12 @@ def test_openapi_document_describes_the_extension_paths(app: Flask) -> None:
     assert operations["AddDomain"] == ("/accounts/{accountId}/domains", "post")
     assert operations["ListDomains"] == ("/accounts/{accountId}/domains", "get")
     assert operations["GetDomain"] == ("/accounts/{accountId}/domains/{domainName}", "get")
-    assert operations["VerifyDomain"] == (
-        "/accounts/{accountId}/domains/{domainName}?operation=verify", "post")
+    # The path template has no query part; ?operation=verify is a required parameter.
+    assert operations["VerifyDomain"] == ("/accounts/{accountId}/domains/{domainName}",
+                                          "post")
+    verify = doc["paths"]["/accounts/{accountId}/domains/{domainName}"]["post"]
+    assert {"name": "operation", "in": "query", "required": True,
+            "schema": {"const": "verify"}} in verify["parameters"]
     assert operations["DeleteDomain"][1] == "delete"
     assert operations["ListGroups"] == ("/accounts/{accountId}/groups", "get")
     assert operations["AddOrUpdateGroups"] == ("/accounts/{accountId}/groups", "post")

@@ -112,7 +112,8 @@ def test_status_reports_database_keys_directories_domains_and_mail(
 def test_backup_restores_into_a_working_bridge(
         data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade"]) == 0
-    settings = make_settings(tmp_path, "", data_dir=data_dir)
+    # The embedded default: the secret key generated into the data directory.
+    settings = make_settings(tmp_path, "", data_dir=data_dir, secret_key="")
     services = build_services(settings)
     app = create_app(settings, services)
     scim = make_scim_client(app, services, ADMIN, "backup.example", "Backed up")
@@ -133,7 +134,8 @@ def test_backup_restores_into_a_working_bridge(
     restored_dir.mkdir()
     shutil.copyfile(backup, restored_dir / "bridge.db")
     shutil.copyfile(data_dir / "secret.key", restored_dir / "secret.key")
-    restored = build_services(make_settings(tmp_path, "", data_dir=restored_dir))
+    restored = build_services(make_settings(tmp_path, "", data_dir=restored_dir,
+                                            secret_key=""))
     try:
         client = create_app(restored.settings, restored).test_client()
         assert client.get("/readyz").status_code == 200

@@ -35,7 +35,8 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
     assert main(["keys", "rotate"]) == 0
     assert main(["admin", "create-user", "alice", "--policy", "FullAccess"]) == 0
     created = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    services = build_services(make_settings(tmp_path, "", data_dir=data_dir))
+    # The embedded default: the key the CLI generated into the data directory.
+    services = build_services(make_settings(tmp_path, "", data_dir=data_dir, secret_key=""))
     account = enterprise(services.engine, ADMIN, ["corp.test"], name="Corp")
     DirectoryStore(services).connect(ADMIN, account.id, {
         "LdapUrl": "ldaps://dc.corp.test", "BaseDn": "DC=corp,DC=test",

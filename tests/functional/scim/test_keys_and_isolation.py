@@ -154,7 +154,7 @@ def test_every_change_is_audited_with_the_key_id(scim: ScimClient) -> None:
         names = [(r.event_name, r.error_code) for r in rows]
         bodies = [json.dumps(r.body) for r in rows]
     assert names == [("ScimCreateUser", None), ("ScimPatchUser", None),
-                     ("ScimCreateGroup", None), ("ScimUpdateGroupMembers", None),
+                     ("ScimCreateGroup", None), ("ScimPatchGroup", None),
                      ("ScimCreateUser", "Conflict"), ("ScimDeleteGroup", None),
                      ("ScimDeleteUser", None)]
     assert all(json.loads(b)["userIdentity"]["accessKeyId"] == scim.key_id for b in bodies)

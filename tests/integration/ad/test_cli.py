@@ -26,7 +26,8 @@ def _env(bridge: Bridge, **extra: str) -> dict[str, str]:
     settings = bridge.services.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env.update({"BRIDGE_DATABASE_URL": settings.effective_database_url,
-                "BRIDGE_DATA_DIR": str(settings.data_dir), "BRIDGE_LOG_LEVEL": "WARNING"})
+                "BRIDGE_DATA_DIR": str(settings.data_dir), "BRIDGE_LOG_LEVEL": "WARNING",
+                "BRIDGE_SECRET_KEY": settings.secret_key})
     env.update(extra)
     return env
 

@@ -14,6 +14,7 @@ import pytest
 
 from bridge.cli import main
 from tests.admin_client import LiveServer
+from tests.conftest import TEST_SECRET_KEY
 from tests.functional.admin_api.conftest import AppFactory
 
 AWS = str(Path(sys.executable).parent / "aws")
@@ -21,9 +22,10 @@ AWS = str(Path(sys.executable).parent / "aws")
 
 @pytest.fixture
 def bridge_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path) -> None:
-    """The CLI uses the same database and secret key file as ``make_app``."""
+    """The CLI uses the same database and secret key as ``make_app``."""
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BRIDGE_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("BRIDGE_SECRET_KEY", TEST_SECRET_KEY)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:

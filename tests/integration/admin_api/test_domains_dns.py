@@ -9,7 +9,8 @@ from typing import Any
 from flask import Flask
 
 from bridge.app import Services
-from bridge.dns_check import DomainRechecker, lookup_txt, recheck_pending
+from bridge.dns_check import lookup_txt, recheck_job, recheck_pending
+from bridge.jobs import JobLeases, JobRunner
 from tests.admin_client import AdminClient, admin_client
 from tests.conftest import FakeClock
 from tests.functional.admin_api.conftest import AppFactory
@@ -72,7 +73,8 @@ def test_background_recheck_until_verified(make_app: AppFactory, dns: DnsServer)
     svc = services_of(app)
     client = admin_client(app)
     account_id, domain = claim(client, "later.example")
-    rechecker = DomainRechecker(svc.engine, svc.settings, interval=0.05).start()
+    rechecker = JobRunner(recheck_job(svc.engine, svc.settings, interval=0.05),
+                          JobLeases(svc.sessions), poll=0.05).start()
     try:
         # A few passes without the record change nothing.
         assert rechecker.wait_for_passes(2, timeout=10), "the re-check does not run"

@@ -199,7 +199,7 @@ def test_sign_in_started_on_one_worker_finishes_on_another(
         web: FlaskClient, okta_op: OpenIdProvider, okta_account: OktaAccount,
         oidc_services: Services) -> None:
     # Another worker: its own app, door and caches, built from the same settings (same
-    # database, same secret key file), as another process or host would.
+    # database, same secret key), as another process or host would.
     from bridge.app import build_services, create_app
 
     other_services = build_services(oidc_services.settings)

@@ -140,6 +140,7 @@ def test_keys_rotate_keeps_old_sessions_and_signs_new_ones_with_the_new_key(
     settings = oidc_services.settings
     monkeypatch.setenv("BRIDGE_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(Path(settings.data_dir)))
+    monkeypatch.setenv("BRIDGE_SECRET_KEY", settings.secret_key)
     assert main(["keys", "rotate"]) == 0
     new_kid = json.loads(capsys.readouterr().out)["kid"]
     assert new_kid != old_kid

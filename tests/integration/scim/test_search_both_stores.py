@@ -28,6 +28,9 @@ PEOPLE = [
     ("carol", "Carol Smith", ["carol@elsewhere.test"], None, False),
     ("dave_100%", "Dave", [], "ext-D", True),
 ]
+# Attributes of the SCIM-owned profile document (searched in the users' JSON column).
+TITLES = {"alice@example.com": "Engineer", "Bob@Example.com": "Manager",
+          "carol": "engineer lead"}
 
 
 @pytest.fixture
@@ -44,6 +47,10 @@ def searchable(store_url: str, tmp_path: Path, admin: Actor) -> Iterator[ScimCli
                            for i, e in enumerate(emails)]}
         if external:
             body["externalId"] = external
+        if user_name in TITLES:
+            body["title"] = TITLES[user_name]
+            body["name"] = {"familyName": display.split()[-1]}
+            body["phoneNumbers"] = [{"value": "+1 555 0100", "type": "work"}]
         assert scim.post("/Users", body).status_code == 201
     yield scim
     services.db.dispose()
@@ -88,6 +95,14 @@ def names(scim: ScimClient, flt: str, extra: str = "") -> list[str]:
     ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "carol"', ["carol"]),
     ('USERNAME EQ "carol"', ["carol"]),
     ("userName eq \"x' OR '1'='1\"", []),
+    ('title eq "ENGINEER"', ["alice@example.com"]),
+    ('title sw "engineer"', ["alice@example.com", "carol"]),
+    ("title pr", ["Bob@Example.com", "alice@example.com", "carol"]),
+    ('name.familyName eq "smith"', ["alice@example.com", "carol"]),
+    ('name.familyName eq "Smith" and active eq true', ["alice@example.com"]),
+    (f'{ENTERPRISE}:department eq "r&d"',
+     ["Bob@Example.com", "alice@example.com", "carol", "dave_100%"]),
+    (f'{ENTERPRISE}:costCenter pr', []),
 ])
 def test_filters(searchable: ScimClient, flt: str, expected: list[str]) -> None:
     assert names(searchable, flt) == expected
@@ -103,6 +118,12 @@ def test_sorting_and_paging(searchable: ScimClient) -> None:
     assert page("sortBy=userName&startIndex=3&count=5") == ["carol", "dave_100%"]
     assert page("sortBy=meta.created&sortOrder=descending")[0] == "dave_100%"
     assert page("sortBy=displayName&count=2") == ["alice@example.com", "Bob@Example.com"]
+    # A document attribute, case-insensitively; a user without one sorts last.
+    assert page("sortBy=title") == ["alice@example.com", "carol", "Bob@Example.com",
+                                    "dave_100%"]
+    by_family = page("sortBy=name.familyName&sortOrder=descending")
+    assert (by_family[0], sorted(by_family[1:3]), by_family[3]) == (
+        "dave_100%", ["alice@example.com", "carol"], "Bob@Example.com")
     body = searchable.get("/Users?sortBy=userName&startIndex=4&count=1").get_json()
     assert (body["totalResults"], body["startIndex"], body["itemsPerPage"]) == (4, 4, 1)
     body = searchable.get("/Users?startIndex=10").get_json()

@@ -25,6 +25,15 @@ def test_redact_replaces_secret_values_recursively() -> None:
     assert out["empty_secret"] == ""
 
 
+def test_redact_strips_credentials_written_into_urls() -> None:
+    got = audit.redact({"LdapUrl": "ldaps://svc:pw@dc.corp.example:636",
+                        "Notes": ["see smtp://mailer:s3cret@mail:25?starttls=true",
+                                  "user@example.com", "https://idp.example/p@th", 7]})
+    assert got == {"LdapUrl": "ldaps://***@dc.corp.example:636",
+                   "Notes": ["see smtp://***@mail:25?starttls=true", "user@example.com",
+                             "https://idp.example/p@th", 7]}
+
+
 def test_secrets_in_parameters_never_reach_the_trail(engine: ResolutionEngine,
                                                      admin: Actor) -> None:
     engine.record_event(admin, "UpdateAccountWithOpenIdConfig",

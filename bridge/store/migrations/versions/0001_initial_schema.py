@@ -97,6 +97,20 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
 
     op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=255), nullable=False),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_run_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "last_started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "last_finished_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
+    )
+    op.create_table(
         "rate_counters",
         sa.Column("scope", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
@@ -585,6 +599,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
 
     op.drop_table("rate_counters")
+    op.drop_table("job_leases")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")
