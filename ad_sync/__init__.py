@@ -1,8 +1,9 @@
 """Active Directory door: the ldap3 sync worker and sign-in with directory credentials.
 
-``register(app, services)`` installs the sign-in routes (:mod:`ad_sync.signin`) and the
-"bind once" check that ConnectDirectory uses (:mod:`bridge.ad_directory`). The sync runs
-from the command line: ``bridge sync-ad`` (:mod:`ad_sync.cli`).
+``register(app, services)`` installs the sign-in routes (:mod:`ad_sync.signin`). The
+"bind once" check ConnectDirectory uses is :func:`ad_sync.client.verify_connection`, handed
+to the admin door by the composition root. The sync runs from the command line:
+``bridge sync-ad`` (:mod:`ad_sync.cli`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
-    from bridge.app import Services
+    from bridge.services import Services
 
 
 def register(app: Flask, services: Services) -> None:
-    from ad_sync import client, signin
-    from bridge.ad_directory import VERIFIER_EXTENSION
+    """Install the AD sign-in routes with the services they use."""
+    from ad_sync import signin
 
-    allow = services.settings.allow_insecure_ldap
-    app.extensions[VERIFIER_EXTENSION] = (
-        lambda cfg: client.verify_connection(cfg, allow_insecure=allow))
     signin.register(app, services)
 
 

@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _handle(args: argparse.Namespace, settings: Any) -> int:
-    from bridge.app import build_services
     from bridge.logs import configure_logging
+    from bridge.services import build_services
 
     configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)

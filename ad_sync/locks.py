@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
-from bridge.app import Services
+from bridge.services import Services
 
 
 def lock_key(account_id: str) -> int:

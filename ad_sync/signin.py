@@ -40,7 +40,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -48,11 +48,11 @@ from ad_sync import client
 from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
 from bridge.ad_directory import DirectoryConnection, DirectoryStore
-from bridge.app import Services, services
 from bridge.bounds import parse_json
 from bridge.browser import csrf_field, form_post
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
 from bridge.errors import BridgeError, InvalidJson, NotFound, ValidationError
+from bridge.services import Services
 from bridge.sessions import issue_session_response, session_manager, set_session_cookie
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,20 @@ def _wrong_credentials() -> _Refusal:
     return _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
 
 
+# This door's entry in ``app.extensions``: the services it was registered with.
+EXTENSION = "ad_sync.signin"
+
+
 def register(app: Flask, services_: Services) -> None:
-    """Install the sign-in routes (the composition root calls this once)."""
+    """Install the sign-in routes (the composition root calls this once, with the services
+    the door uses)."""
+    app.extensions[EXTENSION] = services_
     app.register_blueprint(blueprint)
+
+
+def _services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found
 
 
 @blueprint.get("/auth/ad/login")
@@ -145,7 +156,7 @@ class _Failure(BridgeError):
 @blueprint.post("/auth/ad/login")
 @form_post
 def login() -> BaseResponse:
-    svc = services()
+    svc = _services()
     try:
         data = _fields()
     except RequestEntityTooLarge:

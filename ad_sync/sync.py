@@ -59,10 +59,10 @@ from bridge.ad_directory import (
     UserRecord,
     fingerprint,
 )
-from bridge.app import Services
 from bridge.domain import Actor, IdentitySource
 from bridge.engine.results import DirectoryUserInput, DirectoryUserOutcome
 from bridge.errors import BridgeError
+from bridge.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,8 @@ from bridge.store.models import (
 )
 
 if TYPE_CHECKING:
-    from bridge.app import Services
+    from bridge.services import Services
 
-# The composition root installs the door's "bind once" check here (bridge imports no door).
-VERIFIER_EXTENSION = "bridge.ad_directory.verifier"
 
 
 @dataclass(frozen=True)

@@ -1,54 +1,31 @@
-"""Composition root: the one place that builds the engine and wires the doors in."""
+"""Composition root: the one place that builds the services and wires the doors in.
+
+It imports every door; no door imports it (the layers contract in ``pyproject.toml``).
+``Services`` and ``build_services`` live in :mod:`bridge.services` and are re-exported
+here for the CLI and tests."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from flask import Flask, Response, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bridge.crypto import SecretBox, load_or_create_key
-from bridge.engine import ResolutionEngine
+import ad_sync
+import oidc
+import scim
+from ad_sync import client as ad_client
+from bridge import browser, observability, session_routes
+from bridge.api import register_admin_api
 from bridge.http_input import BoundedRequest, refuse_unstorable_urls
-from bridge.store.db import make_engine, make_session_factory, ping
+from bridge.services import Services, build_services
+from bridge.store.db import ping
 from config import Settings
 
 log = logging.getLogger(__name__)
+# The composition root's own entry in ``app.extensions`` (the Services it built, for tests
+# and the CLI). Doors never read it: each receives what it needs when it is registered.
 EXTENSION = "bridge"
-
-
-@dataclass
-class Services:
-    """What the doors get from the composition root."""
-
-    settings: Settings
-    db: Engine
-    sessions: sessionmaker[Session]
-    engine: ResolutionEngine
-    secrets: SecretBox
-
-
-def build_services(settings: Settings, **engine_kwargs: Any) -> Services:
-    """Build the store, the engine and the secret box from settings (no HTTP)."""
-    db = make_engine(settings.effective_database_url)
-    sessions = make_session_factory(db)
-    return Services(
-        settings=settings,
-        db=db,
-        sessions=sessions,
-        engine=ResolutionEngine(sessions, **engine_kwargs),
-        secrets=SecretBox(load_or_create_key(settings)),
-    )
-
-
-def services() -> Services:
-    """The services of the current Flask app (for use inside a request)."""
-    found: Services = current_app.extensions[EXTENSION]
-    return found
 
 
 def create_app(settings: Settings, services_: Services | None = None) -> Flask:
@@ -68,38 +45,28 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxy_count,
             x_proto=settings.trusted_proxy_count, x_host=0, x_port=0, x_prefix=0)
-    app.extensions[EXTENSION] = services_ or build_services(settings)
+    svc = services_ or build_services(settings)
+    app.extensions[EXTENSION] = svc
     # Request ids, log context, request metrics, /readyz and /metrics (docs/monitoring.md).
-    from bridge import observability
-
-    observability.install(app, app.extensions[EXTENSION])
+    observability.install(app, svc)
     # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
-    from bridge.browser import install as install_browser
-
-    install_browser(app, app.extensions[EXTENSION])
-    # The admin door (imported here: bridge.api itself imports this module).
-    from bridge.api import register_admin_api
-
-    register_admin_api(app, app.extensions[EXTENSION])
+    browser.install(app, svc)
+    # The admin door, with the AD door's bind check for ConnectDirectory.
+    allow_insecure = settings.allow_insecure_ldap
+    register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
+        cfg, allow_insecure=allow_insecure))
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
-    from bridge.session_routes import register as register_sessions
-    from oidc import register as register_oidc
-
-    register_sessions(app, app.extensions[EXTENSION])
-    register_oidc(app, app.extensions[EXTENSION])
-    # The AD door: sign-in with directory passwords, and ConnectDirectory's bind check.
-    from ad_sync import register as register_ad
-
-    register_ad(app, app.extensions[EXTENSION])
-    # The SCIM door (/scim/v2) and its API key service.
-    from scim import register as register_scim
-
-    register_scim(app, app.extensions[EXTENSION])
+    session_routes.register(app, svc)
+    oidc.register(app, svc)
+    # The AD door: sign-in with directory passwords.
+    ad_sync.register(app, svc)
+    # The SCIM door (/scim/v2).
+    scim.register(app, svc)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         try:
-            ping(services().db)
+            ping(svc.db)
         except Exception:  # the reason goes to the log, not to the caller
             log.exception("health check: database unreachable")
             return jsonify({"status": "error", "database": "unreachable"}), 503
@@ -151,3 +118,6 @@ def _register_routing_errors(app: Flask) -> None:
     app.register_error_handler(NotFound, routing_error)
     app.register_error_handler(MethodNotAllowed, routing_error)
     app.register_error_handler(UnstorableUrl, unstorable_url)
+
+
+__all__ = ["EXTENSION", "Services", "build_services", "create_app"]

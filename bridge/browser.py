@@ -44,12 +44,14 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from bridge.app import Services
+from bridge.services import Services
 from config import Settings
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
 CSRF_COOKIE = "bridge_csrf"
+# This module's entry in ``app.extensions``: the settings it was installed with.
+EXTENSION = "bridge.browser"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,13 +99,14 @@ def install(app: Flask, services_: Services) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=public.startswith("https://"),
     )
+    app.extensions[EXTENSION] = settings
     csrf.init_app(app)
     app.after_request(_security_headers)
 
 
 def _settings() -> Settings:
     # Read per request, not cached at start: the settings object is the one source.
-    found: Settings = current_app.extensions["bridge"].settings
+    found: Settings = current_app.extensions[EXTENSION]
     return found
 
 

@@ -31,7 +31,7 @@ from bridge.store.models import AccountOpenIdConfig
 from bridge.store.repository import Repository
 
 if TYPE_CHECKING:
-    from bridge.app import Services
+    from bridge.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -81,9 +81,11 @@ def build_app(settings: Settings) -> Any:
     from bridge.api.web import start_background
     from bridge.app import create_app
     from bridge.logs import AccessLog
+    from bridge.services import build_services
 
-    app = create_app(settings)
-    start_background(app)  # the domain re-check
+    services = build_services(settings)
+    app = create_app(settings, services)
+    start_background(app, services)  # the domain re-check
     return AccessLog(app) if settings.log_format == "text" else app
 
 

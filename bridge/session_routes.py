@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from bridge.app import Services
 from bridge.errors import Unauthenticated
+from bridge.services import Services
 from bridge.sessions import clear_session_cookie, install, request_token, session_manager
 
 blueprint = Blueprint("bridge_sessions", __name__)

@@ -57,7 +57,7 @@ from bridge.store.models import SessionSigningKey, SignInSession
 if TYPE_CHECKING:
     import argparse
 
-    from bridge.app import Services
+    from bridge.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class SessionManager:
     def __init__(self, services: Services, *,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._services = services
+        self.settings = services.settings
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._keys: _KeyCache | None = None
@@ -433,7 +434,7 @@ def session_manager() -> SessionManager:
 
 
 def _cookie_secure(req: Request) -> bool:
-    settings = current_app.extensions["bridge"].settings
+    settings = session_manager().settings
     return bool(req.is_secure or settings.effective_public_url.startswith("https://"))
 
 
@@ -465,7 +466,7 @@ def issue_session_response(decision: Decision, *, source: str,
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:
         manager.end(previous)
-    target = redirect_to or current_app.extensions["bridge"].settings.post_login_url
+    target = redirect_to or manager.settings.post_login_url
     response = redirect(target, code=302)
     response.headers["Cache-Control"] = "no-store"
     return set_session_cookie(response, issued)
@@ -496,7 +497,7 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cli_manager(settings: Any) -> SessionManager:
-    from bridge.app import build_services
+    from bridge.services import build_services
 
     return SessionManager(build_services(settings))
 

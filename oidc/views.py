@@ -35,10 +35,10 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from bridge.app import Services, services
 from bridge.domain import Actor, DirectoryKind, Identity, IdentitySource
 from bridge.errors import BridgeError, NotFound, ValidationError
 from bridge.openid_config import OpenIdClient, OpenIdConfigService
+from bridge.services import Services
 from bridge.sessions import issue_session_response
 from oidc.flow import (
     FLOW_COOKIE,
@@ -77,11 +77,12 @@ class OidcDoor:
     services: Services
     caches: ProviderCaches = field(default_factory=ProviderCaches)
     clock: Callable[[], float] = time.time
+    configs: OpenIdConfigService = field(init=False)
 
-    @property
-    def configs(self) -> OpenIdConfigService:
-        return OpenIdConfigService(self.services, http=self.caches.http,
-                                   timeout=self.caches.timeout)
+    def __post_init__(self) -> None:
+        # Built once with the door (its HTTP session and timeout are the caches').
+        self.configs = OpenIdConfigService(self.services, http=self.caches.http,
+                                           timeout=self.caches.timeout)
 
     def default_client(self) -> OpenIdClient | None:
         s = self.services.settings
@@ -166,8 +167,8 @@ def _audit_refusal(code: str, message: str, params: dict[str, Any],
                    account_id: str | None) -> None:
     """Door-level refusals are audited as SignIn events with the reason as errorCode."""
     try:
-        services().engine.record_event(_actor(), "SignIn", account_id=account_id,
-                                       params=params, error=_DoorError(code, message))
+        _door().services.engine.record_event(_actor(), "SignIn", account_id=account_id,
+                                             params=params, error=_DoorError(code, message))
     except Exception:  # auditing a refusal must not turn it into a 500
         log.exception("could not audit a refused sign-in (%s)", code)
 

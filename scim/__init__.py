@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
-    from bridge.app import Services
+    from bridge.services import Services
 
 
 def register(app: Flask, services: Services) -> None:

@@ -14,10 +14,9 @@ import re
 from contextlib import ExitStack
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bridge.app import Services, services
 from bridge.bounds import bounded_int, parse_json
 from bridge.domain import Actor, IdentitySource
 from bridge.engine import ResolutionEngine
@@ -25,6 +24,7 @@ from bridge.engine.api_keys import KeyIdentity
 from bridge.engine.results import DirectoryGroupView, GroupChange, UserView
 from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
 from bridge.search import Comparison, Ref, SearchQuery
+from bridge.services import Services
 from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value
 from scim.filters import canonical, parse_filter
@@ -65,6 +65,16 @@ bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
 
 # --- plumbing -----------------------------------------------------------------------------
+
+# This door's entry in ``app.extensions``: the services it was registered with.
+EXTENSION = "scim"
+
+
+def services() -> Services:
+    """The services this door was registered with (:func:`register`)."""
+    found: Services = current_app.extensions[EXTENSION]
+    return found
+
 
 def _engine() -> ResolutionEngine:
     return services().engine
@@ -531,5 +541,7 @@ def not_found(rest: str) -> Response:
 
 
 def register(app: Flask, services_: Services) -> None:
-    """Mount the SCIM door on ``app`` (called by the composition root)."""
+    """Mount the SCIM door on ``app`` with the services it uses (called once by the
+    composition root)."""
+    app.extensions[EXTENSION] = services_
     app.register_blueprint(bp)

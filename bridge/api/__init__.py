@@ -89,9 +89,12 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from flask import Flask
 
-    from bridge.app import Services
+    from bridge.services import Services
 
 _FRAMEWORK_MODULES = {"framework", "sigv4", "policy", "principals", "errors", "cli",
                       "refusals"}
@@ -104,13 +107,16 @@ def load_actions() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
-def register_admin_api(app: Flask, svc: Services) -> None:
+def register_admin_api(app: Flask, svc: Services, *,
+                       verify_directory: Callable[[Any], None] | None = None) -> None:
     """Wire the admin API into ``app``: actions, ``/openapi.json``, the invitation link
-    page. (The background domain re-check is started by ``bridge serve``, see
+    page. ``verify_directory(connection)`` is ConnectDirectory's bind check (the AD door's,
+    passed in by the composition root; without it ConnectDirectory answers 503). (The
+    background domain re-check is started by ``bridge serve``, see
     :func:`bridge.api.web.start_background`.)"""
     from bridge.api.framework import install
     from bridge.api.web import install as install_web
 
     load_actions()
-    install(app, svc)
+    install(app, svc, verify_directory=verify_directory)
     install_web(app, svc)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
-from bridge.ad_directory import VERIFIER_EXTENSION, DirectoryStore
 from bridge.api.framework import ActionContext, action
 from bridge.errors import NotFound, UpstreamUnavailable
 
@@ -40,10 +37,10 @@ _DIRECTORY = {"type": "object", "properties": {
                             "UserFilter": _STR, "GroupBaseDn": _STR}},
         response_schema={"type": "object", "properties": {"Directory": _DIRECTORY}})
 def connect_directory(ctx: ActionContext) -> dict[str, Any]:
-    verify = current_app.extensions.get(VERIFIER_EXTENSION)
+    verify = ctx.state.verify_directory
     if verify is None:
         raise UpstreamUnavailable("The Active Directory door is not installed.")
-    view = ctx.mutate(DirectoryStore(ctx.services).connect, ctx.account_id, ctx.body(), verify)
+    view = ctx.mutate(ctx.state.directories.connect, ctx.account_id, ctx.body(), verify)
     return {"Directory": view.as_json()}
 
 
@@ -53,14 +50,14 @@ def connect_directory(ctx: ActionContext) -> dict[str, Any]:
             "Directories": {"type": "array", "items": _DIRECTORY}}})
 def list_directories(ctx: ActionContext) -> dict[str, Any]:
     ctx.engine.get_account(ctx.account_id)  # NotFound for an unknown account
-    view = DirectoryStore(ctx.services).get(ctx.account_id)
+    view = ctx.state.directories.get(ctx.account_id)
     return {"Directories": [view.as_json()] if view is not None else []}
 
 
 @action("DisconnectDirectory", "DELETE", "/accounts/<accountId>/directory", status=204,
         openapi=True, summary="Disconnect the account's Active Directory")
 def disconnect_directory(ctx: ActionContext) -> None:
-    store = DirectoryStore(ctx.services)
+    store = ctx.state.directories
     if store.get(ctx.account_id) is None:
         ctx.engine.get_account(ctx.account_id)
         raise NotFound(f"Account {ctx.account_id} has no Active Directory connected.")

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bridge.ad_directory import DirectoryStore
 from bridge.api import sigv4
 from bridge.api.errors import ServiceFailure, error_response, wire_error
 from bridge.api.policy import (
@@ -34,7 +35,6 @@ from bridge.api.refusals import (
     refuse_unauthenticated,
     request_parameters,
 )
-from bridge.app import Services, services
 from bridge.bounds import parse_json
 from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
@@ -47,6 +47,8 @@ from bridge.errors import (
     ValidationError,
 )
 from bridge.observability.context import current_request_id
+from bridge.openid_config import OpenIdConfigService
+from bridge.services import Services
 from bridge.store.models import utcnow
 
 log = logging.getLogger("bridge.api")
@@ -152,7 +154,14 @@ def action(operation: str, method: str, path: str, *, iam_action: str | None = N
 
 @dataclass
 class AdminApiState:
+    """The admin door's dependencies, built once by :func:`install` (the composition root
+    passes the services and the AD door's bind check in)."""
+
+    services: Services
     principals: PrincipalStore
+    directories: DirectoryStore
+    openid: OpenIdConfigService
+    verify_directory: Callable[[Any], None] | None = None
     aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
     max_skew: timedelta = timedelta(minutes=5)
     max_requests_per_minute: int = 0  # per principal; 0: no limit
@@ -177,7 +186,7 @@ class ActionContext:
     """
 
     spec: ActionSpec
-    services: Services
+    state: AdminApiState
     actor: Actor
     principal: PrincipalView
     path: dict[str, str]
@@ -192,8 +201,12 @@ class ActionContext:
     audit_response: dict[str, Any] | None = None
 
     @property
+    def services(self) -> Services:
+        return self.state.services
+
+    @property
     def engine(self) -> ResolutionEngine:
-        return self.services.engine
+        return self.state.services.engine
 
     @property
     def account_id(self) -> str:
@@ -380,10 +393,9 @@ def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mappin
             f"authorized to perform: chime:{spec.iam_action} on resource: {resource}")
 
 
-def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
+def execute(spec: ActionSpec, path: dict[str, str], state: AdminApiState) -> Response:
     """Run one admin request through the pipeline."""
-    svc = services()
-    state = api_state()
+    svc = state.services
     request_id = current_request_id() or str(uuid.uuid4())  # the app's X-Request-Id
     actor: Actor | None = None
     principal: PrincipalView | None = None
@@ -403,7 +415,7 @@ def execute(spec: ActionSpec, path: dict[str, str]) -> Response:
         remembered = _remember_signature(spec, request, state, signed)
         statements = statements_of(principal.policies)
         _authorize(spec, statements, path, state, principal)
-        ctx = ActionContext(spec, svc, actor, principal, path, request, request_id,
+        ctx = ActionContext(spec, state, actor, principal, path, request, request_id,
                             statements, state.aws_account_id)
         result = spec.handler(ctx)
         if not ctx.engine_audited:
@@ -446,7 +458,7 @@ def _log_refusal(spec: ActionSpec, request_id: str, error: BridgeError) -> None:
                   error.message)
 
 
-def _make_view(method: str, rule: str) -> Callable[..., Response]:
+def _make_view(method: str, rule: str, state: AdminApiState) -> Callable[..., Response]:
     def view(**path: str) -> Response:
         by_op = _REGISTRY[(method, rule)]
         op = request.args.get("operation")
@@ -457,24 +469,31 @@ def _make_view(method: str, rule: str) -> Callable[..., Response]:
             what = f"?operation={op}" if op else "without ?operation="
             return error_response(NotFound(f"No admin action {method} {rule} {what}."),
                                   str(uuid.uuid4()))
-        return execute(spec, path)
+        return execute(spec, path, state)
 
     view.__name__ = f"admin_{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', rule.lower())}"
     return view
 
 
-def build_blueprint() -> Blueprint:
-    """A blueprint with one view per registered (method, rule)."""
+def build_blueprint(state: AdminApiState) -> Blueprint:
+    """A blueprint with one view per registered (method, rule), bound to ``state``."""
     bp = Blueprint("admin_api", __name__)
     for (method, rule) in list(_REGISTRY):
-        bp.add_url_rule(rule, view_func=_make_view(method, rule), methods=[method])
+        bp.add_url_rule(rule, view_func=_make_view(method, rule, state),
+                        methods=[method])
     return bp
 
 
-def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> AdminApiState:
-    """Create the per-app state (principal store, skew) and register the routes."""
+def install(app: Flask, svc: Services, *, aws_account_id: str | None = None,
+            verify_directory: Callable[[Any], None] | None = None) -> AdminApiState:
+    """Create the door's state (its stores, limits and the AD bind check, each built once)
+    and register the routes."""
     state = AdminApiState(
+        services=svc,
         principals=PrincipalStore(svc.engine.uow, svc.secrets),
+        directories=DirectoryStore(svc),
+        openid=OpenIdConfigService(svc),
+        verify_directory=verify_directory,
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
         max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,
@@ -483,5 +502,5 @@ def install(app: Flask, svc: Services, *, aws_account_id: str | None = None) -> 
         clock=svc.engine.now,
     )
     app.extensions[STATE_KEY] = state
-    app.register_blueprint(build_blueprint())
+    app.register_blueprint(build_blueprint(state))
     return state

@@ -32,8 +32,8 @@ _RESPONSE = {"type": "object", "properties": {
 
 
 def _service(ctx: ActionContext) -> OpenIdConfigService:
-    # Changes and their refusals are audited by the engine's unit of work.
-    return OpenIdConfigService(ctx.services)
+    # Built once with the door; changes and refusals are audited by the unit of work.
+    return ctx.state.openid
 
 
 def _shape(ctx: ActionContext, view: OpenIdConfigView) -> dict[str, Any]:

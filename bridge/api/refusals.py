@@ -25,9 +25,9 @@ from typing import Any
 from flask import Request
 
 from bridge import audit, throttle
-from bridge.app import Services
 from bridge.domain import Actor
 from bridge.errors import BridgeError, RateLimited
+from bridge.services import Services
 from bridge.store.db import transaction
 
 log = logging.getLogger("bridge.api")

@@ -12,12 +12,12 @@ from flask import Flask, Response, jsonify, request
 
 from bridge.api.errors import ERROR_TABLE
 from bridge.api.framework import registered_actions
-from bridge.app import Services, services
 from bridge.browser import csrf_field, form_post
 from bridge.dns_check import recheck_job
 from bridge.domain import Actor
 from bridge.errors import BridgeError
 from bridge.jobs import JobLeases, JobRunner
+from bridge.services import Services
 
 BACKGROUND_KEY = "bridge.domain_rechecker"
 
@@ -161,17 +161,16 @@ def install(app: Flask, svc: Services) -> None:
                       source_ip=request.remote_addr,
                       user_agent=request.user_agent.string or None)
         try:
-            user = services().engine.accept_invitation(actor, token)
+            user = svc.engine.accept_invitation(actor, token)
         except BridgeError as exc:
             return _page("Invitation not valid", f"<p>{html.escape(exc.message)}</p>", 404)
         return _page("Welcome", f"<p>{html.escape(user.primary_email)} is registered.</p>")
 
 
-def start_background(app: Flask) -> JobRunner | None:
+def start_background(app: Flask, svc: Services) -> JobRunner | None:
     """Start the domain re-check runner for a serving process (``bridge serve``, in each
     worker). Every worker on every host runs one; the job's lease lets one pass run at a
     time (:mod:`bridge.jobs`)."""
-    svc: Services = app.extensions["bridge"]
     if svc.settings.domain_recheck_interval_seconds <= 0:
         return None
     runner = JobRunner(recheck_job(svc.engine, svc.settings), JobLeases(svc.sessions)).start()

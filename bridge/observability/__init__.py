@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 if TYPE_CHECKING:
     from flask import Flask
 
-    from bridge.app import Services
+    from bridge.services import Services
 
 
 def install(app: Flask, services: Services) -> None:
@@ -26,7 +26,7 @@ def install(app: Flask, services: Services) -> None:
     ``BRIDGE_METRICS_PORT`` is set), the audit trail's sign-in counter and the pool gauges."""
     from bridge.observability import audit_metrics, http
 
-    http.install(app, serve_metrics=services.settings.metrics_port == 0)
+    http.install(app, services, serve_metrics=services.settings.metrics_port == 0)
     audit_metrics.install()
     watch_pool(services.db)
 

@@ -17,7 +17,7 @@ import re
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 
 from bridge.logs import safe_path
 from bridge.observability import context, metrics
@@ -126,25 +126,30 @@ def _error_code(response: Response) -> str:
     return code if re.fullmatch(r"[A-Za-z_]{1,64}", code or "") else "other"
 
 
+# This module's entry in ``app.extensions``: the services it was installed with.
+EXTENSION = "bridge.observability"
+
+
 def _teardown(_exc: BaseException | None) -> None:
     started = g.pop("bridge_request", None)
     if started is not None:
         context.end(started[1])
 
 
-def _settings() -> Any:
-    from bridge.app import services
+def _services() -> Any:
+    """The services this module was installed with (:func:`install`)."""
+    return current_app.extensions[EXTENSION]
 
-    return services().settings
+
+def _settings() -> Any:
+    return _services().settings
 
 
 def readyz() -> tuple[Response, int]:
     """200 when the database answers and its schema is at the code's migration head; 503
     with the reason otherwise (details of a connection failure go to the log only)."""
-    from bridge.app import services
-
     try:
-        state = migration_state(services().db)
+        state = migration_state(_services().db)
     except Exception:
         log.exception("readiness check: database unreachable")
         return jsonify({"status": "error", "reason": "database unreachable"}), 503
@@ -160,9 +165,11 @@ def metrics_view() -> Response:
     return Response(body, content_type=content_type)
 
 
-def install(app: Flask, *, serve_metrics: bool) -> None:
-    """Register the hooks and ``/readyz``; ``/metrics`` too when ``serve_metrics`` (metrics
-    on the main port, ``BRIDGE_METRICS_PORT`` = 0)."""
+def install(app: Flask, services: Any, *, serve_metrics: bool) -> None:
+    """Register the hooks and ``/readyz`` (with ``services``: settings and database);
+    ``/metrics`` too when ``serve_metrics`` (metrics on the main port,
+    ``BRIDGE_METRICS_PORT`` = 0)."""
+    app.extensions[EXTENSION] = services
     app.before_request(_before)
     app.after_request(_after)
     app.teardown_request(_teardown)

@@ -14,19 +14,20 @@ import time
 from pathlib import Path
 
 from bridge.api.web import start_background
-from bridge.app import create_app
+from bridge.app import build_services, create_app
 from config import load_settings
 
 
 def main(go_file: str) -> int:
-    app = create_app(load_settings())
+    services = build_services(load_settings())
+    app = create_app(services.settings, services)
     print("ready", flush=True)
     deadline = time.monotonic() + 60
     while not Path(go_file).exists():  # both workers start their runner at the same moment
         if time.monotonic() > deadline:
             return 3
         time.sleep(0.005)
-    runner = start_background(app)
+    runner = start_background(app, services)
     if runner is None or not runner.wait_for_attempts(1, timeout=60):
         return 4
     runner.stop()
