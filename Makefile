@@ -28,6 +28,7 @@ test: install
 	bash scripts/install-test-deps.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(MAKE) --no-print-directory migrations-check
 	$(PY) -m pytest -q
 

@@ -15,6 +15,7 @@ import logging
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
+from bridge.domain.search import InvalidFilter
 from bridge.errors import (
     AccessDenied,
     BridgeError,
@@ -29,7 +30,6 @@ from bridge.errors import (
     UpstreamUnavailable,
     ValidationError,
 )
-from bridge.search import InvalidFilter
 from scim.schemas import ERROR
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,10 @@
-"""SCIM filters and PATCH paths → the neutral tree of :mod:`bridge.search`.
+"""SCIM filters and PATCH paths → the neutral tree of :mod:`bridge.domain.search`.
 
 Filters (RFC 7644 section 3.4.2.2) are parsed by ``scim2-filter-parser``; its AST is turned
-into :mod:`bridge.search` nodes with attribute names made canonical (names are
+into :mod:`bridge.domain.search` nodes with attribute names made canonical (names are
 case-insensitive, a schema URN prefix is allowed). A filter the parser rejects raises
-:class:`~bridge.search.InvalidFilter` (400 ``invalidFilter``): never "no filter". One leniency:
+:class:`~bridge.domain.search.InvalidFilter` (400 ``invalidFilter``): never "no filter".
+One leniency:
 Entra's documentation shows unquoted string values (``externalId eq jyoung``); when a filter
 fails to parse and quoting such bare words makes it parse, the quoted form is used.
 
@@ -21,7 +22,7 @@ from scim2_filter_parser import ast as fast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser
 
-from bridge.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
+from bridge.domain.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
 from scim.errors import invalid_path
 from scim.schemas import COMMON, SCHEMAS, Schema
 

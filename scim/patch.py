@@ -19,7 +19,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.search import And, Comparison, Node
+from bridge.domain.search import And, Comparison, Node
 from scim.errors import ScimError, invalid_path, invalid_syntax, invalid_value
 from scim.filters import PatchPath, matches, parse_path
 from scim.resources import check_required, coerce, group_member_ids
@@ -339,7 +339,7 @@ def _group_op(plan: GroupPlan, op: str, path: str, value: Any, core: Schema) -> 
 
 
 def _filter_ids(node: Node) -> list[str] | None:
-    from bridge.search import Or
+    from bridge.domain.search import Or
 
     if isinstance(node, Comparison) and node.attribute.lower() == "value" and node.op == "eq" \
             and node.value:

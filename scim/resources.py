@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from bridge.domain import normalize_email
+from bridge.domain.search import Ref
 from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import ValidationError
-from bridge.search import Ref
 from scim.errors import ScimError, invalid_syntax, invalid_value
 from scim.schemas import (
     ENTERPRISE,

@@ -19,11 +19,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.bounds import bounded_int, parse_json
 from bridge.domain import Actor, IdentitySource
+from bridge.domain.search import Comparison, Ref, SearchQuery
 from bridge.engine import ResolutionEngine
 from bridge.engine.api_keys import KeyIdentity
 from bridge.engine.results import DirectoryGroupView, GroupChange, UserView
 from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
-from bridge.search import Comparison, Ref, SearchQuery
 from bridge.services import Services
 from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bridge import search
 from bridge.domain import (
     Actor,
     IdentitySource,
@@ -23,6 +22,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room
 from bridge.errors import Conflict, Forbidden, StaleVersion, ValidationError
+from bridge.store import search
 from bridge.store.models import (
     User,
 )

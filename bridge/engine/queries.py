@@ -7,13 +7,15 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from bridge import search
 from bridge.domain import (
     email_domain,
     normalize_email,
 )
+from bridge.domain.search import SearchQuery
 from bridge.engine.results import (
     AccountView,
+    GroupPage,
+    UserPage,
 )
 from bridge.engine.room import Room, chunks
 from bridge.errors import ValidationError
@@ -29,33 +31,35 @@ log = logging.getLogger(__name__)
 class Queries(Room):
     """Searches and look-ups the doors serve (SCIM lists, address ownership, home realm)."""
 
-    def search_users(self, account_id: str, query: search.SearchQuery, *,
+    def search_users(self, account_id: str, query: SearchQuery, *,
                      include_groups: bool = True,
-                     include_addresses: bool = True) -> search.UserPage:
+                     include_addresses: bool = True) -> UserPage:
         """A page of the account's users matching ``query``; each user's groups are read
         only when ``include_groups``, its effective addresses (the views' aliases) only when
         ``include_addresses``. An unknown account has no users. Raises InvalidFilter for a
         filter the store cannot evaluate, ValidationError for an unknown sort key."""
 
-        def work(repo: Repository) -> search.UserPage:
+        def work(repo: Repository) -> UserPage:
             # No account lookup: an unknown account simply has no users (the hot path of
             # SCIM lookups saves a query).
-            return repo.search_users(account_id, query, include_groups=include_groups,
-                                     include_addresses=include_addresses)
+            return UserPage.of(repo.search_users(account_id, query,
+                                                 include_groups=include_groups,
+                                                 include_addresses=include_addresses))
 
         # A plain read transaction: a search never writes, so it need not queue for
         # SQLite's write lock (a SCIM PATCH reads the user before its write).
         return self._read(work, write_lock=False)
 
-    def search_groups(self, account_id: str, query: search.SearchQuery, *,
-                      include_members: bool = True) -> search.GroupPage:
+    def search_groups(self, account_id: str, query: SearchQuery, *,
+                      include_members: bool = True) -> GroupPage:
         """A page of the account's directory groups matching ``query``; members are read
         only when ``include_members`` (never loaded otherwise)."""
 
-        def work(repo: Repository) -> search.GroupPage:
+        def work(repo: Repository) -> GroupPage:
             # No account lookup: an unknown account simply has no groups (the hot path of
             # SCIM lookups saves a query).
-            return repo.search_groups(account_id, query, include_members=include_members)
+            return GroupPage.of(repo.search_groups(account_id, query,
+                                                   include_members=include_members))
 
         return self._read(work)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from bridge.domain import AccountType, Tier
 from bridge.domain import account_type as domain_account_type
+from bridge.domain.search import Ref
 from bridge.errors import BridgeError
 from bridge.store.models import Account, DirectoryGroup, Domain, EmailAddress, User
+from bridge.store.search import GroupRows, UserRows
 
 
 def account_type(account: Account, has_verified_domain: bool) -> AccountType:
@@ -287,3 +289,36 @@ class SupportRequestView:
     contact_email: str | None
     created_at: datetime
     mail_status: str
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """A page of a user search: the matching total, the users, and (when asked for) each
+    user's directory groups (user id → references)."""
+
+    total: int
+    users: list[UserView]
+    groups: dict[str, list[Ref]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: UserRows) -> UserPage:
+        # Rows carry the same names as the mapped attributes the views read.
+        views = [UserView.of(cast(User, u), rows.addresses.get(u.id, []),
+                             tuple(r.display or "" for r in rows.groups.get(u.id, [])))
+                 for u in rows.users]
+        return cls(rows.total, views, rows.groups)
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """A page of a group search; ``members`` None when members were not asked for (never
+    loaded)."""
+
+    total: int
+    groups: list[DirectoryGroupView]
+    members: dict[str, list[Ref]] | None = None
+
+    @classmethod
+    def of(cls, rows: GroupRows) -> GroupPage:
+        return cls(rows.total, [DirectoryGroupView.of(cast(DirectoryGroup, g))
+                                for g in rows.groups], rows.members)

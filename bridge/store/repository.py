@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from bridge import search
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
+from bridge.domain.search import SearchQuery
 from bridge.errors import Conflict
+from bridge.store import search
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -491,16 +492,16 @@ class Repository:
                 )
         self.session.expire_all()
 
-    # --- search (the neutral filter tree of bridge.search, as parameterised SQL) ----------
+    # --- search (the neutral filter tree of bridge.domain.search, as parameterised SQL) ----------
 
-    def search_users(self, account_id: str, query: search.SearchQuery, *,
-                     include_groups: bool, include_addresses: bool = True) -> search.UserPage:
+    def search_users(self, account_id: str, query: SearchQuery, *,
+                     include_groups: bool, include_addresses: bool = True) -> search.UserRows:
         return search.search_users(self.session, account_id, query,
                                    include_groups=include_groups,
                                    include_addresses=include_addresses)
 
-    def search_groups(self, account_id: str, query: search.SearchQuery, *,
-                      include_members: bool) -> search.GroupPage:
+    def search_groups(self, account_id: str, query: SearchQuery, *,
+                      include_members: bool) -> search.GroupRows:
         return search.search_groups(self.session, account_id, query,
                                     include_members=include_members)
 

@@ -1,8 +1,8 @@
-"""Searching users and groups: a neutral filter tree and its translation to SQL.
+"""Searching users and groups: the translation of the neutral filter tree
+(:mod:`bridge.domain.search`) to SQL.
 
-Doors build a :data:`Node` tree from their protocol's filter language (``scim/`` builds it from
-``scim2-filter-parser``'s AST of an RFC 7644 section 3.4.2.2 filter) and hand it to the engine
-with a :class:`SearchQuery`; the repository turns it into SQLAlchemy expressions here. Every
+Doors build a :data:`Node` tree from their protocol's filter language and hand it to the
+engine with a :class:`SearchQuery`; the store turns it into SQLAlchemy expressions here. Every
 value is bound as a parameter (never spliced into SQL), and the same expressions run on SQLite
 and PostgreSQL: ``co``/``sw``/``ew`` use ``replace``/``substr`` (case-exact on both backends,
 unlike SQLite's ASCII-case-insensitive ``LIKE``), and case-insensitive attributes compare
@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -39,7 +39,18 @@ from sqlalchemy.orm import Session
 
 from bridge.bounds import parse_time
 from bridge.domain import IdentitySource
-from bridge.engine.results import DirectoryGroupView, UserView
+from bridge.domain.search import (
+    OPERATORS,
+    And,
+    Comparison,
+    InvalidFilter,
+    Node,
+    Not,
+    Or,
+    Ref,
+    SearchQuery,
+    ValueFilter,
+)
 from bridge.errors import ValidationError
 from bridge.store.models import (
     DirectoryGroup,
@@ -50,87 +61,25 @@ from bridge.store.models import (
     UTCDateTime,
 )
 
-OPERATORS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"})
-
-
-class InvalidFilter(ValidationError):
-    """The filter cannot be parsed, names an attribute the store cannot search, or compares
-    a value of the wrong type. SCIM maps it to 400 ``invalidFilter`` (RFC 7644 section
-    3.12)."""
-
-    code = "InvalidFilter"
-
 
 @dataclass(frozen=True)
-class Comparison:
-    """``attribute op value``; ``value`` is None for ``pr`` (present)."""
+class UserRows:
+    """A page of users as stored: ``users`` are rows with the user columns, ``addresses``
+    their effective addresses (user id → rows), ``groups`` their groups (only when asked
+    for). The engine turns it into views."""
 
-    attribute: str
-    op: str
-    value: str | None = None
-
-
-@dataclass(frozen=True)
-class And:
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Or:
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Not:
-    node: Node
-
-
-@dataclass(frozen=True)
-class ValueFilter:
-    """``attribute[node]``: one element of the multi-valued ``attribute`` satisfies ``node``
-    (whose comparisons name sub-attributes, e.g. ``type`` and ``value`` of ``emails``)."""
-
-    attribute: str
-    node: Node
-
-
-Node = Comparison | And | Or | Not | ValueFilter
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    """A page of a filtered, sorted search. ``start_index`` is 1-based (RFC 7644 3.4.2.4)."""
-
-    filter: Node | None = None
-    sort_by: str | None = None
-    descending: bool = False
-    start_index: int = 1
-    count: int = 100
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A reference to a member or a group: id and display name."""
-
-    id: str
-    display: str | None
-
-
-@dataclass(frozen=True)
-class UserPage:
     total: int
-    users: list[UserView]
-    # user id -> the directory groups the user is a member of (only when asked for)
+    users: list[Any]
+    addresses: dict[str, list[Any]]
     groups: dict[str, list[Ref]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class GroupPage:
+class GroupRows:
+    """A page of directory groups as stored; ``members`` None when not asked for."""
+
     total: int
-    groups: list[DirectoryGroupView]
-    # group id -> members; None when members were not asked for (never loaded)
+    groups: list[Any]
     members: dict[str, list[Ref]] | None = None
 
 
@@ -489,7 +438,7 @@ _GROUP_MEMBERS = (select(GroupMembership.group_id, User.id, User.display_name)
 
 
 def search_users(session: Session, account_id: str, query: SearchQuery, *,
-                 include_groups: bool, include_addresses: bool = True) -> UserPage:
+                 include_groups: bool, include_addresses: bool = True) -> UserRows:
     """One page of the account's users matching ``query`` (see the module docstring).
 
     ``include_addresses`` False skips reading the effective addresses: the views' ``aliases``
@@ -517,11 +466,7 @@ def search_users(session: Session, account_id: str, query: SearchQuery, *,
         groups = {uid: [] for uid in ids}
         for uid, gid, name in conn.execute(_USER_GROUPS, {"ids": ids}).tuples():
             groups[uid].append(Ref(gid, name))
-    # Rows carry the same names as the mapped attributes the views read.
-    views = [UserView.of(cast(User, u), addresses[u.id],
-                         tuple(r.display or "" for r in groups.get(u.id, [])))
-             for u in users]
-    return UserPage(total, views, groups)
+    return UserRows(total, list(users), addresses, groups)
 
 
 # --- groups -----------------------------------------------------------------------------
@@ -569,7 +514,7 @@ def _group_value_filter(b: _Binder) -> Callable[[ValueFilter], ColumnElement[boo
 
 
 def search_groups(session: Session, account_id: str, query: SearchQuery, *,
-                  include_members: bool) -> GroupPage:
+                  include_members: bool) -> GroupRows:
     """One page of the account's directory groups matching ``query``. Members are read
     (ids and display names, one query for the page) only when ``include_members``: a large
     group is never loaded when the client excluded them."""
@@ -591,8 +536,7 @@ def search_groups(session: Session, account_id: str, query: SearchQuery, *,
             for gid, uid, display in session.connection().execute(
                     _GROUP_MEMBERS, {"ids": list(members)}).tuples():
                 members[gid].append(Ref(uid, display))
-    return GroupPage(total, [DirectoryGroupView.of(cast(DirectoryGroup, g)) for g in groups],
-                     members)
+    return GroupRows(total, list(groups), members)
 
 
 def user_name_taken(session: Session, account_id: str, user_name: str,
@@ -606,6 +550,4 @@ def user_name_taken(session: Session, account_id: str, user_name: str,
     return session.scalar(stmt.limit(1)) is not None
 
 
-__all__ = ["And", "Comparison", "GroupPage", "InvalidFilter", "Node", "Not", "Or", "Ref",
-           "SearchQuery", "UserPage", "ValueFilter", "search_groups", "search_users",
-           "user_name_taken"]
+__all__ = ["GroupRows", "UserRows", "search_groups", "search_users", "user_name_taken"]
