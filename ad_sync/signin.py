@@ -86,19 +86,25 @@ def _wrong_credentials() -> _Refusal:
     return _Refusal(401, "invalid_credentials", "The email or the password is wrong.")
 
 
-# This door's entry in ``app.extensions``: the services it was registered with.
+# This door's entry in ``app.extensions``: the services it was registered with and the
+# directory store built once from them.
 EXTENSION = "ad_sync.signin"
 
 
 def register(app: Flask, services_: Services) -> None:
     """Install the sign-in routes (the composition root calls this once, with the services
     the door uses)."""
-    app.extensions[EXTENSION] = services_
+    app.extensions[EXTENSION] = (services_, DirectoryStore(services_))
     app.register_blueprint(blueprint)
 
 
 def _services() -> Services:
-    found: Services = current_app.extensions[EXTENSION]
+    found: Services = current_app.extensions[EXTENSION][0]
+    return found
+
+
+def _store() -> DirectoryStore:
+    found: DirectoryStore = current_app.extensions[EXTENSION][1]
     return found
 
 
@@ -171,25 +177,25 @@ def login() -> BaseResponse:
     except ValidationError:
         return _answer(400, "invalid_request", "That is not an email address.")
     params = {"source": IdentitySource.ACTIVE_DIRECTORY.value, "email": email}
-    store = DirectoryStore(svc)
+    store = _store()
     settings = svc.settings
-    window = timedelta(seconds=settings.ad_sign_in_failure_window_seconds)
-    now = svc.engine.now()
     user_id, account_id = svc.engine.resolve_address(email)
-    keys = [f"user:{user_id or email}", f"ip:{request.remote_addr or '-'}"]
-    counts = store.failures_since(keys, now - window)
-    if (counts.get(keys[0], 0) >= settings.ad_sign_in_max_failures_per_user
-            or counts.get(keys[1], 0) >= settings.ad_sign_in_max_failures_per_address):
+    attempt = svc.engine.begin_password_attempt(
+        f"user:{user_id or email}", f"ip:{request.remote_addr or '-'}",
+        max_per_user=settings.ad_sign_in_max_failures_per_user,
+        max_per_address=settings.ad_sign_in_max_failures_per_address,
+        window=timedelta(seconds=settings.ad_sign_in_failure_window_seconds))
+    if not attempt.allowed:
         _audit(svc, params, account_id, "rate_limited", "too many failed sign-ins")
         return _answer(429, "rate_limited", "Too many failed sign-ins. Wait a few minutes "
-                       "and try again.", retry_after=int(window.total_seconds()))
+                       "and try again.", retry_after=attempt.retry_after)
     try:
         identity = _authenticate(svc, store, email, password, user_id, account_id)
     except _Refusal as refusal:
-        if refusal.status == 401:
-            store.record_sign_in_failure(keys, now, window)
+        svc.engine.end_password_attempt(attempt, failed=refusal.status == 401)
         _audit(svc, params, account_id, refusal.code, refusal.message)
         return _answer(refusal.status, refusal.code, refusal.message)
+    svc.engine.end_password_attempt(attempt, failed=False)
     decision = svc.engine.decide_sign_in(identity, _actor(identity.subject))
     if not decision.allowed:
         return _answer(403, decision.reason, "You cannot sign in with this account "

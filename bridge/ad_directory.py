@@ -18,7 +18,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -32,7 +32,6 @@ from bridge.store.db import transaction
 from bridge.store.models import (
     AdDirectory,
     AdDirectoryUser,
-    AdSignInFailure,
     AdSyncPending,
     User,
 )
@@ -529,25 +528,6 @@ class DirectoryStore:
                 session.execute(delete(AdDirectoryUser).where(
                     AdDirectoryUser.account_id == account_id, AdDirectoryUser.guid.in_(guids)))
             return len(guids)
-
-    # --- sign-in throttling ---------------------------------------------------------------
-
-    def failures_since(self, keys: Sequence[str], since: datetime) -> dict[str, int]:
-        """Failed sign-ins per key since ``since`` (every worker writes the same table)."""
-        with transaction(self._svc.sessions) as session:
-            rows = session.execute(
-                select(AdSignInFailure.key, func.count()).where(
-                    AdSignInFailure.key.in_(list(keys)), AdSignInFailure.at > since
-                ).group_by(AdSignInFailure.key))
-            return {key: int(count) for key, count in rows}
-
-    def record_sign_in_failure(self, keys: Sequence[str], at: datetime,
-                               keep: timedelta) -> None:
-        """Count one failure under each key; rows older than ``keep`` are dropped."""
-        with transaction(self._svc.sessions) as session:
-            for key in keys:
-                session.add(AdSignInFailure(key=key, at=at))
-            session.execute(delete(AdSignInFailure).where(AdSignInFailure.at < at - keep))
 
 
 def _known(row: AdDirectoryUser) -> KnownUser:

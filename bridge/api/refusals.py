@@ -7,7 +7,7 @@ per refused call whatever the request held, at a bounded cost.
   read from the audit trail.
 - A refusal of an unauthenticated caller (unsigned, unknown key, wrong signature, date
   out of range, or a 413 before authentication) is counted per source address
-  (:mod:`bridge.throttle`, scope ``admin-unauth``) and stores only the method, the path,
+  (:mod:`bridge.store.throttle`, scope ``admin-unauth``) and stores only the method, the path,
   the source address, the user agent (both truncated) and the reason: never the body, at
   most about 1 KB an event. Past ``admin_api_max_unauthenticated_per_minute`` calls in a
   minute the caller gets 429, and one summary event stands for the rest of that minute.
@@ -24,10 +24,11 @@ from typing import Any
 
 from flask import Request
 
-from bridge import audit, throttle
+from bridge import audit
 from bridge.domain import Actor
 from bridge.errors import BridgeError, RateLimited
 from bridge.services import Services
+from bridge.store import throttle
 from bridge.store.db import transaction
 
 log = logging.getLogger("bridge.api")

@@ -115,6 +115,8 @@ class ResolutionEngine:
         self.home_realm = self.queries.home_realm
         # SignIn
         self.decide_sign_in = self.sign_in.decide_sign_in
+        self.begin_password_attempt = self.sign_in.begin_password_attempt
+        self.end_password_attempt = self.sign_in.end_password_attempt
         # SessionChecks
         self.check_session = self.session_checks.check_session
         self.check_sign_in_session = self.session_checks.check_sign_in_session

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from bridge.domain import (
 from bridge.domain import sign_in as rules
 from bridge.engine.room import Room
 from bridge.errors import ValidationError
+from bridge.store import throttle
 from bridge.store.models import (
     Account,
     User,
@@ -29,6 +31,23 @@ from bridge.store.models import (
 from bridge.store.repository import Repository
 
 log = logging.getLogger(__name__)
+
+
+# Throttle scopes of password attempts (AD sign-in), per user and per source address.
+USER_SCOPE = "ad-sign-in-user"
+ADDRESS_SCOPE = "ad-sign-in-address"
+
+
+@dataclass(frozen=True)
+class PasswordAttempt:
+    """A reserved password attempt (:meth:`SignIn.begin_password_attempt`). ``allowed``
+    False: over a limit, nothing reserved, ``retry_after`` seconds until the window ends."""
+
+    allowed: bool
+    keys: tuple[str, str]
+    window: timedelta
+    window_starts: tuple[datetime, datetime]
+    retry_after: int = 0
 
 
 class SignIn(Room):
@@ -74,6 +93,48 @@ class SignIn(Room):
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    # --- password attempts (brute-force throttle of directory sign-in) ------------------
+
+    def begin_password_attempt(self, user_key: str, source_address: str, *,
+                               max_per_user: int, max_per_address: int,
+                               window: timedelta) -> PasswordAttempt:
+        """Reserve one password attempt for ``user_key`` (the user's id, or the address
+        typed when it names nobody) and ``source_address``, BEFORE the password is checked:
+        one atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
+        distinct counts and at most ``max_per_user`` / ``max_per_address`` attempts a window
+        can fail (0: no limit). Over either limit: nothing is reserved, ``allowed`` False.
+        Close every allowed attempt with :meth:`end_password_attempt`."""
+        keys = (user_key, source_address)
+
+        def work(repo: Repository) -> PasswordAttempt:
+            now = self._now()
+            by_user = throttle.hit(repo.session, USER_SCOPE, keys[0], window=window, now=now)
+            by_address = throttle.hit(repo.session, ADDRESS_SCOPE, keys[1], window=window,
+                                      now=now)
+            starts = (by_user.window_start, by_address.window_start)
+            if by_user.over(max_per_user) or by_address.over(max_per_address):
+                # A refused attempt is not an attempt: take both hits back.
+                self._release(repo, keys, window, starts)
+                wait = max(by_user.retry_after(now), by_address.retry_after(now))
+                return PasswordAttempt(False, keys, window, starts, wait)
+            return PasswordAttempt(True, keys, window, starts)
+
+        return self._uow.bookkeeping(work)
+
+    def end_password_attempt(self, attempt: PasswordAttempt, *, failed: bool) -> None:
+        """Close a reserved attempt: a failed password keeps counting; anything else (the
+        password was right, the directory could not be asked) is taken back."""
+        if failed or not attempt.allowed:
+            return
+        self._uow.bookkeeping(lambda repo: self._release(repo, attempt.keys, attempt.window,
+                                                         attempt.window_starts))
+
+    @staticmethod
+    def _release(repo: Repository, keys: tuple[str, str], window: timedelta,
+                 starts: tuple[datetime, datetime]) -> None:
+        throttle.release(repo.session, USER_SCOPE, keys[0], window=window, start=starts[0])
+        throttle.release(repo.session, ADDRESS_SCOPE, keys[1], window=window, start=starts[1])
 
     # --- facts in, plan out, effects applied ---------------------------------------------
 

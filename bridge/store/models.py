@@ -401,7 +401,7 @@ class AdminRequestSignature(Base):
 
 class RateCounter(Base):
     """How many times (scope, subject) was counted in one fixed time window, shared by
-    every worker and host through the database (see :mod:`bridge.throttle`: one atomic
+    every worker and host through the database (see :mod:`bridge.store.throttle`: one atomic
     upsert per hit; rows are purged once their window has ended)."""
 
     __tablename__ = "rate_counters"
@@ -518,18 +518,6 @@ class AdDirectoryUser(Base):
     # The last apply skipped an address another user owns: applied again every run
     # (indexed: an incremental run reads these few without scanning the directory's users).
     retry: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class AdSignInFailure(Base):
-    """One failed directory sign-in, counted per user and per source address (shared by
-    every worker through the database)."""
-
-    __tablename__ = "ad_sign_in_failures"
-    __table_args__ = (Index("ix_ad_sign_in_failures_key_time", "key", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(400))
-    at: Mapped[datetime] = mapped_column()
 
 
 class AdSyncPending(Base):

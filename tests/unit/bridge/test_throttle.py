@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bridge import throttle
 from bridge.app import Services
+from bridge.store import throttle
 from bridge.store.db import transaction
 from bridge.store.models import RateCounter
 

@@ -38,16 +38,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_accounts_name_lower"), ["name_lower"], unique=False)
 
     op.create_table(
-        "ad_sign_in_failures",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("key", sa.String(length=400), nullable=False),
-        sa.Column("at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ad_sign_in_failures")),
-    )
-    with op.batch_alter_table("ad_sign_in_failures", schema=None) as batch_op:
-        batch_op.create_index("ix_ad_sign_in_failures_key_time", ["key", "at"], unique=False)
-
-    op.create_table(
         "admin_principals",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -612,10 +602,6 @@ def downgrade() -> None:
 
     op.drop_table("admin_request_signatures")
     op.drop_table("admin_principals")
-    with op.batch_alter_table("ad_sign_in_failures", schema=None) as batch_op:
-        batch_op.drop_index("ix_ad_sign_in_failures_key_time")
-
-    op.drop_table("ad_sign_in_failures")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_accounts_name_lower"))
         batch_op.drop_index(batch_op.f("ix_accounts_name"))

@@ -7,8 +7,10 @@ including its own hit. The caller decides what a count means (over a limit, firs
 it, ...) and can act in the same transaction (write an audit event, refuse).
 
 Scopes in use: ``admin-unauth`` (admin API refusals of unauthenticated callers, per
-source address). Meant to serve the other throttles too (the AD sign-in failures, the
-admin API's per-principal rate), which still count rows of their own today.
+source address); ``ad-sign-in-user`` and ``ad-sign-in-address`` (AD password attempts,
+reserved before the bind and released when they did not fail:
+:meth:`bridge.engine.sign_in.SignIn.begin_password_attempt`). The admin API's
+per-principal rate still counts its audit events.
 
 Windows are fixed (aligned on multiples of their length since the epoch): a caller can
 reach at most twice the limit across a window boundary, which is what a per-minute
@@ -23,7 +25,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -94,3 +96,13 @@ def hit(session: Session, scope: str, subject: str, *, window: timedelta,
     if random.randrange(_PURGE_ONE_IN) == 0:  # noqa: S311 - not security related
         session.execute(delete(RateCounter).where(RateCounter.window_end < start))
     return Hit(count, start, end)
+
+
+def release(session: Session, scope: str, subject: str, *, window: timedelta,
+            start: datetime) -> None:
+    """Take back one hit of (``scope``, ``subject``) in the window that starts at ``start``
+    (a reserved attempt that turned out not to count); never below zero."""
+    session.execute(update(RateCounter).where(
+        RateCounter.scope == scope, RateCounter.subject == _subject(subject),
+        RateCounter.window_start == start, RateCounter.hits > 0)
+        .values(hits=RateCounter.hits - 1))

@@ -1,0 +1,64 @@
+"""The brute-force throttle of directory sign-in: attempts are reserved atomically before
+the password is checked, so guesses sent in parallel cannot all pass the count (the review
+found the old count-then-bind-then-record let them), on both stores."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from bridge.engine import ResolutionEngine
+from bridge.engine.sign_in import PasswordAttempt
+from tests.conftest import FakeClock
+
+WINDOW = timedelta(minutes=15)
+
+
+def _begin(engine: ResolutionEngine, user: str = "user:u1", address: str = "ip:10.0.0.9",
+           per_user: int = 5, per_address: int = 20) -> PasswordAttempt:
+    return engine.begin_password_attempt(user, address, max_per_user=per_user,
+                                         max_per_address=per_address, window=WINDOW)
+
+
+def test_parallel_guesses_cannot_all_pass_the_count(engine: ResolutionEngine) -> None:
+    results: list[bool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def guess() -> None:
+        start.wait()
+        attempt = _begin(engine)
+        with lock:
+            results.append(attempt.allowed)
+        engine.end_password_attempt(attempt, failed=True)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True] * 5
+
+
+def test_only_failed_attempts_keep_counting(engine: ResolutionEngine,
+                                            clock: FakeClock) -> None:
+    for _ in range(10):  # right passwords (or an unreachable directory) never add up
+        attempt = _begin(engine, per_user=2)
+        assert attempt.allowed
+        engine.end_password_attempt(attempt, failed=False)
+    for _ in range(2):
+        engine.end_password_attempt(_begin(engine, per_user=2), failed=True)
+    refused = _begin(engine, per_user=2)
+    assert not refused.allowed and 0 < refused.retry_after <= WINDOW.total_seconds()
+    # Another user from the same address is not affected (until the address limit).
+    assert _begin(engine, user="user:u2", per_user=2).allowed
+    clock.advance(minutes=16)  # the next window
+    assert _begin(engine, per_user=2).allowed
+
+
+def test_the_address_limit_counts_every_user(engine: ResolutionEngine) -> None:
+    for n in range(3):
+        engine.end_password_attempt(_begin(engine, user=f"user:{n}", per_address=3),
+                                    failed=True)
+    assert not _begin(engine, user="user:new", per_address=3).allowed
+    assert _begin(engine, user="user:new", address="ip:10.0.0.10", per_address=3).allowed
