@@ -54,15 +54,52 @@ def comparison(attribute: str, op: str, value: str) -> str:
     return f"{attribute} pr" if op == "pr" else f'{attribute} {op} "{value}"'
 
 
-LEAVES = st.one_of(
-    st.builds(comparison, st.sampled_from(STRINGS), st.sampled_from(STRING_OPS), WORDS),
-    st.builds(comparison, st.just("active"), st.sampled_from(("eq", "ne", "pr")),
-              st.sampled_from(("true", "false"))),
-)
-FILTERS = st.recursive(LEAVES, lambda inner: st.one_of(
-    st.builds(lambda a, b: f"({a} and {b})", inner, inner),
-    st.builds(lambda a, b: f"({a} or {b})", inner, inner),
-    st.builds(lambda a: f"not ({a})", inner)), max_leaves=4)
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def filters(population: list[dict[str, Any]]) -> st.SearchStrategy[str]:
+    """Filters whose values are mostly the population's own values in another case (or a
+    piece of one), so that each comparison's case rule decides the answer."""
+    seen = sorted({s for body in population for key, v in body.items() if key != "schemas"
+                   for s in _strings(v)})
+    variants = st.sampled_from(seen).flatmap(lambda s: st.sampled_from(sorted({
+        s, s.upper(), s.lower(), s.swapcase(), s[:1], s[-1:]})))
+    values = st.one_of(variants, WORDS)
+    leaves = st.one_of(
+        st.builds(comparison, st.sampled_from(STRINGS), st.sampled_from(STRING_OPS), values),
+        st.builds(comparison, st.just("active"), st.sampled_from(("eq", "ne", "pr")),
+                  st.sampled_from(("true", "false", "True"))),
+    )
+    return st.recursive(leaves, lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a} and {b})", inner, inner),
+        st.builds(lambda a, b: f"({a} or {b})", inner, inner),
+        st.builds(lambda a: f"not ({a})", inner)), max_leaves=4)
+
+
+def _probes(data: st.DataObject, resources: list[dict[str, Any]]) -> list[str]:
+    """One comparison per string attribute of one user, with its own value in another case
+    (swapped, upper, lower) or a piece of it: the case rule alone decides each answer."""
+    resource = data.draw(st.sampled_from(resources))
+    found = {"id": resource["id"], "userName": resource["userName"],
+             "externalId": resource.get("externalId"), "displayName": resource.get(
+                 "displayName"), "title": resource.get("title"),
+             "nickName": resource.get("nickName"),
+             "name.givenName": (resource.get("name") or {}).get("givenName"),
+             f"{ENTERPRISE}:department": (resource.get(ENTERPRISE) or {}).get("department")}
+    out = []
+    for attribute, value in found.items():
+        if value is None:
+            continue
+        op = data.draw(st.sampled_from(("eq", "ne", "co", "sw", "ew", "gt", "le")))
+        variant = data.draw(st.sampled_from((str.swapcase, str.upper, str.lower)))(value)
+        out.append(comparison(attribute, op, variant[:data.draw(st.integers(
+            1, len(variant)))] if op in ("co", "sw") else variant))
+    return out
 
 
 @pytest.fixture
@@ -82,10 +119,9 @@ def _ids(scim: ScimClient, query: str) -> dict[str, dict[str, Any]]:
 @settings(max_examples=60, derandomize=True, database=None, deadline=None,
           print_blob=False, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])
-@given(population=st.lists(users(), min_size=1, max_size=5),
-       filters=st.lists(FILTERS, min_size=1, max_size=6))
+@given(population=st.lists(users(), min_size=1, max_size=5), data=st.data())
 def test_sql_search_and_in_memory_evaluator_select_the_same_users(
-        scim: ScimClient, population: list[dict[str, Any]], filters: list[str]) -> None:
+        scim: ScimClient, population: list[dict[str, Any]], data: st.DataObject) -> None:
     created = []
     try:
         for body in population:
@@ -96,7 +132,8 @@ def test_sql_search_and_in_memory_evaluator_select_the_same_users(
                 created.append(resp.get_json()["id"])
         resources = _ids(scim, "")
         assert set(resources) == set(created)
-        for text in filters:
+        probes = _probes(data, [resources[i] for i in created])  # in creation order
+        for text in probes + data.draw(st.lists(filters(population), min_size=1, max_size=4)):
             node = parse_filter(text, USER)
             in_memory = {i for i, r in resources.items() if matches(node, r, USER)}
             in_sql = set(_ids(scim, f"&filter={quote(text)}"))
