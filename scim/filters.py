@@ -132,6 +132,21 @@ def _value(comp: Any) -> str | None:
     return None if comp is None else str(comp.value)
 
 
+def _run(tree: Any) -> tuple[list[Any], list[str]]:
+    """The operands and operators (lowercased), left to right, of an ungrouped run such as
+    ``a or b and c``. scim2-filter-parser gives "and" and "or" the same precedence and
+    returns that run as ``(a or b) and c``; a bracketed group comes back wrapped twice in
+    Filter nodes (once without brackets), so it stays one operand."""
+    if isinstance(tree, fast.Filter) and not tree.negated and tree.namespace is None \
+            and isinstance(tree.expr, fast.LogExpr):
+        tree = tree.expr
+    if isinstance(tree, fast.LogExpr):
+        left, left_ops = _run(tree.expr1)
+        right, right_ops = _run(tree.expr2)
+        return [*left, *right], [*left_ops, str(tree.op).lower(), *right_ops]
+    return [tree], []
+
+
 def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
     """The parser's AST → a :mod:`bridge.search` node. ``parent``: inside ``parent[...]``,
     names are sub-attributes of ``parent``."""
@@ -144,8 +159,19 @@ def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
             node = to_node(tree.expr, schema, parent)
         return Not(node) if tree.negated else node
     if isinstance(tree, fast.LogExpr):
-        left, right = to_node(tree.expr1, schema, parent), to_node(tree.expr2, schema, parent)
-        return And(left, right) if tree.op.lower() == "and" else Or(left, right)
+        operands, ops = _run(tree)
+        nodes = [to_node(o, schema, parent) for o in operands]
+        # "and" binds tighter than "or" (RFC 7644 3.4.2.2): split the run at each "or".
+        terms: list[Node] = [nodes[0]]
+        for op, node in zip(ops, nodes[1:], strict=True):
+            if op == "and":
+                terms[-1] = And(terms[-1], node)
+            else:
+                terms.append(node)
+        result = terms[0]
+        for term in terms[1:]:
+            result = Or(result, term)
+        return result
     if isinstance(tree, fast.AttrExpr):
         op = str(tree.value).lower()
         path = tree.attr_path
@@ -234,7 +260,17 @@ def parse_path(text: str, core: Schema, extensions: tuple[Schema, ...] = ()) -> 
         except InvalidFilter as exc:
             raise invalid_path(f"The filter in path {text!r} is invalid: {exc.message}") \
                 from None
+        if _nests(node):  # RFC 7644 3.5.2: a valFilter holds no valuePath
+            raise invalid_path(f"The filter in path {text!r} nests a value filter.")
     return PatchPath(schema.id, attr.name, node, sub)
+
+
+def _nests(node: Node) -> bool:
+    if isinstance(node, And | Or):
+        return _nests(node.left) or _nests(node.right)
+    if isinstance(node, Not):
+        return _nests(node.node)
+    return isinstance(node, ValueFilter)
 
 
 def _compare(actual: Any, op: str, value: str | None, case_exact: bool) -> bool:
