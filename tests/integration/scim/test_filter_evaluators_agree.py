@@ -24,9 +24,8 @@ from bridge.domain import Actor
 from scim.filters import matches, parse_filter
 from scim.schemas import USER
 from tests.conftest import FakeClock, make_settings
-from tests.functional.scim.conftest import ENTERPRISE
+from tests.functional.scim.conftest import ENTERPRISE, ScimClient, make_scim_client
 from tests.functional.scim.conftest import USER as USER_URN
-from tests.functional.scim.conftest import ScimClient, make_scim_client
 
 # Short words over a tiny alphabet: case variants ("ab", "AB", "aB") and prefixes collide
 # often, so eq/co/sw/ew/gt on case-exact and case-insensitive attributes are all exercised.
