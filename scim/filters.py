@@ -8,7 +8,9 @@ Entra's documentation shows unquoted string values (``externalId eq jyoung``); w
 fails to parse and quoting such bare words makes it parse, the quoted form is used.
 
 PATCH paths (RFC 7644 section 3.5.2) are parsed here too, and :func:`matches` evaluates a
-value filter such as ``emails[type eq "work"]`` against one element in memory.
+filter in memory — a value filter such as ``emails[type eq "work"]`` against one element, or
+a whole filter against a resource — with the same answers as the store's SQL search
+(``tests/integration/scim/test_filter_evaluators_agree.py`` checks they agree).
 """
 
 from __future__ import annotations
@@ -323,10 +325,10 @@ def _value_at(element: dict[str, Any], name: str,
     if not sub and attr is not None and attr.type == "complex" and attr.child("value"):
         sub = "value"
     if not sub:
-        # RFC 7643 section 3.1: id and externalId are caseExact; the schema says the rest.
-        exact = head in ("id", "externalId") if isinstance(within, Schema) or within is None \
-            else False
-        return value, exact or (attr is not None and attr.case_exact)
+        # RFC 7643 section 3.1: a resource's id and externalId are caseExact; the schema
+        # says it for the rest.
+        common = head in ("id", "externalId") and not isinstance(within, Attr)
+        return value, common or (attr is not None and attr.case_exact)
     child = attr.child(sub) if attr is not None else None
     exact = child is not None and child.case_exact
     if isinstance(value, list):
