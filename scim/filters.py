@@ -9,7 +9,9 @@ Entra's documentation shows unquoted string values (``externalId eq jyoung``); w
 fails to parse and quoting such bare words makes it parse, the quoted form is used.
 
 PATCH paths (RFC 7644 section 3.5.2) are parsed here too, and :func:`matches` evaluates a
-value filter such as ``emails[type eq "work"]`` against one element in memory.
+filter in memory — a value filter such as ``emails[type eq "work"]`` against one element, or
+a whole filter against a resource — with the same answers as the store's SQL search
+(``tests/integration/scim/test_filter_evaluators_agree.py`` checks they agree).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from scim2_filter_parser.parser import SCIMParser
 
 from bridge.domain.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
 from scim.errors import invalid_path
-from scim.schemas import COMMON, SCHEMAS, Schema
+from scim.schemas import COMMON, SCHEMAS, Attr, Schema
 
 MAX_FILTER_LENGTH = 4096
 # Brackets nest at most this deep: the parser and the code that walks its tree recurse
@@ -133,6 +135,21 @@ def _value(comp: Any) -> str | None:
     return None if comp is None else str(comp.value)
 
 
+def _run(tree: Any) -> tuple[list[Any], list[str]]:
+    """The operands and operators (lowercased), left to right, of an ungrouped run such as
+    ``a or b and c``. scim2-filter-parser gives "and" and "or" the same precedence and
+    returns that run as ``(a or b) and c``; a bracketed group comes back wrapped twice in
+    Filter nodes (once without brackets), so it stays one operand."""
+    if isinstance(tree, fast.Filter) and not tree.negated and tree.namespace is None \
+            and isinstance(tree.expr, fast.LogExpr):
+        tree = tree.expr
+    if isinstance(tree, fast.LogExpr):
+        left, left_ops = _run(tree.expr1)
+        right, right_ops = _run(tree.expr2)
+        return [*left, *right], [*left_ops, str(tree.op).lower(), *right_ops]
+    return [tree], []
+
+
 def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
     """The parser's AST → a :mod:`bridge.search` node. ``parent``: inside ``parent[...]``,
     names are sub-attributes of ``parent``."""
@@ -145,8 +162,19 @@ def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
             node = to_node(tree.expr, schema, parent)
         return Not(node) if tree.negated else node
     if isinstance(tree, fast.LogExpr):
-        left, right = to_node(tree.expr1, schema, parent), to_node(tree.expr2, schema, parent)
-        return And(left, right) if tree.op.lower() == "and" else Or(left, right)
+        operands, ops = _run(tree)
+        nodes = [to_node(o, schema, parent) for o in operands]
+        # "and" binds tighter than "or" (RFC 7644 3.4.2.2): split the run at each "or".
+        terms: list[Node] = [nodes[0]]
+        for op, node in zip(ops, nodes[1:], strict=True):
+            if op == "and":
+                terms[-1] = And(terms[-1], node)
+            else:
+                terms.append(node)
+        result = terms[0]
+        for term in terms[1:]:
+            result = Or(result, term)
+        return result
     if isinstance(tree, fast.AttrExpr):
         op = str(tree.value).lower()
         path = tree.attr_path
@@ -235,32 +263,100 @@ def parse_path(text: str, core: Schema, extensions: tuple[Schema, ...] = ()) -> 
         except InvalidFilter as exc:
             raise invalid_path(f"The filter in path {text!r} is invalid: {exc.message}") \
                 from None
+        if _nests(node):  # RFC 7644 3.5.2: a valFilter holds no valuePath
+            raise invalid_path(f"The filter in path {text!r} nests a value filter.")
     return PatchPath(schema.id, attr.name, node, sub)
 
 
-def _compare(actual: Any, op: str, value: str | None) -> bool:
+def _nests(node: Node) -> bool:
+    if isinstance(node, And | Or):
+        return _nests(node.left) or _nests(node.right)
+    if isinstance(node, Not):
+        return _nests(node.node)
+    return isinstance(node, ValueFilter)
+
+
+def _compare(actual: Any, op: str, value: str | None, case_exact: bool) -> bool:
     if op == "pr":
         return actual not in (None, "", [], {})
+    if isinstance(actual, list):  # a multi-valued attribute: some value satisfies it
+        return any(_compare(a, op, value, case_exact) for a in actual) if actual \
+            else op == "ne"
     if actual is None:
         return op == "ne"
     if isinstance(actual, bool):
         wanted = (value or "").lower() == "true"
         return (actual == wanted) if op == "eq" else (actual != wanted) if op == "ne" else False
-    a, v = str(actual).lower(), (value or "").lower()
+    a, v = str(actual), value or ""
+    if not case_exact:
+        a, v = a.lower(), v.lower()
     return {"eq": a == v, "ne": a != v, "co": v in a, "sw": a.startswith(v),
             "ew": a.endswith(v), "gt": a > v, "ge": a >= v, "lt": a < v,
             "le": a <= v}.get(op, False)
 
 
-def matches(node: Node, element: dict[str, Any]) -> bool:
-    """Whether one element of a multi-valued attribute satisfies a value filter's node."""
+def _get(container: Any, name: str) -> Any:
+    """``container[name]`` with the name compared case-insensitively (RFC 7643 2.1)."""
+    if not isinstance(container, dict):
+        return None
+    key = next((k for k in container if k.lower() == name.lower()), None)
+    return None if key is None else container[key]
+
+
+def _attr_of(within: Schema | Attr | None, name: str) -> Attr | None:
+    if isinstance(within, Schema):
+        return within.attr(name)
+    return within.child(name) if isinstance(within, Attr) else None
+
+
+def _value_at(element: dict[str, Any], name: str,
+              within: Schema | Attr | None) -> tuple[Any, bool]:
+    """(the value(s) ``name`` designates in ``element``, whether they compare case-exactly).
+
+    ``name`` is canonical (``userName``, ``name.givenName``, ``urn:...:User:department``);
+    a multi-valued attribute named without a sub-attribute means its ``value``s."""
+    for extension in SCHEMAS.values():
+        if isinstance(within, Schema) and name.lower().startswith(extension.id.lower() + ":"):
+            element, within = _get(element, extension.id) or {}, extension
+            name = name[len(extension.id) + 1:]
+            break
+    head, _, sub = name.partition(".")
+    attr = _attr_of(within, head)
+    value = _get(element, head)
+    if not sub and attr is not None and attr.type == "complex" and attr.child("value"):
+        sub = "value"
+    if not sub:
+        # RFC 7643 section 3.1: a resource's id and externalId are caseExact; the schema
+        # says it for the rest.
+        common = head in ("id", "externalId") and not isinstance(within, Attr)
+        return value, common or (attr is not None and attr.case_exact)
+    child = attr.child(sub) if attr is not None else None
+    exact = child is not None and child.case_exact
+    if isinstance(value, list):
+        return [v for v in (_get(i, sub) for i in value) if v is not None], exact
+    return _get(value, sub), exact
+
+
+def matches(node: Node, element: dict[str, Any], within: Schema | Attr | None = None) -> bool:
+    """Whether ``element`` satisfies ``node``, in memory, as the store's search would.
+
+    ``element`` is a resource document (``within`` its Schema) or one element of a
+    multi-valued attribute (``within`` that Attr, as in a PATCH path ``emails[type eq
+    "work"]``). Strings compare case-insensitively unless the attribute is caseExact (RFC
+    7643 section 2.2: id, externalId and the schema's caseExact attributes). Raises ScimError
+    400 invalidPath for a value filter inside a value filter."""
     if isinstance(node, Comparison):
-        key = next((k for k in element if k.lower() == node.attribute.lower()), None)
-        return _compare(element.get(key) if key else None, node.op, node.value)
+        actual, exact = _value_at(element, node.attribute, within)
+        return _compare(actual, node.op, node.value, exact)
     if isinstance(node, And):
-        return matches(node.left, element) and matches(node.right, element)
+        return matches(node.left, element, within) and matches(node.right, element, within)
     if isinstance(node, Or):
-        return matches(node.left, element) or matches(node.right, element)
+        return matches(node.left, element, within) or matches(node.right, element, within)
     if isinstance(node, Not):
-        return not matches(node.node, element)
+        return not matches(node.node, element, within)
+    if isinstance(within, Schema):
+        attr = within.attr(node.attribute)
+        items = _get(element, node.attribute)
+        return attr is not None and isinstance(items, list) and any(
+            matches(node.node, item, attr) for item in items if isinstance(item, dict))
     raise invalid_path("Value filters cannot be nested.")

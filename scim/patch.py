@@ -191,7 +191,7 @@ def _apply(doc: dict[str, Any], op: str, path: PatchPath, value: Any, core: Sche
     else:  # attr[filter] or attr[filter].sub
         items = list(container.get(where) or [])
         hits = [i for i, item in enumerate(items)
-                if isinstance(item, dict) and matches(path.filter, item)]
+                if isinstance(item, dict) and matches(path.filter, item, attr)]
         if op == "remove":
             if path.sub is None:
                 items = [item for i, item in enumerate(items) if i not in hits]

@@ -91,8 +91,10 @@ def _s(name: str, **kw: Any) -> Attr:
 def _multi(name: str, types: tuple[str, ...], *, value_type: str = "string",
            reference_types: tuple[str, ...] = (), description: str = "") -> Attr:
     """A multi-valued attribute with the default sub-attributes of RFC 7643 section 2.4."""
+    # RFC 7643 section 2.3.6: "A binary is case exact" (erratum 6000 on section 8.7.1).
     return _s(name, type="complex", multi=True, description=description, sub=(
-        _s("value", type=value_type, reference_types=reference_types), _s("display"),
+        _s("value", type=value_type, reference_types=reference_types,
+           case_exact=value_type == "binary"), _s("display"),
         _s("type", canonical=types), _s("primary", type="boolean")))
 
 

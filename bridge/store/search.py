@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    false,
     func,
     literal,
     not_,
@@ -224,7 +225,10 @@ def _compile(node: Node, leaf: Compiler, value_filter: Callable[[ValueFilter],
         return or_(_compile(node.left, leaf, value_filter),
                    _compile(node.right, leaf, value_filter))
     if isinstance(node, Not):
-        return not_(_compile(node.node, leaf, value_filter))
+        # A comparison on an absent value is NULL (unknown) in SQL, and NOT NULL is NULL
+        # too: without the coalesce, not (displayName eq "x") would leave out every user
+        # without a displayName. A filter is two-valued: unknown is false before negating.
+        return not_(func.coalesce(_compile(node.node, leaf, value_filter), false()))
     return value_filter(node)
 
 

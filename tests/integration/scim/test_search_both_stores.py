@@ -78,6 +78,12 @@ def names(scim: ScimClient, flt: str, extra: str = "") -> list[str]:
     ('externalId eq "EXT-B"', []),  # externalId is case-exact
     ("externalId pr", ["Bob@Example.com", "alice@example.com", "dave_100%"]),
     ('not (externalId pr)', ["carol"]),
+    # A user without a title is not "title eq Manager", so the negation holds for it (SQL's
+    # NULL once left dave out).
+    ('not (title eq "Manager")', ["alice@example.com", "carol", "dave_100%"]),
+    # and binds tighter than or (RFC 7644 3.4.2.2).
+    ('userName eq "dave_100%" or title pr and displayName co "smith"',
+     ["alice@example.com", "carol", "dave_100%"]),
     ("active eq false", ["carol"]),
     ('active eq "True"', ["Bob@Example.com", "alice@example.com", "dave_100%"]),
     ('emails.value eq "rob@example.com"', ["Bob@Example.com"]),
