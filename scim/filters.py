@@ -151,7 +151,7 @@ def _run(tree: Any) -> tuple[list[Any], list[str]]:
 
 
 def to_node(tree: Any, schema: Schema, parent: str | None = None) -> Node:
-    """The parser's AST → a :mod:`bridge.search` node. ``parent``: inside ``parent[...]``,
+    """The parser's AST → a :mod:`bridge.domain.search` node. ``parent``: inside ``parent[...]``,
     names are sub-attributes of ``parent``."""
     if isinstance(tree, fast.Filter):
         if tree.namespace is not None:

@@ -1,8 +1,8 @@
 """The SCIM 2.0 HTTP endpoints under ``/scim/v2`` (RFC 7644), as a Flask blueprint.
 
 A thin shell: authenticate the bearer key (it decides the account), turn the request into a
-:mod:`bridge.search` query or engine arguments (``scim.resources``, ``scim.patch``), call the
-engine, render the result. Every error goes through the one table in :mod:`scim.errors`.
+:mod:`bridge.domain.search` query or engine arguments (``scim.resources``, ``scim.patch``),
+call the engine, render the result. Every error goes through the one table in :mod:`scim.errors`.
 Every change is audited by the engine with the key id as the principal (never the key).
 """
 

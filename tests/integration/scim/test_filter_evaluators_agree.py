@@ -1,4 +1,4 @@
-"""Property: the store's SQL translation of a filter (``bridge/search.py``, through GET
+"""Property: the store's SQL translation of a filter (``bridge/store/search.py``, through GET
 /Users?filter=) and the in-memory evaluator (``scim.filters.matches``, the one PATCH value
 filters use) select the same users, on random users and random filters, on SQLite and on a
 real PostgreSQL. Case is where they used to part: each attribute compares as RFC 7643 says

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
+from bridge.domain.search import And, Comparison, InvalidFilter, Node, Not, Or, ValueFilter
 from scim.errors import ScimError
 from scim.filters import (
     MAX_FILTER_DEPTH,

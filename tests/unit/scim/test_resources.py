@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.domain.search import Ref
 from bridge.engine.results import DirectoryGroupView, UserView
-from bridge.search import Ref
 from scim.errors import ScimError
 from scim.resources import (
     Projection,
