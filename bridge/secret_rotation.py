@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from bridge import audit
 from bridge.crypto import SecretBox
 from bridge.domain import Actor
+from bridge.engine.unit_of_work import UnitOfWork
 from bridge.store.db import transaction
 from bridge.store.models import AccountOpenIdConfig, AdDirectory, AdminAccessKey, SessionSigningKey
 
@@ -40,5 +40,7 @@ def reseal_all(sessions: sessionmaker[Any], old: SecretBox, new: SecretBox,
             for row in rows:
                 setattr(row, column, new.seal(old.open(getattr(row, column))))
             counts[model.__tablename__] = len(rows)
-        audit.record(session, actor, "RotateSecretKey", response_elements=counts)
+        # The re-encryption and its one event in one transaction (the unit of work's
+        # recorder: no other code writes events).
+        UnitOfWork.record_in(session, actor, "RotateSecretKey", response_elements=counts)
     return counts

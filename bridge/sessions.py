@@ -47,12 +47,12 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy import delete, select, update
 from werkzeug.wrappers import Response as BaseResponse
 
-from bridge import audit
 from bridge.domain import Actor, Decision
 from bridge.engine import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
 from bridge.errors import Unauthenticated
 from bridge.store.db import transaction
 from bridge.store.models import SessionSigningKey, SignInSession
+from bridge.store.repository import Repository
 
 if TYPE_CHECKING:
     import argparse
@@ -334,16 +334,23 @@ class SessionManager:
         except Unauthenticated:
             return False
         now = self._now()
-        with transaction(self._services.sessions) as session:
-            row = session.get(SignInSession, str(claims["jti"]))
+        uow = self._services.engine.uow
+
+        def work(repo: Repository) -> bool:
+            row = repo.session.get(SignInSession, str(claims["jti"]))
             if row is None or row.ended_at is not None or row.user_id != claims["sub"]:
-                return False
+                return False  # nothing changes, so no event
             row.ended_at = now
             who = actor or Actor(type="EndUser", principal_id=row.user_id)
-            audit.record(session, who, "SignOut", account_id=claims.get("account_id"),
-                         request_parameters={"sessionId": row.id},
-                         response_elements={"userId": row.user_id},
-                         event_type="AwsConsoleSignIn")
+            # The change and its one event, in the unit of work's transaction.
+            uow.record_in(repo.session, who, "SignOut", account_id=claims.get("account_id"),
+                          request_parameters={"sessionId": row.id},
+                          response_elements={"userId": row.user_id},
+                          event_type="AwsConsoleSignIn")
+            return True
+
+        if not uow.bookkeeping(work):
+            return False
         _metrics().SESSIONS_ENDED.inc()
         return True
 

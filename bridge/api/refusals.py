@@ -26,10 +26,11 @@ from flask import Request
 
 from bridge import audit
 from bridge.domain import Actor
+from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, RateLimited
 from bridge.services import Services
 from bridge.store import throttle
-from bridge.store.db import transaction
+from bridge.store.repository import Repository
 
 log = logging.getLogger("bridge.api")
 
@@ -117,27 +118,34 @@ def refuse_unauthenticated(svc: Services, req: Request, actor: Actor, event_name
     """
     bounded = dataclasses.replace(actor, user_agent=_cut(actor.user_agent, USER_AGENT_CHARS))
     params: dict[str, Any] = {"method": req.method, "path": _cut(req.path, PATH_CHARS)}
-    answer = error
+    answer: BridgeError = error
+
+    def work(repo: Repository) -> BridgeError:
+        session = repo.session
+        hit = throttle.hit(session, UNAUTHENTICATED_SCOPE, req.remote_addr or "unknown",
+                           window=UNAUTHENTICATED_WINDOW, now=now)
+        found: BridgeError = error
+        if hit.over(limit):
+            found = RateLimited(
+                f"Rate exceeded: more than {limit} unauthenticated calls a minute from "
+                "this address; retry after Retry-After seconds.",
+                retry_after=hit.retry_after(now))
+        if not hit.over(limit) or hit.first_over(limit):
+            message = found.message
+            if found is not error:
+                params.update(summary=True, limit=limit,
+                              windowStart=_iso(hit.window_start),
+                              windowEnd=_iso(hit.window_end))
+                message += (" This event stands for every such refusal until "
+                            f"{_iso(hit.window_end)}.")
+            # The count and the event in the unit of work's one transaction.
+            UnitOfWork.record_in(session, bounded, event_name, account_id=account_id,
+                                 request_parameters=params, error_code=found.code,
+                                 error_message=_cut(message, MESSAGE_CHARS))
+        return found
+
     try:
-        with transaction(svc.sessions, write=True) as session:
-            hit = throttle.hit(session, UNAUTHENTICATED_SCOPE, req.remote_addr or "unknown",
-                               window=UNAUTHENTICATED_WINDOW, now=now)
-            if hit.over(limit):
-                answer = RateLimited(
-                    f"Rate exceeded: more than {limit} unauthenticated calls a minute from "
-                    "this address; retry after Retry-After seconds.",
-                    retry_after=hit.retry_after(now))
-            if not hit.over(limit) or hit.first_over(limit):
-                message = answer.message
-                if answer is not error:
-                    params.update(summary=True, limit=limit,
-                                  windowStart=_iso(hit.window_start),
-                                  windowEnd=_iso(hit.window_end))
-                    message += (" This event stands for every such refusal until "
-                                f"{_iso(hit.window_end)}.")
-                audit.record(session, bounded, event_name, account_id=account_id,
-                             request_parameters=params, error_code=answer.code,
-                             error_message=_cut(message, MESSAGE_CHARS))
+        answer = svc.engine.uow.bookkeeping(work)
     except Exception:  # the answer must still go out; the failure is logged
         log.exception("could not count or audit refused %s (request %s)", event_name,
                       actor.request_id)

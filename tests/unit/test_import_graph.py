@@ -88,3 +88,20 @@ def test_no_module_is_over_the_size_limit() -> None:
             if lines > MAX_LINES:
                 too_long[str(path.relative_to(ROOT))] = lines
     assert too_long == {}
+
+
+def test_only_the_unit_of_work_writes_audit_events() -> None:
+    """Events are written by bridge.audit's recorder, called by the unit of work alone
+    (``UnitOfWork.run`` and friends); every other module goes through it."""
+    writers = {}
+    allowed = {Path("bridge/audit.py"), Path("bridge/engine/unit_of_work.py")}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if relative in allowed or "migrations" in relative.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            if "audit.record(" in text or "insert(AuditEvent" in text or \
+                    "AuditEvent(**" in text:
+                writers[str(relative)] = True
+    assert writers == {}
