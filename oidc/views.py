@@ -35,7 +35,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from bridge.domain import Actor, DirectoryKind, Identity, IdentitySource
+from bridge.domain import Actor, Identity, IdentitySource
+from bridge.domain.sign_in import SignInRoute, provider_vouches_for_email, route_for
 from bridge.errors import BridgeError, NotFound, ValidationError
 from bridge.openid_config import OpenIdClient, OpenIdConfigService
 from bridge.services import Services
@@ -206,14 +207,15 @@ def _client_for_login(door: OidcDoor) -> tuple[OpenIdClient, str | None]:
         raise _PageError(400, "invalid_request",
                          "Give your email address (?email=) or your account (?account=).")
     hint = email_param or None
-    if account is not None and account.directory_kind == DirectoryKind.OKTA.value:
+    route = route_for(account.directory_kind if account is not None else None)
+    if account is not None and route is SignInRoute.OKTA:
         client = door.configs.client_for(account.id)
         if client is None:
             raise _PageError(503, "okta_not_configured",
                              "Your organisation signs in through Okta, but its Okta "
                              "connection is not configured yet. Contact your administrator.")
         return client, hint
-    if account is not None and account.directory_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
+    if route is SignInRoute.DIRECTORY_PASSWORD:
         raise _PageError(400, "directory_sign_in_required",
                          "Your organisation signs in with its Active Directory password.")
     default = door.default_client()
@@ -382,9 +384,10 @@ def _identity(flow: Flow, claims: dict[str, Any]) -> Identity:
                          "email address (ask for the email scope).")
     display = claims.get("name") if isinstance(claims.get("name"), str) else None
     if flow.account_id is None:
-        # The default provider vouches for addresses only when it says they are verified;
-        # an unverified one must not join an enterprise account by its domain.
-        if claims.get("email_verified") is not True:
+        # The rule (bridge.domain.sign_in): the default provider vouches for an address
+        # only when it says it verified it.
+        if not provider_vouches_for_email(SignInRoute.DEFAULT_PROVIDER,
+                                          claims.get("email_verified")):
             raise _PageError(401, "email_not_verified", "Your identity provider has not "
                              "verified your email address.")
         return Identity(source=IdentitySource.DEFAULT_PROVIDER, issuer=flow.issuer,

@@ -16,7 +16,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from bridge.domain import normalize_email
+from bridge.domain import normalize_email, provisioned_primary_address
 from bridge.domain.search import Ref
 from bridge.engine.results import DirectoryGroupView, UserView
 from bridge.errors import ValidationError
@@ -175,17 +175,18 @@ def _email(value: str) -> str | None:
 def user_args(doc: dict[str, Any]) -> dict[str, Any]:
     """A User document → keyword arguments of ``ResolutionEngine.upsert_directory_user``.
 
-    Primary address: the email marked ``primary``, else ``userName`` when it is an address,
-    else the first email (SPEC: "Primary = ... SCIM: the primary email, else userName").
+    Primary address: :func:`bridge.domain.provisioned_primary_address` (the email marked
+    ``primary``, else ``userName`` when it is an address, else the first email).
     The password is dropped here: the bridge never stores one.
     """
     emails = [e for e in doc.get("emails") or [] if isinstance(e.get("value"), str)]
-    primary_raw = next((e["value"] for e in emails if e.get("primary") is True), None)
-    if primary_raw is not None and _email(primary_raw) is None:
-        raise invalid_value(f"The primary email {primary_raw!r} is not a valid address.")
-    if primary_raw is None:
-        primary_raw = doc["userName"] if _email(doc["userName"]) else (
-            next((e["value"] for e in emails if _email(e["value"])), None))
+    marked = next((e["value"] for e in emails if e.get("primary") is True), None)
+    try:
+        # The rule is the domain's; the door only reads the document.
+        primary_raw = provisioned_primary_address(marked, doc["userName"],
+                                                  [e["value"] for e in emails])
+    except ValidationError:
+        raise invalid_value(f"The primary email {marked!r} is not a valid address.") from None
     others = [e["value"] for e in emails if e["value"] != primary_raw]
     attributes = {k: v for k, v in doc.items() if k not in _COLUMNS}
     return {

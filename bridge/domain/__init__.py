@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -314,6 +314,27 @@ def account_type(directory_kind: str | None, has_verified_domain: bool) -> Accou
     if directory_kind == DirectoryKind.OKTA.value:
         return AccountType.ENTERPRISE_OIDC
     return AccountType.ENTERPRISE_LWA
+
+
+def provisioned_primary_address(marked_primary: str | None, user_name: str | None,
+                                addresses: Sequence[str]) -> str | None:
+    """The primary address of a provisioned user (SPEC "Multiple email addresses": SCIM,
+    the primary email, else userName): the address the client marked primary, else
+    ``user_name`` when it is an address, else the first valid one of ``addresses``; None
+    when there is none. Raises ValidationError for a marked primary that is no address."""
+    if marked_primary is not None:
+        normalize_email(marked_primary)  # a bad marked primary is the client's error
+        return marked_primary
+
+    def valid(value: str | None) -> bool:
+        try:
+            return value is not None and bool(normalize_email(value))
+        except ValidationError:
+            return False
+
+    if valid(user_name):
+        return user_name
+    return next((a for a in addresses if valid(a)), None)
 
 
 def tier_for_groups(

@@ -21,6 +21,7 @@ from bridge.domain import (
     AccountType,
     Decision,
     DenyReason,
+    DirectoryKind,
     Tier,
     UserStatus,
     account_type,
@@ -232,3 +233,33 @@ def decide_default(facts: DefaultFacts) -> SignInPlan:
                         account_type=member.type if member is not None else None, tier=tier,
                         email=email)
     return SignInPlan(decision, join_account=join, unlink=unlink, link=not linked)
+
+
+class SignInRoute(enum.StrEnum):
+    """Where a person signs in, by the account their address belongs to (home-realm
+    discovery): the account's Okta, its Active Directory password form, or the service's
+    default provider (Team and EnterpriseLWA accounts, unmanaged users)."""
+
+    OKTA = "okta"
+    DIRECTORY_PASSWORD = "directory_password"  # noqa: S105 - a route name, not a secret
+    DEFAULT_PROVIDER = "default_provider"
+
+
+def route_for(directory_kind: str | None) -> SignInRoute:
+    """The sign-in route of an account with ``directory_kind`` (None: no account, or one
+    without a directory)."""
+    if directory_kind == DirectoryKind.OKTA.value:
+        return SignInRoute.OKTA
+    if directory_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
+        return SignInRoute.DIRECTORY_PASSWORD
+    return SignInRoute.DEFAULT_PROVIDER
+
+
+def provider_vouches_for_email(route: SignInRoute, email_verified: object) -> bool:
+    """Whether the address an OpenID provider reports may be used: the account's own
+    directory (Okta) is the authority for its users' addresses; the service's default
+    provider vouches for an address only when it says it verified it (an unverified one
+    must not join an enterprise account by its domain)."""
+    if route is SignInRoute.DEFAULT_PROVIDER:
+        return email_verified is True
+    return True

@@ -9,19 +9,31 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.domain import DenyReason, Tier, UserStatus, email_domain, tier_for_groups
+from bridge.domain import (
+    DenyReason,
+    Tier,
+    UserStatus,
+    email_domain,
+    provisioned_primary_address,
+    tier_for_groups,
+)
 from bridge.domain.sign_in import (
     AccountFacts,
     DefaultFacts,
     DirectoryFacts,
     Enrolment,
+    SignInRoute,
     UserFacts,
     decide_default,
     decide_directory,
+    provider_vouches_for_email,
+    route_for,
 )
+from bridge.errors import ValidationError
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 DOMAINS = ["example.com", "example2.com", "other.test"]
@@ -187,3 +199,35 @@ def test_a_released_linked_user_starts_over(facts: DefaultFacts) -> None:
         assert plan.decision.user_id != (facts.linked_user.id if facts.linked_user else None) \
             or (facts.address_user is not None
                 and facts.address_user.id == plan.decision.user_id)
+
+
+def test_the_sign_in_route_follows_the_account_directory() -> None:
+    assert route_for("okta") is SignInRoute.OKTA
+    assert route_for("active_directory") is SignInRoute.DIRECTORY_PASSWORD
+    assert route_for(None) is SignInRoute.DEFAULT_PROVIDER
+
+
+@given(st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.integers()))
+def test_only_the_default_provider_must_vouch_for_the_address(claim: object) -> None:
+    assert provider_vouches_for_email(SignInRoute.DEFAULT_PROVIDER, claim) is (claim is True)
+    assert provider_vouches_for_email(SignInRoute.OKTA, claim)
+
+
+@given(st.lists(st.sampled_from(["a@example.com", "not an address", "B@Example.com"]),
+                max_size=3),
+       st.sampled_from([None, "a@example.com", "bad"]),
+       st.sampled_from(["user@example.com", "jdoe", ""]))
+def test_the_provisioned_primary_address(addresses: list[str], marked: str | None,
+                                         user_name: str) -> None:
+    if marked == "bad":
+        with pytest.raises(ValidationError):
+            provisioned_primary_address(marked, user_name, addresses)
+        return
+    primary = provisioned_primary_address(marked, user_name, addresses)
+    if marked is not None:
+        assert primary == marked
+    elif user_name == "user@example.com":
+        assert primary == user_name
+    else:
+        valid = [a for a in addresses if "@" in a and " " not in a]
+        assert primary == (valid[0] if valid else None)
