@@ -6,10 +6,12 @@ runs one contract suite against both. Methods never commit: the engine owns the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge import search
@@ -26,7 +28,26 @@ from bridge.store.models import (
     Invitation,
     SignInSession,
     User,
+    new_id,
+    utcnow,
 )
+
+# A new user's columns that a Core INSERT (:meth:`Repository.insert_user`) writes explicitly
+# when the caller does not set them: the model's defaults, so the returned row needs no
+# read-back. Shared with the bulk directory path.
+NEW_USER_DEFAULTS: dict[str, Any] = {
+    "tier": None, "personal_pin": None, "in_directory": True, "directory_enabled": True,
+    "sessions_valid_after": None, "trial_started_at": None, "trial_ended_at": None,
+    "invited_at": None, "joined_at": None, "privacy": "public", "last_active_at": None,
+    "meetings_attended": 0, "meetings_organized": 0, "chat_messages_sent": 0,
+    "user_name": None, "user_name_lower": None, "version": 1}
+
+
+class AddressRow(NamedTuple):
+    """An address as written by :meth:`Repository.insert_addresses` (what views read)."""
+
+    address: str
+    is_primary: bool
 
 
 def _escape_like(value: str) -> str:
@@ -43,6 +64,12 @@ class Repository:
 
     def account(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)
+
+    def account_directory_kind(self, account_id: str) -> tuple[bool, str | None]:
+        """(whether the account exists, its connected directory kind): one Core row, for
+        the per-request check of the directory write path (no ORM load of the account)."""
+        row = self.session.execute(_DIRECTORY_KIND, {"account_id": account_id}).first()
+        return (False, None) if row is None else (True, row[0])
 
     def account_for_update(self, account_id: str) -> Account | None:
         """Load the account and lock its row (PostgreSQL) so concurrent changes serialise."""
@@ -186,8 +213,9 @@ class Repository:
 
     def set_addresses(self, user: User, primary: str | None, aliases: Iterable[str], *,
                       current: Sequence[EmailAddress] | None = None,
-                      checked: bool = False) -> None:
-        """Make the user's effective addresses exactly ``primary`` + ``aliases``.
+                      checked: bool = False) -> bool:
+        """Make the user's effective addresses exactly ``primary`` + ``aliases``; returns
+        False when they already were (nothing written), True otherwise.
 
         Raises Conflict naming the first address another user owns (the caller has filtered
         clashes it wants to skip). Rows are changed one by one, not replaced wholesale, so an
@@ -205,7 +233,7 @@ class Repository:
         current_rows = {row.address: row for row in rows}
         if current_rows.keys() == wanted.keys() and all(
                 row.is_primary == wanted[a] for a, row in current_rows.items()):
-            return  # unchanged (a profile update): no owner look-ups, no writes
+            return False  # unchanged (a profile update): no owner look-ups, no writes
         for address in wanted:
             if address in current_rows or checked:
                 continue  # the user's own, or checked by the caller
@@ -229,6 +257,39 @@ class Repository:
                     )
                 )
         self.session.flush()
+        return True
+
+    def insert_user(self, values: Mapping[str, Any]) -> User:
+        """Insert a new user in ONE Core statement (no ORM unit of work: the SCIM create
+        path, issue 12) and return its row as a read-only stand-in for the ORM object,
+        every column set (``values`` over :data:`NEW_USER_DEFAULTS`, a new id and a unique
+        personal PIN unless given). The user is not in the session's identity map: load it
+        with :meth:`user` to change it in the same transaction."""
+        now = utcnow()
+        row = {**NEW_USER_DEFAULTS, "id": new_id(), "created_at": now, "updated_at": now,
+               "status": "registered", "attributes": {}, "source_addresses": [],
+               "directory_deleted_at": None, "display_name": None, **values}
+        if row["personal_pin"] is None:
+            row["personal_pin"] = self.unique_pin()
+        self.session.execute(insert(_table(User)), row)
+        return cast(User, SimpleNamespace(**row))
+
+    def insert_addresses(self, user_id: str, primary: str | None,
+                         aliases: Iterable[str]) -> list[EmailAddress]:
+        """Give a user without addresses (a new one) ``primary`` + ``aliases`` in one Core
+        statement; the caller checked in this transaction that no one owns them (the
+        unique key backs it: IntegrityError). Returns them as :meth:`addresses` orders
+        them (primary first, then alphabetically)."""
+        wanted: dict[str, bool] = {primary: True} if primary else {}
+        for alias in aliases:
+            wanted.setdefault(alias, False)
+        if wanted:
+            self.session.execute(insert(_table(EmailAddress)), [
+                {"address": a, "user_id": user_id, "domain": email_domain(a),
+                 "is_primary": p} for a, p in wanted.items()])
+        rows = sorted((AddressRow(a, p) for a, p in wanted.items()),
+                      key=lambda r: (not r.is_primary, r.address))
+        return cast(list[EmailAddress], rows)
 
     def remove_addresses(self, user_id: str, *, domain: str | None = None) -> None:
         stmt = delete(EmailAddress).where(EmailAddress.user_id == user_id)
@@ -343,6 +404,14 @@ class Repository:
             )
         elif row.user_id != user_id:
             row.user_id = user_id
+
+    def insert_identity(self, user_id: str, source: str, issuer: str,
+                        external_id: str) -> None:
+        """Link an identity nobody holds (checked by the caller in this transaction; the
+        unique key backs it) in one Core statement."""
+        self.session.execute(insert(_table(ExternalIdentity)), {
+            "user_id": user_id, "source": source, "issuer": issuer,
+            "external_id": external_id, "created_at": utcnow()})
 
     def unlink_identity(self, source: str, issuer: str, external_id: str) -> None:
         self.session.execute(
@@ -517,3 +586,12 @@ class Repository:
             .where(Invitation.user_id == user_id, Invitation.accepted_at.is_(None))
             .values(expires_at=now)
         )
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of a mapped class (for statements without the ORM)."""
+    return cast(Table, model.__table__)
+
+
+_DIRECTORY_KIND = select(_table(Account).c.directory_kind).where(
+    _table(Account).c.id == bindparam("account_id"))
