@@ -144,7 +144,8 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
         body = None
         if phase == "creates":
             method, path = "POST", f"{prefix}/Users"
-            body = _create_body(f"new-{seed}-{i}@{DOMAIN}", f"00n{seed}x{i}", i)
+            # The port in the name: several servers may run on one store in one run.
+            body = _create_body(f"new-{port}-{seed}-{i}@{DOMAIN}", f"00n{port}x{seed}x{i}", i)
         elif phase == "patches":
             method, path = "PATCH", f"{prefix}/Users/{ids[rng.randrange(n)]}"
             body = json.dumps({"schemas": [PATCH_SCHEMA], "Operations": [
