@@ -146,13 +146,7 @@ class Repository:
         ).first()
 
     def verified_domain_names(self, account_id: str) -> set[str]:
-        return set(
-            self.session.scalars(
-                select(Domain.name).where(
-                    Domain.account_id == account_id, Domain.status == "verified"
-                )
-            )
-        )
+        return set(self.session.scalars(_VERIFIED_NAMES, {"account_id": account_id}))
 
     def pending_domains(self) -> list[Domain]:
         return list(
@@ -184,19 +178,11 @@ class Repository:
         ).first()
 
     def address_owner_id(self, address: str) -> str | None:
-        return self.session.scalar(
-            select(EmailAddress.user_id).where(EmailAddress.address == address)
-        )
+        return self.session.scalar(_ADDRESS_OWNER, {"address": address})
 
     def addresses(self, user_id: str) -> list[EmailAddress]:
         """The user's effective addresses, primary first, then aliases alphabetically."""
-        return list(
-            self.session.scalars(
-                select(EmailAddress)
-                .where(EmailAddress.user_id == user_id)
-                .order_by(EmailAddress.is_primary.desc(), EmailAddress.address)
-            )
-        )
+        return list(self.session.scalars(_ADDRESSES, {"user_id": user_id}))
 
     def addresses_for_users(self, user_ids: Sequence[str]) -> dict[str, list[EmailAddress]]:
         result: dict[str, list[EmailAddress]] = {uid: [] for uid in user_ids}
@@ -363,22 +349,15 @@ class Repository:
         """A personal PIN no other user holds (the unique constraint backs this check)."""
         for _ in range(20):
             pin = new_personal_pin()
-            if self.session.scalar(select(User.id).where(User.personal_pin == pin)) is None:
+            if self.session.scalar(_PIN_HOLDER, {"pin": pin}) is None:
                 return pin
         raise Conflict("Could not allocate a unique personal PIN; try again.")
 
     # --- external identities --------------------------------------------------------------
 
     def user_by_identity(self, source: str, issuer: str, external_id: str) -> User | None:
-        return self.session.scalars(
-            select(User)
-            .join(ExternalIdentity, ExternalIdentity.user_id == User.id)
-            .where(
-                ExternalIdentity.source == source,
-                ExternalIdentity.issuer == issuer,
-                ExternalIdentity.external_id == external_id,
-            )
-        ).first()
+        return self.session.scalars(_USER_BY_IDENTITY, {
+            "source": source, "issuer": issuer, "external_id": external_id}).first()
 
     def link_identity(self, user_id: str, source: str, issuer: str, external_id: str, *,
                       known_unlinked: bool = False) -> None:
@@ -423,10 +402,10 @@ class Repository:
         )
 
     def identities(self, user_id: str, source: str | None = None) -> list[ExternalIdentity]:
-        stmt = select(ExternalIdentity).where(ExternalIdentity.user_id == user_id)
         if source:
-            stmt = stmt.where(ExternalIdentity.source == source)
-        return list(self.session.scalars(stmt))
+            return list(self.session.scalars(_IDENTITIES_OF_SOURCE,
+                                             {"user_id": user_id, "source": source}))
+        return list(self.session.scalars(_IDENTITIES, {"user_id": user_id}))
 
     # --- directory groups, memberships, mappings ------------------------------------------
 
@@ -472,10 +451,7 @@ class Repository:
     def user_groups(self, user_id: str) -> list[tuple[str, str]]:
         """(id, name) of the user's directory groups, by name."""
         return [(gid, name) for gid, name in self.session.execute(
-            select(DirectoryGroup.id, DirectoryGroup.name)
-            .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
-            .where(GroupMembership.user_id == user_id)
-            .order_by(DirectoryGroup.name_lower)).tuples()]
+            _USER_GROUPS, {"user_id": user_id}).tuples()]
 
     def user_group_names(self, user_id: str) -> list[str]:
         return list(
@@ -595,3 +571,22 @@ def _table(model: type[Any]) -> Table:
 
 _DIRECTORY_KIND = select(_table(Account).c.directory_kind).where(
     _table(Account).c.id == bindparam("account_id"))
+
+# Statements of the per-request write path, built once with every value a bind parameter
+# (issue 12: building a statement cost more CPU than SQLite running it).
+_VERIFIED_NAMES = select(Domain.name).where(Domain.account_id == bindparam("account_id"),
+                                            Domain.status == DomainStatus.VERIFIED.value)
+_ADDRESS_OWNER = select(EmailAddress.user_id).where(EmailAddress.address == bindparam("address"))
+_ADDRESSES = (select(EmailAddress).where(EmailAddress.user_id == bindparam("user_id"))
+              .order_by(EmailAddress.is_primary.desc(), EmailAddress.address))
+_PIN_HOLDER = select(User.id).where(User.personal_pin == bindparam("pin"))
+_USER_BY_IDENTITY = (select(User).join(ExternalIdentity, ExternalIdentity.user_id == User.id)
+                     .where(ExternalIdentity.source == bindparam("source"),
+                            ExternalIdentity.issuer == bindparam("issuer"),
+                            ExternalIdentity.external_id == bindparam("external_id")))
+_IDENTITIES = select(ExternalIdentity).where(ExternalIdentity.user_id == bindparam("user_id"))
+_IDENTITIES_OF_SOURCE = _IDENTITIES.where(ExternalIdentity.source == bindparam("source"))
+_USER_GROUPS = (select(DirectoryGroup.id, DirectoryGroup.name)
+                .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
+                .where(GroupMembership.user_id == bindparam("user_id"))
+                .order_by(DirectoryGroup.name_lower))
