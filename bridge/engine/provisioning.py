@@ -111,7 +111,7 @@ class Provisioning(Room):
                 args.get("enabled", True), args.get("user_name")), userId=user_id)
             return self._write_directory_user(
                 repo, account_id, source=source, primary=primary, others=others,
-                user_id=user_id, expected_version=user.version,
+                user_id=user_id, expected_version=user.version, loaded=user,
                 on_address_conflict="raise", create_only=False,
                 external_id=args.get("external_id"), display_name=args.get("display_name"),
                 enabled=args.get("enabled", True), attributes=args.get("attributes"),
@@ -124,16 +124,19 @@ class Provisioning(Room):
         external_id: str | None, primary: str | None, others: Sequence[str],
         display_name: str | None, enabled: bool, attributes: Mapping[str, Any] | None,
         user_id: str | None, expected_version: int | None, on_address_conflict: str,
-        user_name: str | None, create_only: bool,
+        user_name: str | None, create_only: bool, loaded: User | None = None,
     ) -> tuple[DirectoryUserResult, dict[str, Any]]:
-        """The rules of :meth:`upsert_directory_user`, inside the caller's transaction."""
+        """The rules of :meth:`upsert_directory_user`, inside the caller's transaction.
+        ``loaded``: the user ``user_id`` names, already read in this transaction."""
         found, directory_kind = repo.account_directory_kind(account_id)
         if not found:
             raise NotFound(f"Account {account_id} was not found.")
         if directory_kind is None:
             raise Forbidden("The account has no directory connected.")
         user: User | None = None
-        if user_id is not None:
+        if loaded is not None:
+            user = loaded
+        elif user_id is not None:
             user = self._user(repo, account_id, user_id)
         elif external_id is not None:
             user = repo.user_by_identity(source.value, account_id, external_id)
