@@ -229,11 +229,12 @@ class Provisioning(Room):
         external_id: str | None, skipped: list[str],
     ) -> tuple[DirectoryUserResult, dict[str, Any]]:
         """A new directory user in three Core INSERTs (user, addresses, link), as the bulk
-        path writes them: no ORM unit of work (issue 12: the ORM flush was most of a
-        create's CPU). The rules ran in :meth:`_write_directory_user`: the owners of the
-        addresses and the external id were looked up in this transaction (the unique keys
-        back them). Every column is written here, so the view needs no read-back; a new
-        user is in no group and has no tier (the tier rule reads memberships)."""
+        path writes them: no ORM unit of work (issue 12: building and flushing the ORM
+        objects was over a third of a create's CPU). The rules ran in
+        :meth:`_write_directory_user`: the owners of the addresses and the external id
+        were looked up in this transaction (the unique keys back them). Every column is
+        written here, so the view needs no read-back; a new user is in no group and has
+        no tier (the tier rule reads memberships)."""
         user = repo.insert_user({"account_id": account_id, "created_at": profile["updated_at"],
                                  "tier": None, "status": UserStatus.REGISTERED.value,
                                  **profile})
