@@ -102,9 +102,13 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
 class Server:
     """``bridge serve`` in a process group of its own."""
 
-    def __init__(self, url: str, data_dir: Path, workers: int) -> None:
+    def __init__(self, url: str, data_dir: Path, workers: int,
+                 server: str = "waitress") -> None:
+        """``server``: waitress (the default of ``bridge serve``: one process, 4 threads
+        per worker) or gunicorn (``workers`` processes of 4 threads)."""
         self.port = free_port()
         env = {**os.environ, "BRIDGE_DATABASE_URL": url, "BRIDGE_DATA_DIR": str(data_dir),
+               "BRIDGE_SERVER": server,
                "BRIDGE_SECRET_KEY": SECRET_KEY,
                "BRIDGE_PORT": str(self.port), "BRIDGE_HOST": LOOPBACK,
                "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_WORKERS": str(workers)}

@@ -7,8 +7,11 @@ Both servers run in ONE run on the same machine, each measured with the same cli
    environment), wrapped in a 10-line WSGI module that builds the application exactly as its
    ``scim2-server`` command does (RFC 7643 schemas, a static bearer token), and served by
    gunicorn with gunicorn's defaults (one sync worker: its storage lives in one process).
-2. The bridge: ``bridge serve`` (gunicorn, the bridge's defaults) on SQLite (and PostgreSQL
-   with ``--stores sqlite,postgres``), with its users bulk-loaded by :func:`bench.scim.setup`.
+2. The bridge: ``bridge serve`` on SQLite (and PostgreSQL with ``--stores sqlite,postgres``),
+   with its users bulk-loaded by :func:`bench.scim.setup`. ``--bridge-servers`` picks the
+   server configurations: ``waitress`` (the default of ``bridge serve``: ONE process, 8
+   threads, as scim2-server's one gunicorn process) and/or ``gunicorn`` (2 processes x 4
+   threads, for a deployment behind a buffering proxy: both cores).
 3. ``--users`` users in each (POSTed to scim2-server), then ``--clients`` client processes,
    one keep-alive connection each, ``--seconds`` per phase, every reply checked:
    - creates: ``POST /Users`` with Okta's create body (a new userName each);
@@ -22,7 +25,8 @@ the ratio bridge / scim2-server of each phase (the issue's targets: creates and 
 >= 1.5, lookups and GETs >= 3 on SQLite). All traffic is on 127.0.0.1; each phase stops by itself.
 
 Run: ``.venv/bin/python -m bench.scim_reference [--stores sqlite] [--users 2000]
-[--seconds 5] [--clients 8]``. Not a test: figures go to docs/performance.md.
+[--seconds 5] [--clients 8] [--bridge-servers waitress,gunicorn]``. Not a test: figures go
+to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -140,7 +144,8 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
         body = None
         if phase == "creates":
             method, path = "POST", f"{prefix}/Users"
-            body = _create_body(f"new-{seed}-{i}@{DOMAIN}", f"00n{seed}x{i}", i)
+            # The port in the name: several servers may run on one store in one run.
+            body = _create_body(f"new-{port}-{seed}-{i}@{DOMAIN}", f"00n{port}x{seed}x{i}", i)
         elif phase == "patches":
             method, path = "PATCH", f"{prefix}/Users/{ids[rng.randrange(n)]}"
             body = json.dumps({"schemas": [PATCH_SCHEMA], "Operations": [
@@ -227,12 +232,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--bridge-servers", default="waitress",
+                        help="waitress and/or gunicorn, comma-separated")
     args = parser.parse_args(argv)
     summary: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "method": {"users": args.users, "seconds_per_phase": args.seconds,
-                   "clients": args.clients, "reference": REFERENCE},
+                   "clients": args.clients, "reference": REFERENCE,
+                   "bridge_servers": {"waitress": "1 process x 8 threads",
+                                      "gunicorn": "2 processes x 4 threads"}},
     }
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -253,17 +262,18 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 url = f"sqlite:///{data_dir / 'bridge.db'}"
             key, _account, bridge_ids = setup(url, data_dir, args.users)
-            server = Server(url, data_dir, workers=2)
-            try:
-                row = run_phases(server.port, server.proc.pid, "/scim/v2", key, bridge_ids,
-                                 args.seconds, args.clients)
-            finally:
-                server.stop()
-            row["ratio_to_scim2_server"] = {
-                phase: round(row[phase]["per_second"]
-                             / max(summary["scim2-server"][phase]["per_second"], 0.1), 2)
-                for phase in PHASES}
-            summary[f"bridge-{store}"] = row
+            for kind in args.bridge_servers.split(","):
+                server = Server(url, data_dir, workers=2, server=kind)
+                try:
+                    row = run_phases(server.port, server.proc.pid, "/scim/v2", key,
+                                     bridge_ids, args.seconds, args.clients)
+                finally:
+                    server.stop()
+                row["ratio_to_scim2_server"] = {
+                    phase: round(row[phase]["per_second"]
+                                 / max(summary["scim2-server"][phase]["per_second"], 0.1), 2)
+                    for phase in PHASES}
+                summary[f"bridge-{store}-{kind}"] = row
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary, indent=2))
 

@@ -44,7 +44,7 @@ from bridge.store.models import (
     new_id,
     utcnow,
 )
-from bridge.store.repository import Repository
+from bridge.store.repository import NEW_USER_DEFAULTS, Repository
 
 log = logging.getLogger(__name__)
 
@@ -483,12 +483,7 @@ _UPDATED_KEYS = ("primary_email", "display_name", "source_addresses", "in_direct
                  "sessions_valid_after", "updated_at", "tier")
 # A new user's columns besides those the page sets (the model's defaults, written
 # explicitly so the returned view needs no read-back of them).
-_NEW_USER_DEFAULTS: dict[str, Any] = {
-    "tier": None, "personal_pin": None, "in_directory": True, "directory_enabled": True,
-    "sessions_valid_after": None, "trial_started_at": None, "trial_ended_at": None,
-    "invited_at": None, "joined_at": None, "privacy": "public", "last_active_at": None,
-    "meetings_attended": 0, "meetings_organized": 0, "chat_messages_sent": 0,
-    "user_name": None, "user_name_lower": None, "version": 1}
+_NEW_USER_DEFAULTS = NEW_USER_DEFAULTS
 _NEW_USER_KEYS = ("id", "account_id", "created_at", "attributes",
                   *dict.fromkeys([*_NEW_USER_DEFAULTS, *_UPDATED_KEYS]))
 

@@ -6,10 +6,12 @@ runs one contract suite against both. Methods never commit: the engine owns the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
@@ -27,7 +29,26 @@ from bridge.store.models import (
     Invitation,
     SignInSession,
     User,
+    new_id,
+    utcnow,
 )
+
+# A new user's columns that a Core INSERT (:meth:`Repository.insert_user`) writes explicitly
+# when the caller does not set them: the model's defaults, so the returned row needs no
+# read-back. Shared with the bulk directory path.
+NEW_USER_DEFAULTS: dict[str, Any] = {
+    "tier": None, "personal_pin": None, "in_directory": True, "directory_enabled": True,
+    "sessions_valid_after": None, "trial_started_at": None, "trial_ended_at": None,
+    "invited_at": None, "joined_at": None, "privacy": "public", "last_active_at": None,
+    "meetings_attended": 0, "meetings_organized": 0, "chat_messages_sent": 0,
+    "user_name": None, "user_name_lower": None, "version": 1}
+
+
+class AddressRow(NamedTuple):
+    """An address as written by :meth:`Repository.insert_addresses` (what views read)."""
+
+    address: str
+    is_primary: bool
 
 
 def _escape_like(value: str) -> str:
@@ -44,6 +65,12 @@ class Repository:
 
     def account(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)
+
+    def account_directory_kind(self, account_id: str) -> tuple[bool, str | None]:
+        """(whether the account exists, its connected directory kind): one Core row, for
+        the per-request check of the directory write path (no ORM load of the account)."""
+        row = self.session.execute(_DIRECTORY_KIND, {"account_id": account_id}).first()
+        return (False, None) if row is None else (True, row[0])
 
     def account_for_update(self, account_id: str) -> Account | None:
         """Load the account and lock its row (PostgreSQL) so concurrent changes serialise."""
@@ -120,13 +147,7 @@ class Repository:
         ).first()
 
     def verified_domain_names(self, account_id: str) -> set[str]:
-        return set(
-            self.session.scalars(
-                select(Domain.name).where(
-                    Domain.account_id == account_id, Domain.status == "verified"
-                )
-            )
-        )
+        return set(self.session.scalars(_VERIFIED_NAMES, {"account_id": account_id}))
 
     def pending_domains(self) -> list[Domain]:
         return list(
@@ -158,19 +179,11 @@ class Repository:
         ).first()
 
     def address_owner_id(self, address: str) -> str | None:
-        return self.session.scalar(
-            select(EmailAddress.user_id).where(EmailAddress.address == address)
-        )
+        return self.session.scalar(_ADDRESS_OWNER, {"address": address})
 
     def addresses(self, user_id: str) -> list[EmailAddress]:
         """The user's effective addresses, primary first, then aliases alphabetically."""
-        return list(
-            self.session.scalars(
-                select(EmailAddress)
-                .where(EmailAddress.user_id == user_id)
-                .order_by(EmailAddress.is_primary.desc(), EmailAddress.address)
-            )
-        )
+        return list(self.session.scalars(_ADDRESSES, {"user_id": user_id}))
 
     def addresses_for_users(self, user_ids: Sequence[str]) -> dict[str, list[EmailAddress]]:
         result: dict[str, list[EmailAddress]] = {uid: [] for uid in user_ids}
@@ -187,8 +200,9 @@ class Repository:
 
     def set_addresses(self, user: User, primary: str | None, aliases: Iterable[str], *,
                       current: Sequence[EmailAddress] | None = None,
-                      checked: bool = False) -> None:
-        """Make the user's effective addresses exactly ``primary`` + ``aliases``.
+                      checked: bool = False) -> bool:
+        """Make the user's effective addresses exactly ``primary`` + ``aliases``; returns
+        False when they already were (nothing written), True otherwise.
 
         Raises Conflict naming the first address another user owns (the caller has filtered
         clashes it wants to skip). Rows are changed one by one, not replaced wholesale, so an
@@ -206,7 +220,7 @@ class Repository:
         current_rows = {row.address: row for row in rows}
         if current_rows.keys() == wanted.keys() and all(
                 row.is_primary == wanted[a] for a, row in current_rows.items()):
-            return  # unchanged (a profile update): no owner look-ups, no writes
+            return False  # unchanged (a profile update): no owner look-ups, no writes
         for address in wanted:
             if address in current_rows or checked:
                 continue  # the user's own, or checked by the caller
@@ -230,6 +244,39 @@ class Repository:
                     )
                 )
         self.session.flush()
+        return True
+
+    def insert_user(self, values: Mapping[str, Any]) -> User:
+        """Insert a new user in ONE Core statement (no ORM unit of work: the SCIM create
+        path, issue 12) and return its row as a read-only stand-in for the ORM object,
+        every column set (``values`` over :data:`NEW_USER_DEFAULTS`, a new id and a unique
+        personal PIN unless given). The user is not in the session's identity map: load it
+        with :meth:`user` to change it in the same transaction."""
+        now = utcnow()
+        row = {**NEW_USER_DEFAULTS, "id": new_id(), "created_at": now, "updated_at": now,
+               "status": "registered", "attributes": {}, "source_addresses": [],
+               "directory_deleted_at": None, "display_name": None, **values}
+        if row["personal_pin"] is None:
+            row["personal_pin"] = self.unique_pin()
+        self.session.execute(insert(_table(User)), row)
+        return cast(User, SimpleNamespace(**row))
+
+    def insert_addresses(self, user_id: str, primary: str | None,
+                         aliases: Iterable[str]) -> list[EmailAddress]:
+        """Give a user without addresses (a new one) ``primary`` + ``aliases`` in one Core
+        statement; the caller checked in this transaction that no one owns them (the
+        unique key backs it: IntegrityError). Returns them as :meth:`addresses` orders
+        them (primary first, then alphabetically)."""
+        wanted: dict[str, bool] = {primary: True} if primary else {}
+        for alias in aliases:
+            wanted.setdefault(alias, False)
+        if wanted:
+            self.session.execute(insert(_table(EmailAddress)), [
+                {"address": a, "user_id": user_id, "domain": email_domain(a),
+                 "is_primary": p} for a, p in wanted.items()])
+        rows = sorted((AddressRow(a, p) for a, p in wanted.items()),
+                      key=lambda r: (not r.is_primary, r.address))
+        return cast(list[EmailAddress], rows)
 
     def remove_addresses(self, user_id: str, *, domain: str | None = None) -> None:
         stmt = delete(EmailAddress).where(EmailAddress.user_id == user_id)
@@ -303,22 +350,15 @@ class Repository:
         """A personal PIN no other user holds (the unique constraint backs this check)."""
         for _ in range(20):
             pin = new_personal_pin()
-            if self.session.scalar(select(User.id).where(User.personal_pin == pin)) is None:
+            if self.session.scalar(_PIN_HOLDER, {"pin": pin}) is None:
                 return pin
         raise Conflict("Could not allocate a unique personal PIN; try again.")
 
     # --- external identities --------------------------------------------------------------
 
     def user_by_identity(self, source: str, issuer: str, external_id: str) -> User | None:
-        return self.session.scalars(
-            select(User)
-            .join(ExternalIdentity, ExternalIdentity.user_id == User.id)
-            .where(
-                ExternalIdentity.source == source,
-                ExternalIdentity.issuer == issuer,
-                ExternalIdentity.external_id == external_id,
-            )
-        ).first()
+        return self.session.scalars(_USER_BY_IDENTITY, {
+            "source": source, "issuer": issuer, "external_id": external_id}).first()
 
     def link_identity(self, user_id: str, source: str, issuer: str, external_id: str, *,
                       known_unlinked: bool = False) -> None:
@@ -345,6 +385,14 @@ class Repository:
         elif row.user_id != user_id:
             row.user_id = user_id
 
+    def insert_identity(self, user_id: str, source: str, issuer: str,
+                        external_id: str) -> None:
+        """Link an identity nobody holds (checked by the caller in this transaction; the
+        unique key backs it) in one Core statement."""
+        self.session.execute(insert(_table(ExternalIdentity)), {
+            "user_id": user_id, "source": source, "issuer": issuer,
+            "external_id": external_id, "created_at": utcnow()})
+
     def unlink_identity(self, source: str, issuer: str, external_id: str) -> None:
         self.session.execute(
             delete(ExternalIdentity).where(
@@ -355,10 +403,10 @@ class Repository:
         )
 
     def identities(self, user_id: str, source: str | None = None) -> list[ExternalIdentity]:
-        stmt = select(ExternalIdentity).where(ExternalIdentity.user_id == user_id)
         if source:
-            stmt = stmt.where(ExternalIdentity.source == source)
-        return list(self.session.scalars(stmt))
+            return list(self.session.scalars(_IDENTITIES_OF_SOURCE,
+                                             {"user_id": user_id, "source": source}))
+        return list(self.session.scalars(_IDENTITIES, {"user_id": user_id}))
 
     # --- directory groups, memberships, mappings ------------------------------------------
 
@@ -404,10 +452,7 @@ class Repository:
     def user_groups(self, user_id: str) -> list[tuple[str, str]]:
         """(id, name) of the user's directory groups, by name."""
         return [(gid, name) for gid, name in self.session.execute(
-            select(DirectoryGroup.id, DirectoryGroup.name)
-            .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
-            .where(GroupMembership.user_id == user_id)
-            .order_by(DirectoryGroup.name_lower)).tuples()]
+            _USER_GROUPS, {"user_id": user_id}).tuples()]
 
     def user_group_names(self, user_id: str) -> list[str]:
         return list(
@@ -518,3 +563,31 @@ class Repository:
             .where(Invitation.user_id == user_id, Invitation.accepted_at.is_(None))
             .values(expires_at=now)
         )
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of a mapped class (for statements without the ORM)."""
+    return cast(Table, model.__table__)
+
+
+_DIRECTORY_KIND = select(_table(Account).c.directory_kind).where(
+    _table(Account).c.id == bindparam("account_id"))
+
+# Statements of the per-request write path, built once with every value a bind parameter
+# (issue 12: building a statement cost more CPU than SQLite running it).
+_VERIFIED_NAMES = select(Domain.name).where(Domain.account_id == bindparam("account_id"),
+                                            Domain.status == DomainStatus.VERIFIED.value)
+_ADDRESS_OWNER = select(EmailAddress.user_id).where(EmailAddress.address == bindparam("address"))
+_ADDRESSES = (select(EmailAddress).where(EmailAddress.user_id == bindparam("user_id"))
+              .order_by(EmailAddress.is_primary.desc(), EmailAddress.address))
+_PIN_HOLDER = select(User.id).where(User.personal_pin == bindparam("pin"))
+_USER_BY_IDENTITY = (select(User).join(ExternalIdentity, ExternalIdentity.user_id == User.id)
+                     .where(ExternalIdentity.source == bindparam("source"),
+                            ExternalIdentity.issuer == bindparam("issuer"),
+                            ExternalIdentity.external_id == bindparam("external_id")))
+_IDENTITIES = select(ExternalIdentity).where(ExternalIdentity.user_id == bindparam("user_id"))
+_IDENTITIES_OF_SOURCE = _IDENTITIES.where(ExternalIdentity.source == bindparam("source"))
+_USER_GROUPS = (select(DirectoryGroup.id, DirectoryGroup.name)
+                .join(GroupMembership, GroupMembership.group_id == DirectoryGroup.id)
+                .where(GroupMembership.user_id == bindparam("user_id"))
+                .order_by(DirectoryGroup.name_lower))

@@ -547,11 +547,20 @@ def user_name_taken(session: Session, account_id: str, user_name: str,
                     except_user_id: str | None) -> bool:
     """Whether another user of the account has ``user_name`` (case-insensitively) — the same
     column the ``userName eq`` filter reads, so lookup and uniqueness never disagree."""
-    stmt = select(User.id).where(User.account_id == account_id,
-                                 User.user_name_lower == user_name.lower())
-    if except_user_id is not None:
-        stmt = stmt.where(User.id != except_user_id)
-    return session.scalar(stmt.limit(1)) is not None
+    params = {"account_id": account_id, "user_name_lower": user_name.lower()}
+    if except_user_id is None:
+        return session.scalar(_NAME_HOLDER, params) is not None
+    return session.scalar(_NAME_HOLDER_OTHER, {**params, "user_id": except_user_id}) is not None
+
+
+# Built once (a statement per write otherwise): every value a bind parameter.
+_NAME_HOLDER = select(User.id).where(
+    User.account_id == bindparam("account_id"),
+    User.user_name_lower == bindparam("user_name_lower")).limit(1)
+_NAME_HOLDER_OTHER = select(User.id).where(
+    User.account_id == bindparam("account_id"),
+    User.user_name_lower == bindparam("user_name_lower"),
+    User.id != bindparam("user_id")).limit(1)
 
 
 __all__ = ["GroupRows", "UserRows", "search_groups", "search_users", "user_name_taken"]
