@@ -21,11 +21,14 @@ from bridge.domain import (
     effective_addresses,
     email_domain,
     new_personal_pin,
-    normalize_email,
     tier_for_groups,
 )
 from bridge.engine.directory_groups import DirectoryGroups
-from bridge.engine.provisioning import Provisioning
+from bridge.engine.provisioning import (
+    Provisioning,
+    directory_addresses,
+    directory_user_params,
+)
 from bridge.engine.results import (
     DirectoryUserInput,
     DirectoryUserOutcome,
@@ -168,21 +171,13 @@ class _DirectoryPage:
                              dict[str, Any]]] = []
         for index, item in enumerate(items):
             try:
-                primary = normalize_email(item.primary_email) if item.primary_email else None
+                # The provisioning room's own rule functions (same addresses, same event).
+                primary, others = directory_addresses(item.primary_email, item.other_emails)
             except ValidationError as exc:
                 outcomes[index] = DirectoryUserOutcome(None, exc)
                 continue
-            others: list[str] = []
-            for raw in item.other_emails:
-                try:
-                    address = normalize_email(raw)
-                except ValidationError:
-                    continue
-                if address != primary and address not in others:
-                    others.append(address)
-            params = {"accountId": account_id, "source": source,
-                      "externalId": item.external_id, "primaryEmail": primary,
-                      "emails": others, "enabled": item.enabled}
+            params = directory_user_params(account_id, self.source, item.external_id,
+                                           primary, others, item.enabled, None)
             prepared.append((index, item, primary, others, params))
 
         account = self.repo.account(account_id)

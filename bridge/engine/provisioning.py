@@ -69,8 +69,8 @@ class Provisioning(Room):
         one; the user's link of this source is then dropped); ``create_only`` never updates
         (POST: Conflict when the external id is already provisioned).
         """
-        primary, others = _directory_addresses(primary_email, other_emails)
-        params = _directory_user_params(account_id, source, external_id, primary, others,
+        primary, others = directory_addresses(primary_email, other_emails)
+        params = directory_user_params(account_id, source, external_id, primary, others,
                                         enabled, user_name)
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
@@ -104,9 +104,9 @@ class Provisioning(Room):
             if expected_version is not None and user.version != expected_version:
                 raise StaleVersion("The user was changed since the version you sent.")
             args = dict(change(UserView.of(user, [])))
-            primary, others = _directory_addresses(args.pop("primary_email", None),
+            primary, others = directory_addresses(args.pop("primary_email", None),
                                                    args.pop("other_emails", ()))
-            params.update(_directory_user_params(
+            params.update(directory_user_params(
                 account_id, source, args.get("external_id"), primary, others,
                 args.get("enabled", True), args.get("user_name")), userId=user_id)
             return self._write_directory_user(
@@ -320,9 +320,11 @@ class Provisioning(Room):
 
 
 
-def _directory_addresses(primary_email: str | None,
+def directory_addresses(primary_email: str | None,
                          other_emails: Iterable[str]) -> tuple[str | None, list[str]]:
-    """(normalized primary, the other valid addresses without it or duplicates)."""
+    """(normalized primary, the other valid addresses without it or duplicates): the
+    addresses rule of every directory user write, item by item and in bulk. Raises
+    ValidationError for an invalid primary address."""
     primary = normalize_email(primary_email) if primary_email else None
     others: list[str] = []
     for raw in other_emails:
@@ -335,7 +337,7 @@ def _directory_addresses(primary_email: str | None,
     return primary, others
 
 
-def _directory_user_params(account_id: str, source: IdentitySource, external_id: str | None,
+def directory_user_params(account_id: str, source: IdentitySource, external_id: str | None,
                            primary: str | None, others: list[str], enabled: bool,
                            user_name: str | None) -> dict[str, Any]:
     """The audit event's request parameters of a directory user write."""
