@@ -54,9 +54,6 @@ from scim.schemas import (
 
 log = logging.getLogger(__name__)
 PREFIX = "/scim/v2"
-# A write that lost a race with another writer (no If-Match from the client) is re-read and
-# re-applied this many times before the conflict is reported.
-WRITE_ATTEMPTS = 5
 _ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -202,18 +199,6 @@ def _projection(schema: Schema, extensions: tuple[Schema, ...],
 def _list(resources: list[dict[str, Any]], total: int, start: int) -> Response:
     return _json({"schemas": [LIST_RESPONSE], "totalResults": total, "startIndex": start,
                   "itemsPerPage": len(resources), "Resources": resources})
-
-
-def _retrying(write: Any, expected: int | None) -> Any:
-    """Run ``write(attempt)``; re-run it when it lost a race and the client sent no
-    If-Match (with If-Match, the stale version is the client's answer: 412)."""
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            return write(attempt)
-        except StaleVersion:
-            if expected is not None or attempt == WRITE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 # --- authentication and errors ------------------------------------------------------------
@@ -410,9 +395,9 @@ def patch_user(user_id: str) -> Response:
 
     # Without If-Match, a write that lost a race (PostgreSQL: another PATCH committed
     # between this one's read and its UPDATE) is applied again to the new state.
-    result = _retrying(lambda _attempt: _engine().patch_directory_user(
+    result = _engine().patch_directory_user(
         _actor(), _account(), user_id, change, source=IdentitySource.SCIM,
-        expected_version=expected, event_name="ScimPatchUser"), expected)
+        expected_version=expected, event_name="ScimPatchUser")
     return _written_user(result.user)
 
 
@@ -485,9 +470,8 @@ def replace_group(group_id: str) -> Response:
     change = GroupChange(name=doc["displayName"], external_id=doc.get("externalId"),
                          set_external_id=True,
                          replace=group_member_ids(doc.get("members")))
-    _retrying(lambda _attempt: _engine().change_group(
-        _actor(), _account(), group_id, change, expected_version=expected,
-        event_name="ScimReplaceGroup"), expected)
+    _engine().change_group(_actor(), _account(), group_id, change,
+                           expected_version=expected, event_name="ScimReplaceGroup")
     return _group_response(group_id)
 
 
@@ -499,9 +483,8 @@ def patch_group(group_id: str) -> Response:
     change = GroupChange(name=plan.display_name, external_id=plan.new_external_id,
                          set_external_id=plan.external_id_changed, add=plan.add,
                          remove=plan.remove, replace=plan.replace)
-    view = _retrying(lambda _attempt: _engine().change_group(
-        _actor(), _account(), group_id, change, expected_version=expected,
-        event_name="ScimPatchGroup"), expected)
+    view = _engine().change_group(_actor(), _account(), group_id, change,
+                                  expected_version=expected, event_name="ScimPatchGroup")
     if request.args.get("attributes") is None and \
             request.args.get("excludedAttributes") is None:
         # RFC 7644 3.5.2: 204 is allowed; Entra prefers it, Okta accepts it, and it spares

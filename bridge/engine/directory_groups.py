@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 from bridge.domain import (
     Actor,
 )
+from bridge.engine.provisioning import WRITE_ATTEMPTS
 from bridge.engine.results import (
     DirectoryGroupView,
     GroupChange,
@@ -288,7 +289,10 @@ class DirectoryGroups(Room):
                   "externalId": change.external_id if change.set_external_id else None,
                   "add": add, "remove": remove, "replace": replace,
                   "expectedVersion": expected_version}
-        return self._run(actor, event_name, params, work, account_id=account_id)
+        # Without an expected version the change applies to the current state: a try
+        # that lost a race with another writer is run again (one event for the outcome).
+        return self._run(actor, event_name, params, work, account_id=account_id,
+                         attempts=1 if expected_version is not None else WRITE_ATTEMPTS)
 
     def set_user_groups(self, actor: Actor, account_id: str, user_id: str,
                         group_names: Iterable[str], *, create_missing: bool = False,

@@ -29,6 +29,9 @@ from bridge.store.models import (
 from bridge.store.repository import Repository
 
 log = logging.getLogger(__name__)
+# A write without an expected version that lost a race with another writer is run again
+# from the current state this many times before the conflict is reported.
+WRITE_ATTEMPTS = 5
 
 
 class Provisioning(Room):
@@ -117,7 +120,10 @@ class Provisioning(Room):
                 enabled=args.get("enabled", True), attributes=args.get("attributes"),
                 user_name=args.get("user_name"))
 
-        return self._run(actor, event_name, params, work, account_id=account_id)
+        # Without an expected version the change applies to the current state: a try
+        # that lost a race with another writer is run again (one event for the outcome).
+        return self._run(actor, event_name, params, work, account_id=account_id,
+                         attempts=1 if expected_version is not None else WRITE_ATTEMPTS)
 
     def _write_directory_user(
         self, repo: Repository, account_id: str, *, source: IdentitySource,

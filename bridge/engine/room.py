@@ -54,9 +54,10 @@ class Room:
 
     def _run(self, actor: Actor, event_name: str, params: Mapping[str, Any] | None,
              work: Callable[[Repository], tuple[T, Mapping[str, Any] | None]], *,
-             account_id: str | None = None, event_type: str = "AwsApiCall") -> T:
+             account_id: str | None = None, event_type: str = "AwsApiCall",
+             attempts: int = 1) -> T:
         return self._uow.run(actor, event_name, params, work, account_id=account_id,
-                             event_type=event_type)
+                             event_type=event_type, attempts=attempts)
 
     def _read(self, work: Callable[[Repository], T], *, write_lock: bool = True) -> T:
         return self._uow.read(work, write_lock=write_lock)

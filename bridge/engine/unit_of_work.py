@@ -138,37 +138,51 @@ class UnitOfWork:
 
     def run(self, actor: Actor, event_name: str, params: Mapping[str, Any] | None,
             work: Work[T], *, account_id: str | None = None,
-            event_type: str = "AwsApiCall") -> T:
+            event_type: str = "AwsApiCall", attempts: int = 1) -> T:
         """Run ``work(repo)`` — which returns (result, the event's responseElements) — in
         one transaction with its audit event ``event_name``, and return the result.
 
         A refusal (a :class:`BridgeError`, a concurrent version change → StaleVersion, a
         uniqueness clash → Conflict) changes nothing, is recorded as the event with its
         error code in a transaction of its own, and is raised with ``audited`` set.
+
+        ``attempts`` > 1 (a write whose caller named no expected version, e.g. a SCIM PATCH
+        without If-Match): a try that lost a race with a concurrent writer (StaleVersion)
+        is rolled back and run again from the start, and only the final outcome is
+        recorded — one change, one event.
         """
-        try:
-            with self._unit() as session:
-                repo = Repository(session)
-                result, response = work(repo)
+        for attempt in range(1, attempts + 1):
+            last = attempt >= attempts
+            try:
+                with self._unit() as session:
+                    repo = Repository(session)
+                    result, response = work(repo)
+                    audit.record(session, actor, event_name, account_id=account_id,
+                                 request_parameters=params, response_elements=response,
+                                 event_type=event_type)
+                    return result
+            except StaleDataError:
+                if not last:
+                    continue
+                error: BridgeError = StaleVersion(
+                    "The resource was changed by another request; read it again and retry.")
+            except StaleVersion as exc:
+                if not last:
+                    continue
+                error = exc
+            except IntegrityError as exc:
+                log.info("integrity conflict in %s: %s", event_name, exc.orig)
+                error = Conflict("The change conflicts with existing data (a concurrent "
+                                 "change or a uniqueness rule); nothing was changed.")
+            except BridgeError as exc:
+                error = exc
+            with self._unit(savepoint=False) as session:
                 audit.record(session, actor, event_name, account_id=account_id,
-                             request_parameters=params, response_elements=response,
-                             event_type=event_type)
-                return result
-        except StaleDataError:
-            error: BridgeError = StaleVersion(
-                "The resource was changed by another request; read it again and retry.")
-        except IntegrityError as exc:
-            log.info("integrity conflict in %s: %s", event_name, exc.orig)
-            error = Conflict("The change conflicts with existing data (a concurrent change "
-                             "or a uniqueness rule); nothing was changed.")
-        except BridgeError as exc:
-            error = exc
-        with self._unit(savepoint=False) as session:
-            audit.record(session, actor, event_name, account_id=account_id,
-                         request_parameters=params, error_code=error.code,
-                         error_message=error.message, event_type=event_type)
-        error.audited = True
-        raise error
+                             request_parameters=params, error_code=error.code,
+                             error_message=error.message, event_type=event_type)
+            error.audited = True
+            raise error
+        raise AssertionError("unreachable: attempts must be at least 1")
 
     def run_decision(self, actor: Actor, event_name: str, params: Mapping[str, Any] | None,
                      work: Callable[[Repository], tuple[T, Mapping[str, Any]]], *,
