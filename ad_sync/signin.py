@@ -189,13 +189,16 @@ def login() -> BaseResponse:
         _audit(svc, params, account_id, "rate_limited", "too many failed sign-ins")
         return _answer(429, "rate_limited", "Too many failed sign-ins. Wait a few minutes "
                        "and try again.", retry_after=attempt.retry_after)
+    failed = False
     try:
         identity = _authenticate(svc, store, email, password, user_id, account_id)
     except _Refusal as refusal:
-        svc.engine.end_password_attempt(attempt, failed=refusal.status == 401)
+        failed = refusal.status == 401
         _audit(svc, params, account_id, refusal.code, refusal.message)
         return _answer(refusal.status, refusal.code, refusal.message)
-    svc.engine.end_password_attempt(attempt, failed=False)
+    finally:
+        # Only a wrong password keeps counting: a server error must not lock people out.
+        svc.engine.end_password_attempt(attempt, failed=failed)
     decision = svc.engine.decide_sign_in(identity, _actor(identity.subject))
     if not decision.allowed:
         return _answer(403, decision.reason, "You cannot sign in with this account "

@@ -3,8 +3,9 @@
 The AD door (``ad_sync/``) speaks LDAP; this module owns what the bridge stores about an
 account's directory: the connection settings (ConnectDirectory / ListDirectories /
 DisconnectDirectory), the sync watermark and per-user sync records, and the failed sign-in
-counters. It decides nothing about users: the engine does. Writes that must commit with a
-page of engine changes take the session of :meth:`ResolutionEngine.single_transaction`.
+counters. It decides nothing about users: the engine does. Its transactions are the
+engine's unit of work's (``uow.session()``); writes that must commit with a page of engine
+changes take the session of :meth:`ResolutionEngine.single_transaction`.
 
 Secrets: the bind password is sealed with ``services.secrets`` and only
 :meth:`DirectoryStore.connection` (for the door) opens it; no view, error, log line or
@@ -28,7 +29,6 @@ from sqlalchemy.orm import Session
 
 from bridge.domain import Actor, DirectoryKind
 from bridge.errors import BridgeError, NotFound, ValidationError
-from bridge.store.db import transaction
 from bridge.store.models import (
     AdDirectory,
     AdDirectoryUser,
@@ -295,13 +295,13 @@ class DirectoryStore:
             raise refused
 
     def get(self, account_id: str) -> DirectoryView | None:
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             row = session.get(AdDirectory, account_id)
             return _view(row) if row is not None else None
 
     def connection(self, account_id: str) -> DirectoryConnection:
         """The settings with the password opened (for the door). NotFound without one."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             row = session.get(AdDirectory, account_id)
             if row is None:
                 raise NotFound(f"Account {account_id} has no Active Directory connected.")
@@ -315,14 +315,14 @@ class DirectoryStore:
 
     def account_ids(self) -> list[str]:
         """Every account with a directory connected (the daemon's work list)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             return list(session.scalars(select(AdDirectory.account_id)
                                         .order_by(AdDirectory.account_id)))
 
     # --- sync state -----------------------------------------------------------------------
 
     def state(self, account_id: str) -> SyncState:
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             row = session.get(AdDirectory, account_id)
             if row is None:
                 raise NotFound(f"Account {account_id} has no Active Directory connected.")
@@ -334,14 +334,14 @@ class DirectoryStore:
         """Sync records of these objectGUIDs (one query)."""
         if not guids:
             return {}
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             rows = session.scalars(select(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.guid.in_(guids)))
             return {r.guid: _known(r) for r in rows}
 
     def present_users(self, account_id: str) -> dict[str, KnownUser]:
         """Every user the directory had at the last sync (for group and guard checks)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             rows = session.scalars(select(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True)))
             return {r.guid: _known(r) for r in rows}
@@ -349,14 +349,14 @@ class DirectoryStore:
     def guid_for_user(self, account_id: str, user_id: str) -> str | None:
         """The objectGUID the sync linked to ``user_id`` (None when the user is not from the
         account's directory)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             return session.scalars(select(AdDirectoryUser.guid).where(
                 AdDirectoryUser.account_id == account_id,
                 AdDirectoryUser.user_id == user_id).limit(1)).first()
 
     def records_of_user(self, account_id: str, user_id: str) -> list[KnownUser]:
         """Sync records linked to a user profile (normally one)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             rows = session.scalars(select(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.user_id == user_id))
             return [_known(r) for r in rows]
@@ -371,14 +371,14 @@ class DirectoryStore:
 
     def retry_guids(self, account_id: str) -> list[str]:
         """Users whose last apply skipped a clashing address (tried again every run)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             return list(session.scalars(select(AdDirectoryUser.guid).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.retry.is_(True),
                 AdDirectoryUser.present.is_(True))))
 
     def count_present(self, account_id: str) -> tuple[int, int]:
         """(users present at the last sync, of which enabled)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             base = select(func.count()).select_from(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True))
             total = session.scalar(base) or 0
@@ -389,7 +389,7 @@ class DirectoryStore:
                   staged: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """A full run's reading pass over one page: note ``seen`` (sync bookkeeping) and
         stage the changed users' facts (nothing about users changes yet)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             self.mark_seen(session, account_id, seen, run_id)
             for guid, facts in staged:
                 session.merge(AdSyncPending(account_id=account_id, guid=guid, run_id=run_id,
@@ -397,7 +397,7 @@ class DirectoryStore:
 
     def drop_pending(self, account_id: str) -> None:
         """Forget changes staged by an earlier run that did not finish (it is redone)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             session.execute(delete(AdSyncPending).where(AdSyncPending.account_id == account_id))
 
     def pending_pages(self, account_id: str, run_id: str, size: int
@@ -405,7 +405,7 @@ class DirectoryStore:
         """The staged changes of ``run_id`` in pages (keyset by objectGUID)."""
         after = ""
         while True:
-            with transaction(self._svc.sessions) as session:
+            with self._svc.engine.uow.session() as session:
                 rows = list(session.execute(
                     select(AdSyncPending.guid, AdSyncPending.facts).where(
                         AdSyncPending.account_id == account_id,
@@ -424,7 +424,7 @@ class DirectoryStore:
                 AdSyncPending.account_id == account_id, AdSyncPending.guid.in_(guids)))
 
     def count_not_seen(self, account_id: str, run_id: str) -> int:
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             return int(session.scalar(select(func.count()).select_from(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True),
                 (AdDirectoryUser.seen_run.is_(None)) | (AdDirectoryUser.seen_run != run_id)))
@@ -432,7 +432,7 @@ class DirectoryStore:
 
     def present_not_seen(self, account_id: str, run_id: str) -> list[KnownUser]:
         """Users present before a full run that the run did not see (gone or out of scope)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             rows = session.scalars(select(AdDirectoryUser).where(
                 AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True),
                 (AdDirectoryUser.seen_run.is_(None)) | (AdDirectoryUser.seen_run != run_id)))
@@ -511,14 +511,14 @@ class DirectoryStore:
 
     def record_failure_status(self, account_id: str, status: str, error: str | None) -> None:
         """Remember why the last run did not complete (no data changed)."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             row = session.get(AdDirectory, account_id)
             if row is not None:
                 row.last_status, row.last_error = status, (error or "")[:2000] or None
 
     def forget_purged(self, account_id: str) -> int:
         """Drop sync records whose user profile was purged after the grace period."""
-        with transaction(self._svc.sessions) as session:
+        with self._svc.engine.uow.session() as session:
             gone = select(AdDirectoryUser.guid).where(
                 AdDirectoryUser.account_id == account_id,
                 AdDirectoryUser.present.is_(False),

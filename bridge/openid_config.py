@@ -232,6 +232,9 @@ class OpenIdConfigService(Room):
             return issuer, client_id.strip()
 
         def work(repo: Repository) -> tuple[OpenIdConfigView, dict[str, Any]]:
+            # Lock the account first: the connect rule below is checked on what the lock
+            # protects (a concurrent ConnectDirectory waits, or is seen).
+            self._account(repo, account_id, lock=True)
             issuer, clean_id = check(repo)
             if discovery_error is not None:
                 raise ValidationError(f"IssuerUri was refused: {discovery_error.message}",

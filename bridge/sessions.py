@@ -50,7 +50,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from bridge.domain import Actor, Decision
 from bridge.engine import SESSION_ENDED, SESSION_EXPIRED, SESSION_UNKNOWN
 from bridge.errors import Unauthenticated
-from bridge.store.db import transaction
 from bridge.store.models import SessionSigningKey, SignInSession
 from bridge.store.repository import Repository
 
@@ -158,7 +157,7 @@ class SessionManager:
     def _load_keys(self) -> _KeyCache:
         """(Re)load the published keys; make the first one when there is none. Lock held."""
         now = self._now()
-        with transaction(self._services.sessions) as session:
+        with self._services.engine.uow.session() as session:
             rows = list(session.scalars(select(SessionSigningKey).where(
                 (SessionSigningKey.retired_at.is_(None))
                 # A worker may sign with a retired key until its next reload: keep the key
@@ -225,7 +224,7 @@ class SessionManager:
         pick the new key up within :data:`KEY_RELOAD_SECONDS`.
         """
         now = self._now()
-        with transaction(self._services.sessions) as session:
+        with self._services.engine.uow.session() as session:
             session.execute(update(SessionSigningKey)
                             .where(SessionSigningKey.retired_at.is_(None))
                             .values(retired_at=now))
@@ -249,7 +248,7 @@ class SessionManager:
         kid, key = self._fresh_keys().signing
         now = self._now()
         expires = now + self._ttl
-        with transaction(self._services.sessions) as session:
+        with self._services.engine.uow.session() as session:
             row = SignInSession(user_id=decision.user_id, source=source, issued_at=now,
                                 expires_at=expires)
             session.add(row)
@@ -359,7 +358,7 @@ class SessionManager:
         if self._monotonic() - self._last_purge < PURGE_INTERVAL_SECONDS:
             return
         self._last_purge = self._monotonic()
-        with transaction(self._services.sessions) as session:
+        with self._services.engine.uow.session() as session:
             session.execute(delete(SignInSession)
                             .where(SignInSession.expires_at < now - PURGE_AFTER))
 

@@ -218,6 +218,14 @@ class UnitOfWork:
         with self._unit(savepoint=False) as session:
             return work(Repository(session))
 
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction of its own (or the open :meth:`single_transaction`), for a
+        door-side store's bookkeeping that is no administrative change and has no event of
+        its own (the AD sync's records and watermark). Commits when the block ends."""
+        with self._unit(savepoint=False) as session:
+            yield session
+
     def record_event(self, actor: Actor, event_name: str, *, account_id: str | None = None,
                      params: Mapping[str, Any] | None = None,
                      response: Mapping[str, Any] | None = None,

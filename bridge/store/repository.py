@@ -73,9 +73,14 @@ class Repository:
         return (False, None) if row is None else (True, row[0])
 
     def account_for_update(self, account_id: str) -> Account | None:
-        """Load the account and lock its row (PostgreSQL) so concurrent changes serialise."""
+        """Load the account and lock its row (PostgreSQL) so concurrent changes serialise.
+
+        The row is read afresh even when this session already holds the account (loaded
+        before the lock): a rule checked after the lock must see what the lock protects,
+        not a copy read before another transaction committed."""
         return self.session.scalars(
             select(Account).where(Account.id == account_id).with_for_update()
+            .execution_options(populate_existing=True)
         ).first()
 
     def has_verified_domain(self, account_id: str) -> bool:
