@@ -113,7 +113,14 @@ class SignIn(Room):
             by_address = throttle.hit(repo.session, ADDRESS_SCOPE, keys[1], window=window,
                                       now=now)
             starts = (by_user.window_start, by_address.window_start)
-            if by_user.over(max_per_user) or by_address.over(max_per_address):
+            # Sliding windows (the previous window's attempts still count for the part of
+            # it the last ``window`` covers): no burst of twice the limit at a boundary.
+            user_total = throttle.sliding_count(repo.session, USER_SCOPE, keys[0], by_user,
+                                                now=now)
+            address_total = throttle.sliding_count(repo.session, ADDRESS_SCOPE, keys[1],
+                                                   by_address, now=now)
+            if (max_per_user > 0 and user_total > max_per_user) or (
+                    max_per_address > 0 and address_total > max_per_address):
                 # A refused attempt is not an attempt: take both hits back.
                 self._release(repo, keys, window, starts)
                 wait = max(by_user.retry_after(now), by_address.retry_after(now))

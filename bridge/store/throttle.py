@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -106,3 +106,17 @@ def release(session: Session, scope: str, subject: str, *, window: timedelta,
         RateCounter.scope == scope, RateCounter.subject == _subject(subject),
         RateCounter.window_start == start, RateCounter.hits > 0)
         .values(hits=RateCounter.hits - 1))
+
+
+def sliding_count(session: Session, scope: str, subject: str, current: Hit, *,
+                  now: datetime) -> float:
+    """The sliding-window estimate of (``scope``, ``subject``) at ``now``: the current
+    window's count (``current``, as :func:`hit` returned it) plus the previous window's,
+    weighted by how much of the previous window the last ``window`` still covers. Without
+    it a caller could make twice the limit across a window boundary."""
+    length = current.window_end - current.window_start
+    previous = session.execute(select(RateCounter.hits).where(
+        RateCounter.scope == scope, RateCounter.subject == _subject(subject),
+        RateCounter.window_start == current.window_start - length)).scalar()
+    covered = 1.0 - (now - current.window_start) / length
+    return current.count + (previous or 0) * max(0.0, covered)

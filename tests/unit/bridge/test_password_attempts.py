@@ -52,7 +52,7 @@ def test_only_failed_attempts_keep_counting(engine: ResolutionEngine,
     assert not refused.allowed and 0 < refused.retry_after <= WINDOW.total_seconds()
     # Another user from the same address is not affected (until the address limit).
     assert _begin(engine, user="user:u2", per_user=2).allowed
-    clock.advance(minutes=16)  # the next window
+    clock.advance(minutes=30)  # two windows later: forgotten
     assert _begin(engine, per_user=2).allowed
 
 
@@ -62,3 +62,19 @@ def test_the_address_limit_counts_every_user(engine: ResolutionEngine) -> None:
                                     failed=True)
     assert not _begin(engine, user="user:new", per_address=3).allowed
     assert _begin(engine, user="user:new", address="ip:10.0.0.10", per_address=3).allowed
+
+
+def test_the_window_slides_over_its_boundary(engine: ResolutionEngine,
+                                             clock: FakeClock) -> None:
+    """Failures at the end of one fixed window still count at the start of the next:
+    no second full allowance right after the boundary (the old sliding rule's effect)."""
+    length = WINDOW.total_seconds()
+    start = clock.now.timestamp() // length * length
+    clock.advance(seconds=start + length - 60 - clock.now.timestamp())  # 1 min before the end
+    for _ in range(5):
+        engine.end_password_attempt(_begin(engine), failed=True)
+    assert not _begin(engine).allowed
+    clock.advance(seconds=120)  # 1 min into the next window: the 5 failures mostly count
+    assert not _begin(engine).allowed
+    clock.advance(minutes=15)  # a whole window later they are forgotten
+    assert _begin(engine).allowed
