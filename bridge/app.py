@@ -11,16 +11,17 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import ad_sync
-import oidc
-import scim
 from ad_sync import client as ad_client
-from bridge import browser, observability, session_routes
+from ad_sync import signin as ad_signin
+from bridge import browser, session_routes
 from bridge.api import register_admin_api
 from bridge.http_input import BoundedRequest, refuse_unstorable_urls
+from bridge.observability import setup as observability_setup
 from bridge.services import Services, build_services
 from bridge.store.db import ping
 from config import Settings
+from oidc import views as oidc_views
+from scim import views as scim_views
 
 log = logging.getLogger(__name__)
 # The composition root's own entry in ``app.extensions`` (the Services it built, for tests
@@ -48,7 +49,7 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     svc = services_ or build_services(settings)
     app.extensions[EXTENSION] = svc
     # Request ids, log context, request metrics, /readyz and /metrics (docs/monitoring.md).
-    observability.install(app, svc)
+    observability_setup.install(app, svc)
     # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
     browser.install(app, svc)
     # The admin door, with the AD door's bind check for ConnectDirectory.
@@ -57,11 +58,11 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
         cfg, allow_insecure=allow_insecure))
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
-    oidc.register(app, svc)
+    oidc_views.register(app, svc)
     # The AD door: sign-in with directory passwords.
-    ad_sync.register(app, svc)
+    ad_signin.register(app, svc)
     # The SCIM door (/scim/v2).
-    scim.register(app, svc)
+    scim_views.register(app, svc)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

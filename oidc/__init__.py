@@ -1,8 +1,5 @@
 """OpenID Connect door: the relying party for Okta and the service-wide default provider.
 
-``register(app, services)`` installs the routes (see :mod:`oidc.views`).
+The composition root installs the routes with :func:`oidc.views.register`. This package
+file imports none of its modules (no import cycle through the package).
 """
-
-from oidc.views import register
-
-__all__ = ["register"]

@@ -46,7 +46,7 @@ from bridge.errors import (
     Unauthenticated,
     ValidationError,
 )
-from bridge.observability.context import current_request_id
+from bridge.observability.context import current_request_id, note_operation
 from bridge.openid_config import OpenIdConfigService
 from bridge.services import Services
 from bridge.store.models import utcnow
@@ -396,6 +396,7 @@ def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mappin
 def execute(spec: ActionSpec, path: dict[str, str], state: AdminApiState) -> Response:
     """Run one admin request through the pipeline."""
     svc = state.services
+    note_operation(spec.operation)  # the metrics' label (bridge.observability)
     request_id = current_request_id() or str(uuid.uuid4())  # the app's X-Request-Id
     actor: Actor | None = None
     principal: PrincipalView | None = None

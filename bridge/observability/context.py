@@ -27,6 +27,8 @@ class RequestContext:
     door: str
     account_id: str | None = None
     principal: str | None = None
+    # The operation a door recognised (the admin action's name), for the metrics' label.
+    operation: str | None = None
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("bridge-request", default=None)
@@ -69,3 +71,11 @@ def note_actor(principal: str | None, account_id: str | None) -> None:
         ctx.principal = principal
     if ctx.account_id is None and account_id:
         ctx.account_id = account_id
+
+
+def note_operation(name: str) -> None:
+    """Name the request's operation (a door calls this once it matched one of its own, so
+    the metrics never import a door); a no-op outside a request."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.operation = name

@@ -67,12 +67,11 @@ def operation_of(door: str) -> str:
     if rule is None:
         return "unmatched"
     if door == "admin":
-        # The admin door routes by (method, rule, ?operation=): name the action only when
-        # it is one the door registered, so a client cannot invent label values.
-        from bridge.api.framework import _REGISTRY
-
-        spec = _REGISTRY.get((method, rule), {}).get(request.args.get("operation"))
-        return spec.operation if spec is not None else f"{method} {rule}"
+        # The admin door routes by (method, rule, ?operation=) and names the action once
+        # it matched one it registered (context.note_operation): a client cannot invent
+        # label values, and this module imports no door.
+        ctx = context.current()
+        return ctx.operation if ctx is not None and ctx.operation else f"{method} {rule}"
     return f"{method} {rule}"
 
 

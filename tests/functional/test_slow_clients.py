@@ -52,9 +52,9 @@ class Trickler(threading.Thread):
     headers."""
 
     def __init__(self, port: int, body: bool, deadline: float,
-                 connected: threading.Semaphore) -> None:
+                 trickling: threading.Semaphore) -> None:
         super().__init__(daemon=True)
-        self.port, self.body, self.deadline, self.connected = port, body, deadline, connected
+        self.port, self.body, self.deadline, self.trickling = port, body, deadline, trickling
         self.sent = 0
         self.cut_off = False  # the server closed the connection while we trickled
 
@@ -62,7 +62,6 @@ class Trickler(threading.Thread):
         head = (f"POST /scim/v2/Users HTTP/1.1\r\nHost: {LOOPBACK}:{self.port}\r\n"
                 "Content-Type: application/scim+json\r\n")
         with socket.create_connection((LOOPBACK, self.port), timeout=ANSWER_TIMEOUT) as sock:
-            self.connected.release()
             if self.body:
                 sock.sendall((head + "Content-Length: 100000\r\n\r\n").encode())
                 slow = b"{" * 100_000
@@ -75,7 +74,9 @@ class Trickler(threading.Thread):
                     self.cut_off = True
                     return
                 self.sent += 1
-                time.sleep(BYTE_INTERVAL)
+                if self.sent == 2:
+                    self.trickling.release()  # its request is now arriving byte by byte
+                time.sleep(BYTE_INTERVAL)  # the trickle itself: one byte per interval
 
 
 def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, float]:
@@ -93,13 +94,12 @@ def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, float]:
 def test_trickling_clients_do_not_block_other_requests(served: tuple[int, str]) -> None:
     port, key = served
     deadline = time.monotonic() + TRICKLE_SECONDS
-    connected = threading.Semaphore(0)
-    slow = [Trickler(port, i % 2 == 1, deadline, connected) for i in range(SLOW_CLIENTS)]
+    trickling = threading.Semaphore(0)
+    slow = [Trickler(port, i % 2 == 1, deadline, trickling) for i in range(SLOW_CLIENTS)]
     for client in slow:
         client.start()
-    for _ in slow:
-        assert connected.acquire(timeout=ANSWER_TIMEOUT)
-    time.sleep(2 * BYTE_INTERVAL + 1)  # every slow request has begun arriving
+    for _ in slow:  # every slow request has begun arriving (its second byte is sent)
+        assert trickling.acquire(timeout=ANSWER_TIMEOUT)
 
     scim = {"Authorization": f"Bearer {key}", "Accept": "application/scim+json"}
     answers = []

@@ -114,7 +114,7 @@ def test_ad_sync_report_metrics() -> None:
 
 
 def test_pool_connections_in_use(services: Services, tmp_path: Path) -> None:
-    from bridge.observability import watch_pool
+    from bridge.observability.setup import watch_pool
 
     watch_pool(services.db)
     idle = value("bridge_db_pool_connections_in_use")
@@ -126,7 +126,7 @@ def test_pool_connections_in_use(services: Services, tmp_path: Path) -> None:
 
 
 def test_pool_saturation_is_counted(store_url: str) -> None:
-    from bridge.observability import watch_pool
+    from bridge.observability.setup import watch_pool
     from bridge.store.db import make_engine
 
     db = make_engine(store_url, pool_size=1, max_overflow=2)

@@ -1,7 +1,8 @@
 """A serving worker's background part in a process of its own, for the lease tests.
 
-``python -m tests.integration.admin_api.recheck_worker GO_FILE``: builds the app from the
-``BRIDGE_*`` environment and, once ``GO_FILE`` exists, calls ``start_background(app)`` —
+``python -m tests.integration.admin_api.recheck_worker``: builds the app from the
+``BRIDGE_*`` environment, prints ``ready`` and, once a line arrives on stdin (the test
+releases every worker at the same moment), calls ``start_background(app, services)`` —
 what each gunicorn worker of ``bridge serve`` does after the fork. After its runner's first
 attempt it stops and prints ``{"passes": N, "holder": ...}`` as JSON on stdout.
 """
@@ -10,23 +11,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from pathlib import Path
 
 from bridge.api.web import start_background
 from bridge.app import build_services, create_app
 from config import load_settings
 
 
-def main(go_file: str) -> int:
+def main() -> int:
     services = build_services(load_settings())
     app = create_app(services.settings, services)
     print("ready", flush=True)
-    deadline = time.monotonic() + 60
-    while not Path(go_file).exists():  # both workers start their runner at the same moment
-        if time.monotonic() > deadline:
-            return 3
-        time.sleep(0.005)
+    if not sys.stdin.readline():  # the go signal: every worker starts its runner at once
+        return 3
     runner = start_background(app, services)
     if runner is None or not runner.wait_for_attempts(1, timeout=60):
         return 4
@@ -36,4 +32,4 @@ def main(go_file: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

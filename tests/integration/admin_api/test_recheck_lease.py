@@ -24,10 +24,11 @@ ROOT = Path(__file__).resolve().parents[3]
 DOMAINS = ("one.example", "two.example", "three.example")
 
 
-def _worker(env: dict[str, str], go: Path) -> subprocess.Popen[str]:
+def _worker(env: dict[str, str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.admin_api.recheck_worker", str(go)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "tests.integration.admin_api.recheck_worker"],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
     return proc
@@ -45,9 +46,11 @@ def test_two_processes_one_pass(store_url: str, tmp_path: Path, dns: DnsServer) 
                 "BRIDGE_DATA_DIR": str(tmp_path / "data"), "BRIDGE_LOG_LEVEL": "WARNING",
                 "BRIDGE_DNS_NAMESERVERS": dns.nameserver, "BRIDGE_DNS_TIMEOUT_SECONDS": "2",
                 "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "3600"})
-    go = tmp_path / "go"
-    workers = [_worker(env, go), _worker(env, go)]
-    go.touch()
+    workers = [_worker(env), _worker(env)]
+    for proc in workers:  # release both at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     reports = []
     for proc in workers:
         out, err = proc.communicate(timeout=90)
