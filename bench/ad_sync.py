@@ -9,8 +9,9 @@ For each directory size (default 2,000 and 10,000 users, loaded offline with ``l
 * peak memory (``VmHWM``) of each sync, run in a child process, and its RSS before the
   sync started (imports and the app).
 
-Prints one JSON summary. Bounded: about 2-3 minutes on 2 cores. The DC listens on the
-fixed ports 389/636 of 127.0.0.1: no test run may be using them at the same time.
+Prints one JSON summary. Bounded: about 2-3 minutes on 2 cores. The DC listens on a
+loopback address of its own (see tests/servers/samba_dc.py), so a test run may use
+another at the same time.
 Options: ``--sizes 2000,10000``. ``BENCH_AD_PROFILE=DIR`` writes a cProfile of each sync
 there; ``BENCH_AD_SQL=1`` prints each sync's 12 costliest SQL statements to stderr.
 """

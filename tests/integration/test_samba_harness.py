@@ -7,6 +7,7 @@ One domain is provisioned per module; every test starts from the provisioned sna
 from __future__ import annotations
 
 import gc
+import ipaddress
 import socket
 import ssl
 import subprocess
@@ -83,7 +84,8 @@ def test_ldaps_verifies_samba_ca_and_certificate_name(dc: SambaDC) -> None:
         assert conn.server.ssl and conn.tls_started is False  # LDAPS, not StartTLS
     finally:
         conn.unbind()
-    assert dc.ldaps_url == "ldaps://127.0.0.1:636"
+    assert dc.ldaps_url == f"ldaps://{dc.address}:636"
+    assert ipaddress.ip_address(dc.address).is_loopback
 
     # The standard library agrees: CA-signed, CN-only certificate named tls_server_name.
     context = ssl.create_default_context(cafile=str(dc.ca_cert_path))
@@ -117,7 +119,7 @@ def test_ldaps_rejects_wrong_name_and_unknown_ca(dc: SambaDC) -> None:
 
 
 def test_starttls_on_389(dc: SambaDC) -> None:
-    assert dc.ldap_url == "ldap://127.0.0.1:389"
+    assert dc.ldap_url == f"ldap://{dc.address}:389"
     conn = dc.connection(dc.admin_upn, dc.admin_password, start_tls=True)
     try:
         assert conn.tls_started and conn.bound
@@ -318,7 +320,7 @@ def test_second_instance_fails_clearly_and_stop_is_idempotent(
     samba: SambaDC, tmp_path: Path
 ) -> None:
     assert samba.running
-    other = SambaDC(base_dir=tmp_path)
+    other = SambaDC(base_dir=tmp_path, address=samba.address)
     with pytest.raises(SambaDCError, match=r"ports \[389, 636, 3268, 3269\].*in use"):
         other.start()
     assert not other.running
@@ -373,7 +375,7 @@ def test_unclosed_instance_is_stopped_at_exit(samba: SambaDC, tmp_path: Path) ->
         )
         pid = int(done.stdout.strip())
         assert not Path(f"/proc/{pid}/cmdline").exists() or not _alive(pid)
-        assert all(samba_dc._port_is_free(port) for port in samba_dc.LDAP_PORTS)
+        assert all(samba_dc._port_is_free(port, samba.address) for port in samba_dc.LDAP_PORTS)
     finally:
         samba.start()
 

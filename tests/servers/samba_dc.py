@@ -2,13 +2,18 @@
 
 `SambaDC` provisions a throw-away AD domain (realm ``EXAMPLE.COM``, NetBIOS domain
 ``EXAMPLE``, DC host name ``dc1``) into a directory of the test run's own, and runs
-``samba`` with ``server services = ldap`` bound to 127.0.0.1 only. Nothing is ever
-sent to an address other than loopback.
+``samba`` with ``server services = ldap`` bound to one loopback address only. Nothing
+is ever sent to an address other than loopback.
 
 Contract:
 
-* Ports 389 (LDAP + StartTLS), 636 (LDAPS), 3268 and 3269 (global catalog) on
-  127.0.0.1 are fixed by Samba; `start` fails with `SambaDCError` if any is taken.
+* Ports 389 (LDAP + StartTLS), 636 (LDAPS), 3268 and 3269 (global catalog) are fixed
+  by Samba, so each instance listens on an address of its own in 127.0.0.0/8
+  (`address`): by default the first of 127.0.0.2-127.0.0.254 that no other instance on
+  this machine holds (a lock file under the temporary directory, released when the
+  process ends) and whose LDAP ports are free; two test runs (two work trees) can so
+  run a DC each. ``BRIDGE_TEST_SAMBA_ADDRESS`` or the *address* argument pins it;
+  `start` fails with `SambaDCError` if a port on it is taken.
 * Simple binds without TLS are refused ("strongerAuthRequired") unless the instance
   was built with ``require_strong_auth=False``.
 * TLS uses Samba's self-signed CA (`ca_cert_path`); the server certificate has no
@@ -32,6 +37,7 @@ import atexit
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -74,7 +80,7 @@ __all__ = [
 INSTALL_HINT = "scripts/install-test-deps.sh"
 REQUIRED_BINARIES = ("samba", "samba-tool", "ldbadd")
 LDAP_PORTS = (389, 636, 3268, 3269)
-LOOPBACK = "127.0.0.1"
+ADDRESS_ENV = "BRIDGE_TEST_SAMBA_ADDRESS"
 
 UF_ACCOUNTDISABLE = 0x0002
 UF_NORMAL_ACCOUNT = 0x0200
@@ -103,12 +109,12 @@ def generate_password() -> str:
     return "Aa1!" + secrets.token_urlsafe(18)
 
 
-def _port_is_free(port: int) -> bool:
-    """Return True if nothing listens on 127.0.0.1:*port* (TIME_WAIT does not count)."""
+def _port_is_free(port: int, address: str) -> bool:
+    """Return True if nothing listens on *address*:*port* (TIME_WAIT does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((LOOPBACK, port))
+            sock.bind((address, port))
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
@@ -116,13 +122,34 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _port_accepts(port: int, timeout: float = 0.2) -> bool:
-    """Return True if a TCP connection to 127.0.0.1:*port* succeeds."""
+def _port_accepts(port: int, address: str, timeout: float = 0.2) -> bool:
+    """Return True if a TCP connection to *address*:*port* succeeds."""
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout):
+        with socket.create_connection((address, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def _claim_address() -> tuple[str, int]:
+    """Claim a loopback address for one DC: return it and the open lock file holding it.
+
+    The lock (``flock`` on a file in the temporary directory) is the process's until the
+    file is closed or the process ends, so a crashed run never keeps an address.
+    """
+    for last in range(2, 255):
+        address = f"127.0.0.{last}"
+        path = Path(tempfile.gettempdir()) / f"bridge-test-samba-{address}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if all(_port_is_free(port, address) for port in LDAP_PORTS):
+            return address, fd
+        os.close(fd)
+    raise SambaDCError("no free loopback address in 127.0.0.2-127.0.0.254 for a Samba DC")
 
 
 def _set_parent_death_signal() -> None:
@@ -156,7 +183,7 @@ atexit.register(_stop_all_at_exit)
 
 
 class SambaDC:
-    """A provisioned Samba AD DC listening on 127.0.0.1, driven over LDAPS with ldap3.
+    """A provisioned Samba AD DC listening on its own loopback address, driven with ldap3.
 
     The instance provisions its domain lazily on the first `start` (or explicitly via
     `provision`), exactly once. Use it as a context manager, or call `start` and
@@ -181,6 +208,7 @@ class SambaDC:
         process_model: str | None = "single",
         worker_grace: float = 3.0,
         backend_store: str = "mdb",
+        address: str | None = None,
     ) -> None:
         """Prepare (but do not provision or start) a DC living under *base_dir*.
 
@@ -194,8 +222,14 @@ class SambaDC:
         provision --backend-store``: ``mdb`` (LMDB, the default here; Samba's choice for
         large domains) keeps an ordered index on ``uSNChanged``, so ``(uSNChanged>=N)``
         costs the same at any directory size, as on Windows AD; ``tdb`` scans every
-        object for it.
+        object for it. *address* pins the loopback address (see the module's contract).
         """
+        self._address_lock: int | None = None
+        pinned = address or os.environ.get(ADDRESS_ENV)
+        if pinned:
+            self.address = pinned
+        else:
+            self.address, self._address_lock = _claim_address()
         self._owns_base_dir = base_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="samba-dc-")) if base_dir is None else base_dir
         self.base_dir = self.base_dir.resolve()
@@ -221,17 +255,17 @@ class SambaDC:
     @property
     def ldap_url(self) -> str:
         """URL of the plain LDAP port (StartTLS required for simple binds)."""
-        return f"ldap://{LOOPBACK}:389"
+        return f"ldap://{self.address}:389"
 
     @property
     def ldaps_url(self) -> str:
         """URL of the LDAPS port."""
-        return f"ldaps://{LOOPBACK}:636"
+        return f"ldaps://{self.address}:636"
 
     @property
     def host(self) -> str:
         """The address the DC listens on (always loopback)."""
-        return LOOPBACK
+        return self.address
 
     @property
     def ca_cert_path(self) -> Path:
@@ -350,10 +384,10 @@ class SambaDC:
             raise SambaDCError("this SambaDC was closed")
         self._reap()
         self.check_installed()
-        busy = [port for port in LDAP_PORTS if not _port_is_free(port)]
+        busy = [port for port in LDAP_PORTS if not _port_is_free(port, self.address)]
         if busy:
             raise SambaDCError(
-                f"ports {busy} on {LOOPBACK} are already in use; another LDAP server "
+                f"ports {busy} on {self.address} are already in use; another LDAP server "
                 "(or a leftover samba) is running. Samba AD's LDAP ports are fixed."
             )
         self.provision()
@@ -412,7 +446,7 @@ class SambaDC:
             time.sleep(0.01)
         self._proc = None
         deadline = time.monotonic() + self.stop_timeout
-        while not all(_port_is_free(port) for port in LDAP_PORTS):
+        while not all(_port_is_free(port, self.address) for port in LDAP_PORTS):
             if time.monotonic() > deadline:
                 raise SambaDCError("samba stopped but its LDAP ports did not become free")
             time.sleep(0.02)
@@ -423,6 +457,9 @@ class SambaDC:
         if self._owns_base_dir and not self._closed:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         self._closed = True
+        if self._address_lock is not None:
+            os.close(self._address_lock)
+            self._address_lock = None
         _LIVE.discard(self)
 
     def snapshot(self) -> None:
@@ -520,7 +557,7 @@ class SambaDC:
         ``get_info=NONE``: ldap3 rejects Samba's rootDSE against the AD schema it knows.
         """
         return Server(
-            LOOPBACK,
+            self.address,
             port=636 if ldaps else 389,
             use_ssl=ldaps,
             tls=self.tls(),
@@ -758,7 +795,9 @@ class SambaDC:
             f"workgroup = {self.domain}",
             "server role = active directory domain controller",
             "server services = ldap",
-            f"interfaces = {LOOPBACK}",
+            # An address that is on no interface is taken only with a mask (Samba
+            # matches bare addresses against the probed interfaces' own addresses).
+            f"interfaces = {self.address}/8",
             "bind interfaces only = yes",
             *(f"{key} = {path}" for key, path in dirs.items()),
             f"log file = {self.log_dir / 'samba.log'}",
@@ -776,7 +815,7 @@ class SambaDC:
             if proc is None or proc.poll() is not None:
                 code = proc.returncode if proc is not None else None
                 raise SambaDCError(f"samba exited during start (code {code}).\n{self._log_tails()}")
-            if _port_accepts(636) and self._root_dse_answers():
+            if _port_accepts(636, self.address) and self._root_dse_answers():
                 return
             if time.monotonic() > deadline:
                 raise SambaDCError(
@@ -787,7 +826,7 @@ class SambaDC:
     def _root_dse_answers(self) -> bool:
         """Return True if an anonymous rootDSE read on 389 succeeds."""
         conn = Connection(
-            Server(LOOPBACK, port=389, get_info=NONE, connect_timeout=1),
+            Server(self.address, port=389, get_info=NONE, connect_timeout=1),
             auto_referrals=False,
             receive_timeout=2,
         )

@@ -5,8 +5,8 @@ directory is that DC over LDAPS, verified with the DC's own CA.
 
 Seeded snapshot: ``OU=Staff`` (the account's BaseDn), ``OU=Elsewhere`` (outside it), the
 groups ``Chime-Pro`` (with the nested ``Chime-Pro-Nested``) and ``Chime-Basic`` in
-``OU=Groups``. Nothing contacts an address other than 127.0.0.1: the referrals Samba returns
-name ``example.com`` and are never followed.
+``OU=Groups``. Nothing contacts an address other than the DC's own loopback address:
+the referrals Samba returns name ``example.com`` and are never followed.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def _connect(tmp_path: Path, url: str, clock: FakeClock, body: dict,
 def test_ldaps_with_the_dc_ca_connects_and_never_returns_the_password(
         tmp_path: Path, sqlite_url: str, clock: FakeClock, dc: SambaDC, seed: Seed) -> None:
     services, account_id, view = _connect(tmp_path, sqlite_url, clock, directory_body(dc, seed))
-    assert view.has_ca_certificate and view.ldap_url == "ldaps://127.0.0.1:636"
+    assert view.has_ca_certificate and view.ldap_url == dc.ldaps_url
     assert dc.admin_password not in repr(view.as_json())
     assert services.engine.get_account(account_id).type == AccountType.ENTERPRISE_DIRECTORY
     # Sealed at rest.
