@@ -76,6 +76,15 @@ class Admin:
                                                 params=params, error=error)
         return error
 
+    def refused(self, action: str, account_id: str | None, error: BridgeError,
+                params: dict[str, Any] | None = None) -> BridgeError:
+        """Record ``error`` (a request refused before anything ran, e.g. a malformed
+        filter) as the ``action`` event, as the API's pipeline does; returns it."""
+        if not error.audited:
+            self.state.services.engine.record_event(self.actor, action, account_id=account_id,
+                                                    params=params, error=error)
+        return error
+
     def require(self, action: str, account_id: str | None = None,
                 params: dict[str, Any] | None = None, *, filtered: bool = False) -> None:
         """Raise AccessDenied (audited as the refused ``action``) unless allowed."""

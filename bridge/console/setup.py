@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import Flask
 
 from bridge.api.console_credentials import ConsoleCredentials
+from bridge.api.principals import PrincipalStore
 from bridge.console.sessions import ConsoleSessions
 from bridge.console.state import STATE_KEY, ConsoleState, bp
 from bridge.services import Services
@@ -23,6 +24,7 @@ def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials) -> C
     state = ConsoleState(
         services=svc,
         credentials=credentials,
+        principals=PrincipalStore(svc.engine.uow, svc.secrets, clock=svc.engine.now),
         sessions=ConsoleSessions(
             svc.engine.uow, svc.engine.now,
             idle=timedelta(seconds=settings.console_idle_timeout_seconds),

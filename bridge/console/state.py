@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g
 
 from bridge.api.console_credentials import ConsoleCredentials
+from bridge.api.principals import PrincipalStore
 from bridge.browser import csrf_field
 from bridge.console.sessions import ConsoleSessions
 from bridge.services import Services
@@ -43,6 +44,7 @@ class ConsoleState:
 
     services: Services
     credentials: ConsoleCredentials
+    principals: PrincipalStore
     sessions: ConsoleSessions
     aws_account_id: str
     secure_cookie: bool
