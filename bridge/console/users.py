@@ -58,9 +58,16 @@ def user_actions(admin: Admin, account: AccountView) -> dict[str, bool]:
 
 def _page(account_id: str, email: str | None,
           after: str | None) -> tuple[AccountView, list[UserView]]:
+    """The account and one page of its users (one more, to know whether a next page
+    exists): all users in id order; a whole address: its user (primary address or alias);
+    anything else: users whose primary address starts with it, in address order."""
     account = account_for_page(account_id)
-    return account, console_state().services.engine.list_users(
-        account_id, email=email, after_id=after, limit=PAGE_SIZE + 1)
+    engine = console_state().services.engine
+    if email and "@" not in email:
+        return account, engine.list_users_by_address(account_id, email, after_address=after,
+                                                     limit=PAGE_SIZE + 1)
+    return account, engine.list_users(account_id, email=email, after_id=after,
+                                      limit=PAGE_SIZE + 1)
 
 
 @bp.get("/accounts/<account_id>/users")
@@ -68,13 +75,13 @@ def _page(account_id: str, email: str | None,
 def users(account_id: str) -> Any:
     admin = current_admin()
     raw = (request.args.get("email") or "").strip()[:320]
-    # A whole address matches the primary address or an alias; anything else is a prefix
-    # of the primary address (the store's rule).
     email = raw.lower() or None
     after = request.args.get("after") or None
     account, found = admin.read("ListUsers", account_id, _page, account_id, email, after,
                                 params={"accountId": account_id, "userEmail": email})
-    more = found[PAGE_SIZE - 1].id if len(found) > PAGE_SIZE else None
+    last = found[PAGE_SIZE - 1] if len(found) > PAGE_SIZE else None
+    prefix_search = bool(email) and "@" not in (email or "")
+    more = None if last is None else (last.primary_email if prefix_search else last.id)
     actions = user_actions(admin, account)
     return render_template(
         "console/users.html", account=account, users=found[:PAGE_SIZE], more=more,

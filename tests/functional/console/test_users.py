@@ -57,6 +57,15 @@ def test_search_by_email_and_pages_of_fifty(console: Console, app_services: Serv
         re.findall(r'value="([0-9a-f-]{36})"', second))
     found = console.client.get(f"/console/accounts/{account_id}/users?email=u007@example.test")
     assert found.text.count('name="user_id"') == 1 and "u007@example.test" in found.text
+    # A prefix (any case): matches in address order, paged by address.
+    prefix = console.client.get(f"/console/accounts/{account_id}/users?email=U0").text
+    shown = re.findall(r">(u\d{3})@example.test<", prefix)
+    assert shown == [f"u{i:03}" for i in range(50)]
+    nxt = re.search(r'href="([^"]+after=[^"]+)">Next page', prefix)
+    assert nxt
+    rest = console.client.get(nxt.group(1).replace("&amp;", "&")).text
+    assert re.findall(r">(u\d{3})@example.test<", rest) == [f"u{i:03}" for i in range(50, 100)]
+    assert "Next page" not in rest
 
 
 def test_assign_permissions_and_remove_user_in_a_team_account(

@@ -180,3 +180,24 @@ def test_lookup_newest_first_pages_backwards(services: Services) -> None:
     assert [e["eventName"] for e in first + second] == ["Event4", "Event3", "Event2",
                                                           "Event1"]
     assert [e["eventName"] for e in seen] == ["Event4", "Event3"]
+
+
+def test_users_by_address_prefix_pages_in_address_order(services: Services) -> None:
+    engine = services.engine
+    team = engine.create_account(OPERATOR, "Team")
+    emails = ["b_x@example.test", "bax@example.test", "ann@example.test", "b%y@example.test",
+              "bob@example.test", "bz@example.test"]
+    engine.invite_users(OPERATOR, team.id, emails)
+    first = engine.list_users_by_address(team.id, "B", limit=2)
+    assert [u.primary_email for u in first] == ["b%y@example.test", "b_x@example.test"]
+    rest = engine.list_users_by_address(team.id, "b", after_address=first[-1].primary_email,
+                                        limit=10)
+    assert [u.primary_email for u in rest] == ["bax@example.test", "bob@example.test",
+                                               "bz@example.test"]
+    # Wildcards of LIKE are plain characters here.
+    assert [u.primary_email for u in engine.list_users_by_address(team.id, "b_")] == [
+        "b_x@example.test"]
+    assert engine.list_users_by_address(team.id, "zz") == []
+    # The exact-address search still finds a user by primary address.
+    assert [u.primary_email for u in engine.list_users(team.id, email="bob@example.test")] == [
+        "bob@example.test"]
