@@ -36,7 +36,7 @@ def _users_page(page: Page, live: LiveConsole, account_name: str) -> None:
 
 def test_create_an_account_invite_users_and_they_accept(live: LiveConsole, page: Page) -> None:
     sign_in(page, live, "alice")
-    check_page(page, live, "02-accounts")
+    check_page(page, live, "02-accounts-empty")
     # "On the Accounts page, choose New account."
     with page.expect_navigation():
         page.get_by_role("link", name="New account").click()
@@ -68,6 +68,10 @@ def test_create_an_account_invite_users_and_they_accept(live: LiveConsole, page:
     account = live.services.engine.list_accounts(name_prefix="Example Team")[0]
     assert {u.primary_email for u in live.services.engine.list_users(account.id)} == {
         "ann@example.test", "bob@example.test", "cid@example.test"}
+    with page.expect_navigation():
+        page.get_by_role("link", name="Accounts", exact=True).click()
+    assert page.get_by_role("link", name="Example Team").is_visible()
+    check_page(page, live, "02-accounts")
 
 
 def test_user_actions_assign_remove_and_log_out_in_a_team_account(live: LiveConsole,
