@@ -15,6 +15,8 @@ from ad_sync import client as ad_client
 from ad_sync import signin as ad_signin
 from bridge import browser, session_routes
 from bridge.api import register_admin_api
+from bridge.api.console_credentials import ConsoleCredentials
+from bridge.console import setup as console_setup
 from bridge.http_input import BoundedRequest, refuse_unstorable_urls
 from bridge.observability import setup as observability_setup
 from bridge.services import Services, build_services
@@ -56,6 +58,10 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     allow_insecure = settings.allow_insecure_ldap
     register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
         cfg, allow_insecure=allow_insecure))
+    # The administration console (/console): the admin API's actions and policies in a
+    # browser, signed in with the admins' console passwords.
+    console_setup.register(app, svc, credentials=ConsoleCredentials(
+        svc.engine.uow, svc.secrets, clock=svc.engine.now))
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
     oidc_views.register(app, svc)
@@ -87,10 +93,13 @@ def _register_routing_errors(app: Flask) -> None:
 
     from bridge import errors as bridge_errors
     from bridge.api.errors import error_response
+    from bridge.console import errors as console_errors
     from bridge.http_input import UnstorableUrl
     from scim import errors as scim_errors
 
     def routing_error(error: NotFound | MethodNotAllowed) -> Response:
+        if request.path == "/console" or request.path.startswith("/console/"):
+            return console_errors.routing_error_page(error.code or 404)
         if request.path.startswith("/scim/"):
             return scim_errors.response(scim_errors.from_http(error))
         if request.path.startswith(("/auth/", "/.well-known/")):

@@ -162,7 +162,9 @@ def event_row(
 
 @dataclass(frozen=True)
 class EventQuery:
-    """Filters of LookupEvents; ``after_seq`` is the paging cursor (exclusive)."""
+    """Filters of LookupEvents; ``after_seq`` is the paging cursor (exclusive): the next
+    page starts after it in the query's order (oldest first, or newest first with
+    ``newest_first``, the console's Event history)."""
 
     event_name: str | None = None
     principal_id: str | None = None
@@ -171,6 +173,12 @@ class EventQuery:
     end_time: datetime | None = None
     after_seq: int | None = None
     limit: int = 50
+    newest_first: bool = False
+
+
+def _past(query: EventQuery, cursor: int) -> Any:
+    """The condition "after ``cursor`` in the query's order"."""
+    return AuditEvent.seq < cursor if query.newest_first else AuditEvent.seq > cursor
 
 
 def count_since(session: Session, principal_id: str, since: datetime, *, cap: int) -> int:
@@ -184,8 +192,9 @@ def count_since(session: Session, principal_id: str, since: datetime, *, cap: in
 
 
 def _matching(query: EventQuery) -> Select[Any]:
-    """The events matching ``query``'s filters, oldest first (no cursor, no limit)."""
-    stmt = select(AuditEvent).order_by(AuditEvent.seq)
+    """The events matching ``query``'s filters, in its order (no cursor, no limit)."""
+    stmt = select(AuditEvent).order_by(AuditEvent.seq.desc() if query.newest_first
+                                       else AuditEvent.seq)
     if query.event_name:
         stmt = stmt.where(AuditEvent.event_name == query.event_name)
     if query.principal_id:
@@ -202,7 +211,7 @@ def _matching(query: EventQuery) -> Select[Any]:
 def lookup(session: Session, query: EventQuery, *,
            visible: Callable[[str], bool] | None = None,
            max_scanned: int = MAX_SCANNED) -> tuple[list[dict[str, Any]], int | None]:
-    """Events matching ``query`` oldest first; returns (events, cursor of the next page).
+    """Events matching ``query`` in its order; returns (events, cursor of the next page).
 
     ``visible(account_id)`` hides the events of the accounts it refuses (events without
     an account are kept). Then at most ``max_scanned`` events are examined for one page,
@@ -211,28 +220,29 @@ def lookup(session: Session, query: EventQuery, *,
     """
     stmt = _matching(query)
     if query.after_seq is not None:
-        stmt = stmt.where(AuditEvent.seq > query.after_seq)
+        stmt = stmt.where(_past(query, query.after_seq))
     if visible is None:
         rows = list(session.scalars(stmt.limit(query.limit + 1)))
         next_cursor = rows[query.limit - 1].seq if len(rows) > query.limit else None
         return [r.body for r in rows[: query.limit]], next_cursor
-    kept, next_cursor = _visible_seqs(session, stmt, query.limit, visible, max_scanned)
+    kept, next_cursor = _visible_seqs(session, stmt, query, visible, max_scanned)
     bodies = dict(session.execute(select(AuditEvent.seq, AuditEvent.body)
                                   .where(AuditEvent.seq.in_(kept))).tuples().all())
     return [bodies[seq] for seq in kept], next_cursor
 
 
-def _visible_seqs(session: Session, stmt: Select[Any], limit: int,
+def _visible_seqs(session: Session, stmt: Select[Any], query: EventQuery,
                   visible: Callable[[str], bool],
                   max_scanned: int) -> tuple[list[int], int | None]:
     """Up to ``limit`` sequence numbers of visible events (reading only the sequence and
     account columns, in batches, at most ``max_scanned`` rows); and the next cursor."""
     keys = stmt.with_only_columns(AuditEvent.seq, AuditEvent.account_id)
+    limit = query.limit
     kept: list[int] = []
     scanned, cursor = 0, None
     while scanned < max_scanned:
         size = min(max(limit + 1, 100), max_scanned - scanned)
-        batch = keys if cursor is None else keys.where(AuditEvent.seq > cursor)
+        batch = keys if cursor is None else keys.where(_past(query, cursor))
         rows = session.execute(batch.limit(size + 1)).tuples().all()  # +1: any left?
         for seq, account_id in rows[:size]:
             scanned, cursor = scanned + 1, seq

@@ -89,6 +89,14 @@ class Settings:
     admin_api_max_unauthenticated_per_minute: int = 60
     # The 12-digit id the admin API reports as AwsAccountId and uses in IAM-style ARNs.
     admin_aws_account_id: str = "000000000000"
+    # Console (/console): a signed-in administrator's session ends after this much idle
+    # time, and at the latest after the maximum; failed sign-ins allowed per admin user
+    # name / per source address within the window (sliding), then refused until it passes.
+    console_idle_timeout_seconds: int = 1800
+    console_session_max_seconds: int = 12 * 3600
+    console_sign_in_max_failures_per_user: int = 5
+    console_sign_in_max_failures_per_address: int = 20
+    console_sign_in_failure_window_seconds: int = 900
     # Operations (docs/monitoring.md): text or json log lines; /metrics on the main port
     # (0) or on a port of its own; where gunicorn workers keep their metric files (empty:
     # data_dir/metrics).
@@ -212,7 +220,9 @@ def _validate(s: Settings) -> None:
         if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
             raise bad("smtp_url", "must look like smtp://[user:pass@]host:port[?starttls=true]")
     for name in ("max_body_bytes", "scim_max_results", "session_ttl_seconds",
-                 "ad_sync_interval_seconds", "ad_full_sync_interval_seconds"):
+                 "ad_sync_interval_seconds", "ad_full_sync_interval_seconds",
+                 "console_idle_timeout_seconds", "console_session_max_seconds",
+                 "console_sign_in_failure_window_seconds"):
         if getattr(s, name) <= 0:
             raise bad(name, "must be positive")
     if not 0 < s.ad_mass_change_max_percent <= 100:

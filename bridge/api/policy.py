@@ -101,6 +101,8 @@ ACTION_TABLE: dict[str, frozenset[str]] = {
 # administrator's task); custom policies can grant them like any other action.
 EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
+    # The console's "Remove user" (team accounts; the engine's RemoveUsers).
+    "RemoveUsers": frozenset({"FA"}),
 }
 
 ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS}

@@ -161,6 +161,11 @@ class PrincipalStore:
         return self._uow.read(lambda repo: self._view(repo.session,
                                                       self._by_name(repo.session, name)))
 
+    def find_id(self, name: str) -> str | None:
+        """The id of the admin user named ``name``, or None (no error: a filter's look-up)."""
+        return self._uow.read(lambda repo: repo.session.scalar(
+            select(AdminPrincipal.id).where(AdminPrincipal.name == name)), write_lock=False)
+
     def delete(self, actor: Actor, name: str) -> None:
         """DeleteUser: the principal and all its keys (requests signed with them fail)."""
 

@@ -74,6 +74,7 @@ class ResolutionEngine:
         self.get_user = self.members.get_user
         self.get_user_by_email = self.members.get_user_by_email
         self.list_users = self.members.list_users
+        self.list_users_by_address = self.members.list_users_by_address
         self.invite_users = self.members.invite_users
         self.accept_invitation = self.members.accept_invitation
         self.remove_users = self.members.remove_users

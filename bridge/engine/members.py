@@ -72,6 +72,23 @@ class Members(Room):
 
         return self._read(work)
 
+    def list_users_by_address(self, account_id: str, prefix: str, *,
+                              after_address: str | None = None,
+                              limit: int = 50) -> list[UserView]:
+        """Users of the account whose primary address starts with ``prefix`` (any case),
+        in address order; ``after_address`` is the page cursor (the last address shown).
+        NotFound for an unknown account."""
+        needle = prefix.strip().lower()
+
+        def work(repo: Repository) -> list[UserView]:
+            self._account(repo, account_id)
+            users = repo.users_by_address_prefix(account_id, needle,
+                                                 after_address=after_address, limit=limit)
+            addresses = repo.addresses_for_users([u.id for u in users])
+            return [UserView.of(u, addresses[u.id]) for u in users]
+
+        return self._read(work)
+
     def invite_users(self, actor: Actor, account_id: str,
                      emails: str | Sequence[str]) -> tuple[list[InvitationView], list[ItemError]]:
         """InviteUsers (team accounts): one invitation per address, each with a single-use

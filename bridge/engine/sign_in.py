@@ -48,6 +48,7 @@ class PasswordAttempt:
     window: timedelta
     window_starts: tuple[datetime, datetime]
     retry_after: int = 0
+    scopes: tuple[str, str] = (USER_SCOPE, ADDRESS_SCOPE)
 
 
 class SignIn(Room):
@@ -98,34 +99,39 @@ class SignIn(Room):
 
     def begin_password_attempt(self, user_key: str, source_address: str, *,
                                max_per_user: int, max_per_address: int,
-                               window: timedelta) -> PasswordAttempt:
+                               window: timedelta,
+                               scopes: tuple[str, str] = (USER_SCOPE, ADDRESS_SCOPE),
+                               ) -> PasswordAttempt:
         """Reserve one password attempt for ``user_key`` (the user's id, or the address
         typed when it names nobody) and ``source_address``, BEFORE the password is checked:
         one atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
         distinct counts and at most ``max_per_user`` / ``max_per_address`` attempts a window
         can fail (0: no limit). Over either limit: nothing is reserved, ``allowed`` False.
-        Close every allowed attempt with :meth:`end_password_attempt`."""
+        Close every allowed attempt with :meth:`end_password_attempt`. ``scopes``: the
+        throttle scopes (per user, per address) of the door asking; the AD sign-in's by
+        default, the console's sign-in uses its own."""
         keys = (user_key, source_address)
+        user_scope, address_scope = scopes
 
         def work(repo: Repository) -> PasswordAttempt:
             now = self._now()
-            by_user = throttle.hit(repo.session, USER_SCOPE, keys[0], window=window, now=now)
-            by_address = throttle.hit(repo.session, ADDRESS_SCOPE, keys[1], window=window,
+            by_user = throttle.hit(repo.session, user_scope, keys[0], window=window, now=now)
+            by_address = throttle.hit(repo.session, address_scope, keys[1], window=window,
                                       now=now)
             starts = (by_user.window_start, by_address.window_start)
             # Sliding windows (the previous window's attempts still count for the part of
             # it the last ``window`` covers): no burst of twice the limit at a boundary.
-            user_total = throttle.sliding_count(repo.session, USER_SCOPE, keys[0], by_user,
+            user_total = throttle.sliding_count(repo.session, user_scope, keys[0], by_user,
                                                 now=now)
-            address_total = throttle.sliding_count(repo.session, ADDRESS_SCOPE, keys[1],
+            address_total = throttle.sliding_count(repo.session, address_scope, keys[1],
                                                    by_address, now=now)
             if (max_per_user > 0 and user_total > max_per_user) or (
                     max_per_address > 0 and address_total > max_per_address):
                 # A refused attempt is not an attempt: take both hits back.
-                self._release(repo, keys, window, starts)
+                self._release(repo, scopes, keys, window, starts)
                 wait = max(by_user.retry_after(now), by_address.retry_after(now))
-                return PasswordAttempt(False, keys, window, starts, wait)
-            return PasswordAttempt(True, keys, window, starts)
+                return PasswordAttempt(False, keys, window, starts, wait, scopes)
+            return PasswordAttempt(True, keys, window, starts, 0, scopes)
 
         return self._uow.bookkeeping(work)
 
@@ -134,14 +140,14 @@ class SignIn(Room):
         password was right, the directory could not be asked) is taken back."""
         if failed or not attempt.allowed:
             return
-        self._uow.bookkeeping(lambda repo: self._release(repo, attempt.keys, attempt.window,
-                                                         attempt.window_starts))
+        self._uow.bookkeeping(lambda repo: self._release(
+            repo, attempt.scopes, attempt.keys, attempt.window, attempt.window_starts))
 
     @staticmethod
-    def _release(repo: Repository, keys: tuple[str, str], window: timedelta,
-                 starts: tuple[datetime, datetime]) -> None:
-        throttle.release(repo.session, USER_SCOPE, keys[0], window=window, start=starts[0])
-        throttle.release(repo.session, ADDRESS_SCOPE, keys[1], window=window, start=starts[1])
+    def _release(repo: Repository, scopes: tuple[str, str], keys: tuple[str, str],
+                 window: timedelta, starts: tuple[datetime, datetime]) -> None:
+        throttle.release(repo.session, scopes[0], keys[0], window=window, start=starts[0])
+        throttle.release(repo.session, scopes[1], keys[1], window=window, start=starts[1])
 
     # --- facts in, plan out, effects applied ---------------------------------------------
 

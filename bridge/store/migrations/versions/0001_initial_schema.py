@@ -249,6 +249,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "admin_console_credentials",
+        sa.Column("principal_id", sa.String(length=32), nullable=False),
+        sa.Column("password_hash", sa.String(length=256), nullable=True),
+        sa.Column("password_set_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("totp_secret_sealed", sa.String(length=512), nullable=True),
+        sa.Column("totp_enabled_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("totp_last_step", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["principal_id"],
+            ["admin_principals.id"],
+            name=op.f("fk_admin_console_credentials_principal_id_admin_principals"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("principal_id", name=op.f("pk_admin_console_credentials")),
+    )
+    op.create_table(
         "api_keys",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -265,6 +281,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_keys_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "console_sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("principal_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["principal_id"],
+            ["admin_principals.id"],
+            name=op.f("fk_console_sessions_principal_id_admin_principals"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_console_sessions")),
+    )
+    with op.batch_alter_table("console_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_console_sessions_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_console_sessions_principal_id"), ["principal_id"], unique=False
+        )
 
     op.create_table(
         "directory_groups",
@@ -564,10 +603,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_directory_groups_external")
 
     op.drop_table("directory_groups")
+    with op.batch_alter_table("console_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_console_sessions_principal_id"))
+        batch_op.drop_index(batch_op.f("ix_console_sessions_expires_at"))
+
+    op.drop_table("console_sessions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_account_id"))
 
     op.drop_table("api_keys")
+    op.drop_table("admin_console_credentials")
     with op.batch_alter_table("admin_access_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_admin_access_keys_principal_id"))
 

@@ -1,0 +1,133 @@
+"""Console sign-in: password (argon2), TOTP, the same answer for every failure, the
+throttle, the session cookie, idle timeout and sign-out."""
+
+from __future__ import annotations
+
+import pyotp
+from flask.testing import FlaskClient
+
+from bridge.app import Services
+from tests.conftest import FakeClock
+from tests.functional.console.conftest import (
+    OPERATOR,
+    Console,
+    csrf_token,
+    events,
+)
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_and_opens_the_accounts_page(
+        console: Console, app_services: Services) -> None:
+    console.make_admin("alice")
+    response = console.post_sign_in("alice")
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("bridge_console=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # the public URL is http in tests
+    page = console.client.get("/console/accounts")
+    assert page.status_code == 200
+    assert "Signed in as" in page.text and "alice" in page.text
+    [login] = events(app_services, "ConsoleLogin")
+    assert login["errorCode"] is None
+    identity = login["userIdentity"]
+    assert identity["userName"] == "alice" and identity["source"] == "console"
+
+
+def test_wrong_password_unknown_user_and_wrong_account_get_the_same_answer(
+        console: Console, app_services: Services) -> None:
+    console.make_admin("alice")
+    wrong = console.post_sign_in("alice", "not the password at all")
+    unknown = console.post_sign_in("mallory", "not the password at all")
+    account = console.post_sign_in("alice", account_id="111111111111")
+    for response in (wrong, unknown, account):
+        assert response.status_code == 401
+        assert "Your authentication information is incorrect" in response.text
+        assert "bridge_console=" not in response.headers.get("Set-Cookie", "")
+    names = [e["requestParameters"]["userName"] for e in events(app_services, "ConsoleLogin")]
+    # The typed name is recorded only for an admin that exists (it could be a password).
+    assert names == ["alice", "HIDDEN_DUE_TO_SECURITY_REASONS",
+                     "HIDDEN_DUE_TO_SECURITY_REASONS"]
+    assert all(e["errorCode"] == "Unauthenticated"
+               for e in events(app_services, "ConsoleLogin"))
+
+
+def test_failures_are_throttled_per_user_even_with_the_right_password(
+        console: Console, app_services: Services) -> None:
+    console.make_admin("alice")
+    for _ in range(5):
+        assert console.post_sign_in("alice", "wrong password guess").status_code == 401
+    refused = console.post_sign_in("alice")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many failed sign-in attempts" in refused.text
+    assert events(app_services, "ConsoleLogin")[-1]["errorCode"] == "RateLimited"
+
+
+def test_failures_are_throttled_per_source_address(console: Console) -> None:
+    # 20 failures from one address over several names: the next name is refused too.
+    for i in range(20):
+        assert console.post_sign_in(f"user{i}", "wrong password guess").status_code == 401
+    assert console.post_sign_in("someone-else", "wrong password guess").status_code == 429
+
+
+def test_mfa_code_is_required_and_works_once(console: Console, clock: FakeClock,
+                                             app_services: Services) -> None:
+    console.make_admin("alice")
+    uri = console.credentials.enable_mfa(OPERATOR, "alice")
+    totp = pyotp.TOTP(pyotp.parse_uri(uri).secret)
+    response = console.post_sign_in("alice")
+    assert response.status_code == 302 and response.headers["Location"] == "/console/mfa"
+    assert "bridge_console=" not in response.headers.get("Set-Cookie", "")
+    assert console.client.get("/console/accounts").status_code == 302  # not signed in yet
+    bad = console.form("/console/mfa", {"code": "000000" if totp.at(clock.now) != "000000"
+                                        else "111111"})
+    assert bad.status_code == 401 and "not valid" in bad.text
+    good = console.form("/console/mfa", {"code": totp.at(clock.now)})
+    assert good.status_code == 302 and good.headers["Location"] == "/console/accounts"
+    assert console.client.get("/console/accounts").status_code == 200
+    # The same code cannot sign in a second time (a replayed code).
+    other = console.client.application.test_client()
+    token = csrf_token(other.get("/console").text)
+    other.post("/console", data={"csrf_token": token, "account_id": "000000000000",
+                                 "username": "alice",
+                                 "password": "correct horse battery staple"})
+    again = other.post("/console/mfa", data={"csrf_token": csrf_token(
+        other.get("/console/mfa").text), "code": totp.at(clock.now)})
+    assert again.status_code == 401
+    login = [e for e in events(app_services, "ConsoleLogin") if not e["errorCode"]]
+    assert login[0]["requestParameters"]["MFAUsed"] == "Yes"
+
+
+def test_idle_session_ends_and_says_so(console: Console, clock: FakeClock) -> None:
+    console.sign_in("alice")
+    clock.advance(minutes=29)
+    assert console.client.get("/console/accounts").status_code == 200
+    clock.advance(minutes=29)  # refreshed at the last page: still within 30 idle minutes
+    assert console.client.get("/console/accounts").status_code == 200
+    clock.advance(minutes=31)
+    ended = console.client.get("/console/accounts")
+    assert ended.status_code == 302 and "ended=idle" in ended.headers["Location"]
+    assert "idle for too long" in console.client.get(ended.headers["Location"]).text
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_the_cookie(
+        console: Console, client: FlaskClient, app_services: Services) -> None:
+    console.sign_in("alice")
+    stolen = client.get_cookie("bridge_console", path="/console")
+    assert stolen is not None
+    response = console.form("/console/signout", {}, page="/console/accounts")
+    assert response.status_code == 302
+    assert console.client.get("/console/accounts").status_code == 302
+    replay = client.application.test_client()
+    replay.set_cookie("bridge_console", stolen.value, path="/console")
+    assert replay.get("/console/accounts").status_code == 302
+    assert len(events(app_services, "ConsoleSignOut")) == 1
+
+
+def test_a_form_post_without_its_token_is_refused(console: Console) -> None:
+    console.make_admin("alice")
+    response = console.client.post("/console", data={
+        "account_id": "000000000000", "username": "alice",
+        "password": "correct horse battery staple"})
+    assert response.status_code == 403 and "invalid_form_token" in response.text

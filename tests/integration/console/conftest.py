@@ -1,0 +1,156 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright against a real
+`bridge serve` (SQLite in a temporary data directory) and a real SMTP server on loopback.
+
+Admins are made with the real `bridge admin` commands. Every page a test visits can be
+checked with axe-core (the npm package of tests/servers/axe, injected as an init script:
+Chromium runs those outside the page's Content-Security-Policy) and photographed into
+``BRIDGE_SCREENSHOT_DIR`` (default: a temporary directory of the run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from bridge.app import Services, build_services
+from bridge.store.db import upgrade
+from config import load_settings
+from tests.servers.bridge_serve import bridge_serve
+from tests.servers.ports import LOOPBACK
+from tests.servers.smtp import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[3]
+AXE = ROOT / "tests/servers/axe/node_modules/axe-core/axe.min.js"
+PASSWORD = "correct horse battery staple"
+AWS_ACCOUNT = "000000000000"
+SUPPORT = "support@bridge.test"
+
+
+@dataclass
+class LiveConsole:
+    url: str
+    data: Path
+    services: Services
+    smtp: SmtpServer
+    shots: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def bridge(self, *args: str, stdin: str | None = None) -> str:
+        """Run the real `bridge` command on the served data directory; its stdout."""
+        done = subprocess.run([sys.executable, "-m", "bridge.cli", *args], input=stdin,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, "BRIDGE_DATA_DIR": str(self.data),
+                                   "BRIDGE_DATABASE_URL": ""})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def make_admin(self, name: str, policy: str = "FullAccess") -> None:
+        secret = self.data / f"{name}.password"
+        secret.write_text(PASSWORD + "\n")
+        self.bridge("admin", "create-user", name, "--policy", policy, "--console-password",
+                    "--password-file", str(secret))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is missing: run scripts/install-test-deps.sh"
+    assert AXE.is_file(), "axe-core is missing: run scripts/install-test-deps.sh"
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+    data = tmp_path_factory.mktemp("console") / "data"
+    upgrade(f"sqlite:///{data / 'bridge.db'}")
+    shots = Path(os.environ.get("BRIDGE_SCREENSHOT_DIR")
+                 or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
+    try:
+        with SmtpServer() as smtp:
+            env = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_SUPPORT_EMAIL": SUPPORT,
+                   "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0"}
+            with bridge_serve(data, **env) as port:
+                yield LiveConsole(f"http://{LOOPBACK}:{port}", data, services, smtp, shots,
+                                  env)
+    finally:
+        services.db.dispose()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    opened = browser.new_context(viewport={"width": 1280, "height": 860},
+                                 accept_downloads=True)
+    opened.add_init_script(path=str(AXE))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    opened = context.new_page()
+    violations: list[str] = []
+    opened.on("console", lambda m: violations.append(m.text)
+              if "Content Security Policy" in m.text else None)
+    opened.csp_violations = violations  # type: ignore[attr-defined]
+    return opened
+
+
+_SERIOUS = ("serious", "critical")
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                      nodes: v.nodes.map(n => n.target.join(' '))}));
+}"""
+
+
+def check_page(page: Page, live: LiveConsole, name: str) -> list[dict[str, Any]]:
+    """Photograph the page into the screenshot directory and run axe-core on it; fails on
+    any serious or critical violation or a Content-Security-Policy violation. Returns
+    every violation axe reported (for the record)."""
+    page.screenshot(path=str(live.shots / f"{name}.png"), full_page=True)
+    violations: list[dict[str, Any]] = page.evaluate(_AXE_RUN)
+    serious = [v for v in violations if v["impact"] in _SERIOUS]
+    assert serious == [], f"{name}: {serious}"
+    assert page.csp_violations == []  # type: ignore[attr-defined]
+    return violations
+
+
+def sign_in(page: Page, live: LiveConsole, name: str, password: str = PASSWORD) -> None:
+    page.goto(f"{live.url}/console")
+    page.fill("#account_id", AWS_ACCOUNT)
+    page.fill("#username", name)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+
+
+def invitation_link(live: LiveConsole, address: str, timeout: float = 10.0) -> str:
+    """The link of the latest invitation mail to ``address`` the SMTP server received."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for received in reversed(live.smtp.messages):
+            if address in received.rcpt_tos:
+                body = received.message.get_body(("plain",))
+                assert body is not None
+                found = re.search(r"(http://\S+/invitations/\S+)", body.get_content())
+                assert found, body.get_content()
+                return found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no invitation mail to {address}")
