@@ -14,7 +14,8 @@ from bridge.console.state import STATE_KEY, ConsoleState, bp
 from bridge.services import Services
 
 # The modules whose views register on the blueprint, in navigation order.
-PAGE_MODULES = ("errors", "auth", "accounts", "users", "events", "support")
+PAGE_MODULES = ("errors", "auth", "accounts", "users", "account_settings", "domains",
+                "policies", "events", "support")
 
 
 def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials) -> ConsoleState:

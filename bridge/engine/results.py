@@ -62,6 +62,7 @@ class DomainView:
     verification_record_value: str
     created_at: datetime
     verified_at: datetime | None
+    last_checked_at: datetime | None = None
 
     @classmethod
     def of(cls, domain: Domain) -> DomainView:
@@ -75,6 +76,7 @@ class DomainView:
             verification_record_value=domain.verification_token,
             created_at=domain.created_at,
             verified_at=domain.verified_at,
+            last_checked_at=domain.last_checked_at,
         )
 
 
