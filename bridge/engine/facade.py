@@ -76,6 +76,7 @@ class ResolutionEngine:
         self.list_users = self.members.list_users
         self.invite_users = self.members.invite_users
         self.accept_invitation = self.members.accept_invitation
+        self.invitation_preview = self.members.invitation_preview
         self.remove_users = self.members.remove_users
         self.suspend_users = self.members.suspend_users
         self.activate_users = self.members.activate_users
