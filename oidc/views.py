@@ -235,6 +235,19 @@ _START_PARAMETERS = ("email", "login_hint", "account", "iss")
 def login() -> BaseResponse:
     """Start a sign-in; without any parameter a browser gets the sign-in form (its email
     address, home-realm discovery), a JSON client 400 ``invalid_request``."""
+    return _start(from_form=False)
+
+
+@blueprint.get(pages.SIGN_IN_FORM_ACTION)
+def login_from_form() -> BaseResponse:
+    """The sign-in form's target: ``/auth/login?email=`` but the provider is reached through
+    a page that continues at once (a meta refresh and a link), not a redirect. The form's
+    page sends ``form-action 'self'`` (bridge.browser), and browsers apply it to the
+    redirects after a form's submission too: a 302 to the provider would be blocked."""
+    return _start(from_form=True)
+
+
+def _start(*, from_form: bool) -> BaseResponse:
     door = _door()
     started = any(request.args.get(name, "").strip() for name in _START_PARAMETERS)
     if not started and not _wants_json():
@@ -283,7 +296,8 @@ def login() -> BaseResponse:
         params["login_hint"] = hint
     endpoint = metadata["authorization_endpoint"]
     target = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
-    response = redirect(target, code=302)
+    response = pages.render("continue.html", target=target) if from_form else \
+        redirect(target, code=302)
     box = door.services.secrets
     flows = open_flows(box, request.cookies.get(FLOW_COOKIE), door.clock())
     response.set_cookie(FLOW_COOKIE, seal_flows(box, [*flows, flow]), max_age=FLOW_TTL_SECONDS,

@@ -55,3 +55,11 @@ if [ ! -d "$op_dir/node_modules/oidc-provider" ] || \
   echo "install-test-deps: npm ci in $op_dir" >&2
   (cd "$op_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# axe-core for the browser tests' accessibility check (injected into the pages under test).
+axe_dir=tests/browser
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || \
+   [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/.package-lock.json" ]; then
+  echo "install-test-deps: npm ci in $axe_dir" >&2
+  (cd "$axe_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -24,6 +24,8 @@ from flask import Blueprint, Flask, Response, render_template
 from bridge.pages.words import next_step
 
 SIGN_IN_PATH = "/auth/login"
+# Where the email form is sent (the OIDC door serves it: see oidc.views.login_from_form).
+SIGN_IN_FORM_ACTION = "/auth/login/continue"
 
 blueprint = Blueprint("pages", __name__, template_folder="templates",
                       static_folder="static", static_url_path="/pages/static")
@@ -32,7 +34,8 @@ blueprint = Blueprint("pages", __name__, template_folder="templates",
 def install(app: Flask) -> None:
     """Register the templates and the stylesheet on ``app`` (the composition root, once)."""
     app.register_blueprint(blueprint)
-    app.jinja_env.globals.update(next_step=next_step, sign_in_path=SIGN_IN_PATH)
+    app.jinja_env.globals.update(next_step=next_step, sign_in_path=SIGN_IN_PATH,
+                                 sign_in_form_action=SIGN_IN_FORM_ACTION)
 
 
 def render(template: str, *, status: int = 200, **context: Any) -> Response:
