@@ -346,3 +346,28 @@ def test_a_used_link_posted_again_says_it_was_used(live: Live, page: Page) -> No
     assert page.inner_text("#reason") == "invitation_used"
     assert requests.get(f"{live.url}/invitations/{invites[0].token}",
                         timeout=10).status_code == 410
+
+
+def test_the_quick_start_invites_and_accepts_with_mail_in_the_log(tmp_path: Path,
+                                                                  page: Page) -> None:
+    """The README's quick start: `make run` with BRIDGE_SMTP_URL=log:, an admin from the
+    CLI, InviteUsers with the AWS API, the link copied from the log, accepted in a browser."""
+    data, log_file = tmp_path / "data", tmp_path / "bridge.log"
+    upgrade(f"sqlite:///{data / 'bridge.db'}")
+    keys = _admin_keys(data)
+    with bridge_serve(data, log_file=log_file, BRIDGE_SMTP_URL="log:") as port:
+        url = f"http://{LOOPBACK}:{port}"
+        chime = _chime(url, keys)
+        account_id = chime.create_account(Name="Example Team")["Account"]["AccountId"]
+        chime.invite_users(AccountId=account_id, UserEmailList=["newcomer@example.com"])
+        log = log_file.read_text(encoding="utf-8")
+        assert "To: newcomer@example.com" in log
+        assert "Subject: You are invited to join Example Team" in log
+        [link] = re.findall(rf"^{re.escape(url)}/invitations/[A-Za-z0-9_-]+$", log, re.M)
+        page.goto(link)
+        assert page.inner_text("#email") == "newcomer@example.com"
+        with page.expect_navigation():
+            page.click("button:has-text('Accept invitation')")
+        assert page.inner_text("h1") == "Welcome to Example Team"
+        user = chime.list_users(AccountId=account_id)["Users"][0]
+        assert user["UserRegistrationStatus"] == "Registered"
