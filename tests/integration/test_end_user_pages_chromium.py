@@ -11,7 +11,7 @@ the service-wide default provider) and a real SMTP server on loopback:
   lands on `/`; a used or unknown link says so (410, 404).
 
 Every page passes axe-core (no serious or critical violation) and is screenshotted into
-``test-artifacts/screenshots/`` (``BRIDGE_TEST_ARTIFACTS`` overrides the folder). The AD
+``test-artifacts/screenshots/`` (:mod:`tests.browser.chromium`). The AD
 password sign-in itself needs Samba: tests/integration/ad/test_end_user_pages.py.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,14 +31,14 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from bridge.app import Services, build_services
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
 from bridge.openid_config import OpenIdConfigService
 from bridge.store.db import upgrade
 from config import load_settings
-from tests.browser.axe import serious_violations
+from tests.browser.chromium import checked, chromium
 from tests.builders import claim
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.oidc_op import OpenIdProvider
@@ -47,8 +46,6 @@ from tests.servers.ports import LOOPBACK, free_port
 from tests.servers.smtp import SmtpServer
 
 ADMIN = Actor(type="Test", principal_id="test", name="test")
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("BRIDGE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "screenshots"
 OKTA_CLIENT = ("bridge-okta-client", "okta-client-secret-value")
 DEFAULT_CLIENT = ("bridge-default-client", "default-client-secret-value")
 OKTA_USERS = {
@@ -77,12 +74,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is missing: run scripts/install-test-deps.sh"
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -140,13 +133,6 @@ def _okta_account(services: Services, op: OpenIdProvider) -> None:
             ADMIN, account.id, source=IdentitySource.SCIM, external_id=claims["sub"],
             primary_email=claims["email"], display_name=claims.get("name"), enabled=enabled)
         engine.set_user_groups(ADMIN, account.id, user.user.id, ["Engineering"])
-
-
-def checked(page: Page, name: str) -> None:
-    """The page as it is now: no serious accessibility violation, and a screenshot."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    assert serious_violations(page) == [], name
 
 
 def _csp_violations(page: Page) -> list[str]:
