@@ -42,8 +42,11 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
 
     if settings.smtp_url == LOG_MAILER:
         # Development: the whole mail, so a newcomer can copy the link from the log.
-        log.warning("mail not sent (BRIDGE_SMTP_URL=log:), written here instead:\n%s",
-                    message.as_string(maxheaderlen=0).rstrip("\n"))
+        # The text as written, not as encoded for the wire: quoted-printable would cut a
+        # long link with soft line breaks ("=" at the end of a line).
+        headers = "\n".join(f"{name}: {message[name]}" for name in ("From", "To", "Subject"))
+        log.warning("mail not sent (BRIDGE_SMTP_URL=log:), written here instead:\n%s\n\n%s",
+                    headers, text.rstrip("\n"))
         metrics.MAILS.labels("logged").inc()
         return
     parts = urlsplit(settings.smtp_url)
