@@ -2,7 +2,10 @@
 
 Wire contract:
 
-* ``GET /auth/ad/login`` → an HTML form (email, password) that posts back here.
+* ``GET /auth/ad/login[?email=]`` → the HTML form (email, pre-filled from ``?email=``, and
+  password) that posts back here. A refused form post shows the form again with what went
+  wrong and what to do (the address kept, never the password); a 403 (the directory accepted
+  the password, the service refuses) is a refusal page leading back to the sign-in form.
 * ``POST /auth/ad/login`` with JSON ``{"email", "password"}`` or the form fields (a form
   post also needs the page's ``csrf_token`` and its ``bridge_csrf`` cookie; any post from
   another site is refused with 403 ``cross_site_request`` / ``invalid_form_token`` before
@@ -125,7 +128,10 @@ def _answer(status: int, code: str, message: str, *,
         response = pages.refusal_page(status, code, message)
     elif _wants_form():
         # The form again, with what went wrong and the address typed (never the password).
-        email = request.form.get("email", "") if request.form else ""
+        try:
+            email = request.form.get("email", "")
+        except RequestEntityTooLarge:  # the body is not read again
+            email = ""
         response = pages.render("ad_sign_in.html", status=status, action=FORM_PATH,
                                 email=email[:320], error=_Refusal(status, code, message))
     else:

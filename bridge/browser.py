@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from bridge import pages
@@ -186,6 +186,9 @@ def form_post(view: F) -> F:
                 return refusal(403, "invalid_form_token", "This form has expired or was "
                                "not sent from this service's own page, so it was not "
                                "processed. Reload the page and send it again.")
+            except RequestEntityTooLarge:
+                return refusal(413, "request_too_large", "The form sent more than this "
+                               "service accepts, so it was not processed.")
         return view(*args, **kwargs)
 
     return cast(F, checked)

@@ -8,13 +8,19 @@ section 3.1) for Okta-connected accounts and the service-wide default provider.
   the provider's authorization endpoint with ``response_type=code``, PKCE ``S256``,
   ``state``, ``nonce``, ``login_hint``; the pending request is kept in a sealed cookie
   (:mod:`oidc.flow`).
+  Without any of these a browser gets the sign-in form (the email address; a JSON client
+  400 ``invalid_request``). An Active Directory account's address is sent on (303) to the AD
+  door's password form, ``?email=`` filled in (the path is handed over at registration).
+* ``GET /auth/login/continue?email=``: the sign-in form's target, as ``/auth/login`` but the
+  provider is reached through a page that continues at once (see :func:`login_from_form`).
 * ``GET /auth/okta/callback`` (Okta accounts, the guide's path) and ``GET /auth/callback``
   (the default provider): check ``state``, the RFC 9207 ``iss`` parameter, exchange the code,
   validate the ID token, build an :class:`~bridge.domain.Identity` and ask
   ``engine.decide_sign_in``. Allow → session cookie + 302 to ``post_login_url``; deny →
   an error page (403) with the reason code.
 
-Errors: every refusal is a page (HTML, or ``{"error": code, "message": ...}`` when the client
+Errors: every refusal is a page (:func:`bridge.pages.refusal_page`: what happened, what to
+do next, back to the sign-in form; or ``{"error": code, "message": ...}`` when the client
 prefers ``application/json``) with a stable code. Status: 400 bad request or state, 401
 provider/token refused, 403 denied by the engine, 502 provider misconfigured, 503 provider
 unavailable or sign-in not configured. Never a 500 for a provider's fault.

@@ -132,3 +132,13 @@ def test_the_stylesheet_is_served_by_the_bridge(client: FlaskClient) -> None:
     css = client.get("/pages/static/pages.css")
     assert css.status_code == 200 and css.mimetype == "text/css"
     assert css.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_oversized_form_gets_a_page_that_says_so(client: FlaskClient) -> None:
+    page = client.get("/auth/ad/login")
+    response = client.post("/auth/ad/login", data={
+        "csrf_token": _token(page.text), "email": "a@example.com",
+        "password": "x" * 2_000_000})  # over BRIDGE_MAX_BODY_BYTES
+    assert response.status_code == 413 and response.mimetype == "text/html"
+    assert 'id="reason">request_too_large<' in response.text
+    assert 'id="back" href="/auth/ad/login"' in response.text
