@@ -2,7 +2,10 @@
 
 Wire contract:
 
-* ``GET /auth/ad/login`` → an HTML form (email, password) that posts back here.
+* ``GET /auth/ad/login[?email=]`` → the HTML form (email, pre-filled from ``?email=``, and
+  password) that posts back here. A refused form post shows the form again with what went
+  wrong and what to do (the address kept, never the password); a 403 (the directory accepted
+  the password, the service refuses) is a refusal page leading back to the sign-in form.
 * ``POST /auth/ad/login`` with JSON ``{"email", "password"}`` or the form fields (a form
   post also needs the page's ``csrf_token`` and its ``bridge_csrf`` cookie; any post from
   another site is refused with 403 ``cross_site_request`` / ``invalid_form_token`` before
@@ -34,24 +37,25 @@ the shared :mod:`bridge.sessions` code. Passwords never reach a log or an audit 
 
 from __future__ import annotations
 
-import html
 import logging
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from ad_sync import client
 from ad_sync.client import DirectoryError
 from ad_sync.vendor import ms_ad
+from bridge import pages
 from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.bounds import parse_json
-from bridge.browser import csrf_field, form_post
+from bridge.browser import form_post
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
 from bridge.errors import BridgeError, InvalidJson, NotFound, ValidationError
+from bridge.pages.words import denial
 from bridge.services import Services
 from bridge.sessions import issue_session_response, session_manager, set_session_cookie
 
@@ -62,17 +66,7 @@ _BIND_REASONS = {"533": "disabled_in_directory", "775": "locked_out",
                  "532": "password_expired", "773": "password_expired",
                  "701": "account_expired"}
 
-_FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Sign in with your directory account</title></head><body>
-<h1>Sign in with your directory account</h1>
-{message}
-<form method="post" action="/auth/ad/login">
-{csrf}
-<p><label>Work email <input type="email" name="email" autocomplete="username" required></label></p>
-<p><label>Password <input type="password" name="password" autocomplete="current-password"
- required></label></p>
-<p><button type="submit">Sign in</button></p>
-</form></body></html>"""
+FORM_PATH = "/auth/ad/login"
 
 
 class _Refusal(Exception):
@@ -108,12 +102,12 @@ def _store() -> DirectoryStore:
     return found
 
 
-@blueprint.get("/auth/ad/login")
-def login_form() -> Response:
-    response = Response(_FORM.format(message="", csrf=csrf_field()),
-                        content_type="text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+@blueprint.get(FORM_PATH)
+def login_form() -> BaseResponse:
+    """The password form; ``?email=`` pre-fills the address (home-realm discovery sends
+    Active Directory addresses here with it)."""
+    return pages.render("ad_sign_in.html", action=FORM_PATH,
+                        email=request.args.get("email", "")[:320])
 
 
 def _wants_form() -> bool:
@@ -128,14 +122,21 @@ def _actor(subject: str | None = None) -> Actor:
 def _answer(status: int, code: str, message: str, *,
             retry_after: int | None = None) -> BaseResponse:
     response: BaseResponse
-    if _wants_form():
-        body = _FORM.format(message=f'<p role="alert">{html.escape(message)} '
-                                    f'(<code id="reason">{html.escape(code)}</code>)</p>',
-                            csrf=csrf_field())
-        response = Response(body, content_type="text/html; charset=utf-8")
+    if _wants_form() and status == 403:
+        # The directory accepted the password but the service refuses: trying again does
+        # not help, so a refusal page, not the form.
+        response = pages.refusal_page(status, code, message)
+    elif _wants_form():
+        # The form again, with what went wrong and the address typed (never the password).
+        try:
+            email = request.form.get("email", "")
+        except RequestEntityTooLarge:  # the body is not read again
+            email = ""
+        response = pages.render("ad_sign_in.html", status=status, action=FORM_PATH,
+                                email=email[:320], error=_Refusal(status, code, message))
     else:
         response = jsonify({"error": code, "message": message})
-    response.status_code = status
+        response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
@@ -159,7 +160,7 @@ class _Failure(BridgeError):
         self.code = code
 
 
-@blueprint.post("/auth/ad/login")
+@blueprint.post(FORM_PATH)
 @form_post
 def login() -> BaseResponse:
     svc = _services()
@@ -201,8 +202,7 @@ def login() -> BaseResponse:
         svc.engine.end_password_attempt(attempt, failed=failed)
     decision = svc.engine.decide_sign_in(identity, _actor(identity.subject))
     if not decision.allowed:
-        return _answer(403, decision.reason, "You cannot sign in with this account "
-                       f"({decision.reason.replace('_', ' ')}).")
+        return _answer(403, decision.reason, denial(decision.reason))
     if _wants_form():
         return issue_session_response(decision, source=IdentitySource.ACTIVE_DIRECTORY.value)
     issued = session_manager().issue(decision, source=IdentitySource.ACTIVE_DIRECTORY.value)

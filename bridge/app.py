@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ad_sync import client as ad_client
 from ad_sync import signin as ad_signin
-from bridge import browser, session_routes
+from bridge import browser, home, pages, session_routes
 from bridge.api import register_admin_api
 from bridge.api.console_credentials import ConsoleCredentials
 from bridge.console import setup as console_setup
@@ -54,6 +54,9 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     observability_setup.install(app, svc)
     # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
     browser.install(app, svc)
+    # The end-user pages' templates and stylesheet, and the home page `/`.
+    pages.install(app)
+    home.register(app, svc)
     # The admin door, with the AD door's bind check for ConnectDirectory.
     allow_insecure = settings.allow_insecure_ldap
     register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
@@ -64,7 +67,8 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
         svc.engine.uow, svc.secrets, clock=svc.engine.now))
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
-    oidc_views.register(app, svc)
+    # An Active Directory account's address goes on to the AD door's password form.
+    oidc_views.register(app, svc, directory_sign_in_path=ad_signin.FORM_PATH)
     # The AD door: sign-in with directory passwords.
     ad_signin.register(app, svc)
     # The SCIM door (/scim/v2).

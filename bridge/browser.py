@@ -33,17 +33,18 @@ script or style and ``X-Frame-Options: DENY`` for browsers without ``frame-ances
 from __future__ import annotations
 
 import functools
-import html
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from bridge import pages
 from bridge.services import Services
 from config import Settings
 
@@ -143,20 +144,26 @@ def _foreign_origin(own: str | None) -> str | None:
 
 
 def refusal(status: int, code: str, message: str) -> BaseResponse:
-    """A browser-door refusal: a page for forms, ``{"error", "message"}`` for JSON."""
+    """A browser-door refusal: a page for forms (what happened, what to do next, a way
+    back), ``{"error", "message"}`` for JSON."""
     response: BaseResponse
     if request.is_json:
         response = jsonify({"error": code, "message": message})
-    else:
-        response = Response(
-            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            "<title>This form cannot be accepted</title></head><body>"
-            f"<h1>This form cannot be accepted</h1><p>{html.escape(message)}</p>"
-            f'<p>Reason code: <code id="reason">{html.escape(code)}</code></p></body></html>',
-            content_type="text/html; charset=utf-8")
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        response.status_code = status
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return pages.refusal_page(status, code, message, title="This form cannot be accepted",
+                              back=_page_of_form(), back_label="Open the page again")
+
+
+def _page_of_form() -> str:
+    """Where the refused form can be opened again: the same path when it also answers
+    GET (the AD sign-in, an invitation), else the home page."""
+    try:
+        current_app.url_map.bind("").match(request.path, method="GET")
+    except HTTPException:
+        return "/"
+    return request.path
 
 
 def form_post(view: F) -> F:
@@ -179,6 +186,9 @@ def form_post(view: F) -> F:
                 return refusal(403, "invalid_form_token", "This form has expired or was "
                                "not sent from this service's own page, so it was not "
                                "processed. Reload the page and send it again.")
+            except RequestEntityTooLarge:
+                return refusal(413, "request_too_large", "The form sent more than this "
+                               "service accepts, so it was not processed.")
         return view(*args, **kwargs)
 
     return cast(F, checked)

@@ -1,7 +1,10 @@
 """Outgoing mail over SMTP (invitations, support requests).
 
 ``BRIDGE_SMTP_URL`` is ``smtp://[user:pass@]host:port[?starttls=true]`` (or ``smtps://``
-for TLS from the first byte, RFC 8314). With ``starttls=true`` the connection is upgraded
+for TLS from the first byte, RFC 8314), or ``log:`` for development without a mail server:
+each mail is then written whole (headers and body, invitation links included) to the log
+at WARNING, logger ``bridge.mailer``, instead of being sent — never in production, as an
+invitation link is a single-use credential. With ``starttls=true`` the connection is upgraded
 with STARTTLS (RFC 3207) before AUTH, and the server certificate is verified (against
 ``BRIDGE_SMTP_CA_FILE`` when set, else the system CAs). Credentials in the URL are
 percent-decoded and never appear in errors or logs.
@@ -9,12 +12,16 @@ percent-decoded and never appear in errors or logs.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from config import Settings
+
+log = logging.getLogger(__name__)
+LOG_MAILER = "log:"
 
 
 class MailError(Exception):
@@ -26,13 +33,6 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     the configured SMTP server (or none is configured)."""
     if not settings.smtp_url:  # not counted: no mail is configured, none can fail
         raise MailError("no SMTP server is configured (BRIDGE_SMTP_URL)")
-    parts = urlsplit(settings.smtp_url)
-    host = parts.hostname or "localhost"
-    secure = parts.scheme == "smtps"
-    port = parts.port or (465 if secure else 25)
-    options = parse_qs(parts.query)
-    starttls = options.get("starttls", ["false"])[0].lower() in {"1", "true", "yes"}
-    context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
@@ -40,6 +40,22 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     message.set_content(text)
     from bridge.observability import metrics
 
+    if settings.smtp_url == LOG_MAILER:
+        # Development: the whole mail, so a newcomer can copy the link from the log.
+        # The text as written, not as encoded for the wire: quoted-printable would cut a
+        # long link with soft line breaks ("=" at the end of a line).
+        headers = "\n".join(f"{name}: {message[name]}" for name in ("From", "To", "Subject"))
+        log.warning("mail not sent (BRIDGE_SMTP_URL=log:), written here instead:\n%s\n\n%s",
+                    headers, text.rstrip("\n"))
+        metrics.MAILS.labels("logged").inc()
+        return
+    parts = urlsplit(settings.smtp_url)
+    host = parts.hostname or "localhost"
+    secure = parts.scheme == "smtps"
+    port = parts.port or (465 if secure else 25)
+    options = parse_qs(parts.query)
+    starttls = options.get("starttls", ["false"])[0].lower() in {"1", "true", "yes"}
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
     try:
         client: smtplib.SMTP
         if secure:

@@ -101,8 +101,9 @@ def collect_status(settings: Settings, db: Engine, now: datetime | None = None
     smtp = urlsplit(settings.smtp_url) if settings.smtp_url else None
     report["mail"] = {
         "configured": smtp is not None,
-        # Host and port only: the URL may carry the SMTP login.
-        "server": f"{smtp.scheme}://{smtp.hostname}:{smtp.port or ''}".rstrip(":")
+        # Host and port only: the URL may carry the SMTP login. "log:" writes to the log.
+        "server": (settings.smtp_url if settings.smtp_url == "log:" else
+                   f"{smtp.scheme}://{smtp.hostname}:{smtp.port or ''}".rstrip(":"))
         if smtp else None,
         "from": settings.smtp_from, "supportEmail": settings.support_email or None}
     return report

@@ -55,7 +55,7 @@ class Settings:
     domain_verification_window_hours: int = 24
     domain_recheck_interval_seconds: int = 300
     # Mail
-    smtp_url: str = ""  # smtp://[user:pass@]host:port[?starttls=true]
+    smtp_url: str = ""  # smtp://[user:pass@]host:port[?starttls=true], or log: (development)
     smtp_from: str = "no-reply@bridge.invalid"
     smtp_timeout_seconds: float = 10.0
     smtp_ca_file: str = ""  # PEM CA bundle to verify the SMTP server; empty: system CAs
@@ -215,10 +215,11 @@ def _validate(s: Settings) -> None:
         host, _, port = ns.rpartition(":") if ns.count(":") == 1 else (ns, "", "53")
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise bad("dns_nameservers", f"each entry must be host:port, got {ns!r}")
-    if s.smtp_url:
+    if s.smtp_url and s.smtp_url != "log:":
         parts = urlsplit(s.smtp_url)
         if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-            raise bad("smtp_url", "must look like smtp://[user:pass@]host:port[?starttls=true]")
+            raise bad("smtp_url", "must look like smtp://[user:pass@]host:port[?starttls=true] "
+                                 "(or log: to write mail to the log)")
     for name in ("max_body_bytes", "scim_max_results", "session_ttl_seconds",
                  "ad_sync_interval_seconds", "ad_full_sync_interval_seconds",
                  "console_idle_timeout_seconds", "console_session_max_seconds",

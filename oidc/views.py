@@ -8,13 +8,19 @@ section 3.1) for Okta-connected accounts and the service-wide default provider.
   the provider's authorization endpoint with ``response_type=code``, PKCE ``S256``,
   ``state``, ``nonce``, ``login_hint``; the pending request is kept in a sealed cookie
   (:mod:`oidc.flow`).
+  Without any of these a browser gets the sign-in form (the email address; a JSON client
+  400 ``invalid_request``). An Active Directory account's address is sent on (303) to the AD
+  door's password form, ``?email=`` filled in (the path is handed over at registration).
+* ``GET /auth/login/continue?email=``: the sign-in form's target, as ``/auth/login`` but the
+  provider is reached through a page that continues at once (see :func:`login_from_form`).
 * ``GET /auth/okta/callback`` (Okta accounts, the guide's path) and ``GET /auth/callback``
   (the default provider): check ``state``, the RFC 9207 ``iss`` parameter, exchange the code,
   validate the ID token, build an :class:`~bridge.domain.Identity` and ask
   ``engine.decide_sign_in``. Allow → session cookie + 302 to ``post_login_url``; deny →
   an error page (403) with the reason code.
 
-Errors: every refusal is a page (HTML, or ``{"error": code, "message": ...}`` when the client
+Errors: every refusal is a page (:func:`bridge.pages.refusal_page`: what happened, what to
+do next, back to the sign-in form; or ``{"error": code, "message": ...}`` when the client
 prefers ``application/json``) with a stable code. Status: 400 bad request or state, 401
 provider/token refused, 403 denied by the engine, 502 provider misconfigured, 503 provider
 unavailable or sign-in not configured. Never a 500 for a provider's fault.
@@ -22,7 +28,6 @@ unavailable or sign-in not configured. Never a 500 for a provider's fault.
 
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 import time
@@ -32,13 +37,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Flask, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from bridge import pages
 from bridge.domain import Actor, Identity, IdentitySource
 from bridge.domain.sign_in import SignInRoute, provider_vouches_for_email, route_for
 from bridge.errors import BridgeError, NotFound, ValidationError
 from bridge.openid_config import OpenIdClient, OpenIdConfigService
+from bridge.pages.words import denial
 from bridge.services import Services
 from bridge.sessions import issue_session_response
 from oidc.flow import (
@@ -76,6 +83,9 @@ class OidcDoor:
     """
 
     services: Services
+    # The AD door's password form (``?email=`` pre-fills it); None: no AD door, the person
+    # is told to use their directory password instead.
+    directory_sign_in_path: str | None = None
     caches: ProviderCaches = field(default_factory=ProviderCaches)
     clock: Callable[[], float] = time.time
     configs: OpenIdConfigService = field(init=False)
@@ -99,9 +109,14 @@ class OidcDoor:
                              redirect_uri=redirect_uri, timeout=self.caches.timeout)
 
 
-def register(app: Flask, services_: Services) -> OidcDoor:
-    """Install the door on ``app``; returns it (tests reach it as ``app.extensions['oidc']``)."""
-    door = OidcDoor(services_)
+def register(app: Flask, services_: Services, *,
+             directory_sign_in_path: str | None = None) -> OidcDoor:
+    """Install the door on ``app``; returns it (tests reach it as ``app.extensions['oidc']``).
+
+    ``directory_sign_in_path``: where a browser whose address belongs to an Active Directory
+    account is sent (the AD door's password form), handed over by the composition root.
+    """
+    door = OidcDoor(services_, directory_sign_in_path=directory_sign_in_path)
     app.extensions[EXTENSION] = door
     app.register_blueprint(blueprint)
     return door
@@ -122,6 +137,14 @@ class _PageError(Exception):
         self.audited = audited
 
 
+class _DirectoryPassword(Exception):
+    """The address belongs to an Active Directory account: its password form is next."""
+
+    def __init__(self, email: str | None) -> None:
+        super().__init__("directory password sign-in")
+        self.email = email
+
+
 class _DoorError(BridgeError):
     """A door-level refusal as the audit trail records it (errorCode = the page's code)."""
 
@@ -130,30 +153,17 @@ class _DoorError(BridgeError):
         self.code = code
 
 
-_TITLES = {
-    400: "The sign-in request is not valid",
-    401: "The identity provider's answer was refused",
-    403: "You cannot sign in",
-    502: "The identity provider is misconfigured",
-    503: "Sign-in is unavailable right now",
-}
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
 
 
 def _error_response(status: int, code: str, message: str) -> BaseResponse:
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    response: BaseResponse
-    if best == "application/json":
-        response = jsonify({"error": code, "message": message})
-    else:
-        title = _TITLES.get(status, "Sign-in failed")
-        body = (
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
-            f"<p>Reason code: <code id=\"reason\">{html.escape(code)}</code></p>"
-            "<p><a href=\"/auth/login\">Start again</a></p></body></html>"
-        )
-        response = Response(body, content_type="text/html; charset=utf-8")
+    """The refusal page (what happened, what to do next, back to the sign-in form), or
+    ``{"error", "message"}`` for a client that prefers JSON."""
+    if not _wants_json():
+        return pages.refusal_page(status, code, message)
+    response = jsonify({"error": code, "message": message})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -216,8 +226,7 @@ def _client_for_login(door: OidcDoor) -> tuple[OpenIdClient, str | None]:
                              "connection is not configured yet. Contact your administrator.")
         return client, hint
     if route is SignInRoute.DIRECTORY_PASSWORD:
-        raise _PageError(400, "directory_sign_in_required",
-                         "Your organisation signs in with its Active Directory password.")
+        raise _DirectoryPassword(hint)
     default = door.default_client()
     if default is None:
         raise _PageError(503, "provider_not_configured",
@@ -225,13 +234,46 @@ def _client_for_login(door: OidcDoor) -> tuple[OpenIdClient, str | None]:
     return default, hint
 
 
+_START_PARAMETERS = ("email", "login_hint", "account", "iss")
+
+
 @blueprint.get("/auth/login")
 def login() -> BaseResponse:
+    """Start a sign-in; without any parameter a browser gets the sign-in form (its email
+    address, home-realm discovery), a JSON client 400 ``invalid_request``."""
+    return _start(from_form=False)
+
+
+@blueprint.get(pages.SIGN_IN_FORM_ACTION)
+def login_from_form() -> BaseResponse:
+    """The sign-in form's target: ``/auth/login?email=`` but the provider is reached through
+    a page that continues at once (a meta refresh and a link), not a redirect. The form's
+    page sends ``form-action 'self'`` (bridge.browser), and browsers apply it to the
+    redirects after a form's submission too: a 302 to the provider would be blocked."""
+    return _start(from_form=True)
+
+
+def _start(*, from_form: bool) -> BaseResponse:
     door = _door()
+    started = any(request.args.get(name, "").strip() for name in _START_PARAMETERS)
+    if not started and not _wants_json():
+        return pages.render("sign_in.html")
     try:
         client, hint = _client_for_login(door)
         metadata = door.caches.metadata(client.issuer)
+    except _DirectoryPassword as exc:
+        if door.directory_sign_in_path is None or _wants_json():
+            return _error_response(400, "directory_sign_in_required", "Your organisation "
+                                   "signs in with its Active Directory password.")
+        query = "?" + urlencode({"email": exc.email}) if exc.email else ""
+        response = redirect(door.directory_sign_in_path + query, code=303)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     except _PageError as exc:
+        if exc.code == "invalid_email" and not _wants_json():
+            # The form again, with what was typed and what is wrong with it.
+            return pages.render("sign_in.html", status=400, email=request.args.get("email"),
+                                error=exc)
         return _error_response(exc.status, exc.code, exc.message)
     except ProviderUnavailable as exc:
         log.warning("sign-in: provider unavailable: %s", exc)
@@ -260,7 +302,8 @@ def login() -> BaseResponse:
         params["login_hint"] = hint
     endpoint = metadata["authorization_endpoint"]
     target = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
-    response = redirect(target, code=302)
+    response = pages.render("continue.html", target=target) if from_form else \
+        redirect(target, code=302)
     box = door.services.secrets
     flows = open_flows(box, request.cookies.get(FLOW_COOKIE), door.clock())
     response.set_cookie(FLOW_COOKIE, seal_flows(box, [*flows, flow]), max_age=FLOW_TTL_SECONDS,
@@ -362,8 +405,7 @@ def _finish(door: OidcDoor, flow: Flow, params: dict[str, Any]) -> BaseResponse:
     params["subject"] = identity.subject
     decision = door.services.engine.decide_sign_in(identity, _actor(identity.subject))
     if not decision.allowed:
-        raise _PageError(403, decision.reason, _DENIAL_TEXT.get(
-            decision.reason, "Your sign-in was refused."), audited=True)
+        raise _PageError(403, decision.reason, denial(decision.reason), audited=True)
     return issue_session_response(decision, source=identity.source.value)
 
 
@@ -401,20 +443,3 @@ def _identity(flow: Flow, claims: dict[str, Any]) -> Identity:
     return Identity(source=IdentitySource.OIDC, issuer=flow.issuer, subject=claims["sub"],
                     email=email, account_id=flow.account_id, groups=groups,
                     groups_truncated=truncated, display_name=display)
-
-
-_DENIAL_TEXT = {
-    "domain_not_claimed": "Your email address is not on a domain your organisation has "
-                          "claimed.",
-    "not_in_directory": "Your organisation's directory has not provisioned you for this "
-                        "service. Ask your administrator to assign you the application.",
-    "no_mapped_group": "You are not in any group that gives access to this service.",
-    "suspended": "Your account is suspended. Contact your administrator.",
-    "disabled_in_directory": "Your account is disabled in your organisation's directory.",
-    "released": "You are no longer part of this organisation.",
-    "directory_sign_in_required": "Your organisation requires signing in through its own "
-                                  "directory.",
-    "wrong_account": "You belong to another account than the one you signed in to.",
-    "invalid_email": "The identity provider sent an email address that is not valid.",
-}
-

@@ -56,11 +56,12 @@ if [ ! -d "$op_dir/node_modules/oidc-provider" ] || \
   (cd "$op_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# axe-core, injected into the console's pages by its browser tests (accessibility check),
-# pinned by package-lock.json.
-axe_dir=tests/servers/axe
-if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || \
-   [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/.package-lock.json" ]; then
-  echo "install-test-deps: npm ci in $axe_dir" >&2
-  (cd "$axe_dir" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# axe-core for the browser tests' accessibility check (injected into the pages under test),
+# pinned by each package-lock.json.
+for axe_dir in tests/browser tests/servers/axe; do
+  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || \
+     [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/.package-lock.json" ]; then
+    echo "install-test-deps: npm ci in $axe_dir" >&2
+    (cd "$axe_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

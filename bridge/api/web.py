@@ -3,19 +3,21 @@ invitation link page, and the background domain re-check for ``bridge serve``.""
 
 from __future__ import annotations
 
-import html
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
+from bridge import pages
 from bridge.api.errors import ERROR_TABLE
 from bridge.api.framework import registered_actions
-from bridge.browser import csrf_field, form_post
+from bridge.browser import form_post
 from bridge.dns_check import recheck_job
 from bridge.domain import Actor
-from bridge.errors import BridgeError
+from bridge.engine.results import InvitationPreview
+from bridge.errors import BridgeError, NotFound
 from bridge.jobs import JobLeases, JobRunner
 from bridge.services import Services
 
@@ -128,13 +130,33 @@ def openapi_document() -> dict[str, Any]:
             "paths": paths, "components": _COMPONENTS}
 
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"""
+_INVITATION_REFUSALS = {
+    # state -> (status, code, what happened)
+    "accepted": (410, "invitation_used", "This invitation link was already used: the "
+                 "invitation has been accepted."),
+    "expired": (410, "invitation_expired", "This invitation link has expired or was "
+                "withdrawn."),
+}
+_UNKNOWN_INVITATION = (404, "invitation_not_found", "This invitation link is not valid: no "
+                       "invitation has it.")
 
 
-def _page(title: str, body: str, status: int = 200) -> Response:
-    return Response(_PAGE.format(title=html.escape(title), body=body), status=status,
-                    mimetype="text/html")
+def _invitation_refusal(status: int, code: str, message: str) -> Response:
+    return pages.refusal_page(status, code, message, title="This invitation cannot be "
+                              "accepted", back="/", back_label="Go to the sign-in page")
+
+
+def _preview(svc: Services, token: str) -> InvitationPreview | Response:
+    """The invitation of ``token``, or the refusal page for an unknown, used or expired
+    link (404 unknown; 410 Gone used or expired: the link existed and never works again)."""
+    try:
+        preview = svc.engine.invitation_preview(token)
+    except NotFound:
+        return _invitation_refusal(*_UNKNOWN_INVITATION)
+    if preview.state != "pending":
+        status, code, message = _INVITATION_REFUSALS[preview.state]
+        return _invitation_refusal(status, code, message)
+    return preview
 
 
 def install(app: Flask, svc: Services) -> None:
@@ -149,10 +171,13 @@ def install(app: Flask, svc: Services) -> None:
     # must not register someone's invitation through their browser).
     @app.get("/invitations/<token>")
     def invitation_page(token: str) -> Response:
-        return _page("Accept your invitation",
-                     f'<form method="post" action="/invitations/{html.escape(token)}">'
-                     f'{csrf_field()}'
-                     '<button type="submit">Accept and register</button></form>')
+        found = _preview(svc, token)
+        if isinstance(found, Response):
+            return found
+        return pages.render("invitation.html", email=found.email,
+                            account_name=found.account_name,
+                            expires=found.expires_at.strftime("%Y-%m-%d"),
+                            action=f"/invitations/{token}")
 
     @app.post("/invitations/<token>")
     @form_post
@@ -162,9 +187,17 @@ def install(app: Flask, svc: Services) -> None:
                       user_agent=request.user_agent.string or None)
         try:
             user = svc.engine.accept_invitation(actor, token)
-        except BridgeError as exc:
-            return _page("Invitation not valid", f"<p>{html.escape(exc.message)}</p>", 404)
-        return _page("Welcome", f"<p>{html.escape(user.primary_email)} is registered.</p>")
+        except BridgeError:
+            # Say which: unknown, used, or expired (the engine's one message hides it).
+            found = _preview(svc, token)
+            return found if isinstance(found, Response) else _invitation_refusal(
+                *_INVITATION_REFUSALS["expired"])
+        account_name = svc.engine.get_account(user.account_id).name if user.account_id \
+            else ""
+        return pages.render("invitation_done.html", email=user.primary_email,
+                            account_name=account_name,
+                            sign_in_url="/auth/login?" + urlencode({"email":
+                                                                     user.primary_email}))
 
 
 def start_background(app: Flask, svc: Services) -> JobRunner | None:

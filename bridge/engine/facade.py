@@ -77,6 +77,7 @@ class ResolutionEngine:
         self.list_users_by_address = self.members.list_users_by_address
         self.invite_users = self.members.invite_users
         self.accept_invitation = self.members.accept_invitation
+        self.invitation_preview = self.members.invitation_preview
         self.remove_users = self.members.remove_users
         self.suspend_users = self.members.suspend_users
         self.activate_users = self.members.activate_users

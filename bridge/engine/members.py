@@ -19,6 +19,7 @@ from bridge.domain import (
 )
 from bridge.engine.results import (
     BatchResult,
+    InvitationPreview,
     InvitationView,
     ItemError,
     UserView,
@@ -148,6 +149,29 @@ class Members(Room):
         return self._run(actor, "InviteUsers", {"accountId": account_id,
                                                 "userEmailList": addresses},
                          work, account_id=account_id)
+
+    def invitation_preview(self, token: str) -> InvitationPreview:
+        """The invitation a link names, for its page: who is invited to which account and
+        whether the link can still be accepted. A read: nothing changes, nothing is
+        audited. Raises NotFound for a token no invitation has."""
+
+        def work(repo: Repository) -> InvitationPreview:
+            invitation = repo.invitation_by_hash(hash_token(token))
+            user = repo.user(invitation.user_id) if invitation is not None else None
+            account = repo.account(invitation.account_id) if invitation is not None else None
+            if invitation is None or user is None or account is None:
+                raise NotFound("This invitation link is not valid.")
+            if invitation.accepted_at is not None:
+                state = "accepted"
+            elif (invitation.expires_at <= self._now() or user.account_id != account.id
+                  or user.status != UserStatus.INVITED.value):
+                state = "expired"
+            else:
+                state = "pending"
+            return InvitationPreview(user.primary_email, account.id, account.name,
+                                     invitation.expires_at, state)
+
+        return self._read(work)
 
     def accept_invitation(self, actor: Actor, token: str) -> UserView:
         """Accept an invitation link: the user becomes registered, Pro, and their trial ends.

@@ -226,6 +226,21 @@ class InvitationView:
 
 
 @dataclass(frozen=True)
+class InvitationPreview:
+    """What an invitation link's page shows before it is accepted (never the token).
+
+    ``state``: ``pending`` (can be accepted), ``accepted`` (used), ``expired`` (past its
+    date, withdrawn by a newer invitation or a removal, or the user is no longer invited).
+    """
+
+    email: str
+    account_id: str
+    account_name: str
+    expires_at: datetime
+    state: str
+
+
+@dataclass(frozen=True)
 class DirectoryUserResult:
     user: UserView
     created: bool

@@ -74,7 +74,8 @@ SYNC_WATERMARK_TIME = Gauge("bridge_ad_sync_watermark_timestamp_seconds", "When 
 # --- domains, mail, database --------------------------------------------------------------
 DOMAIN_CHECKS = Counter("bridge_domain_checks", "Domain verification look-ups, by outcome "
                         "(verified, pending_verification, failed, dns_error, refused)", ["outcome"])
-MAILS = Counter("bridge_mails", "Mails handed to the SMTP server (sent) or not (failed)",
+MAILS = Counter("bridge_mails", "Mails handed to the SMTP server (sent) or not (failed), "
+                "or written to the log (logged)",
                 ["outcome"])
 POOL_IN_USE = Gauge("bridge_db_pool_connections_in_use", "Database connections checked "
                     "out of the pools of live processes", multiprocess_mode="livesum")

@@ -145,7 +145,9 @@ def test_the_invitation_form_registers(app: Flask, app_services: Services,
     page = client.get(f"/invitations/{token}")
     response = client.post(f"/invitations/{token}", data={"csrf_token": _token(page.text)},
                            headers={"Origin": OWN})
-    assert response.status_code == 200 and "ann@gmail.test is registered" in response.text
+    assert response.status_code == 200
+    assert "<strong>ann@gmail.test</strong> is registered in <strong>Team</strong>" \
+        in response.text
     assert app_services.engine.get_user(account_id, user_id).status == "registered"
 
 
@@ -183,7 +185,9 @@ def test_every_html_answer_carries_the_page_headers(
     _, _, token = invitation
     pages = [client.get("/auth/ad/login"), client.get(f"/invitations/{token}"),
              client.post("/auth/ad/login", data=LOGIN),  # the refusal page
-             client.get("/auth/login?email=ann@gmail.test")]  # an OIDC door error page
+             client.get("/auth/login?email=ann@gmail.test"),  # an OIDC door error page
+             client.get("/auth/login"), client.get("/"),  # the sign-in form, the home page
+             client.get("/invitations/unknown-token")]  # an invitation refusal
     for page in pages:
         assert page.mimetype == "text/html", page.request.path
         csp = page.headers["Content-Security-Policy"]
@@ -195,8 +199,11 @@ def test_every_html_answer_carries_the_page_headers(
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert page.headers["X-Frame-Options"] == "DENY"
-        # Nothing inline that the policy would block.
-        assert "<script" not in page.text and "style" not in page.text
+        # Nothing inline that the policy would block: the one stylesheet is the app's own.
+        assert "<script" not in page.text and "<style" not in page.text
+        assert " style=" not in page.text
+        assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text) == [
+            "/pages/static/pages.css"]
 
 
 def test_every_json_answer_carries_nosniff(client: FlaskClient) -> None:

@@ -40,8 +40,9 @@ def test_sign_in_and_callback_query_strings(fuzz_app: Flask) -> None:
     client = fuzz_app.test_client()
 
     @fuzz_settings(120)
-    @given(path=st.sampled_from(["/auth/login", "/auth/okta/callback", "/auth/callback",
-                                 "/auth/session", "/.well-known/jwks.json"]),
+    @given(path=st.sampled_from(["/auth/login", "/auth/login/continue", "/auth/okta/callback",
+                                 "/auth/callback", "/auth/session", "/.well-known/jwks.json",
+                                 "/auth/ad/login", "/", "/invitations/x"]),
            query=FIELDS.map(lambda f: urlencode({k: str(v) for k, v in f.items()})))
     def run(path: str, query: str) -> None:
         resp = client.get(f"{path}?{query}")
