@@ -65,7 +65,8 @@ def test_invitation_mail_link_registers_the_user_once(served: tuple[LiveServer, 
     assert user["UserInvitationStatus"] == "Accepted"
     assert user["LicenseType"] == "Pro"
     again = browser.post(link, data=form, timeout=10)
-    assert again.status_code == 404 and "not valid any more" in again.text
+    # Gone: the link existed and never works again; the page says it was used.
+    assert again.status_code == 410 and "was already used" in again.text
     # The token never reaches the audit trail.
     token = link.rsplit("/", 1)[1]
     events = admin.get("/audit/events", query={"max-results": "200"}).get_json()["Events"]
