@@ -109,6 +109,12 @@ class ConsoleSessions:
 
         self._uow.run(actor, "ConsoleSignOut", None, work)
 
+    def discard(self, token: str | None) -> None:
+        """Forget the session ``token`` names, if any, without an event of its own (the
+        browser signed in again: the new session's ConsoleLogin tells)."""
+        if token:
+            self._drop(_digest(token))
+
     def _drop(self, key: str) -> None:
         self._uow.bookkeeping(lambda repo: repo.session.execute(
             delete(ConsoleSession).where(ConsoleSession.token_hash == key)))
