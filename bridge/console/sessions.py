@@ -66,9 +66,11 @@ class ConsoleSessions:
             repo.session.add(ConsoleSession(token_hash=_digest(token),
                                             principal_id=principal_id, created_at=now,
                                             last_seen_at=now, expires_at=now + self.max_age))
-            # Ended sessions of anyone are purged here: no scheduler needed.
-            repo.session.execute(delete(ConsoleSession)
-                                 .where(ConsoleSession.expires_at < now))
+            # Ended sessions of anyone (too old, or idle too long) are purged here: no
+            # scheduler needed.
+            repo.session.execute(delete(ConsoleSession).where(
+                (ConsoleSession.expires_at < now)
+                | (ConsoleSession.last_seen_at < now - self.idle)))
             return None, {"ConsoleLogin": "Success"}
 
         self._uow.run(actor, "ConsoleLogin", params, work)
