@@ -3,11 +3,13 @@ throttle, the session cookie, idle timeout and sign-out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyotp
 from flask.testing import FlaskClient
 
-from bridge.app import Services
-from tests.conftest import FakeClock
+from bridge.app import Services, build_services, create_app
+from tests.conftest import FakeClock, make_settings
 from tests.functional.console.conftest import (
     OPERATOR,
     Console,
@@ -163,3 +165,17 @@ def test_failed_sign_ins_are_console_events_too(console: Console,
     [event] = events(app_services, "ConsoleLogin")
     assert event["userIdentity"]["source"] == "console"
     assert event["errorMessage"] == "Failed authentication"
+
+
+def test_the_cookie_is_secure_behind_an_https_public_url(
+        sqlite_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, sqlite_url, public_url="https://bridge.example")
+    services = build_services(settings, clock=clock)
+    try:
+        console = Console(services, create_app(settings, services).test_client(), clock)
+        console.make_admin("alice")
+        cookie = console.post_sign_in("alice").headers["Set-Cookie"]
+        assert cookie.startswith("bridge_console=") and "Secure" in cookie
+        assert "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    finally:
+        services.db.dispose()
