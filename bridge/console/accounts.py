@@ -12,7 +12,7 @@ from bridge.browser import form_post
 from bridge.console.access import current_admin, signed_in
 from bridge.console.state import bp, console_state
 from bridge.engine.results import AccountView
-from bridge.errors import BridgeError
+from bridge.errors import AccessDenied, BridgeError
 
 PAGE_SIZE = 50
 
@@ -64,7 +64,7 @@ def create_account() -> Any:
         view = admin.perform("CreateAccount", None, engine.create_account, name,
                              params={"name": name})
     except BridgeError as exc:
-        if exc.code == "AccessDenied":
+        if isinstance(exc, AccessDenied):
             raise
         return render_template("console/new_account.html", error=exc.message, name=name), 400
     flash(f"Account {view.name} created.", "success")

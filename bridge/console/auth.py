@@ -28,10 +28,11 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from bridge.browser import form_post
-from bridge.console.access import console_actor, current_admin, signed_in
+from bridge.console.access import CONSOLE_SOURCE, console_actor, current_admin, signed_in
 from bridge.console.state import COOKIE, COOKIE_PATH, ConsoleState, bp, console_state
 from bridge.domain import Actor
 from bridge.errors import RateLimited, Unauthenticated
+from bridge.observability.context import current_request_id
 
 USER_SCOPE = "console-sign-in-user"
 ADDRESS_SCOPE = "console-sign-in-address"
@@ -48,7 +49,8 @@ _ENDED = {
 def _anonymous() -> Actor:
     return Actor(type="Anonymous", principal_id="console-sign-in",
                  source_ip=request.remote_addr,
-                 user_agent=request.user_agent.string or None)
+                 user_agent=request.user_agent.string or None,
+                 request_id=current_request_id(), extra={"source": CONSOLE_SOURCE})
 
 
 def _throttled(state: ConsoleState, name: str) -> Any:
@@ -75,6 +77,8 @@ def _signed_in_response(state: ConsoleState, principal_id: str, name: str,
         return redirect(url_for("console.sign_in"))
     token = state.sessions.start(console_actor(state, principal), principal.id,
                                  {"userName": name, "MFAUsed": "Yes" if mfa_used else "No"})
+    # A new session replaces the one this browser held (no fixation, no stale rows).
+    state.sessions.discard(request.cookies.get(COOKIE))
     response = redirect(url_for("console.accounts"))
     response.set_cookie(COOKIE, token, max_age=int(state.sessions.max_age.total_seconds()),
                         path=COOKIE_PATH, httponly=True, secure=state.secure_cookie,

@@ -66,9 +66,11 @@ class ConsoleSessions:
             repo.session.add(ConsoleSession(token_hash=_digest(token),
                                             principal_id=principal_id, created_at=now,
                                             last_seen_at=now, expires_at=now + self.max_age))
-            # Ended sessions of anyone are purged here: no scheduler needed.
-            repo.session.execute(delete(ConsoleSession)
-                                 .where(ConsoleSession.expires_at < now))
+            # Ended sessions of anyone (too old, or idle too long) are purged here: no
+            # scheduler needed.
+            repo.session.execute(delete(ConsoleSession).where(
+                (ConsoleSession.expires_at < now)
+                | (ConsoleSession.last_seen_at < now - self.idle)))
             return None, {"ConsoleLogin": "Success"}
 
         self._uow.run(actor, "ConsoleLogin", params, work)
@@ -108,6 +110,12 @@ class ConsoleSessions:
             return None, None
 
         self._uow.run(actor, "ConsoleSignOut", None, work)
+
+    def discard(self, token: str | None) -> None:
+        """Forget the session ``token`` names, if any, without an event of its own (the
+        browser signed in again: the new session's ConsoleLogin tells)."""
+        if token:
+            self._drop(_digest(token))
 
     def _drop(self, key: str) -> None:
         self._uow.bookkeeping(lambda repo: repo.session.execute(

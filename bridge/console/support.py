@@ -54,9 +54,9 @@ def submit_request() -> Any:
         view = admin.perform("SubmitSupportRequest", None, submit,
                              params={"accountId": account_id, "subject": values["subject"]})
     except BridgeError as exc:
-        if exc.code == "AccessDenied" and account_id is None:
+        if isinstance(exc, AccessDenied) and account_id is None:
             raise
-        return _form(exc.message, 403 if exc.code == "AccessDenied" else 400, **values)
+        return _form(exc.message, 403 if isinstance(exc, AccessDenied) else 400, **values)
     settings = svc.settings
     status = "NotSent"
     if settings.support_email:

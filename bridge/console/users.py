@@ -27,7 +27,7 @@ from bridge.console.access import Admin, current_admin, signed_in
 from bridge.console.state import ACCOUNT_PAGES, bp, console_state
 from bridge.domain import AccountType, Actor
 from bridge.engine.results import AccountView, BatchResult, InvitationView, ItemError, UserView
-from bridge.errors import BridgeError, ValidationError
+from bridge.errors import AccessDenied, BridgeError, ValidationError
 from bridge.mailer import MailError, send_invitation
 
 log = logging.getLogger("bridge.console")
@@ -46,9 +46,11 @@ def account_for_page(account_id: str) -> AccountView:
 def user_actions(admin: Admin, account: AccountView) -> dict[str, bool]:
     """The User actions this admin may use on this account's users."""
     team = account.type is AccountType.TEAM
+    # Suspension is for console-managed enterprise accounts (a directory suspends its own).
+    suspendable = not team and not account.directory_managed
     return {
-        "suspend": not team and admin.can("SuspendUsers", account.id),
-        "activate": not team and admin.can("ActivateUsers", account.id),
+        "suspend": suspendable and admin.can("SuspendUsers", account.id),
+        "activate": suspendable and admin.can("ActivateUsers", account.id),
         "remove": team and admin.can("RemoveUsers", account.id),
         "assign": not account.directory_managed and admin.can("UpdateUserLicenses",
                                                               account.id),
@@ -117,7 +119,7 @@ def invite_users(account_id: str) -> Any:
         invitations, errors = admin.perform("InviteUsers", account_id, _invite, account_id,
                                             text, params={"accountId": account_id})
     except BridgeError as exc:
-        if exc.code == "AccessDenied":
+        if isinstance(exc, AccessDenied):
             raise
         flash(exc.message, "error")
         return back
@@ -196,7 +198,7 @@ def user_action(account_id: str) -> Any:
         else:
             flash("Choose one of the User actions.", "error")
     except BridgeError as exc:
-        if exc.code == "AccessDenied":
+        if isinstance(exc, AccessDenied):
             raise
         flash(exc.message, "error")
     return back
@@ -246,7 +248,7 @@ def reset_personal_pin(account_id: str, user_id: str) -> Any:
         flash("The personal PIN was reset. The new PIN is shown below; meetings "
               "scheduled with the old PIN need the new one.", "success")
     except BridgeError as exc:
-        if exc.code == "AccessDenied":
+        if isinstance(exc, AccessDenied):
             raise
         flash(exc.message, "error")
     return redirect(url_for("console.user_detail", account_id=account_id, user_id=user_id))

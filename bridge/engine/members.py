@@ -26,6 +26,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room, hash_token
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store import user_pages
 from bridge.store.models import (
     Account,
     Invitation,
@@ -83,8 +84,8 @@ class Members(Room):
 
         def work(repo: Repository) -> list[UserView]:
             self._account(repo, account_id)
-            users = repo.users_by_address_prefix(account_id, needle,
-                                                 after_address=after_address, limit=limit)
+            users = user_pages.users_by_address_prefix(
+                repo.session, account_id, needle, after_address=after_address, limit=limit)
             addresses = repo.addresses_for_users([u.id for u in users])
             return [UserView.of(u, addresses[u.id]) for u in users]
 

@@ -327,37 +327,19 @@ class Repository:
         stmt = select(User).where(User.account_id == account_id).order_by(User.id)
         if email:
             if "@" in email:
-                # Two indexed look-ups (the address table; the account's primary addresses)
-                # instead of an OR that makes the database read every user of the account.
+                # Two indexed look-ups, not an OR that reads every user of the account.
                 stmt = stmt.where(User.id.in_(
                     select(EmailAddress.user_id).where(EmailAddress.address == email)
                     .union(select(User.id).where(User.account_id == account_id,
                                                  User.primary_email == email))))
             else:
-                # A range on ix_users_account_primary (addresses are stored lower-case):
-                # unlike LIKE, SQLite can use the index for it, and it means the same on
-                # every store (PostgreSQL's LIKE is case-sensitive, SQLite's is not).
+                # An indexed range (addresses are lower-case), the same on every store.
                 stmt = stmt.where(User.primary_email >= email,
                                   User.primary_email < email + "\U0010ffff")
         if status:
             stmt = stmt.where(User.status == status)
         if after_id:
             stmt = stmt.where(User.id > after_id)
-        return list(self.session.scalars(stmt.limit(limit)))
-
-    def users_by_address_prefix(self, account_id: str, prefix: str, *,
-                                after_address: str | None = None,
-                                limit: int = 50) -> list[User]:
-        """Users of an account whose primary address starts with ``prefix`` (lower case),
-        in address order, after ``after_address`` (the page cursor). One range of
-        ``ix_users_account_primary`` serves both the filter and the order, so a page costs
-        the same however many users match (the console's search box)."""
-        stmt = (select(User).where(User.account_id == account_id,
-                                   User.primary_email >= max(prefix, after_address or ""),
-                                   User.primary_email < prefix + "\U0010ffff")
-                .order_by(User.primary_email))
-        if after_address:
-            stmt = stmt.where(User.primary_email > after_address)
         return list(self.session.scalars(stmt.limit(limit)))
 
     def count_users(self, account_id: str) -> int:

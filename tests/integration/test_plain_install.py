@@ -72,6 +72,12 @@ def test_plain_install_serves_healthz(tmp_path: Path) -> None:
         except OSError as exc:  # e.g. the worker failed to boot: the log says why
             pytest.fail(f"/healthz: {exc}\n{log.read_text()[-4000:]}")
         assert (status, body) == (200, b'{"status":"ok"}\n')
+        # The console's templates and stylesheet are package data: shipped, not only in git.
+        for path, marker in (("/console", b"Sign in as IAM user"),
+                             ("/console/static/console/console.css", b"--accent")):
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}",
+                                        timeout=10) as resp:
+                assert resp.status == 200 and marker in resp.read(), path
     finally:
         server.terminate()
         server.wait(timeout=30)

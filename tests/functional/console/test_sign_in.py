@@ -3,11 +3,13 @@ throttle, the session cookie, idle timeout and sign-out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyotp
 from flask.testing import FlaskClient
 
-from bridge.app import Services
-from tests.conftest import FakeClock
+from bridge.app import Services, build_services, create_app
+from tests.conftest import FakeClock, make_settings
 from tests.functional.console.conftest import (
     OPERATOR,
     Console,
@@ -131,3 +133,49 @@ def test_a_form_post_without_its_token_is_refused(console: Console) -> None:
         "account_id": "000000000000", "username": "alice",
         "password": "correct horse battery staple"})
     assert response.status_code == 403 and "invalid_form_token" in response.text
+
+
+def test_signing_in_again_replaces_the_browsers_session(console: Console,
+                                                        app_services: Services) -> None:
+    from sqlalchemy import func, select
+
+    from bridge.store.console_models import ConsoleSession
+    from bridge.store.db import transaction
+
+    console.sign_in("alice")
+    first = console.client.get_cookie("bridge_console", path="/console")
+    assert first is not None
+    # (The sign-in form of another tab, opened before: its token is this browser's.)
+    again = console.form("/console", {"account_id": "000000000000", "username": "alice",
+                                      "password": "correct horse battery staple"},
+                         page="/console/accounts")
+    assert again.status_code == 302
+    second = console.client.get_cookie("bridge_console", path="/console")
+    assert second is not None and second.value != first.value
+    with transaction(app_services.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(ConsoleSession)) == 1
+    replay = console.client.application.test_client()
+    replay.set_cookie("bridge_console", first.value, path="/console")
+    assert replay.get("/console/accounts").status_code == 302
+
+
+def test_failed_sign_ins_are_console_events_too(console: Console,
+                                                app_services: Services) -> None:
+    console.post_sign_in("nobody", "wrong password here")
+    [event] = events(app_services, "ConsoleLogin")
+    assert event["userIdentity"]["source"] == "console"
+    assert event["errorMessage"] == "Failed authentication"
+
+
+def test_the_cookie_is_secure_behind_an_https_public_url(
+        sqlite_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, sqlite_url, public_url="https://bridge.example")
+    services = build_services(settings, clock=clock)
+    try:
+        console = Console(services, create_app(settings, services).test_client(), clock)
+        console.make_admin("alice")
+        cookie = console.post_sign_in("alice").headers["Set-Cookie"]
+        assert cookie.startswith("bridge_console=") and "Secure" in cookie
+        assert "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    finally:
+        services.db.dispose()

@@ -4,11 +4,13 @@
 Admins are made with the real `bridge admin` commands. Every page a test visits can be
 checked with axe-core (the npm package of tests/servers/axe, injected as an init script:
 Chromium runs those outside the page's Content-Security-Policy) and photographed into
-``BRIDGE_SCREENSHOT_DIR`` (default: a temporary directory of the run).
+``BRIDGE_SCREENSHOT_DIR`` (default: a temporary directory of the run), beside axe's full
+report of the page (``NAME.axe.json``, minor and moderate findings included).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -124,6 +126,7 @@ def check_page(page: Page, live: LiveConsole, name: str) -> list[dict[str, Any]]
     every violation axe reported (for the record)."""
     page.screenshot(path=str(live.shots / f"{name}.png"), full_page=True)
     violations: list[dict[str, Any]] = page.evaluate(_AXE_RUN)
+    (live.shots / f"{name}.axe.json").write_text(json.dumps(violations, indent=2))
     serious = [v for v in violations if v["impact"] in _SERIOUS]
     assert serious == [], f"{name}: {serious}"
     assert page.csp_violations == []  # type: ignore[attr-defined]

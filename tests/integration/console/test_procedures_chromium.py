@@ -69,7 +69,7 @@ def test_create_an_account_invite_users_and_they_accept(live: LiveConsole, page:
     assert {u.primary_email for u in live.services.engine.list_users(account.id)} == {
         "ann@example.test", "bob@example.test", "cid@example.test"}
     with page.expect_navigation():
-        page.get_by_role("link", name="Accounts", exact=True).click()
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Accounts").click()
     assert page.get_by_role("link", name="Example Team").is_visible()
     check_page(page, live, "02-accounts")
 

@@ -170,3 +170,14 @@ def test_a_form_on_another_site_is_refused(live: LiveConsole, page: Page) -> Non
         page.click("button[type=submit]")
     assert page.inner_text("#reason") == "cross_site_request"
     assert live.services.engine.list_accounts(name_prefix="Forged") == []
+
+
+def test_the_accessibility_check_finds_a_serious_violation(live: LiveConsole,
+                                                          page: Page) -> None:
+    # The check is not vacuous: the same axe-core run flags a page with an unlabeled field.
+    page.route(ATTACKER, lambda route: route.fulfill(content_type="text/html", body=(
+        '<!doctype html><html lang="en"><title>t</title><main>'
+        '<input type="text"><img src="x.png"></main></html>')))
+    page.goto(ATTACKER)
+    with pytest.raises(AssertionError, match=r"image-alt|label"):
+        check_page(page, live, "99-known-violations")

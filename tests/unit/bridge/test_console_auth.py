@@ -147,7 +147,18 @@ def test_sessions_end_when_idle_or_too_old_and_at_sign_out(services: Services,
     assert sessions.check(gone).ended == "unknown"
     assert sessions.check("forged-token").ended == "unknown"
     assert sessions.check(None).ended == "unknown"
-    assert _event_names(services).count("ConsoleLogin") == 3
+    # Sessions nobody checks again are purged when someone signs in.
+    abandoned = sessions.start(OPERATOR, principal_id)
+    clock.advance(minutes=45)
+    sessions.start(OPERATOR, principal_id)
+    from sqlalchemy import func, select
+
+    from bridge.store.console_models import ConsoleSession
+
+    with transaction(services.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(ConsoleSession)) == 1
+    assert sessions.check(abandoned).ended == "unknown"
+    assert _event_names(services).count("ConsoleLogin") == 5
     assert _event_names(services).count("ConsoleSignOut") == 1
 
 
