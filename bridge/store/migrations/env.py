@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
+import bridge.store.usage_models  # noqa: F401  (registers the usage tables)
 from bridge.store.db import make_engine
 from bridge.store.models import Base
 
