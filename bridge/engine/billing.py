@@ -80,10 +80,10 @@ class Billing(Room):
                                self.pricing)
             emails: dict[str, str] = {}
             for chunk in chunks([line.user_id for line in lines]):
-                emails.update(session.execute(
+                emails.update(list(session.execute(
                     select(EmailAddress.user_id, EmailAddress.address)
                     .where(EmailAddress.user_id.in_(chunk),
-                           EmailAddress.is_primary.is_(True))).tuples())
+                           EmailAddress.is_primary.is_(True))).tuples()))
             return Bill(account_id, f"{year:04d}-{month:02d}", self.pricing.currency,
                         self.pricing.daily_rate, self.pricing.monthly_cap,
                         tuple(BillUserLine(line.user_id, emails.get(line.user_id),

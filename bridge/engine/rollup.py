@@ -58,11 +58,10 @@ class Rollup(Room):
                     .group_by(Meeting.account_id))
         held: dict[str, tuple[int, int, int]] = {
             a: (n, p or 0, q or 0) for a, n, p, q in session.execute(meetings).tuples() if a}
-        chats: dict[str, int] = dict(session.execute(
+        chats: dict[str, int] = {a: n or 0 for a, n in session.execute(
             select(ChatCount.account_id, func.sum(ChatCount.messages))
             .where(ChatCount.day == day, ChatCount.account_id.is_not(None))
-            .group_by(ChatCount.account_id)).tuples()  # type: ignore[arg-type]
-        )  # NULL accounts are filtered out by the WHERE clause
+            .group_by(ChatCount.account_id)).tuples() if a}
         attended = (select(MeetingAttendee.account_id, MeetingAttendee.user_id)
                     .join(Meeting, Meeting.meeting_id == MeetingAttendee.meeting_id)
                     .where(Meeting.end_day == day, MeetingAttendee.account_id.is_not(None)))
@@ -78,12 +77,12 @@ class Rollup(Room):
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
         registered: dict[str, int] = {}
         for chunk in chunks(accounts):
-            registered.update(session.execute(  # type: ignore[arg-type]
+            registered.update(list(session.execute(  # type: ignore[arg-type]
                 select(User.account_id, func.count())
                 .where(User.account_id.in_(chunk),
                        User.status == UserStatus.REGISTERED.value,
                        func.coalesce(User.joined_at, User.created_at) < end_of_day)
-                .group_by(User.account_id)).tuples())
+                .group_by(User.account_id)).tuples()))
         session.execute(delete(UsageDay).where(UsageDay.day == day))
         if accounts:
             session.execute(insert(UsageDay), [{
