@@ -63,8 +63,9 @@ def test_the_service_posts_usage_and_admins_read_the_reports(
         ("ChatMessageCount", 1, "BadRequest"), ("Meeting", 1, "BadRequest"),
         ("Meeting", 2, "NotFound")]
     # a retry (with another record, so another signature) counts once
-    again = service.post("/usage-events", json={"MeetingRecords": [scheduled], "ChatMessageCounts": [
-        {"User": ids["amy@team.test"], "Day": "2026-11-11", "Messages": 0}]}).get_json()
+    again = service.post("/usage-events", json={
+        "MeetingRecords": [scheduled], "ChatMessageCounts": [
+            {"User": ids["amy@team.test"], "Day": "2026-11-11", "Messages": 0}]}).get_json()
     assert again["MeetingRecords"][0]["Status"] == "Unchanged"
     assert services.engine.roll_up_usage() == 2
 
