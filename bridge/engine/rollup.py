@@ -30,6 +30,7 @@ from bridge.store.usage_models import (
     UsagePendingDay,
     UsageUserYear,
 )
+from bridge.store.usage_models import table as _t
 
 
 class Rollup(Room):
@@ -85,7 +86,7 @@ class Rollup(Room):
                 .group_by(User.account_id)).tuples()))
         session.execute(delete(UsageDay).where(UsageDay.day == day))
         if accounts:
-            session.execute(insert(UsageDay), [{
+            session.execute(insert(_t(UsageDay)), [{
                 "account_id": a, "day": day, "registered_users": registered.get(a, 0),
                 "active_users": len(active.get(a, ())), "meetings_held": held.get(a, (0,))[0],
                 "positive_feedback": held.get(a, (0, 0, 0))[1],
@@ -118,4 +119,4 @@ class Rollup(Room):
                     **dict.fromkeys(MONTH_COLUMNS, 0), MONTH_COLUMNS[day.month - 1]: bit}
                    for uid in ordered if uid not in existing]
             if new:
-                session.execute(insert(UsageUserYear), new)
+                session.execute(insert(_t(UsageUserYear)), new)

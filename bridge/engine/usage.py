@@ -12,7 +12,6 @@ user's addresses, aliases included, or the user id); an attendee nobody owns is 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from bridge.store import licenses
 from bridge.store.models import EmailAddress, User
 from bridge.store.repository import Repository
 from bridge.store.usage_models import ChatCount, Meeting, MeetingAttendee, UsagePendingDay
+from bridge.store.usage_models import table as _t
 
 MAX_RECORDS = 100
 # A record may end a little in the future of the bridge's clock (clock skew between hosts).
@@ -42,12 +42,13 @@ EVENT = "PutUsageEvents"
 
 
 def fingerprint(record: MeetingInput) -> str:
-    """A stable digest of a meeting record: equal for a retry, different for a correction."""
-    def default(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, datetime | date) else str(value)
-
-    return hashlib.sha256(json.dumps(record, default=default, sort_keys=True,
-                                     separators=(",", ":")).encode()).hexdigest()
+    """A digest of a meeting record: equal for a retry, different for a correction (the
+    repr of its values, times in UTC, in a fixed order)."""
+    text = repr((record.meeting_id, record.conference_id, record.organizer, record.scheduled,
+                 record.started_at, record.ended_at, record.recording_events,
+                 [(a.reference, a.join_method.value, a.client_type, a.joined_at, a.left_at,
+                   a.feedback) for a in record.attendees]))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _person_key(reference: str | None, resolved: tuple[str, str | None] | None,
@@ -151,9 +152,9 @@ class Usage(Room):
             session.execute(delete(MeetingAttendee).where(MeetingAttendee.meeting_id.in_(chunk)))
             session.execute(delete(Meeting).where(Meeting.meeting_id.in_(chunk)))
         if rows:
-            session.execute(insert(Meeting), rows)
+            session.execute(insert(_t(Meeting)), rows)
         if attendee_rows:
-            session.execute(insert(MeetingAttendee), attendee_rows)
+            session.execute(insert(_t(MeetingAttendee)), attendee_rows)
         _mark_pending(session, days)
         return outcomes
 
@@ -192,7 +193,7 @@ class Usage(Room):
             session.execute(delete(ChatCount).where(
                 tuple_(ChatCount.user_id, ChatCount.day).in_(chunk)))
         if changed:
-            session.execute(insert(ChatCount), [
+            session.execute(insert(_t(ChatCount)), [
                 {"user_id": uid, "day": day, "account_id": wanted[(uid, day)][2],
                  "messages": wanted[(uid, day)][1].messages} for uid, day in changed])
         _mark_pending(session, {day for _uid, day in changed})
@@ -215,15 +216,16 @@ def _resolve(session: Session, references: Iterable[str]) -> dict[str, tuple[str
     addresses = sorted({r.lower() for r in references if "@" in r})
     ids = sorted({r for r in references if "@" not in r})
     out: dict[str, tuple[str, str | None]] = {}
+    conn = session.connection()  # Core rows: no ORM loading for a plain look-up
     for chunk in chunks(addresses):
-        for address, uid, account in session.execute(
+        for address, uid, account in conn.execute(
                 select(EmailAddress.address, User.id, User.account_id)
                 .join(User, User.id == EmailAddress.user_id)
                 .where(EmailAddress.address.in_(chunk))).tuples():
             out[address] = (uid, account)
     for chunk in chunks(ids):
-        for uid, account in session.execute(select(User.id, User.account_id)
-                                            .where(User.id.in_(chunk))).tuples():
+        for uid, account in conn.execute(select(User.id, User.account_id)
+                                         .where(User.id.in_(chunk))).tuples():
             out[uid] = (uid, account)
     return out
 
@@ -273,6 +275,6 @@ def _mark_pending(session: Session, days: Iterable[date]) -> None:
         return
     # ON CONFLICT DO NOTHING: two batches of the same day never clash on the queue.
     dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert(UsagePendingDay) if dialect == "postgresql"
-            else sqlite.insert(UsagePendingDay)).on_conflict_do_nothing()
+    stmt = (postgresql.insert(_t(UsagePendingDay)) if dialect == "postgresql"
+            else sqlite.insert(_t(UsagePendingDay))).on_conflict_do_nothing()
     session.execute(stmt, wanted)

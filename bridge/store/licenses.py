@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bridge.domain import Tier
 from bridge.domain.usage import License
 from bridge.store.models import User
-from bridge.store.usage_models import TierChange
+from bridge.store.usage_models import TierChange, table
 
 
 class _Keep:
@@ -64,7 +64,7 @@ def record(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert prepared history rows (``user_id``, ``account_id``, ``tier``, ``changed_at``):
     the bulk directory page, which writes users with set-based statements."""
     if rows:
-        session.execute(insert(TierChange), list(rows))
+        session.execute(insert(table(TierChange)), list(rows))
 
 
 def set_tiers(session: Session, tiers: Mapping[str, Tier | None], at: datetime) -> None:

@@ -232,12 +232,8 @@ def upgrade() -> None:
         sa.Column("m11", sa.Integer(), nullable=False),
         sa.Column("m12", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("account_id", "year", "user_id", name=op.f("pk_usage_user_years")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("usage_user_years", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_usage_user_years_account_year", ["account_id", "year"], unique=False
-        )
-
     op.create_table(
         "account_openid_configs",
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -524,6 +520,11 @@ def upgrade() -> None:
             "ix_users_account_primary", ["account_id", "primary_email"], unique=False
         )
         batch_op.create_index(
+            "ix_users_account_status_joined",
+            ["account_id", "status", "joined_at", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(
             "uq_users_account_user_name", ["account_id", "user_name_lower"], unique=True
         )
 
@@ -665,6 +666,7 @@ def downgrade() -> None:
     op.drop_table("email_addresses")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index("uq_users_account_user_name")
+        batch_op.drop_index("ix_users_account_status_joined")
         batch_op.drop_index("ix_users_account_primary")
         batch_op.drop_index("ix_users_account_id_id")
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
@@ -709,9 +711,6 @@ def downgrade() -> None:
     op.drop_table("ad_directory_users")
     op.drop_table("ad_directories")
     op.drop_table("account_openid_configs")
-    with op.batch_alter_table("usage_user_years", schema=None) as batch_op:
-        batch_op.drop_index("ix_usage_user_years_account_year")
-
     op.drop_table("usage_user_years")
     op.drop_table("usage_pending_days")
     op.drop_table("usage_days")
