@@ -164,8 +164,10 @@ class Reports(Room):
                 select(MeetingAttendee).where(MeetingAttendee.meeting_id == meeting_id)
                 .order_by(MeetingAttendee.position))
             return MeetingDetails(_meeting_view(row), tuple(
-                AttendeeView(a.user_id, a.address, a.join_method, a.client_type, a.joined_at,
-                             a.left_at, a.feedback) for a in attendees),
+                AttendeeView(a.user_id, a.address, a.join_method, a.client_type,
+                             row.started_at + timedelta(seconds=a.join_offset_s),
+                             row.started_at + timedelta(seconds=a.leave_offset_s), a.feedback)
+                for a in attendees),
                 tuple(row.recording_events))
 
         return self._read(work, write_lock=False)
@@ -201,7 +203,8 @@ def activity_of(repo: Repository, user_id: str) -> ActivitySummary:
         select(func.count(func.distinct(MeetingAttendee.meeting_id)),
                func.count().filter(MeetingAttendee.feedback == "positive"),
                func.count().filter(MeetingAttendee.feedback == "negative"),
-               func.max(MeetingAttendee.left_at))
+               func.max(Meeting.ended_at))
+        .join(Meeting, Meeting.meeting_id == MeetingAttendee.meeting_id)
         .where(MeetingAttendee.user_id == user_id)).one()
     organized = session.scalar(select(func.count()).select_from(Meeting)
                                .where(Meeting.organizer_user_id == user_id)) or 0

@@ -52,14 +52,14 @@ def fingerprint(record: MeetingInput) -> str:
 
 
 def _person_key(reference: str | None, resolved: tuple[str, str | None] | None,
-                position: int) -> str:
+                position: int) -> tuple[int, str | int]:
     """Who an attendee row is, for counting distinct attendees: the user, else the address,
     else the row itself (an anonymous dial-in is one person)."""
     if resolved is not None:
-        return f"user:{resolved[0]}"
+        return (0, resolved[0])
     if reference is not None:
-        return f"address:{reference.lower()}"
-    return f"anonymous:{position}"
+        return (1, reference.lower())
+    return (2, position)
 
 
 class Usage(Room):
@@ -233,8 +233,8 @@ def _resolve(session: Session, references: Iterable[str]) -> dict[str, tuple[str
 def _meeting_rows(record: MeetingInput, organizer: tuple[str, str | None],
                   people: Mapping[str, tuple[str, str | None]], digest: str,
                   now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    persons: set[str] = set()
-    guests: set[str] = set()
+    persons: set[tuple[int, str | int]] = set()
+    guests: set[tuple[int, str | int]] = set()
     attendees: list[dict[str, Any]] = []
     for position, attendee in enumerate(record.attendees):
         resolved = people.get(_key(attendee.reference)) if attendee.reference else None
@@ -249,7 +249,8 @@ def _meeting_rows(record: MeetingInput, organizer: tuple[str, str | None],
             "address": attendee.reference if attendee.reference and "@" in attendee.reference
             else None,
             "join_method": attendee.join_method.value, "client_type": attendee.client_type,
-            "joined_at": attendee.joined_at, "left_at": attendee.left_at,
+            "join_offset_s": int((attendee.joined_at - record.started_at).total_seconds()),
+            "leave_offset_s": int((attendee.left_at - record.started_at).total_seconds()),
             "feedback": attendee.feedback})
     feedback = [a.feedback for a in record.attendees]
     row = {

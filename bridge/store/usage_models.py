@@ -93,8 +93,9 @@ class MeetingAttendee(Base):
     address: Mapped[str | None] = mapped_column(String(320), default=None)
     join_method: Mapped[str] = mapped_column(String(16))
     client_type: Mapped[str | None] = mapped_column(String(64), default=None)
-    joined_at: Mapped[datetime] = mapped_column()
-    left_at: Mapped[datetime] = mapped_column()
+    # Seconds from the meeting's start (compact, and no timestamp to convert per row).
+    join_offset_s: Mapped[int] = mapped_column(Integer)
+    leave_offset_s: Mapped[int] = mapped_column(Integer)
     feedback: Mapped[str | None] = mapped_column(String(8), default=None)
 
 

@@ -447,8 +447,8 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=320), nullable=True),
         sa.Column("join_method", sa.String(length=16), nullable=False),
         sa.Column("client_type", sa.String(length=64), nullable=True),
-        sa.Column("joined_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("left_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("join_offset_s", sa.Integer(), nullable=False),
+        sa.Column("leave_offset_s", sa.Integer(), nullable=False),
         sa.Column("feedback", sa.String(length=8), nullable=True),
         sa.ForeignKeyConstraint(
             ["meeting_id"],
