@@ -153,3 +153,18 @@ def test_batch_limits_and_read_only_user_detail(store_app: Flask,
         {"Effect": "Allow", "Action": "chime:GetUser", "Resource": "*"}]})
     user = only_get_user.get(f"/accounts/{account_id}/users/{ids['bo@team.test']}")
     assert user.status_code == 200 and "ActivitySummary" not in user.get_json()["User"]
+
+
+def test_update_user_records_the_tier_change(store_app: Flask, services: Services,
+                                            setup: tuple[str, dict[str, str]],
+                                            clock: FakeClock) -> None:
+    account_id, ids = setup
+    clock.now = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
+    admin = admin_client(store_app, "UserManagement")
+    response = admin.post(f"/accounts/{account_id}/users/{ids['bo@team.test']}",
+                          json={"LicenseType": "Basic"})
+    assert response.status_code == 200, response.get_json()
+    history = services.engine.license_history(ids["bo@team.test"])
+    assert [(h.since, h.account_id, h.tier.value if h.tier else None) for h in history] == [
+        (datetime(2026, 10, 1, tzinfo=UTC), account_id, "pro"),
+        (datetime(2026, 12, 2, 15, 30, tzinfo=UTC), account_id, "basic")]
