@@ -28,7 +28,7 @@ from bridge.engine.usage_results import (
     MeetingInput,
     UsageOutcome,
 )
-from bridge.errors import NotFound, ValidationError
+from bridge.errors import BridgeError, NotFound, ValidationError
 from bridge.store import licenses
 from bridge.store.models import EmailAddress, User
 from bridge.store.repository import Repository
@@ -117,10 +117,10 @@ class Usage(Room):
         attendee_rows: list[dict[str, Any]] = []
         days: set[date] = set()
         for index, record in enumerate(records):
-            def refuse(error: Exception, index: int = index,
+            def refuse(error: BridgeError, index: int = index,
                        record: MeetingInput = record) -> None:
-                outcomes.append(UsageOutcome("Meeting", index, record.meeting_id,
-                                             error=error))  # type: ignore[arg-type]
+                outcomes.append(UsageOutcome("Meeting", index, record.meeting_id, error=error))
+
             if record.meeting_id in seen:
                 refuse(ValidationError(f"Meeting {record.meeting_id} appears twice in this "
                                        "request."))
