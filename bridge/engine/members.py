@@ -113,7 +113,7 @@ class Members(Room):
                                           invited_at=now)
                     repo.set_addresses(user, address, [])
                 else:
-                    licenses.assign(repo.session, user, now, account_id=account_id)
+                    licenses.invite(user, account_id)  # the license changes on acceptance
                     user.status = UserStatus.INVITED.value
                     user.invited_at = now
                 repo.expire_invitations(user.id, now)
@@ -154,7 +154,7 @@ class Members(Room):
                                "administrator for a new invitation.")
             invitation.accepted_at = now
             user.status = UserStatus.REGISTERED.value
-            licenses.assign(repo.session, user, now, tier=Tier.PRO)
+            licenses.accept(repo.session, user, now)
             user.trial_ended_at = user.trial_ended_at or now
             user.joined_at = user.joined_at or now
             return self._user_view(repo, user), {"userId": user.id}

@@ -111,7 +111,9 @@ class Room:
         if tier is None:
             set_committed_value(user, "tier", None)  # known: no re-read of the row
         else:  # the first license (none before it: a user without a tier needs no row)
-            licenses.created(repo.session, [(user.id, account_id, tier.value)], now)
+            # An invited user's license is still their own (no account) until they accept.
+            licensed = None if status is UserStatus.INVITED else account_id
+            licenses.created(repo.session, [(user.id, licensed, tier.value)], now)
         return user
 
     def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:

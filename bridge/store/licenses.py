@@ -53,6 +53,20 @@ def assign(session: Session, user: User, at: datetime, *,
     return True
 
 
+def invite(user: User, account_id: str) -> None:
+    """An invitation names the account the user will join, but changes no license: until
+    they accept, the user signs in as before (an unmanaged user keeps their trial), so no
+    history row is written (:func:`accept` writes it)."""
+    user.account_id = account_id
+
+
+def accept(session: Session, user: User, at: datetime) -> None:
+    """The invitation is accepted: from ``at`` the user holds Pro in their account."""
+    user.tier = Tier.PRO.value
+    session.add(TierChange(user_id=user.id, account_id=user.account_id, tier=user.tier,
+                           changed_at=at))
+
+
 def created(session: Session, rows: Iterable[tuple[str, str | None, str | None]],
             at: datetime) -> None:
     """Record the first license of users just inserted: (user id, account id, tier)."""

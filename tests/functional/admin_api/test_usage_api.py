@@ -166,5 +166,6 @@ def test_update_user_records_the_tier_change(store_app: Flask, services: Service
     assert response.status_code == 200, response.get_json()
     history = services.engine.license_history(ids["bo@team.test"])
     assert [(h.since, h.account_id, h.tier.value if h.tier else None) for h in history] == [
-        (datetime(2026, 10, 1, tzinfo=UTC), account_id, "pro"),
+        (datetime(2026, 10, 1, tzinfo=UTC), None, "pro"),  # invited
+        (datetime(2026, 10, 1, tzinfo=UTC), account_id, "pro"),  # accepted
         (datetime(2026, 12, 2, 15, 30, tzinfo=UTC), account_id, "basic")]

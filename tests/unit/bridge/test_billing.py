@@ -129,3 +129,22 @@ def test_a_month_without_usage_is_an_empty_bill(engine: ResolutionEngine, admin:
     account = engine.create_account(admin, "Quiet")
     clock.now += timedelta(days=40)
     assert engine.bill(account.id, 2026, 11).lines == ()
+
+
+def test_an_invited_user_is_charged_only_once_they_accept(
+        engine: ResolutionEngine, admin: Actor, clock: FakeClock) -> None:
+    """Until they accept, an invited unmanaged user signs in under their own trial: what
+    they host then is charged to no account."""
+    clock.now = NOV10
+    engine.decide_sign_in(default_identity("ivy@free.example"), admin)  # trial starts
+    account = engine.create_account(admin, "Team")
+    [invitation], _ = engine.invite_users(admin, account.id, ["ivy@free.example"])
+    clock.now = NOV10.replace(hour=12)
+    engine.accept_invitation(admin, invitation.token)
+    clock.now = datetime(2026, 12, 1, tzinfo=UTC)
+    engine.put_usage(SERVICE, [
+        meeting("i1", "ivy@free.example", NOV10.replace(hour=11), scheduled=True),
+        meeting("i2", "ivy@free.example", NOV10 + timedelta(days=1, hours=9),
+                scheduled=True)], [])
+    [line] = engine.bill(account.id, 2026, 11).lines
+    assert line.active_days == (date(2026, 11, 11),)

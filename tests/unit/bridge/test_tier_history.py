@@ -105,7 +105,8 @@ def test_console_license_changes_invitations_and_removal(
     at_nine.advance(hours=1)
     engine.remove_users(admin, account.id, [user.id])
     assert tiers(engine.license_history(user.id)) == [
-        (MORNING, account.id, Tier.PRO),
+        (MORNING, None, Tier.PRO),  # invited: not in the account's license until accepted
+        (MORNING + timedelta(hours=1), account.id, Tier.PRO),
         (MORNING + timedelta(hours=2), account.id, Tier.BASIC),
         (MORNING + timedelta(hours=3), None, Tier.BASIC)]
 
