@@ -103,6 +103,11 @@ EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
     # The console's "Remove user" (team accounts; the engine's RemoveUsers).
     "RemoveUsers": frozenset({"FA"}),
+    # A month's Active Pro days and charges: money, so administrators only (issue 14).
+    "GetBilling": frozenset({"FA"}),
+    # The meetings and chat service reporting usage: in no managed policy, so no
+    # administrator holds it by accident; the service's principal gets a custom policy.
+    "PutUsageEvents": frozenset(),
 }
 
 ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS}
