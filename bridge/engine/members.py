@@ -26,8 +26,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room, hash_token
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
-from bridge.store import user_pages
-from bridge.store import licenses
+from bridge.store import licenses, user_pages
 from bridge.store.models import (
     Account,
     Invitation,
