@@ -52,10 +52,12 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     observability_setup.install(app, svc)
     # Browser pages and forms: CSRF tokens, the same-origin check, the security headers.
     browser.install(app, svc)
-    # The admin door, with the AD door's bind check for ConnectDirectory.
+    # The admin door, with the AD door's bind checks for ConnectDirectory (settings and
+    # BaseDn) and AuthorizeDirectory (the service account).
     allow_insecure = settings.allow_insecure_ldap
     register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
-        cfg, allow_insecure=allow_insecure))
+        cfg, allow_insecure=allow_insecure), verify_directory_bind=lambda target:
+        ad_client.verify_bind(target, allow_insecure=allow_insecure))
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
     oidc_views.register(app, svc)

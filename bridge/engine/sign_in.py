@@ -96,18 +96,29 @@ class SignIn(Room):
 
     # --- password attempts (brute-force throttle of directory sign-in) ------------------
 
-    def begin_password_attempt(self, user_key: str, source_address: str, *,
+    def begin_password_attempt(self, username: str, source_address: str | None, *,
                                max_per_user: int, max_per_address: int,
                                window: timedelta) -> PasswordAttempt:
-        """Reserve one password attempt for ``user_key`` (the user's id, or the address
-        typed when it names nobody) and ``source_address``, BEFORE the password is checked:
-        one atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
+        """Reserve one password attempt for ``username`` (the address typed) from
+        ``source_address`` (the client's IP address, None when unknown), BEFORE the
+        password is checked.
+
+        The throttle keys are this room's choice: the user the address resolves to (any
+        of a user's addresses counts against the same user), else the normalised address
+        typed (an unknown address is throttled like a known one), and the source address.
+        One atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
         distinct counts and at most ``max_per_user`` / ``max_per_address`` attempts a window
         can fail (0: no limit). Over either limit: nothing is reserved, ``allowed`` False.
         Close every allowed attempt with :meth:`end_password_attempt`."""
-        keys = (user_key, source_address)
+        try:
+            typed = normalize_email(username)
+        except ValidationError:
+            typed = username.strip().lower()
+        source_key = f"ip:{source_address or '-'}"
 
         def work(repo: Repository) -> PasswordAttempt:
+            user = repo.user_by_address(typed)
+            keys = (f"user:{user.id if user is not None else typed}", source_key)
             now = self._now()
             by_user = throttle.hit(repo.session, USER_SCOPE, keys[0], window=window, now=now)
             by_address = throttle.hit(repo.session, ADDRESS_SCOPE, keys[1], window=window,
