@@ -8,7 +8,8 @@ rerun with ``--allow-mass-change`` to apply); 75 another process is syncing this
 ``bridge sync-ad --daemon`` syncs every account's directory: incremental every
 ``ad_sync_interval_seconds``, full every ``ad_full_sync_interval_seconds``, failed runs
 retried with jittered exponential backoff, one run per directory across daemons (advisory
-lock). SIGTERM/SIGINT stop it after the current page commits; the next start resumes from
+lock); accounts that share a registered directory share one bind per pass. SIGTERM/SIGINT
+stop it after the current page commits; the next start resumes from
 the watermark. One JSON line per run on standard output. ``--metrics-port N`` serves the
 sync metrics (docs/monitoring.md) on ``BRIDGE_HOST:N`` for Prometheus to scrape.
 """
@@ -23,10 +24,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from ldap3 import Connection
+
+from ad_sync import client
+from ad_sync.client import DirectoryError
 from ad_sync.locks import directory_lock
+from ad_sync.records import SyncRecords
 from ad_sync.sync import DirectorySync, SyncReport
+from bridge.engine.ad_directories import DirectoryConnection
+from bridge.errors import NotFound
 
 EXIT_OK, EXIT_UNKNOWN, EXIT_MASS_CHANGE, EXIT_LOCKED = 0, 1, 3, 75
 log = logging.getLogger(__name__)
@@ -116,14 +126,19 @@ def backoff(failures: int, interval: float) -> float:
     return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
 
 
+@dataclass
+class DaemonState:
+    """When each account's next run is due and how many runs in a row failed."""
+
+    due: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+
 def run_daemon(services: Any, *, interval: float | None = None,
                page_size: int = 1000) -> int:
     """Sync every account's directory until SIGTERM/SIGINT; returns 0 after a clean stop."""
-    from bridge.ad_directory import DirectoryStore
-
     settings = services.settings
     every = float(interval or settings.ad_sync_interval_seconds)
-    full_every = float(settings.ad_full_sync_interval_seconds)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -132,40 +147,107 @@ def run_daemon(services: Any, *, interval: float | None = None,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    store = DirectoryStore(services)
-    due: dict[str, float] = {}
-    failures: dict[str, int] = {}
+    state = DaemonState()
     print(json.dumps({"daemon": "started", "interval": every}), flush=True)
     while not stop.is_set():
-        for account_id in store.account_ids():
-            if stop.is_set():
-                break
-            if time.monotonic() < due.get(account_id, 0.0):
-                continue
-            report: SyncReport | None = None
-            try:
-                with directory_lock(services, account_id) as held:
-                    if not held:
-                        due[account_id] = time.monotonic() + every * random.uniform(0.5, 1.0)  # noqa: S311
-                        continue
-                    last_full = store.state(account_id).last_full_sync_at
-                    full = last_full is None or (
-                        (services.engine.now() - last_full).total_seconds() >= full_every)
-                    report = DirectorySync(services, account_id, page_size=page_size,
-                                           stop=stop).run(full=full)
-            except Exception:  # one account's failure (or disconnection) must not stop others
-                log.exception("AD sync of %s failed", account_id)
-            if report is not None:
-                print(json.dumps(report.as_json(), sort_keys=True, default=str), flush=True)
-            if report is not None and report.status in ("ok", "mass_change_stopped"):
-                failures[account_id] = 0
-                due[account_id] = time.monotonic() + every
-            elif report is not None and report.status == "interrupted":
-                break
-            else:
-                failures[account_id] = failures.get(account_id, 0) + 1
-                due[account_id] = time.monotonic() + backoff(failures[account_id], every)
-        next_due = min(due.values(), default=time.monotonic() + every)
+        for report in run_cycle(services, state, every=every, page_size=page_size,
+                                stop=stop):
+            print(json.dumps(report.as_json(), sort_keys=True, default=str), flush=True)
+        next_due = min(state.due.values(), default=time.monotonic() + every)
         stop.wait(max(0.05, min(next_due - time.monotonic(), 5.0)))
     print(json.dumps({"daemon": "stopped"}), flush=True)
     return 0
+
+
+def run_cycle(services: Any, state: DaemonState, *, every: float, page_size: int = 1000,
+              stop: threading.Event | None = None,
+              connect: Callable[..., Connection] = client.open_connection
+              ) -> list[SyncReport]:
+    """One pass of the daemon over the accounts whose run is due; returns their reports.
+
+    Accounts connected to the same registered directory (AuthorizeDirectory) share ONE
+    service-account bind, made with ``connect`` (``client.open_connection``'s signature)
+    before the first of them and closed after the last; its outcome is the directory's
+    health (ListDirectories). A bind that fails is recorded once and fails every account
+    of that directory for this pass (status ``unknown``, retried with backoff), without a
+    bind per account. Accounts with inline settings bind in their own run.
+    """
+    stop = stop or threading.Event()
+    engine = services.engine
+    records = SyncRecords(engine.uow)
+    groups: dict[str | None, list[tuple[str, DirectoryConnection]]] = {}
+    for account_id in engine.ad_directories.account_ids():
+        if time.monotonic() < state.due.get(account_id, 0.0):
+            continue
+        try:
+            cfg = engine.ad_directories.connection(account_id)
+        except NotFound:  # disconnected meanwhile
+            continue
+        groups.setdefault(cfg.directory_id, []).append((account_id, cfg))
+    reports: list[SyncReport] = []
+    for directory_id, members in groups.items():
+        if stop.is_set():
+            break
+        if directory_id is None:
+            for account_id, _cfg in members:
+                if stop.is_set():
+                    break
+                _run_account(services, records, state, account_id, None, reports,
+                             every=every, page_size=page_size, stop=stop)
+            continue
+        try:
+            conn = connect(members[0][1], allow_insecure=services.settings.allow_insecure_ldap)
+        except DirectoryError as exc:
+            log.warning("AD sync: bind to directory %s failed: %s", directory_id, exc.message)
+            engine.directory_registry.record_health(directory_id, error=exc.message)
+            for account_id, _cfg in members:
+                records.record_failure_status(account_id, "unknown", exc.message)
+                reports.append(SyncReport(account_id, "incremental", False, status="unknown",
+                                          error=exc.message))
+                _failed(state, account_id, every)
+            continue
+        engine.directory_registry.record_health(directory_id, error=None)
+        try:
+            for account_id, _cfg in members:
+                if stop.is_set():
+                    break
+                _run_account(services, records, state, account_id, conn, reports,
+                             every=every, page_size=page_size, stop=stop)
+        finally:
+            client.close(conn)
+    return reports
+
+
+def _failed(state: DaemonState, account_id: str, every: float) -> None:
+    state.failures[account_id] = state.failures.get(account_id, 0) + 1
+    state.due[account_id] = time.monotonic() + backoff(state.failures[account_id], every)
+
+
+def _run_account(services: Any, records: SyncRecords, state: DaemonState, account_id: str,
+                 conn: Connection | None, reports: list[SyncReport], *, every: float,
+                 page_size: int, stop: threading.Event) -> None:
+    """One account's run under its lock (skipped, and retried soon, when another daemon
+    holds it); its report appended; the next run scheduled."""
+    full_every = float(services.settings.ad_full_sync_interval_seconds)
+    report: SyncReport | None = None
+    try:
+        with directory_lock(services, account_id) as held:
+            if not held:
+                state.due[account_id] = time.monotonic() + every * random.uniform(0.5, 1.0)  # noqa: S311
+                return
+            last_full = records.state(account_id).last_full_sync_at
+            full = last_full is None or (
+                (services.engine.now() - last_full).total_seconds() >= full_every)
+            report = DirectorySync(services, account_id, page_size=page_size, stop=stop,
+                                   connection=conn).run(full=full)
+    except Exception:  # one account's failure (or disconnection) must not stop others
+        log.exception("AD sync of %s failed", account_id)
+    if report is not None:
+        reports.append(report)
+    if report is not None and report.status in ("ok", "mass_change_stopped"):
+        state.failures[account_id] = 0
+        state.due[account_id] = time.monotonic() + every
+    elif report is not None and report.status == "interrupted":
+        return
+    else:
+        _failed(state, account_id, every)

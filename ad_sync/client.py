@@ -25,7 +25,7 @@ from ldap3.core.exceptions import LDAPException
 from ad_sync.vendor import ms_ad
 
 if TYPE_CHECKING:  # this module stays light: the reader process imports it
-    from bridge.ad_directory import DirectoryConnection
+    from bridge.engine.ad_directories import DirectoryConnection
 
 CONNECT_TIMEOUT = 10
 RECEIVE_TIMEOUT = 120
@@ -33,8 +33,8 @@ RECEIVE_TIMEOUT = 120
 
 
 class DirectoryTarget(Protocol):
-    """Where and as whom to bind; :class:`bridge.ad_directory.DirectoryConnection` is one,
-    :class:`ad_sync.reader.Target` (the reader process's copy) another."""
+    """Where and as whom to bind; :class:`bridge.engine.ad_directories.DirectoryConnection`
+    is one, :class:`ad_sync.reader.Target` (the reader process's copy) another."""
 
     @property
     def ldap_url(self) -> str: ...
@@ -196,5 +196,32 @@ def verify_connection(cfg: DirectoryConnection, *, allow_insecure: bool) -> None
     except LDAPException as exc:
         raise ValidationError(f"Cannot read the BaseDn: {_words(exc)}.", field="BaseDn") \
             from None
+    finally:
+        _close(conn)
+
+
+def verify_bind(target: DirectoryTarget, *, allow_insecure: bool) -> str | None:
+    """Bind once with the service account and read the rootDSE (AuthorizeDirectory: no
+    BaseDn is known yet). Returns the directory's default naming context (None when the
+    DC does not say). Raises ``bridge.errors.ValidationError`` with the LDAP error in
+    words."""
+    from bridge.errors import ValidationError
+
+    try:
+        conn = open_connection(target, allow_insecure=allow_insecure)
+    except DirectoryError as exc:
+        raise ValidationError(f"Cannot connect to the directory: {exc.message}.",
+                              field="LdapUrl") from None
+    try:
+        ok = conn.search("", "(objectClass=*)", "BASE",
+                         attributes=["defaultNamingContext"])
+        entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
+        if not ok or not entries:
+            return None
+        value = (entries[0].get("attributes") or {}).get("defaultNamingContext")
+        value = value[0] if isinstance(value, list) and value else value
+        return value if isinstance(value, str) and value else None
+    except LDAPException:
+        return None  # bound: the naming context is a nicety
     finally:
         _close(conn)

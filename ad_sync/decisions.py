@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ad_sync.records import KnownUser, fingerprint
 from ad_sync.vendor import ms_ad
-from bridge.ad_directory import KnownUser, fingerprint
 
 # Below this many suspensions only the absolute limit applies: in a small directory two
 # leavers are not a mass change.

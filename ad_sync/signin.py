@@ -48,12 +48,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ad_sync import client
 from ad_sync.client import DirectoryError
+from ad_sync.records import SyncRecords
 from ad_sync.vendor import ms_ad
 from bridge import pages
-from bridge.ad_directory import DirectoryConnection, DirectoryStore
 from bridge.bounds import parse_json
 from bridge.browser import form_post
 from bridge.domain import Actor, Identity, IdentitySource, normalize_email
+from bridge.engine.ad_directories import DirectoryConnection
 from bridge.errors import BridgeError, InvalidJson, NotFound, ValidationError
 from bridge.pages.words import denial
 from bridge.services import Services
@@ -81,14 +82,14 @@ def _wrong_credentials() -> _Refusal:
 
 
 # This door's entry in ``app.extensions``: the services it was registered with and the
-# directory store built once from them.
+# sync records (objectGUID of each user) built once from them.
 EXTENSION = "ad_sync.signin"
 
 
 def register(app: Flask, services_: Services) -> None:
     """Install the sign-in routes (the composition root calls this once, with the services
     the door uses)."""
-    app.extensions[EXTENSION] = (services_, DirectoryStore(services_))
+    app.extensions[EXTENSION] = (services_, SyncRecords(services_.engine.uow))
     app.register_blueprint(blueprint)
 
 
@@ -97,8 +98,8 @@ def _services() -> Services:
     return found
 
 
-def _store() -> DirectoryStore:
-    found: DirectoryStore = current_app.extensions[EXTENSION][1]
+def _records() -> SyncRecords:
+    found: SyncRecords = current_app.extensions[EXTENSION][1]
     return found
 
 
@@ -178,11 +179,10 @@ def login() -> BaseResponse:
     except ValidationError:
         return _answer(400, "invalid_request", "That is not an email address.")
     params = {"source": IdentitySource.ACTIVE_DIRECTORY.value, "email": email}
-    store = _store()
     settings = svc.settings
     user_id, account_id = svc.engine.resolve_address(email)
     attempt = svc.engine.begin_password_attempt(
-        f"user:{user_id or email}", f"ip:{request.remote_addr or '-'}",
+        email, request.remote_addr,
         max_per_user=settings.ad_sign_in_max_failures_per_user,
         max_per_address=settings.ad_sign_in_max_failures_per_address,
         window=timedelta(seconds=settings.ad_sign_in_failure_window_seconds))
@@ -192,7 +192,7 @@ def login() -> BaseResponse:
                        "and try again.", retry_after=attempt.retry_after)
     failed = False
     try:
-        identity = _authenticate(svc, store, email, password, user_id, account_id)
+        identity = _authenticate(svc, _records(), email, password, user_id, account_id)
     except _Refusal as refusal:
         failed = refusal.status == 401
         _audit(svc, params, account_id, refusal.code, refusal.message)
@@ -218,7 +218,7 @@ def login() -> BaseResponse:
     return response
 
 
-def _authenticate(svc: Services, store: DirectoryStore, email: str, password: str,
+def _authenticate(svc: Services, records: SyncRecords, email: str, password: str,
                   user_id: str | None, account_id: str | None) -> Identity:
     """Bind as the user; return the identity for the engine. Raises _Refusal.
 
@@ -235,11 +235,11 @@ def _authenticate(svc: Services, store: DirectoryStore, email: str, password: st
         # An unclaimed domain: no directory to ask (home-realm discovery says so anyway).
         raise _wrong_credentials()
     try:
-        cfg = store.connection(account_id)
+        cfg = svc.engine.ad_directories.connection(account_id)
     except NotFound:
         raise _Refusal(400, "directory_sign_in_not_available", "This account does not sign "
                        "in with directory passwords.") from None
-    guid = store.guid_for_user(account_id, user_id) if user_id is not None else None
+    guid = records.guid_for_user(account_id, user_id) if user_id is not None else None
     outcome = _bind_as(cfg, guid, password, allow=svc.settings.allow_insecure_ldap,
                        account_id=account_id)
     if guid is None or outcome is not None:

@@ -51,15 +51,10 @@ from ldap3 import Connection
 from ad_sync import client, decisions
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
+from ad_sync.records import KnownUser, SyncRecords, UserRecord, fingerprint
 from ad_sync.vendor import ms_ad
-from bridge.ad_directory import (
-    DirectoryConnection,
-    DirectoryStore,
-    KnownUser,
-    UserRecord,
-    fingerprint,
-)
 from bridge.domain import Actor, IdentitySource
+from bridge.engine.ad_directories import DirectoryConnection
 from bridge.engine.results import DirectoryUserInput, DirectoryUserOutcome
 from bridge.errors import BridgeError
 from bridge.services import Services
@@ -122,15 +117,21 @@ class SyncReport:
 
 class DirectorySync:
     """Runs for one account. Not thread-safe; one run at a time per directory (the daemon
-    takes a lock; the CLI's ``--once`` relies on the operator)."""
+    takes a lock; the CLI's ``--once`` relies on the operator).
+
+    ``connection``: a service-account connection already bound to the account's directory
+    (the daemon binds once per registered directory and passes it to the run of every
+    account connected to it); the run uses it and leaves it open. Without it the run binds
+    on its own. A full run's reader helper process always binds for itself."""
 
     def __init__(self, services: Services, account_id: str, *, page_size: int = ms_ad.PAGE_SIZE,
                  dry_run: bool = False, allow_mass_change: bool = False,
                  on_page: Callable[[int], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None,
+                 connection: Connection | None = None) -> None:
         self.svc = services
         self.engine = services.engine
-        self.store = DirectoryStore(services)
+        self.records = SyncRecords(services.engine.uow)
         self.account_id = account_id
         self.page_size = page_size
         self.dry_run = dry_run
@@ -139,6 +140,7 @@ class DirectorySync:
         self.stop = stop or threading.Event()
         self.settings = services.settings
         self.actor = ACTOR
+        self.shared_connection = connection
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -148,8 +150,8 @@ class DirectorySync:
         Raises NotFound when the account has no directory connected.
         """
         started = time.monotonic()
-        cfg = self.store.connection(self.account_id)
-        state = self.store.state(self.account_id)
+        cfg = self.engine.ad_directories.connection(self.account_id)
+        state = self.records.state(self.account_id)
         mappings = self._mapped_names()
         map_fp = fingerprint(sorted(n.lower() for n in mappings))
         report = SyncReport(self.account_id, "full" if full else "incremental", self.dry_run,
@@ -162,7 +164,8 @@ class DirectorySync:
             if full or reason:
                 # Known to be full before the bind: the reader starts meanwhile.
                 reader = self._reader(cfg).start()
-            conn = client.open_connection(cfg, allow_insecure=self.settings.allow_insecure_ldap)
+            conn = self.shared_connection or client.open_connection(
+                cfg, allow_insecure=self.settings.allow_insecure_ldap)
             dse = ms_ad.read_root_dse(conn)
             if not full:
                 reason = reason or decisions.dc_changed(state, dse)
@@ -199,15 +202,15 @@ class DirectorySync:
             if reader is not None:
                 reader.close()
                 report.reader_peak_rss_mb = reader.peak_rss_mb
-            if conn is not None:
+            if conn is not None and conn is not self.shared_connection:
                 client.close(conn)
             report.duration_seconds = time.monotonic() - started
         if report.status != "ok" and not self.dry_run:
-            self.store.record_failure_status(self.account_id, report.status, report.error)
+            self.records.record_failure_status(self.account_id, report.status, report.error)
         if report.status == "ok" and not self.dry_run:
             report.deleted = self._purge()
         if report.watermark is None:
-            now_state = self.store.state(self.account_id)
+            now_state = self.records.state(self.account_id)
             report.watermark = {"dcName": now_state.dc_name,
                                 "invocationId": now_state.invocation_id,
                                 "highestCommittedUsn": now_state.highest_usn}
@@ -300,13 +303,13 @@ class DirectorySync:
         # The users are read and decoded by the helper process (``pages``, started before
         # the bind so its start overlaps the group reads here) while this process applies.
         closure = self._closure(conn, cfg, dse, self._group_dns(conn, cfg, dse, mappings, report))
-        known_total, _ = self.store.count_present(self.account_id)
+        known_total, _ = self.records.count_present(self.account_id)
         staged = known_total > 0
         run_id = report.run_id
         if not self.dry_run:
-            self.store.drop_pending(self.account_id)
+            self.records.drop_pending(self.account_id)
             with self.engine.single_transaction() as session:
-                self.store.save_progress(session, self.account_id,
+                self.records.save_progress(session, self.account_id,
                                          full_run_started_usn=dse.highest_usn)
         seen = 0
         for users in pages:
@@ -316,12 +319,12 @@ class DirectorySync:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
                                                f"{known_total} existed; treated as unknown")
-            report.would_suspend += self.store.count_not_seen(self.account_id, run_id)
+            report.would_suspend += self.records.count_not_seen(self.account_id, run_id)
             self._guard(report.would_suspend, known_total)
             if not self.dry_run:
-                self._suspend_gone(self.store.present_not_seen(self.account_id, run_id), report)
-                for batch in self.store.pending_pages(self.account_id, run_id, self.page_size):
-                    known = self.store.known_users(self.account_id, [g for g, _ in batch])
+                self._suspend_gone(self.records.present_not_seen(self.account_id, run_id), report)
+                for batch in self.records.pending_pages(self.account_id, run_id, self.page_size):
+                    known = self.records.known_users(self.account_id, [g for g, _ in batch])
                     self._commit([decisions.change_from_facts(g, f, known.get(g))
                                   for g, f in batch],
                                  report, run_id=run_id, pending=True)
@@ -331,7 +334,7 @@ class DirectorySync:
             self._finish([], dse, map_fp, report, full=True)
             return
         # Users present before and not seen now: gone, moved out of scope or filtered out.
-        gone = self.store.present_not_seen(self.account_id, run_id)
+        gone = self.records.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
 
     def _full_page(self, users: Sequence[ms_ad.DirectoryUser],
@@ -341,7 +344,7 @@ class DirectorySync:
         if not staged:
             self._apply_page(users, closure, report, run_id=run_id)
             return len(users)
-        known = self.store.known_users(self.account_id, [u.guid for u in users])
+        known = self.records.known_users(self.account_id, [u.guid for u in users])
         changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
         report.pages += 1
@@ -349,7 +352,7 @@ class DirectorySync:
         if self.dry_run:
             for ch in changes:
                 self._count(ch, report, created=ch.known is None)
-        self.store.plan_page(self.account_id, run_id, [u.guid for u in users],
+        self.records.plan_page(self.account_id, run_id, [u.guid for u in users],
                              [] if self.dry_run else
                              [(ch.user.guid, decisions.facts(ch)) for ch in changes])
         return len(users)
@@ -374,7 +377,7 @@ class DirectorySync:
                     changed[user.guid] = user
                 else:
                     moved_out.append(user.guid)
-        for guid in self.store.retry_guids(self.account_id):
+        for guid in self.records.retry_guids(self.account_id):
             if guid not in changed:
                 retry = self._read_user(conn, guid)
                 if retry is not None and decisions.in_scope(retry.dn, cfg.base_dn):
@@ -402,7 +405,7 @@ class DirectorySync:
                                      ["objectGUID", "memberOf", "primaryGroupID"],
                                      page_size=self.page_size):
                 users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
-                prior = self.store.known_users(self.account_id, [u.guid for u in users])
+                prior = self.records.known_users(self.account_id, [u.guid for u in users])
                 for user in users:
                     if user.guid in changed or user.guid not in prior:
                         continue
@@ -411,14 +414,14 @@ class DirectorySync:
                         if full_user is not None:
                             changed[user.guid] = full_user
         # Guard before anything changes.
-        known = self.store.known_users(self.account_id,
+        known = self.records.known_users(self.account_id,
                                        list({*changed, *deleted, *moved_out}))
         leaving = {g for g in [*deleted, *moved_out] if g in known and known[g].present}
         disabling = {g for g, u in changed.items()
                      if not u.enabled and g in known and known[g].enabled and known[g].present}
         report.would_suspend = len(leaving) + len(disabling)
         if report.would_suspend:  # the count scans the account's users: only when needed
-            self._guard(report.would_suspend, self.store.count_present(self.account_id)[0])
+            self._guard(report.would_suspend, self.records.count_present(self.account_id)[0])
         self._suspend_gone([known[g] for g in sorted(leaving)], report)
         users = list(changed.values())
         for start in range(0, len(users), self.page_size):
@@ -440,7 +443,7 @@ class DirectorySync:
                     run_id: str | None, known: Mapping[str, KnownUser] | None = None) -> None:
         """Classify and apply one page of users."""
         if known is None:
-            known = self.store.known_users(self.account_id, [u.guid for u in users])
+            known = self.records.known_users(self.account_id, [u.guid for u in users])
         changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
         report.pages += 1
@@ -475,12 +478,12 @@ class DirectorySync:
                                            forget)
                 if record is not None:
                     records.append(record)
-            DirectoryStore.forget_users(session, self.account_id, forget)
-            DirectoryStore.record_users(session, self.account_id, records, run_id)
+            SyncRecords.forget_users(session, self.account_id, forget)
+            SyncRecords.record_users(session, self.account_id, records, run_id)
             if run_id is not None:
-                DirectoryStore.mark_seen(session, self.account_id, seen, run_id)
+                SyncRecords.mark_seen(session, self.account_id, seen, run_id)
             if pending:
-                DirectoryStore.clear_pending(session, self.account_id,
+                SyncRecords.clear_pending(session, self.account_id,
                                              [ch.user.guid for ch in changes])
         if self.on_page is not None:
             self.on_page(report.pages)
@@ -497,7 +500,7 @@ class DirectorySync:
         for user in users:
             user_id = relink.get(user.mail) if user.mail else None
             if user_id is not None:
-                old = self.store.records_of_user(self.account_id, user_id)
+                old = self.records.records_of_user(self.account_id, user_id)
                 found[user.guid] = (user_id, [r.guid for r in old])
         return found
 
@@ -564,7 +567,7 @@ class DirectorySync:
             except BridgeError as exc:  # the profile was removed meanwhile
                 report.skipped.append({"objectGUID": known.guid, "dn": known.dn,
                                        "reason": exc.code, "message": exc.message})
-        DirectoryStore.mark_gone(session, self.account_id, [k.guid for k in gone])
+        SyncRecords.mark_gone(session, self.account_id, [k.guid for k in gone])
 
     def _finish(self, gone: Sequence[KnownUser], dse: ms_ad.RootDse, map_fp: str,
                 report: SyncReport, *, full: bool) -> None:
@@ -577,7 +580,7 @@ class DirectorySync:
             return
         with self.engine.single_transaction() as session:
             self._mark_gone(session, gone, report)
-            DirectoryStore.save_watermark(
+            SyncRecords.save_watermark(
                 session, self.account_id, dc_name=dse.dc_name,
                 invocation_id=dse.invocation_id, highest_usn=dse.highest_usn,
                 mappings_fingerprint=map_fp, now=self.engine.now(), full=full, status="ok")
@@ -586,7 +589,7 @@ class DirectorySync:
         grace = timedelta(days=self.settings.ad_deletion_grace_days)
         count = self.engine.purge_deleted_users(self.actor, self.account_id, grace)
         if count:
-            self.store.forget_purged(self.account_id)
+            self.records.forget_purged(self.account_id)
         return count
 
 

@@ -142,7 +142,6 @@ def _ldapsearch(dc: Any, base: str) -> tuple[float, int]:
 
 def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     from ad_sync import client
-    from bridge.ad_directory import DirectoryStore
     from bridge.app import build_services
     from bridge.domain import Actor, Tier
     from bridge.store.db import upgrade
@@ -165,7 +164,7 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     admin = Actor(type="AdminUser", principal_id="bench", name="bench")
     account = services.engine.create_account(admin, f"Bench {n}")
     claim(services.engine, admin, account.id, "example.com")
-    DirectoryStore(services).connect(admin, account.id, {
+    services.engine.ad_directories.connect(admin, account.id, {
         "LdapUrl": dc.ldaps_url, "BaseDn": ou, "BindDn": dc.admin_dn,
         "BindPassword": dc.admin_password, "CaCertificatePem": dc.ca_cert_path.read_text(),
         "TlsServerName": dc.tls_server_name, "GroupBaseDn": ou,

@@ -40,7 +40,6 @@ import requests
 from bench import SECRET_KEY
 from bridge.app import build_services, create_app
 from bridge.domain import Actor, IdentitySource, Tier
-from bridge.openid_config import OpenIdConfigService
 from bridge.sessions import SESSION_COOKIE
 from bridge.store.db import upgrade
 from config import load_settings
@@ -78,8 +77,8 @@ def run(signins: int, seconds: float, users: int = 20,
         engine = services.engine
         account = engine.create_account(admin, "Bench")
         claim(engine, admin, account.id, "bench.example")
-        OpenIdConfigService(services).update(admin, account.id, issuer_uri=op.issuer,
-                                             client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        engine.openid_configs.update(admin, account.id, issuer_uri=op.issuer,
+                                     client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
         group = engine.upsert_group(admin, account.id, name="Engineering")
         engine.add_or_update_group_mappings(admin, account.id, {group.name: Tier.PRO})
         for hint, claims in accounts.items():

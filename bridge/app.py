@@ -57,10 +57,12 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     # The end-user pages' templates and stylesheet, and the home page `/`.
     pages.install(app)
     home.register(app, svc)
-    # The admin door, with the AD door's bind check for ConnectDirectory.
+    # The admin door, with the AD door's bind checks for ConnectDirectory (settings and
+    # BaseDn) and AuthorizeDirectory (the service account).
     allow_insecure = settings.allow_insecure_ldap
     register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
-        cfg, allow_insecure=allow_insecure))
+        cfg, allow_insecure=allow_insecure), verify_directory_bind=lambda target:
+        ad_client.verify_bind(target, allow_insecure=allow_insecure))
     # The administration console (/console): the admin API's actions and policies in a
     # browser, signed in with the admins' console passwords.
     console_setup.register(app, svc, credentials=ConsoleCredentials(

@@ -18,7 +18,13 @@ from bridge.crypto import SecretBox
 from bridge.domain import Actor
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.store.db import transaction
-from bridge.store.models import AccountOpenIdConfig, AdDirectory, AdminAccessKey, SessionSigningKey
+from bridge.store.models import (
+    AccountOpenIdConfig,
+    AdDirectory,
+    AdminAccessKey,
+    AuthorizedDirectory,
+    SessionSigningKey,
+)
 
 # (model, sealed column): every secret the bridge keeps encrypted at rest.
 SEALED_COLUMNS: tuple[tuple[Any, str], ...] = (
@@ -26,6 +32,7 @@ SEALED_COLUMNS: tuple[tuple[Any, str], ...] = (
     (SessionSigningKey, "private_sealed"),
     (AdminAccessKey, "secret_sealed"),
     (AdDirectory, "bind_password_sealed"),
+    (AuthorizedDirectory, "bind_password_sealed"),
 )
 
 
@@ -36,7 +43,9 @@ def reseal_all(sessions: sessionmaker[Any], old: SecretBox, new: SecretBox,
     counts: dict[str, int] = {}
     with transaction(sessions, write=True) as session:
         for model, column in SEALED_COLUMNS:
-            rows = session.scalars(select(model)).all()
+            # A connection to a registered directory keeps no password of its own.
+            rows = session.scalars(select(model).where(
+                getattr(model, column).is_not(None))).all()
             for row in rows:
                 setattr(row, column, new.seal(old.open(getattr(row, column))))
             counts[model.__tablename__] = len(rows)

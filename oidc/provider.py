@@ -28,7 +28,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from bridge.openid_config import DiscoveryError, OpenIdClient, fetch_discovery
+from bridge.engine.openid_configs import DiscoveryError, OpenIdClient
+from bridge.oidc_discovery import fetch_discovery
 
 DISCOVERY_TTL_SECONDS = 3600.0
 JWKS_DEFAULT_TTL_SECONDS = 3600.0

@@ -43,8 +43,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from bridge import pages
 from bridge.domain import Actor, Identity, IdentitySource
 from bridge.domain.sign_in import SignInRoute, provider_vouches_for_email, route_for
+from bridge.engine.openid_configs import OpenIdClient, OpenIdConfigs
 from bridge.errors import BridgeError, NotFound, ValidationError
-from bridge.openid_config import OpenIdClient, OpenIdConfigService
 from bridge.pages.words import denial
 from bridge.services import Services
 from bridge.sessions import issue_session_response
@@ -88,12 +88,11 @@ class OidcDoor:
     directory_sign_in_path: str | None = None
     caches: ProviderCaches = field(default_factory=ProviderCaches)
     clock: Callable[[], float] = time.time
-    configs: OpenIdConfigService = field(init=False)
+    configs: OpenIdConfigs = field(init=False)
 
     def __post_init__(self) -> None:
-        # Built once with the door (its HTTP session and timeout are the caches').
-        self.configs = OpenIdConfigService(self.services, http=self.caches.http,
-                                           timeout=self.caches.timeout)
+        # The engine's Okta room (built once with the engine).
+        self.configs = self.services.engine.openid_configs
 
     def default_client(self) -> OpenIdClient | None:
         s = self.services.settings

@@ -108,15 +108,19 @@ def load_actions() -> None:
 
 
 def register_admin_api(app: Flask, svc: Services, *,
-                       verify_directory: Callable[[Any], None] | None = None) -> None:
+                       verify_directory: Callable[[Any], None] | None = None,
+                       verify_directory_bind: Callable[[Any], str | None] | None = None
+                       ) -> None:
     """Wire the admin API into ``app``: actions, ``/openapi.json``, the invitation link
     page. ``verify_directory(connection)`` is ConnectDirectory's bind check (the AD door's,
-    passed in by the composition root; without it ConnectDirectory answers 503). (The
+    passed in by the composition root; without it ConnectDirectory answers 503),
+    ``verify_directory_bind(target)`` AuthorizeDirectory's (likewise). (The
     background domain re-check is started by ``bridge serve``, see
     :func:`bridge.api.web.start_background`.)"""
     from bridge.api.framework import install
     from bridge.api.web import install as install_web
 
     load_actions()
-    install(app, svc, verify_directory=verify_directory)
+    install(app, svc, verify_directory=verify_directory,
+            verify_directory_bind=verify_directory_bind)
     install_web(app, svc)

@@ -16,7 +16,6 @@ from typing import Any
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bridge.ad_directory import DirectoryStore
 from bridge.api import sigv4
 from bridge.api.errors import ServiceFailure, error_response, wire_error
 from bridge.api.policy import (
@@ -47,7 +46,6 @@ from bridge.errors import (
     ValidationError,
 )
 from bridge.observability.context import current_request_id, note_operation
-from bridge.openid_config import OpenIdConfigService
 from bridge.services import Services
 from bridge.store.models import utcnow
 
@@ -159,9 +157,8 @@ class AdminApiState:
 
     services: Services
     principals: PrincipalStore
-    directories: DirectoryStore
-    openid: OpenIdConfigService
     verify_directory: Callable[[Any], None] | None = None
+    verify_directory_bind: Callable[[Any], str | None] | None = None
     aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
     max_skew: timedelta = timedelta(minutes=5)
     max_requests_per_minute: int = 0  # per principal; 0: no limit
@@ -486,15 +483,16 @@ def build_blueprint(state: AdminApiState) -> Blueprint:
 
 
 def install(app: Flask, svc: Services, *, aws_account_id: str | None = None,
-            verify_directory: Callable[[Any], None] | None = None) -> AdminApiState:
+            verify_directory: Callable[[Any], None] | None = None,
+            verify_directory_bind: Callable[[Any], str | None] | None = None
+            ) -> AdminApiState:
     """Create the door's state (its stores, limits and the AD bind check, each built once)
     and register the routes."""
     state = AdminApiState(
         services=svc,
         principals=PrincipalStore(svc.engine.uow, svc.secrets),
-        directories=DirectoryStore(svc),
-        openid=OpenIdConfigService(svc),
         verify_directory=verify_directory,
+        verify_directory_bind=verify_directory_bind,
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
         max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,

@@ -13,7 +13,8 @@ UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig (FullAccess only
 * ``DELETE /accounts/{accountId}/openid-config`` → 204; Okta sign-in stops, the Okta
   directory (SCIM, tiers) stays connected.
 
-The rules live in :mod:`bridge.openid_config`; this module only translates.
+The rules live in the engine's Okta room (:mod:`bridge.engine.openid_configs`); this
+module only translates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from bridge.api.framework import ActionContext, action
 from bridge.api.shapes import account_shape
-from bridge.openid_config import OpenIdConfigService, OpenIdConfigView
+from bridge.engine.openid_configs import OpenIdConfigs, OpenIdConfigView
 
 PATH = "/accounts/<accountId>/openid-config"
 _CONFIG = {"type": "object", "properties": {
@@ -31,9 +32,9 @@ _RESPONSE = {"type": "object", "properties": {
     "Account": {"type": "object"}, "OpenIdConfig": _CONFIG}}
 
 
-def _service(ctx: ActionContext) -> OpenIdConfigService:
-    # Built once with the door; changes and refusals are audited by the unit of work.
-    return ctx.state.openid
+def _service(ctx: ActionContext) -> OpenIdConfigs:
+    # The engine's room; changes and refusals are audited by the unit of work.
+    return ctx.engine.openid_configs
 
 
 def _shape(ctx: ActionContext, view: OpenIdConfigView) -> dict[str, Any]:

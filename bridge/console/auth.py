@@ -2,7 +2,7 @@
 the MFA code when the admin has one) and sign-out.
 
 Every attempt is reserved in the database throttle before the password is checked
-(:meth:`bridge.engine.sign_in.SignIn.begin_password_attempt`, per admin user name and per
+(:meth:`bridge.engine.sign_in.SignIn.begin_console_password_attempt`, per admin user name and per
 source address, sliding window): a wrong password keeps counting, anything else is taken
 back. An unknown account ID, an unknown user name, an admin without a console password and
 a wrong password get the same answer after the same argon2 work. Each outcome is one
@@ -34,8 +34,6 @@ from bridge.domain import Actor
 from bridge.errors import RateLimited, Unauthenticated
 from bridge.observability.context import current_request_id
 
-USER_SCOPE = "console-sign-in-user"
-ADDRESS_SCOPE = "console-sign-in-address"
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
 FAILED = "Your authentication information is incorrect. Please try again."
 MFA_PENDING = "console_mfa"
@@ -55,11 +53,11 @@ def _anonymous() -> Actor:
 
 def _throttled(state: ConsoleState, name: str) -> Any:
     engine = state.services.engine
-    return engine.begin_password_attempt(
-        name.lower(), request.remote_addr or "unknown",
+    return engine.begin_console_password_attempt(
+        name, request.remote_addr,
         max_per_user=state.max_failures_per_user,
         max_per_address=state.max_failures_per_address,
-        window=state.failure_window, scopes=(USER_SCOPE, ADDRESS_SCOPE))
+        window=state.failure_window)
 
 
 def _form(status: int = 200, *, error: str | None = None, **values: Any) -> tuple[str, int]:

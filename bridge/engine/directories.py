@@ -6,8 +6,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from bridge.domain import (
     Actor,
     DirectoryKind,
@@ -19,10 +17,8 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room
 from bridge.errors import NotFound, ValidationError
-from bridge.store import licenses
 from bridge.store.models import (
     GroupMapping,
-    User,
 )
 from bridge.store.repository import Repository
 
@@ -45,13 +41,7 @@ class Directories(Room):
             if kind is not None:
                 account = self._connect(repo, account_id, kind)
             else:
-                account = self._account(repo, account_id, lock=True)
-                account.directory_kind = None
-                for user in repo.session.scalars(
-                        select(User).where(User.account_id == account_id,
-                                           User.tier.is_(None))):
-                    licenses.assign(repo.session, user, self._now(),
-                                    tier=account.default_license)
+                account = self._disconnect(repo, account_id)
             view = self._account_view(repo, account)
             return view, {"accountType": view.type.value}
 

@@ -15,17 +15,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.domain.usage import Pricing
 from bridge.engine.accounts import Accounts
+from bridge.engine.ad_directories import AdDirectories
 from bridge.engine.api_keys import ApiKeys
 from bridge.engine.billing import PUBLISHED_PRICING, Billing
 from bridge.engine.bulk import BulkProvisioning
 from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
+from bridge.engine.directory_registry import DirectoryRegistry
 from bridge.engine.domains import Domains
 from bridge.engine.members import Members
+from bridge.engine.openid_configs import Discover, OpenIdConfigs
 from bridge.engine.provisioning import Provisioning
 from bridge.engine.queries import Queries
 from bridge.engine.reports import Reports
 from bridge.engine.rollup import Rollup
+from bridge.engine.secrets import NoSealer, Sealer
 from bridge.engine.session_checks import SessionChecks
 from bridge.engine.sign_in import SignIn
 from bridge.engine.support import Support
@@ -38,17 +42,28 @@ Clock = Callable[[], datetime]
 
 class ResolutionEngine:
     """The user-resolution engine. ``clock`` is injectable so tests can move time (trials,
-    grace periods); every room reads time from it."""
+    grace periods); every room reads time from it. What the composition root passes in:
+    ``secrets`` (seals the secrets rooms keep at rest: bind passwords, Okta client
+    secrets), ``discover`` (checks an OpenID issuer over HTTP) and whether plain
+    ``ldap://`` without StartTLS is allowed (test directories only)."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow,
-                 pricing: Pricing = PUBLISHED_PRICING) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow, *,
+                 pricing: Pricing = PUBLISHED_PRICING, secrets: Sealer | None = None,
+                 discover: Discover | None = None, allow_insecure_ldap: bool = False) -> None:
         self.uow = uow = UnitOfWork(session_factory)
+        sealer: Sealer = secrets if secrets is not None else NoSealer()
         self._clock = clock
         self.accounts = Accounts(uow, clock)
         self.domains = Domains(uow, clock)
         self.members = Members(uow, clock)
         self.support = Support(uow, clock)
         self.directories = Directories(uow, clock)
+        self.directory_registry = DirectoryRegistry(uow, clock, sealer,
+                                                    allow_insecure_ldap=allow_insecure_ldap)
+        self.ad_directories = AdDirectories(uow, clock, sealer, self.directory_registry,
+                                            allow_insecure_ldap=allow_insecure_ldap)
+        self.openid_configs = (OpenIdConfigs(uow, clock, sealer, discover)
+                               if discover is not None else OpenIdConfigs(uow, clock, sealer))
         self.api_keys = ApiKeys(uow, clock)
         self.provisioning = Provisioning(uow, clock)
         self.groups = DirectoryGroups(uow, clock)
@@ -128,6 +143,7 @@ class ResolutionEngine:
         # SignIn
         self.decide_sign_in = self.sign_in.decide_sign_in
         self.begin_password_attempt = self.sign_in.begin_password_attempt
+        self.begin_console_password_attempt = self.sign_in.begin_console_password_attempt
         self.end_password_attempt = self.sign_in.end_password_attempt
         # SessionChecks
         self.check_session = self.session_checks.check_session

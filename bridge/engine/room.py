@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import null
+from sqlalchemy import null, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
@@ -131,6 +131,17 @@ class Room:
         if account.directory_kind is None:
             account.directory_kind = kind.value
             self._refresh_tiers(repo, account_id, None)
+        return account
+
+    def _disconnect(self, repo: Repository, account_id: str) -> Account:
+        """Disconnect the account's directory: it becomes console-managed, its users keep
+        their current tier (those the directory left without one get the account's
+        default). Returns the locked account row."""
+        account = self._account(repo, account_id, lock=True)
+        account.directory_kind = None
+        for user in repo.session.scalars(select(User).where(User.account_id == account_id,
+                                                             User.tier.is_(None))):
+            licenses.assign(repo.session, user, self._now(), tier=account.default_license)
         return account
 
     def _refresh_tiers(self, repo: Repository, account_id: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # Throttle scopes of password attempts (AD sign-in), per user and per source address.
 USER_SCOPE = "ad-sign-in-user"
 ADDRESS_SCOPE = "ad-sign-in-address"
+CONSOLE_USER_SCOPE = "console-sign-in-user"
+CONSOLE_ADDRESS_SCOPE = "console-sign-in-address"
 
 
 @dataclass(frozen=True)
@@ -97,23 +100,52 @@ class SignIn(Room):
 
     # --- password attempts (brute-force throttle of directory sign-in) ------------------
 
-    def begin_password_attempt(self, user_key: str, source_address: str, *,
+    def begin_password_attempt(self, username: str, source_address: str | None, *,
                                max_per_user: int, max_per_address: int,
-                               window: timedelta,
-                               scopes: tuple[str, str] = (USER_SCOPE, ADDRESS_SCOPE),
-                               ) -> PasswordAttempt:
-        """Reserve one password attempt for ``user_key`` (the user's id, or the address
-        typed when it names nobody) and ``source_address``, BEFORE the password is checked:
-        one atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
+                               window: timedelta) -> PasswordAttempt:
+        """Reserve one AD password attempt for ``username`` (the address typed) from
+        ``source_address`` (the client's IP address, None when unknown), BEFORE the
+        password is checked.
+
+        The throttle keys are this room's choice: the user the address resolves to (any
+        of a user's addresses counts against the same user), else the normalised address
+        typed (an unknown address is throttled like a known one), and the source address.
+        See :meth:`_reserve` for the counting. Close every allowed attempt with
+        :meth:`end_password_attempt`."""
+        try:
+            typed = normalize_email(username)
+        except ValidationError:
+            typed = username.strip().lower()
+        source_key = f"ip:{source_address or '-'}"
+
+        def keys_of(repo: Repository) -> tuple[str, str]:
+            user = repo.user_by_address(typed)
+            return f"user:{user.id if user is not None else typed}", source_key
+
+        return self._reserve(keys_of, (USER_SCOPE, ADDRESS_SCOPE), max_per_user,
+                             max_per_address, window)
+
+    def begin_console_password_attempt(self, admin_name: str, source_address: str | None, *,
+                                       max_per_user: int, max_per_address: int,
+                                       window: timedelta) -> PasswordAttempt:
+        """Reserve one console sign-in attempt for the admin user name typed (compared
+        case-insensitively, known or not: an unknown name is throttled like a known one)
+        from ``source_address``, in the console's own counters (an AD user's failures
+        never lock an admin out, nor the reverse). See :meth:`_reserve`."""
+        keys = (f"admin:{admin_name.strip().lower()}", f"ip:{source_address or '-'}")
+        return self._reserve(lambda repo: keys, (CONSOLE_USER_SCOPE, CONSOLE_ADDRESS_SCOPE),
+                             max_per_user, max_per_address, window)
+
+    def _reserve(self, keys_of: Callable[[Repository], tuple[str, str]],
+                 scopes: tuple[str, str], max_per_user: int, max_per_address: int,
+                 window: timedelta) -> PasswordAttempt:
+        """One atomic count per key (:mod:`bridge.store.throttle`), so parallel guesses get
         distinct counts and at most ``max_per_user`` / ``max_per_address`` attempts a window
-        can fail (0: no limit). Over either limit: nothing is reserved, ``allowed`` False.
-        Close every allowed attempt with :meth:`end_password_attempt`. ``scopes``: the
-        throttle scopes (per user, per address) of the door asking; the AD sign-in's by
-        default, the console's sign-in uses its own."""
-        keys = (user_key, source_address)
+        can fail (0: no limit). Over either limit: nothing is reserved, ``allowed`` False."""
         user_scope, address_scope = scopes
 
         def work(repo: Repository) -> PasswordAttempt:
+            keys = keys_of(repo)
             now = self._now()
             by_user = throttle.hit(repo.session, user_scope, keys[0], window=window, now=now)
             by_address = throttle.hit(repo.session, address_scope, keys[1], window=window,

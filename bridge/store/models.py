@@ -453,13 +453,50 @@ class ApiKey(Base):
 # --- Active Directory: connection, sync state and sign-in throttling (issue 6) ------------
 
 
+class AuthorizedDirectory(Base):
+    """An Active Directory an organisation made available to its accounts (the guide's
+    AuthorizeDirectory, "Cloud directory ID"): where and as whom to bind, once for every
+    account that connects to it (each with its own BaseDn).
+
+    ``organisation`` is the AWS account id of the admins who authorized it; accounts
+    connect to it by ``id`` (``d-`` and ten hex digits, as AWS Directory Service ids).
+    The bind password is sealed with the service's SecretBox and never returned. Health is
+    what the last bind (the authorization's check, the sync daemon's bind) found.
+    """
+
+    __tablename__ = "authorized_directories"
+    __table_args__ = (
+        UniqueConstraint("organisation", "ldap_url", "bind_dn"),
+        Index("ix_authorized_directories_organisation", "organisation"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(255))
+    ldap_url: Mapped[str] = mapped_column(String(512))
+    start_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    bind_dn: Mapped[str] = mapped_column(String(1024))
+    bind_password_sealed: Mapped[str] = mapped_column(String(2048))
+    ca_certificate_pem: Mapped[str | None] = mapped_column(String(65536), default=None)
+    tls_server_name: Mapped[str | None] = mapped_column(String(253), default=None)
+    naming_context: Mapped[str | None] = mapped_column(String(1024), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The last bind: when, whether it worked, and the error in words (no secret in it).
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    healthy: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    health_error: Mapped[str | None] = mapped_column(String(2048), default=None)
+
+
 class AdDirectory(Base):
     """An enterprise account's Active Directory connection and its sync watermark.
 
-    The bind password is sealed with the service's SecretBox and never returned. The
-    watermark (``dc_name``, ``invocation_id``, ``highest_usn``) is written in the same
-    transaction as the data of the page that completes a run, so it never runs ahead of
-    what was applied; a changed ``invocation_id`` (the DC was restored) forces a full sync.
+    Either inline settings (URL, bind account, CA) or ``directory_id``, a registered
+    directory several accounts share, each with its own BaseDn. The bind password is
+    sealed with the service's SecretBox and never returned. The watermark (``dc_name``,
+    ``invocation_id``, ``highest_usn``) is written in the same transaction as the data of
+    the page that completes a run, so it never runs ahead of what was applied; a changed
+    ``invocation_id`` (the DC was restored) forces a full sync.
     """
 
     __tablename__ = "ad_directories"
@@ -467,11 +504,16 @@ class AdDirectory(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    ldap_url: Mapped[str] = mapped_column(String(512))
+    # A registered directory (AuthorizeDirectory) the account connected to by its id; the
+    # connection settings below are then empty (the registry's hold for every account).
+    directory_id: Mapped[str | None] = mapped_column(
+        ForeignKey("authorized_directories.id", ondelete="RESTRICT"), default=None,
+        index=True)
+    ldap_url: Mapped[str | None] = mapped_column(String(512), default=None)
     start_tls: Mapped[bool] = mapped_column(Boolean, default=False)
     base_dn: Mapped[str] = mapped_column(String(1024))
-    bind_dn: Mapped[str] = mapped_column(String(1024))
-    bind_password_sealed: Mapped[str] = mapped_column(String(2048))
+    bind_dn: Mapped[str | None] = mapped_column(String(1024), default=None)
+    bind_password_sealed: Mapped[str | None] = mapped_column(String(2048), default=None)
     ca_certificate_pem: Mapped[str | None] = mapped_column(String(65536), default=None)
     tls_server_name: Mapped[str | None] = mapped_column(String(253), default=None)
     user_filter: Mapped[str | None] = mapped_column(String(2048), default=None)

@@ -35,7 +35,6 @@ from playwright.sync_api import Browser, Page
 
 from bridge.app import Services, build_services
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
-from bridge.openid_config import OpenIdConfigService
 from bridge.store.db import upgrade
 from config import load_settings
 from tests.browser.chromium import checked, chromium
@@ -123,8 +122,8 @@ def _okta_account(services: Services, op: OpenIdProvider) -> None:
     engine = services.engine
     account = engine.create_account(ADMIN, "Okta Corp")
     claim(engine, ADMIN, account.id, "okta.example")
-    OpenIdConfigService(services).update(ADMIN, account.id, issuer_uri=op.issuer,
-                                         client_id=OKTA_CLIENT[0], client_secret=OKTA_CLIENT[1])
+    engine.openid_configs.update(ADMIN, account.id, issuer_uri=op.issuer,
+                                 client_id=OKTA_CLIENT[0], client_secret=OKTA_CLIENT[1])
     engine.upsert_group(ADMIN, account.id, name="Engineering")
     engine.add_or_update_group_mappings(ADMIN, account.id, {"Engineering": Tier.PRO})
     for claims, enabled in ((OKTA_USERS["pro@okta.example"], True),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from bridge.ad_directory import DirectoryStore
+from ad_sync.records import SyncRecords
 from bridge.app import build_services, create_app
 from bridge.cli import main
 from bridge.domain import Actor
@@ -79,12 +79,12 @@ def test_status_reports_database_keys_directories_domains_and_mail(
     try:
         account = enterprise(services.engine, ADMIN, ["corp.test"], name="Corp")
         services.engine.add_domain(ADMIN, account.id, "pending.example")
-        store = DirectoryStore(services)
-        store.connect(ADMIN, account.id, {
+        services.engine.ad_directories.connect(ADMIN, account.id, {
             "LdapUrl": "ldaps://dc.corp.test", "BaseDn": "DC=corp,DC=test",
             "BindDn": "CN=sync,DC=corp,DC=test", "BindPassword": "bind-pw-value"},
             verify=lambda _candidate: None)  # no DC here: the bind check is not the subject
-        store.record_failure_status(account.id, "mass_change_stopped", "would suspend 9")
+        SyncRecords(services.engine.uow).record_failure_status(
+            account.id, "mass_change_stopped", "would suspend 9")
     finally:
         services.db.dispose()
     capsys.readouterr()

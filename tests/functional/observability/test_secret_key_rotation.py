@@ -10,7 +10,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bridge import audit
-from bridge.ad_directory import DirectoryStore
 from bridge.app import build_services
 from bridge.cli import main
 from bridge.store.db import transaction
@@ -38,10 +37,15 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
     # The embedded default: the key the CLI generated into the data directory.
     services = build_services(make_settings(tmp_path, "", data_dir=data_dir, secret_key=""))
     account = enterprise(services.engine, ADMIN, ["corp.test"], name="Corp")
-    DirectoryStore(services).connect(ADMIN, account.id, {
+    services.engine.ad_directories.connect(ADMIN, account.id, {
         "LdapUrl": "ldaps://dc.corp.test", "BaseDn": "DC=corp,DC=test",
         "BindDn": "CN=sync,DC=corp,DC=test", "BindPassword": "bind-pw-value"},
         verify=lambda _candidate: None)  # no DC here: the bind check is not the subject
+    registered = services.engine.directory_registry.authorize(
+        ADMIN, "123456789012", {"LdapUrl": "ldaps://dc2.corp.test",
+                                "BindDn": "CN=sync,DC=corp,DC=test",
+                                "BindPassword": "registry-pw-value"},
+        verify_bind=lambda _target: None)
     services.db.dispose()
 
     new_key = Fernet.generate_key()
@@ -50,7 +54,8 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
     assert main(["secret-key", "rotate", str(key_file)]) == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts == {"account_openid_configs": 0, "ad_directories": 1,
-                      "admin_access_keys": 1, "session_signing_keys": 1}
+                      "admin_access_keys": 1, "authorized_directories": 1,
+                      "session_signing_keys": 1}
     # Run again with the old key: nothing opens, nothing changes.
     assert main(["secret-key", "rotate", str(key_file)]) == 1
     assert "nothing changed" in capsys.readouterr().err
@@ -59,7 +64,10 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
     rotated = build_services(make_settings(tmp_path, "", data_dir=data_dir,
                                            secret_key=new_key.decode()))
     try:
-        assert DirectoryStore(rotated).connection(account.id).bind_password == "bind-pw-value"
+        assert rotated.engine.ad_directories.connection(account.id).bind_password == \
+            "bind-pw-value"
+        assert rotated.engine.directory_registry.target(
+            "123456789012", registered.id).bind_password == "registry-pw-value"
         from bridge.api.principals import PrincipalStore
 
         credential = PrincipalStore(rotated.engine.uow, rotated.secrets).credential(
@@ -71,11 +79,12 @@ def test_rotation_reseals_every_secret(data_dir: Path, tmp_path: Path,
             events, _ = audit.lookup(session, audit.EventQuery(event_name="RotateSecretKey"))
         assert len(events) == 1 and events[0]["responseElements"] == counts
         assert "bind-pw-value" not in json.dumps(events)
+        assert "registry-pw-value" not in json.dumps(events)
     finally:
         rotated.db.dispose()
     with pytest.raises(ValueError, match="cannot be decrypted"):
         stale = build_services(make_settings(tmp_path, "", data_dir=data_dir))
         try:
-            DirectoryStore(stale).connection(account.id)
+            stale.engine.ad_directories.connection(account.id)
         finally:
             stale.db.dispose()

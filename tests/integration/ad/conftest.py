@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from ad_sync import client
+from ad_sync.records import SyncRecords
 from ad_sync.sync import DirectorySync, SyncReport
-from bridge.ad_directory import DirectoryStore
 from bridge.app import Services, build_services
 from bridge.domain import Actor, Tier
 from tests.builders import claim
@@ -87,8 +87,9 @@ class Bridge:
     clock: FakeClock
 
     @property
-    def store(self) -> DirectoryStore:
-        return DirectoryStore(self.services)
+    def records(self) -> SyncRecords:
+        """The AD sync's bookkeeping (watermark, records per objectGUID)."""
+        return SyncRecords(self.services.engine.uow)
 
     def sync(self, *, full: bool = False, **kwargs: Any) -> SyncReport:
         return DirectorySync(self.services, self.account_id, **kwargs).run(full=full)
@@ -103,7 +104,7 @@ def make_bridge(tmp_path: Path, db_url: str, clock: FakeClock, dc: SambaDC, seed
     engine = services.engine
     account = engine.create_account(ADMIN, "Example Corp")
     claim(engine, ADMIN, account.id, "example.com")
-    DirectoryStore(services).connect(
+    services.engine.ad_directories.connect(
         ADMIN, account.id, directory_body(dc, seed),
         lambda cfg: client.verify_connection(cfg, allow_insecure=False))
     engine.add_or_update_group_mappings(ADMIN, account.id,

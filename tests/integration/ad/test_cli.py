@@ -97,14 +97,14 @@ def test_kill_9_mid_run_then_restart_loses_and_doubles_nothing(bridge: Bridge) -
             proc.kill()
         proc.communicate()
     assert _counts(bridge) == (10, 10)  # two committed pages of five
-    state = bridge.store.state(bridge.account_id)
+    state = bridge.records.state(bridge.account_id)
     assert state.highest_usn is None and state.full_run_started_usn is not None
 
     code, report = _run(bridge, "--page-size", "5")
     assert code == 0 and report["mode"] == "full", report
     assert report["added"] == 13 and report["unchanged"] == 10
     assert _counts(bridge) == (23, 23)
-    state = bridge.store.state(bridge.account_id)
+    state = bridge.records.state(bridge.account_id)
     assert state.full_run_started_usn is None and state.highest_usn == \
         report["watermark"]["highestCommittedUsn"]
     tiers = [bridge.user(f"k{i:02d}@example.com").tier for i in range(23)]

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from ad_sync import client
-from bridge.ad_directory import DirectoryStore
 from bridge.app import build_services
 from bridge.domain import AccountType
 from bridge.errors import ValidationError
@@ -22,10 +21,9 @@ def _connect(tmp_path: Path, url: str, clock: FakeClock, body: dict,
     services = build_services(make_settings(tmp_path, url, **settings), clock=clock)
     account = services.engine.create_account(ADMIN, "Corp")
     claim(services.engine, ADMIN, account.id, domain)
-    store = DirectoryStore(services)
     allow = services.settings.allow_insecure_ldap
     try:
-        view = store.connect(ADMIN, account.id, body,
+        view = services.engine.ad_directories.connect(ADMIN, account.id, body,
                              lambda cfg: client.verify_connection(cfg, allow_insecure=allow))
         return services, account.id, view
     finally:
@@ -87,7 +85,7 @@ def test_wrong_bind_password_at_sync_time_is_unknown_not_deletions(bridge: Bridg
     dc, seed = bridge.dc, bridge.seed
     dc.add_user("kept", ou_dn=seed.staff, mail="kept@example.com")
     assert bridge.sync().added == 1
-    before = bridge.store.state(bridge.account_id)
+    before = bridge.records.state(bridge.account_id)
     # The stored password no longer matches (rotated in AD, not in the bridge).
     with transaction(bridge.services.sessions) as session:
         row = session.get(AdDirectory, bridge.account_id)
@@ -97,6 +95,6 @@ def test_wrong_bind_password_at_sync_time_is_unknown_not_deletions(bridge: Bridg
     assert report.status == "unknown"
     assert report.error == "invalid credentials (the password is wrong)"
     assert bridge.user("kept@example.com").in_directory
-    after = bridge.store.state(bridge.account_id)
+    after = bridge.records.state(bridge.account_id)
     assert (after.highest_usn, after.last_full_sync_at) == (before.highest_usn,
                                                             before.last_full_sync_at)

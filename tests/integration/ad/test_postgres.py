@@ -50,13 +50,13 @@ def test_sync_pages_and_watermark_on_postgresql(tmp_path: Path, clock: FakeClock
         report = bridge.sync(page_size=1)
         assert report.status == "ok" and report.added == 2 and report.pages >= 2
         assert len(report.conflicts) == 1
-        record = bridge.store.known_users(bridge.account_id, [dc.get_guid(a)])[dc.get_guid(a)]
+        record = bridge.records.known_users(bridge.account_id, [dc.get_guid(a)])[dc.get_guid(a)]
         assert record.user_id is not None
         user = bridge.services.engine.get_user(bridge.account_id, record.user_id)
         assert user.tier == Tier.PRO  # nested group, whoever won the clashing address
         dc.delete(a)
         assert bridge.sync(allow_mass_change=True).suspended == 1
-        assert bridge.store.state(bridge.account_id).highest_usn == dc.highest_committed_usn()
+        assert bridge.records.state(bridge.account_id).highest_usn == dc.highest_committed_usn()
         # A full run over known users: staged, guarded, then applied page by page.
         dc.add_user("pg-c", ou_dn=seed.staff, mail="pg-c@example.com")
         full = bridge.sync(full=True, page_size=1)

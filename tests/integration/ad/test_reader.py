@@ -22,7 +22,7 @@ def _search(bridge: Bridge, page_size: int) -> Search:
 def test_reads_every_user_page_by_page(bridge: Bridge) -> None:
     for i in range(5):
         bridge.dc.add_user(f"r{i}", ou_dn=bridge.seed.staff, mail=f"r{i}@example.com")
-    cfg = bridge.store.connection(bridge.account_id)
+    cfg = bridge.services.engine.ad_directories.connection(bridge.account_id)
     with UserReader(cfg, _search(bridge, 2), allow_insecure=False) as reader:
         pages = list(reader)
     assert [len(p) for p in pages] == [2, 2, 1]
@@ -34,7 +34,7 @@ def test_reads_every_user_page_by_page(bridge: Bridge) -> None:
 
 
 def test_a_refused_bind_is_a_directory_error_in_words(bridge: Bridge) -> None:
-    cfg = dataclasses.replace(bridge.store.connection(bridge.account_id),
+    cfg = dataclasses.replace(bridge.services.engine.ad_directories.connection(bridge.account_id),
                               bind_password="Not-The-Password-1")
     with pytest.raises(DirectoryError) as caught, \
             UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
@@ -44,7 +44,7 @@ def test_a_refused_bind_is_a_directory_error_in_words(bridge: Bridge) -> None:
 
 
 def test_a_helper_that_dies_is_an_error_never_an_end(bridge: Bridge) -> None:
-    cfg = bridge.store.connection(bridge.account_id)
+    cfg = bridge.services.engine.ad_directories.connection(bridge.account_id)
     with pytest.raises(DirectoryError, match="stopped before the end"), \
             UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
         assert reader._proc is not None
@@ -55,7 +55,7 @@ def test_a_helper_that_dies_is_an_error_never_an_end(bridge: Bridge) -> None:
 def test_leaving_early_stops_the_helper(bridge: Bridge) -> None:
     for i in range(4):
         bridge.dc.add_user(f"e{i}", ou_dn=bridge.seed.staff, mail=f"e{i}@example.com")
-    cfg = bridge.store.connection(bridge.account_id)
+    cfg = bridge.services.engine.ad_directories.connection(bridge.account_id)
     with UserReader(cfg, _search(bridge, 1), allow_insecure=False) as reader:
         for _page in reader:
             break
@@ -63,7 +63,7 @@ def test_leaving_early_stops_the_helper(bridge: Bridge) -> None:
 
 
 def test_plain_ldap_is_refused_in_the_helper_too(bridge: Bridge) -> None:
-    cfg = dataclasses.replace(bridge.store.connection(bridge.account_id),
+    cfg = dataclasses.replace(bridge.services.engine.ad_directories.connection(bridge.account_id),
                               ldap_url=bridge.dc.ldap_url, start_tls=False)
     with pytest.raises(DirectoryError) as caught, \
             UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:

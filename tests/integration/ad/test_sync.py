@@ -183,7 +183,7 @@ def test_address_conflicts_are_reported_not_merged(bridge: Bridge) -> None:
     assert conflict["addresses"] == ["same@example.com"]
     owner_id, _ = bridge.services.engine.resolve_address("same@example.com")
     assert owner_id is not None and conflict["userId"] != owner_id  # two users, not merged
-    records = bridge.store.present_users(bridge.account_id)
+    records = bridge.records.present_users(bridge.account_id)
     assert {r.user_id for r in records.values()} == {owner_id, conflict["userId"]}
     # Reported again on every run while it lasts; resolved once the owner lets go.
     assert len(bridge.sync(full=True).conflicts) == 1
@@ -205,7 +205,7 @@ def test_mass_deletion_guard_stops_before_changing_anything(
     bridge = next(gen)
     dns = [dc.add_user(f"u{i}", ou_dn=seed.staff, mail=f"u{i}@example.com") for i in range(5)]
     assert bridge.sync().added == 5
-    before = bridge.store.state(bridge.account_id)
+    before = bridge.records.state(bridge.account_id)
     for dn in dns[:3]:
         dc.delete(dn)
 
@@ -213,7 +213,7 @@ def test_mass_deletion_guard_stops_before_changing_anything(
     assert stopped.status == "mass_change_stopped" and stopped.would_suspend == 3
     assert "--allow-mass-change" in (stopped.error or "")
     assert all(bridge.user(f"u{i}@example.com").in_directory for i in range(5))
-    assert bridge.store.state(bridge.account_id).highest_usn == before.highest_usn
+    assert bridge.records.state(bridge.account_id).highest_usn == before.highest_usn
     with transaction(bridge.services.sessions) as session:
         events, _ = audit.lookup(session, audit.EventQuery(event_name="AdSyncMassChangeStopped"))
     assert len(events) == 1
@@ -245,7 +245,7 @@ def test_incremental_after_modify_add_delete_and_membership_change(bridge: Bridg
     for dn in (a, b, c):
         dc.add_member(seed.basic, dn)
     assert bridge.sync().added == 3
-    usn = bridge.store.state(bridge.account_id).highest_usn
+    usn = bridge.records.state(bridge.account_id).highest_usn
 
     dc.replace(a, {"mail": "a.new@example.com", "displayName": "A New",
                    "proxyAddresses": ["SMTP:a.new@example.com", "smtp:a@example.com"]})
@@ -262,7 +262,7 @@ def test_incremental_after_modify_add_delete_and_membership_change(bridge: Bridg
     assert bridge.user("d@example.com").tier == Tier.PRO
     assert bridge.user("b@example.com").tier == Tier.PRO  # nested Pro via the group change
     assert not bridge.user("c@example.com").in_directory
-    state = bridge.store.state(bridge.account_id)
+    state = bridge.records.state(bridge.account_id)
     assert state.highest_usn is not None and usn is not None and state.highest_usn > usn
 
     dc.remove_member(seed.pro_nested, b)
@@ -276,7 +276,7 @@ def test_dry_run_reports_without_changing(bridge: Bridge) -> None:
     report = bridge.sync(dry_run=True)
     assert report.status == "ok" and report.added == 1 and report.dry_run
     assert bridge.services.engine.resolve_address("x@example.com") == (None, None)
-    assert bridge.store.state(bridge.account_id).highest_usn is None
+    assert bridge.records.state(bridge.account_id).highest_usn is None
 
 
 def test_restored_dc_new_invocation_id_forces_a_full_run(bridge: Bridge) -> None:
@@ -335,7 +335,7 @@ def test_user_recreated_with_a_new_guid_gets_the_old_profile_back(bridge: Bridge
     user = bridge.user("rec@example.com")
     assert user.id == profile and user.in_directory and user.tier == Tier.PRO
     guid = dc.get_guid(dn)
-    assert bridge.store.guid_for_user(bridge.account_id, profile) == guid
+    assert bridge.records.guid_for_user(bridge.account_id, profile) == guid
     assert _decide(bridge, "rec@example.com", guid).allowed
 
     # Deleted and recreated between two runs: the deletion is applied first, then re-linked.
@@ -389,7 +389,7 @@ def test_domain_users_mapped_to_basic_covers_everyone(bridge: Bridge) -> None:
     from tests.integration.ad.conftest import ADMIN, directory_body
 
     dc, seed = bridge.dc, bridge.seed
-    bridge.store.connect(ADMIN, bridge.account_id,
+    bridge.services.engine.ad_directories.connect(ADMIN, bridge.account_id,
                          directory_body(dc, seed, GroupBaseDn=dc.base_dn),
                          lambda cfg: None)
     bridge.services.engine.add_or_update_group_mappings(

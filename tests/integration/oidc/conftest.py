@@ -27,7 +27,6 @@ from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
 from bridge.engine import ResolutionEngine
 from bridge.engine.results import AccountView
-from bridge.openid_config import OpenIdConfigService
 from tests.builders import claim
 from tests.conftest import make_settings
 from tests.servers.oidc_op import OpenIdProvider
@@ -142,7 +141,7 @@ def connect_okta(services: Services, admin: Actor, op: OpenIdProvider,
     account = engine.create_account(admin, "Okta Corp")
     for domain in domains:
         claim(engine, admin, account.id, domain)
-    OpenIdConfigService(services).update(admin, account.id, issuer_uri=op.issuer,
+    services.engine.openid_configs.update(admin, account.id, issuer_uri=op.issuer,
                                          client_id=OKTA_CLIENT_ID,
                                          client_secret=OKTA_CLIENT_SECRET)
     return engine.get_account(account.id)

@@ -171,10 +171,9 @@ def test_id_token_within_the_clock_leeway_is_accepted(
 
 def _point_account_at(web: FlaskClient, okta_account: OktaAccount, op: OpenIdProvider) -> None:
     from bridge.domain import Actor
-    from bridge.openid_config import OpenIdConfigService
 
     services = web.application.extensions["bridge"]
-    OpenIdConfigService(services).update(
+    services.engine.openid_configs.update(
         Actor.system("test"), okta_account.account.id, issuer_uri=op.issuer,
         client_id="bridge-okta-client", client_secret="okta-client-secret-value")
 

@@ -3,6 +3,8 @@ and the admin API actions, against a real provider's discovery document."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -10,8 +12,9 @@ from flask.testing import FlaskClient
 from bridge import audit
 from bridge.app import Services
 from bridge.domain import Actor, DirectoryKind
+from bridge.engine.openid_configs import OpenIdConfigs
 from bridge.errors import Conflict, Forbidden, NotFound, ValidationError
-from bridge.openid_config import OpenIdConfigService
+from bridge.oidc_discovery import fetch_discovery
 from bridge.store.db import transaction
 from bridge.store.models import AccountOpenIdConfig
 from tests.admin_client import admin_client
@@ -38,7 +41,7 @@ def test_connecting_okta_makes_the_account_enterprise_oidc_and_seals_the_secret(
     engine = oidc_services.engine
     account = enterprise(engine, admin, ["okta.example"])
     assert account.type.value == "EnterpriseLWA"
-    service = OpenIdConfigService(oidc_services)
+    service = oidc_services.engine.openid_configs
     view = service.update(admin, account.id, issuer_uri=okta_op.issuer,
                           client_id=OKTA_CLIENT_ID, client_secret=SECRET)
     assert view.as_json() == {"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID}
@@ -63,7 +66,8 @@ def test_issuer_that_does_not_answer_is_refused(oidc_services: Services,
                                                 admin: Actor) -> None:
     account = enterprise(oidc_services.engine, admin, ["okta.example"])
     with pytest.raises(ValidationError, match="did not answer"):
-        OpenIdConfigService(oidc_services, timeout=2).update(
+        OpenIdConfigs(oidc_services.engine.uow, oidc_services.engine.now, oidc_services.secrets,
+                      partial(fetch_discovery, timeout=2)).update(
             admin, account.id, issuer_uri=f"http://127.0.0.1:{free_port()}/oauth2/default",
             client_id=OKTA_CLIENT_ID, client_secret=SECRET)
     assert oidc_services.engine.get_account(account.id).directory_kind is None
@@ -72,7 +76,7 @@ def test_issuer_that_does_not_answer_is_refused(oidc_services: Services,
 def test_issuer_whose_discovery_names_another_issuer_is_refused(
         oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
     account = enterprise(oidc_services.engine, admin, ["okta.example"])
-    service = OpenIdConfigService(oidc_services)
+    service = oidc_services.engine.openid_configs
     with pytest.raises(ValidationError, match="names the issuer"):
         service.update(admin, account.id, issuer_uri=okta_op.issuer + "/",
                        client_id=OKTA_CLIENT_ID, client_secret=SECRET)
@@ -90,7 +94,7 @@ def test_issuer_whose_discovery_names_another_issuer_is_refused(
 def test_only_enterprise_accounts_without_ad_may_connect(
         oidc_services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
     engine = oidc_services.engine
-    service = OpenIdConfigService(oidc_services)
+    service = oidc_services.engine.openid_configs
     team = engine.create_account(admin, "Team")
     with pytest.raises(Forbidden):
         service.update(admin, team.id, issuer_uri=okta_op.issuer, client_id=OKTA_CLIENT_ID,
@@ -112,7 +116,7 @@ def test_deleting_the_config_stops_okta_sign_in_with_a_clear_page(
     with make_okta_op() as op:
         account = engine.create_account(admin, "Okta Corp")
         claim(engine, admin, account.id, "okta.example")
-        service = OpenIdConfigService(oidc_services)
+        service = oidc_services.engine.openid_configs
         service.update(admin, account.id, issuer_uri=op.issuer, client_id=OKTA_CLIENT_ID,
                        client_secret=SECRET)
         service.delete(admin, account.id)
@@ -191,7 +195,7 @@ def test_connecting_okta_is_one_transaction_with_one_event(
     account as it was."""
     account = enterprise(oidc_services.engine, admin, ["okta.example"])
     before = len(all_events(oidc_services))
-    service = OpenIdConfigService(oidc_services)
+    service = oidc_services.engine.openid_configs
     with pytest.raises(ValidationError):
         service.update(admin, account.id, issuer_uri=okta_op.issuer, client_id="")
     refused = all_events(oidc_services)[before:]

@@ -10,7 +10,6 @@ from flask.testing import FlaskClient
 
 from bridge.app import Services
 from bridge.domain import Actor
-from bridge.openid_config import OpenIdConfigService
 from tests.integration.oidc.conftest import (
     OKTA_CLIENT_ID,
     OKTA_CLIENT_SECRET,
@@ -31,7 +30,7 @@ JSON = {"Accept": "application/json"}
 def own_op(okta_account: OktaAccount, oidc_services: Services) -> Iterator[OpenIdProvider]:
     """A provider of this test's own (it gets restarted or stopped), the account using it."""
     with make_okta_op() as op:
-        OpenIdConfigService(oidc_services).update(
+        oidc_services.engine.openid_configs.update(
             Actor.system("test"), okta_account.account.id, issuer_uri=op.issuer,
             client_id=OKTA_CLIENT_ID, client_secret=OKTA_CLIENT_SECRET)
         yield op

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ad_sync import decisions
+from ad_sync.records import KnownUser, fingerprint
 from ad_sync.vendor.ms_ad import DirectoryUser, RootDse
-from bridge.ad_directory import KnownUser, fingerprint
 
 BASE = "OU=Staff,DC=corp,DC=example"
 PRO = "CN=Pro,OU=Groups,DC=corp,DC=example"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from ad_sync.vendor import ms_ad
-from bridge.ad_directory import validate_connection_request
+from bridge.domain.ad_connection import validate_connection_request
 from bridge.errors import ValidationError
 
 GUID = "01234567-89ab-cdef-0123-456789abcdef"

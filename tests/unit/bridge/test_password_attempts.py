@@ -7,14 +7,20 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from bridge.domain import Actor, DirectoryKind
 from bridge.engine import ResolutionEngine
 from bridge.engine.sign_in import PasswordAttempt
+from tests.builders import ad_user, enterprise
 from tests.conftest import FakeClock
 
 WINDOW = timedelta(minutes=15)
 
 
-def _begin(engine: ResolutionEngine, user: str = "user:u1", address: str = "ip:10.0.0.9",
+ADMIN = Actor(type="AdminUser", principal_id="AIDATESTADMIN", name="alice")
+
+
+def _begin(engine: ResolutionEngine, user: str = "u1@nowhere.test",
+           address: str | None = "10.0.0.9",
            per_user: int = 5, per_address: int = 20) -> PasswordAttempt:
     return engine.begin_password_attempt(user, address, max_per_user=per_user,
                                          max_per_address=per_address, window=WINDOW)
@@ -51,17 +57,17 @@ def test_only_failed_attempts_keep_counting(engine: ResolutionEngine,
     refused = _begin(engine, per_user=2)
     assert not refused.allowed and 0 < refused.retry_after <= WINDOW.total_seconds()
     # Another user from the same address is not affected (until the address limit).
-    assert _begin(engine, user="user:u2", per_user=2).allowed
+    assert _begin(engine, user="u2@nowhere.test", per_user=2).allowed
     clock.advance(minutes=30)  # two windows later: forgotten
     assert _begin(engine, per_user=2).allowed
 
 
 def test_the_address_limit_counts_every_user(engine: ResolutionEngine) -> None:
     for n in range(3):
-        engine.end_password_attempt(_begin(engine, user=f"user:{n}", per_address=3),
+        engine.end_password_attempt(_begin(engine, user=f"u{n}@nowhere.test", per_address=3),
                                     failed=True)
-    assert not _begin(engine, user="user:new", per_address=3).allowed
-    assert _begin(engine, user="user:new", address="ip:10.0.0.10", per_address=3).allowed
+    assert not _begin(engine, user="new@nowhere.test", per_address=3).allowed
+    assert _begin(engine, user="new@nowhere.test", address="10.0.0.10", per_address=3).allowed
 
 
 def test_the_window_slides_over_its_boundary(engine: ResolutionEngine,
@@ -78,3 +84,19 @@ def test_the_window_slides_over_its_boundary(engine: ResolutionEngine,
     assert not _begin(engine).allowed
     clock.advance(minutes=15)  # a whole window later they are forgotten
     assert _begin(engine).allowed
+
+
+def test_the_room_chooses_the_keys(engine: ResolutionEngine) -> None:
+    """The door passes what was typed and where from; the room counts a user's failures
+    under the user, whichever of its addresses was typed, and an unknown address under
+    the address itself, whatever its case."""
+    account = enterprise(engine, ADMIN, ["corp.test"], DirectoryKind.ACTIVE_DIRECTORY)
+    user = ad_user(engine, ADMIN, account.id, "guid-1", "ann@corp.test", ["a.n@corp.test"])
+    for typed in ("ann@corp.test", "A.N@corp.test"):
+        engine.end_password_attempt(_begin(engine, user=typed, per_user=2), failed=True)
+    refused = _begin(engine, user="Ann@Corp.test", per_user=2)
+    assert not refused.allowed and refused.keys[0] == f"user:{user.id}"
+    for typed in ("nobody@corp.test", "NOBODY@corp.test"):
+        engine.end_password_attempt(_begin(engine, user=typed, per_user=2), failed=True)
+    assert not _begin(engine, user="Nobody@Corp.Test", per_user=2).allowed
+    assert _begin(engine, address=None).keys[1] == "ip:-"

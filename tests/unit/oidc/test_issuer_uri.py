@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.engine.openid_configs import validate_issuer_uri
 from bridge.errors import ValidationError
-from bridge.openid_config import validate_issuer_uri
 
 
 @pytest.mark.parametrize("value", [

@@ -87,6 +87,36 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
 
     op.create_table(
+        "authorized_directories",
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("organisation", sa.String(length=12), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("ldap_url", sa.String(length=512), nullable=False),
+        sa.Column("start_tls", sa.Boolean(), nullable=False),
+        sa.Column("bind_dn", sa.String(length=1024), nullable=False),
+        sa.Column("bind_password_sealed", sa.String(length=2048), nullable=False),
+        sa.Column("ca_certificate_pem", sa.String(length=65536), nullable=True),
+        sa.Column("tls_server_name", sa.String(length=253), nullable=True),
+        sa.Column("naming_context", sa.String(length=1024), nullable=True),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("checked_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("healthy", sa.Boolean(), nullable=True),
+        sa.Column("health_error", sa.String(length=2048), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_authorized_directories")),
+        sa.UniqueConstraint(
+            "organisation",
+            "ldap_url",
+            "bind_dn",
+            name=op.f("uq_authorized_directories_organisation"),
+        ),
+    )
+    with op.batch_alter_table("authorized_directories", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_authorized_directories_organisation", ["organisation"], unique=False
+        )
+
+    op.create_table(
         "chat_counts",
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
@@ -253,11 +283,12 @@ def upgrade() -> None:
     op.create_table(
         "ad_directories",
         sa.Column("account_id", sa.String(length=36), nullable=False),
-        sa.Column("ldap_url", sa.String(length=512), nullable=False),
+        sa.Column("directory_id", sa.String(length=16), nullable=True),
+        sa.Column("ldap_url", sa.String(length=512), nullable=True),
         sa.Column("start_tls", sa.Boolean(), nullable=False),
         sa.Column("base_dn", sa.String(length=1024), nullable=False),
-        sa.Column("bind_dn", sa.String(length=1024), nullable=False),
-        sa.Column("bind_password_sealed", sa.String(length=2048), nullable=False),
+        sa.Column("bind_dn", sa.String(length=1024), nullable=True),
+        sa.Column("bind_password_sealed", sa.String(length=2048), nullable=True),
         sa.Column("ca_certificate_pem", sa.String(length=65536), nullable=True),
         sa.Column("tls_server_name", sa.String(length=253), nullable=True),
         sa.Column("user_filter", sa.String(length=2048), nullable=True),
@@ -281,8 +312,19 @@ def upgrade() -> None:
             name=op.f("fk_ad_directories_account_id_accounts"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["directory_id"],
+            ["authorized_directories.id"],
+            name=op.f("fk_ad_directories_directory_id_authorized_directories"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_ad_directories")),
     )
+    with op.batch_alter_table("ad_directories", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ad_directories_directory_id"), ["directory_id"], unique=False
+        )
+
     op.create_table(
         "ad_directory_users",
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -754,6 +796,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ad_directory_users_retry")
 
     op.drop_table("ad_directory_users")
+    with op.batch_alter_table("ad_directories", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ad_directories_directory_id"))
+
     op.drop_table("ad_directories")
     op.drop_table("account_openid_configs")
     op.drop_table("usage_user_years")
@@ -783,6 +828,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_chat_counts_account_day")
 
     op.drop_table("chat_counts")
+    with op.batch_alter_table("authorized_directories", schema=None) as batch_op:
+        batch_op.drop_index("ix_authorized_directories_organisation")
+
+    op.drop_table("authorized_directories")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")

@@ -1,44 +1,39 @@
-"""Per-account OpenID Connect (Okta) configuration: the guide's GetAccountWithOpenIdConfig,
-UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig.
+"""The Okta room: per-account OpenID Connect configuration, the guide's
+GetAccountWithOpenIdConfig, UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig.
 
 The configuration is ``{"IssuerUri", "ClientId", "ClientSecret"}``. The secret is sealed with
-``services.secrets`` and never returned (not by :meth:`OpenIdConfigService.get`, not in the
-audit trail, not in errors). Saving fetches the issuer's discovery document (OpenID Connect
-Discovery 1.0 section 4) and refuses, with a ValidationError (HTTP 400 at the admin API), an
-issuer that does not answer or whose document names another ``issuer`` (section 4.3: they
-must be identical). Connecting makes the account EnterpriseOIDC through
-``engine.set_directory(..., DirectoryKind.OKTA, ...)``; only enterprise accounts may.
-
-:func:`fetch_discovery` is also what the OIDC door uses before each sign-in (with a cache).
+the secret box passed in and never returned (not by :meth:`OpenIdConfigs.get`, not in the
+audit trail, not in errors). Saving asks the issuer's discovery document (OpenID Connect
+Discovery 1.0 section 4) through the ``discover`` function passed in (the composition root
+gives :func:`bridge.oidc_discovery.fetch_discovery`; the engine does no HTTP itself) and
+refuses, with a ValidationError (HTTP 400 at the admin API), an issuer that does not answer
+or whose document names another ``issuer`` (section 4.3: they must be identical).
+Connecting follows the one connect rule and makes the account EnterpriseOIDC; only
+enterprise accounts may.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from sqlalchemy import select
 
 from bridge.domain import Actor, DirectoryKind
-from bridge.engine.room import Room
+from bridge.engine.room import Clock, Room
+from bridge.engine.secrets import Sealer
+from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
 from bridge.store.models import AccountOpenIdConfig
 from bridge.store.repository import Repository
 
-if TYPE_CHECKING:
-    from bridge.services import Services
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-DISCOVERY_PATH = "/.well-known/openid-configuration"
-DISCOVERY_TIMEOUT_SECONDS = 5.0
-_REQUIRED_METADATA = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
 _LOOPBACK_NAMES = {"localhost"}
 
 
@@ -50,6 +45,15 @@ class DiscoveryError(Exception):
         super().__init__(message)
         self.message = message
         self.unreachable = unreachable
+
+
+# ``discover(issuer)``: the issuer's checked discovery metadata, or DiscoveryError.
+Discover = Callable[[str], Mapping[str, Any]]
+
+
+def _no_discovery(issuer: str) -> Mapping[str, Any]:
+    raise DiscoveryError(f"The issuer {issuer} cannot be checked: this engine was built "
+                         "without OpenID discovery.", unreachable=True)
 
 
 def _is_loopback(host: str) -> bool:
@@ -84,44 +88,6 @@ def validate_issuer_uri(value: object) -> str:
     return issuer
 
 
-def fetch_discovery(issuer: str, *, http: requests.Session | None = None,
-                    timeout: float = DISCOVERY_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Fetch and check ``<issuer>/.well-known/openid-configuration``.
-
-    Returns the metadata. Raises DiscoveryError when the provider does not answer
-    (``unreachable``), answers with an error status or something that is not a JSON object
-    with ``issuer``, ``authorization_endpoint``, ``token_endpoint`` and ``jwks_uri``, or names
-    an ``issuer`` different from ``issuer`` (character for character).
-    """
-    url = issuer.rstrip("/") + DISCOVERY_PATH
-    getter = http.get if http is not None else requests.get
-    try:
-        resp = getter(url, timeout=timeout, allow_redirects=False,
-                      headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
-        raise DiscoveryError(f"The issuer {issuer} did not answer "
-                             f"({type(exc).__name__}).", unreachable=True) from None
-    if resp.status_code >= 500:
-        raise DiscoveryError(f"The issuer {issuer} answered HTTP {resp.status_code}.",
-                             unreachable=True)
-    if resp.status_code != 200:
-        raise DiscoveryError(f"The issuer {issuer} has no OpenID discovery document "
-                             f"(HTTP {resp.status_code} for {url}).", unreachable=False)
-    try:
-        metadata = resp.json()
-    except ValueError:
-        metadata = None
-    if not isinstance(metadata, dict) or not all(
-            isinstance(metadata.get(k), str) and metadata.get(k) for k in _REQUIRED_METADATA):
-        raise DiscoveryError(f"The discovery document at {url} is not valid OpenID Provider "
-                             "metadata.", unreachable=False)
-    if metadata["issuer"] != issuer:
-        raise DiscoveryError(f"The discovery document at {url} names the issuer "
-                             f"{metadata['issuer']!r}, not {issuer!r}; use exactly the issuer "
-                             "the provider states.", unreachable=False)
-    return metadata
-
-
 @dataclass(frozen=True)
 class OpenIdConfigView:
     """An account's OpenID configuration without its secret."""
@@ -148,17 +114,17 @@ class OpenIdClient:
     client_secret: str = field(repr=False)
 
 
-class OpenIdConfigService(Room):
+class OpenIdConfigs(Room):
     """Get/Update/Delete an account's OpenID configuration. Each change is one transaction
     with its one audit event through the engine's unit of work (refusals audited there
-    too); connecting Okta follows the engine's one connect rule."""
+    too); connecting Okta follows the engine's one connect rule. ``discover`` checks an
+    issuer (see :data:`Discover`); ``secrets`` seals the client secret."""
 
-    def __init__(self, services: Services, *, http: requests.Session | None = None,
-                 timeout: float = DISCOVERY_TIMEOUT_SECONDS) -> None:
-        super().__init__(services.engine.uow, services.engine.now)
-        self._secrets = services.secrets
-        self._http = http
-        self._timeout = timeout
+    def __init__(self, uow: UnitOfWork, clock: Clock, secrets: Sealer,
+                 discover: Discover = _no_discovery) -> None:
+        super().__init__(uow, clock)
+        self._secrets = secrets
+        self._discover = discover
 
     @staticmethod
     def _view(row: AccountOpenIdConfig) -> OpenIdConfigView:
@@ -264,8 +230,7 @@ class OpenIdConfigService(Room):
             pass  # raised again, and audited, by the change below
         else:
             try:
-                fetch_discovery(validate_issuer_uri(issuer_uri), http=self._http,
-                                timeout=self._timeout)
+                self._discover(validate_issuer_uri(issuer_uri))
             except DiscoveryError as exc:
                 discovery_error = exc
         return self._run(actor, "UpdateAccountWithOpenIdConfig", params, work,
