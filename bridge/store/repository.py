@@ -15,7 +15,7 @@ from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, u
 from sqlalchemy.orm import Session
 
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
-from bridge.domain.search import SearchQuery
+from bridge.domain.search import SearchQuery, folded_user_document
 from bridge.errors import Conflict
 from bridge.store import search
 from bridge.store.models import (
@@ -263,6 +263,8 @@ class Repository:
                "directory_deleted_at": None, "display_name": None, **values}
         if row["personal_pin"] is None:
             row["personal_pin"] = self.unique_pin()
+        row["search_folded"] = folded_user_document(row["display_name"], row["attributes"],
+                                                    row["user_name"], row["primary_email"])
         self.session.execute(insert(_table(User)), row)
         return cast(User, SimpleNamespace(**row))
 

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from bridge.bounds import parse_time
 from bridge.domain import IdentitySource
 from bridge.domain.search import (
+    ENTERPRISE_USER,
     OPERATORS,
     And,
     Comparison,
@@ -239,41 +240,93 @@ def _unknown(name: str) -> InvalidFilter:
 
 # --- users ------------------------------------------------------------------------------
 
-def _email_leaf(b: _Binder, column: Any, primary: Any) -> Compiler:
-    """Comparisons on one email element: ``value`` is ``column``, ``primary`` is
-    ``primary`` (a column or a constant), ``type`` is always "work" (the bridge keeps work
-    addresses only)."""
+def _email_field(element: Any, sub: str, sqlite: bool) -> Any:
+    """The folded string ``sub`` of one element of ``search_folded.emails`` (NULL when
+    absent): SQLite's ``json_extract``, PostgreSQL's ``->>``."""
+    if sqlite:
+        return func.json_extract(element, f"$.{sub}", type_=String())
+    return element.op("->>")(literal(sub, String()))
+
+
+def _email_elements(sqlite: bool) -> Any:
+    """The elements of the user's folded ``emails`` as a table of one column ``value``."""
+    if sqlite:
+        return func.json_each(User.search_folded, "$.emails").table_valued("value")
+    return func.json_array_elements(User.search_folded["emails"]).table_valued("value")
+
+
+_EMAIL_SUBS = ("value", "display", "type", "primary")
+
+
+def _email_leaf(b: _Binder, element: Any, sqlite: bool) -> Compiler:
+    """A comparison on one email element, as the in-memory evaluator makes it inside
+    ``emails[...]``: an absent sub-attribute satisfies ``ne`` only. Strings are folded
+    (emails' sub-attributes are not caseExact, RFC 7643 4.1.2); ``primary`` is stored
+    folded as "true"/"false"."""
 
     def leaf(c: Comparison) -> ColumnElement[bool]:
-        sub = c.attribute.lower()
-        if sub in ("value", "display"):
-            return _string(b, column, c.op, fold=True)
-        if sub == "primary":
-            return _boolean(b, primary, c.op)
-        if sub == "type":
-            return _string(b, literal("work", String()), c.op, fold=True)
-        raise _unknown(f"emails.{c.attribute}")
+        sub = next((s for s in _EMAIL_SUBS if s == c.attribute.lower()), None)
+        if sub is None:
+            raise _unknown(f"emails.{c.attribute}")
+        field = _email_field(element, sub, sqlite)
+        if sub != "primary":
+            return _string(b, field, c.op, fold=True, folded_column=field)
+        if c.op == "pr":
+            return field.is_not(None)
+        if c.op not in ("eq", "ne"):
+            raise InvalidFilter(f"The operator {c.op} does not apply to a boolean.",
+                                field="filter")
+        wanted = b.param(_bool_text, String())
+        return field == wanted if c.op == "eq" else or_(field != wanted, field.is_(None))
 
     return leaf
+
+
+def _bool_text(value: str | None) -> str:
+    return "true" if _bool(value) else "false"
 
 
 def _no_nesting(node: ValueFilter) -> ColumnElement[bool]:
     raise InvalidFilter("Value filters cannot be nested.", field="filter")
 
 
-def _emails(b: _Binder, node: Node) -> ColumnElement[bool]:
-    """Some address of the user (an effective one, or the primary as the source gave it)
-    satisfies ``node``. The node is compiled twice over the same parameters."""
-    start = b.pos
-    in_table = User.id.in_(select(EmailAddress.user_id).where(_compile(
-        node, _email_leaf(b, EmailAddress.address, EmailAddress.is_primary), _no_nesting)))
-    b.pos = start
-    as_primary = and_(User.primary_email != "", _compile(
-        node, _email_leaf(b, User.primary_email, literal(True, Boolean())), _no_nesting))
-    return or_(in_table, as_primary)
+def _emails(b: _Binder, node: Node, sqlite: bool) -> ColumnElement[bool]:
+    """``emails[node]``: some element of the user's emails (as the SCIM door renders them:
+    ``search_folded.emails``) satisfies ``node``."""
+    elements = _email_elements(sqlite)
+    return select(literal(1)).select_from(elements).where(
+        _compile(node, _email_leaf(b, elements.c.value, sqlite), _no_nesting)).exists()
 
 
-def _user_leaf(b: _Binder) -> Compiler:
+def _emails_attribute(b: _Binder, c: Comparison, sqlite: bool) -> ColumnElement[bool]:
+    """``emails.sub op value`` outside brackets, as the in-memory evaluator reads it: the
+    list of the elements' present ``sub`` values satisfies ``op`` when one of them does,
+    and an empty list satisfies ``ne`` only (``pr``: the list is not empty)."""
+    sub = _email_sub(c.attribute)
+
+    def some(test: Callable[[Any], ColumnElement[bool]] | None) -> ColumnElement[bool]:
+        elements = _email_elements(sqlite)
+        field = _email_field(elements.c.value, sub, sqlite)
+        conditions = [field.is_not(None)]
+        if test is not None:
+            conditions.append(test(elements.c.value))
+        return select(literal(1)).select_from(elements).where(*conditions).exists()
+
+    if c.op == "pr":
+        return some(None)
+    matching = some(lambda element: _email_leaf(b, element, sqlite)(
+        Comparison(sub, c.op, c.value)))
+    return or_(~some(None), matching) if c.op == "ne" else matching
+
+
+def _email_sub(name: str) -> str:
+    sub = next((s for s in _EMAIL_SUBS if s == name.lower()), None)
+    if sub is None:
+        raise _unknown(f"emails.{name}")
+    return sub
+
+
+def _user_leaf(b: _Binder, sqlite: bool) -> Compiler:
     def leaf(c: Comparison) -> ColumnElement[bool]:
         name = c.attribute
         if name == "id":
@@ -282,7 +335,8 @@ def _user_leaf(b: _Binder) -> Compiler:
             return _string(b, User.user_name, c.op, fold=True,
                            folded_column=User.user_name_lower)
         if name == "displayName":
-            return _string(b, User.display_name, c.op, fold=True)
+            return _string(b, User.display_name, c.op, fold=True,
+                           folded_column=_folded_string(("displayName",)))
         if name == "externalId":
             if c.op == "ne":
                 return not_(leaf(Comparison("externalId", "eq", c.value)))
@@ -295,29 +349,30 @@ def _user_leaf(b: _Binder) -> Compiler:
         if name in ("emails", "emails.value", "emails.primary", "emails.type",
                     "emails.display"):
             sub = name.partition(".")[2] or "value"
-            return _emails(b, Comparison(sub, c.op, c.value))
+            return _emails_attribute(b, Comparison(sub, c.op, c.value), sqlite)
         if name == "meta.created":
             return _moment(b, User.created_at, c.op)
         if name == "meta.lastModified":
             return _moment(b, User.updated_at, c.op)
         path = USER_DOCUMENT_STRINGS.get(name)
         if path is not None:
-            return _string(b, _document_string(path), c.op, fold=True)
+            return _string(b, _document_string(path), c.op, fold=True,
+                           folded_column=_folded_string(path))
         raise _unknown(name)
 
     return leaf
 
 
-def _user_value_filter(b: _Binder) -> Callable[[ValueFilter], ColumnElement[bool]]:
+def _user_value_filter(b: _Binder,
+                       sqlite: bool) -> Callable[[ValueFilter], ColumnElement[bool]]:
     def value_filter(node: ValueFilter) -> ColumnElement[bool]:
         if node.attribute != "emails":
             raise _unknown(node.attribute)
-        return _emails(b, node.node)
+        return _emails(b, node.node, sqlite)
 
     return value_filter
 
 
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # The singular, case-insensitive strings of the user's attributes document (the SCIM-owned
 # profile, RFC 7643 sections 4.1 and 4.3) that filters and sortBy may name: canonical name
 # -> JSON path in ``users.attributes``. Multi-valued ones (phoneNumbers, addresses, ...) are
@@ -343,11 +398,17 @@ def _document_string(path: tuple[str, ...]) -> Any:
     return (column[path[0]] if len(path) == 1 else column[path]).as_string()
 
 
+def _folded_string(path: tuple[str, ...]) -> Any:
+    """The same string in ``users.search_folded``, lowered by Python (see
+    ``bridge.domain.search.folded_user_document``)."""
+    column: Any = User.search_folded
+    return (column[path[0]] if len(path) == 1 else column[path]).as_string()
+
+
 USER_SORT = {"id": User.id, "userName": User.user_name_lower,
-             "displayName": func.lower(User.display_name),
+             "displayName": _folded_string(("displayName",)),
              "meta.created": User.created_at, "meta.lastModified": User.updated_at,
-             **{name: func.lower(_document_string(path))
-                for name, path in USER_DOCUMENT_STRINGS.items()}}
+             **{name: _folded_string(path) for name, path in USER_DOCUMENT_STRINGS.items()}}
 GROUP_SORT = {"id": DirectoryGroup.id, "displayName": DirectoryGroup.name_lower,
               "externalId": DirectoryGroup.external_id,
               "meta.created": DirectoryGroup.created_at,
@@ -381,7 +442,8 @@ _CACHE_LOCK = threading.Lock()
 
 def _prepared(kind: str, query: SearchQuery,
               build: Callable[[_Binder], tuple[Any, Any]]) -> _Prepared:
-    """The cached statements of this query's shape (built on first use)."""
+    """The cached statements of this query's shape (built on first use). ``kind`` names
+    the dialect too where the statement differs by backend."""
     key = (kind, _shape(query.filter), query.sort_by, query.descending)
     with _CACHE_LOCK:
         found = _CACHE.get(key)
@@ -451,13 +513,16 @@ def search_users(session: Session, account_id: str, query: SearchQuery, *,
     unknown sort attribute.
     """
 
+    sqlite = session.get_bind().dialect.name == "sqlite"
+
     def build(b: _Binder) -> tuple[Any, Any]:
         where: list[ColumnElement[bool]] = [User.account_id == bindparam("account_id")]
         if query.filter is not None:
-            where.append(_compile(query.filter, _user_leaf(b), _user_value_filter(b)))
+            where.append(_compile(query.filter, _user_leaf(b, sqlite),
+                                  _user_value_filter(b, sqlite)))
         return _statements(User.__table__, where, _order(USER_SORT, query, User.id))
 
-    prepared = _prepared("users", query, build)
+    prepared = _prepared("users-sqlite" if sqlite else "users", query, build)
     total, users = _paged(session, prepared, _params(prepared, query, account_id), query)
     ids = [u.id for u in users]
     addresses: dict[str, list[Any]] = {uid: [] for uid in ids}
@@ -479,7 +544,11 @@ def _members(b: _Binder, node: Node) -> ColumnElement[bool]:
     def leaf(c: Comparison) -> ColumnElement[bool]:
         if c.attribute.lower() != "value":
             raise _unknown(f"members.{c.attribute}")
-        return _string(b, GroupMembership.user_id, c.op, fold=False)
+        # members.value is not caseExact (RFC 7643 section 8.7.1). A user id is minted
+        # lowercase (``models.new_id``), so the column is its own folded copy and the
+        # index still serves ``members[value eq ...]``.
+        return _string(b, GroupMembership.user_id, c.op, fold=True,
+                       folded_column=GroupMembership.user_id)
 
     return DirectoryGroup.id.in_(select(GroupMembership.group_id).where(
         _compile(node, leaf, _no_nesting)))
