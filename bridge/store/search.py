@@ -565,9 +565,13 @@ def _group_leaf(b: _Binder) -> Compiler:
         if name == "externalId":
             return _string(b, DirectoryGroup.external_id, c.op, fold=False)
         if name in ("members", "members.value"):
+            some = DirectoryGroup.id.in_(select(GroupMembership.group_id))
             if c.op == "pr":
-                return DirectoryGroup.id.in_(select(GroupMembership.group_id))
-            return _members(b, Comparison("value", c.op, c.value))
+                return some
+            matching = _members(b, Comparison("value", c.op, c.value))
+            # As the in-memory evaluator reads a list: a group without members has no
+            # value to compare, which satisfies "ne" only.
+            return or_(~some, matching) if c.op == "ne" else matching
         if name == "meta.created":
             return _moment(b, DirectoryGroup.created_at, c.op)
         if name == "meta.lastModified":
