@@ -24,7 +24,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room
 from bridge.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationError
-from bridge.store import search
+from bridge.store import search, user_rows
 from bridge.store.models import (
     User,
 )
@@ -197,6 +197,8 @@ class Provisioning(Room):
         if user is None:
             if not enabled:  # as the bulk path (and before it this one) records it
                 profile["sessions_valid_after"] = now
+            profile["search_folded"] = folded_user_document(
+                display_name, profile.get("attributes", {}), user_name, profile["primary_email"])
             return self._insert_directory_user(repo, account_id, profile, eff_primary,
                                                aliases, source, external_id, skipped)
         was_enabled = user.directory_enabled and user.in_directory
@@ -234,14 +236,14 @@ class Provisioning(Room):
 
     @staticmethod
     def _user_row(repo: Repository, account_id: str, user_id: str) -> User:
-        user = repo.user_row(account_id, user_id)
+        user = user_rows.user_row(repo.session, account_id, user_id)
         if user is None:
             raise NotFound(f"User {user_id} was not found in account {account_id}.")
         return user
 
     @staticmethod
     def _update_row(repo: Repository, user: User, profile: Mapping[str, Any]) -> User:
-        """Write ``profile`` over a user read as a Core row (:meth:`Repository.user_row`)
+        """Write ``profile`` over a user read as a Core row (``user_rows.user_row``)
         in ONE ``UPDATE ... WHERE version = ?`` (issue 12: no ORM load and flush); returns
         the row as written. Raises StaleVersion when another writer changed the user
         since it was read (the unit of work runs the change again when allowed)."""
@@ -250,7 +252,7 @@ class Provisioning(Room):
         # The folded search copy, as the ORM hook computes it for ORM writes.
         values["search_folded"] = new["search_folded"] = folded_user_document(
             new["display_name"], new["attributes"], new["user_name"], new["primary_email"])
-        if not repo.update_user(user.id, user.version, values):
+        if not user_rows.update_user(repo.session, user.id, user.version, values):
             raise StaleVersion("The user was changed by another request; read it again.")
         new["version"] = user.version + 1
         return cast(User, SimpleNamespace(**new))

@@ -15,7 +15,7 @@ from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, u
 from sqlalchemy.orm import Session
 
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
-from bridge.domain.search import SearchQuery, folded_user_document
+from bridge.domain.search import SearchQuery
 from bridge.errors import Conflict
 from bridge.store import search
 from bridge.store.models import (
@@ -175,33 +175,6 @@ class Repository:
         user = self.session.get(User, user_id)
         return user if user is not None and user.account_id == account_id else None
 
-    def user_row(self, account_id: str, user_id: str) -> User | None:
-        """The account's user ``user_id`` read with Core (one prebuilt SELECT, no ORM
-        object): a read-only stand-in with every column, for a change written by
-        :meth:`update_user` (the SCIM PATCH and PUT path, issue 12). None when absent."""
-        row = self.session.connection().execute(
-            _USER_ROW, {"user_id": user_id, "account_id": account_id}).first()
-        return cast(User, SimpleNamespace(**row._mapping)) if row is not None else None
-
-    def update_user(self, user_id: str, version: int, values: Mapping[str, Any]) -> bool:
-        """``UPDATE users SET values, version = version + 1 WHERE id = ? AND version = ?``
-        in one Core statement (built once per set of columns); False when no row matched:
-        the user was changed or deleted since ``version`` was read (the caller raises
-        StaleVersion, as the ORM's versioned UPDATE does)."""
-        columns = tuple(sorted(values))
-        statement = _USER_UPDATES.get(columns)
-        if statement is None:
-            ut = _table(User)
-            statement = _USER_UPDATES[columns] = (
-                update(ut).where(ut.c.id == bindparam("b_id"),
-                                 ut.c.version == bindparam("b_version"))
-                .values(version=ut.c.version + 1,
-                        **{k: bindparam(f"b_{k}", type_=ut.c[k].type) for k in columns}))
-        result = self.session.connection().execute(statement, {
-            "b_id": user_id, "b_version": version,
-            **{f"b_{k}": v for k, v in values.items()}})
-        return bool(result.rowcount == 1)
-
     def user_by_address(self, address: str) -> User | None:
         """The user owning ``address`` (primary or alias), through the unique address table."""
         return self.session.scalars(
@@ -283,15 +256,14 @@ class Repository:
         path, issue 12) and return its row as a read-only stand-in for the ORM object,
         every column set (``values`` over :data:`NEW_USER_DEFAULTS`, a new id and a unique
         personal PIN unless given). The user is not in the session's identity map: load it
-        with :meth:`user` to change it in the same transaction."""
+        with :meth:`user` to change it in the same transaction. ``search_folded`` is the
+        caller's to give (``bridge.domain.search.folded_user_document``)."""
         now = utcnow()
         row = {**NEW_USER_DEFAULTS, "id": new_id(), "created_at": now, "updated_at": now,
                "status": "registered", "attributes": {}, "source_addresses": [],
                "directory_deleted_at": None, "display_name": None, **values}
         if row["personal_pin"] is None:
             row["personal_pin"] = self.unique_pin()
-        row["search_folded"] = folded_user_document(row["display_name"], row["attributes"],
-                                                    row["user_name"], row["primary_email"])
         self.session.execute(insert(_table(User)), row)
         return cast(User, SimpleNamespace(**row))
 
@@ -611,10 +583,6 @@ _DIRECTORY_KIND = select(_table(Account).c.directory_kind).where(
 # (issue 12: building a statement cost more CPU than SQLite running it).
 _VERIFIED_NAMES = select(Domain.name).where(Domain.account_id == bindparam("account_id"),
                                             Domain.status == DomainStatus.VERIFIED.value)
-_USER_ROW = select(_table(User)).where(User.id == bindparam("user_id"),
-                                      User.account_id == bindparam("account_id"))
-# The users UPDATEs of update_user, by the set of columns written (a handful of shapes).
-_USER_UPDATES: dict[tuple[str, ...], Any] = {}
 _ADDRESS_OWNER = select(EmailAddress.user_id).where(EmailAddress.address == bindparam("address"))
 _ADDRESSES = (select(EmailAddress).where(EmailAddress.user_id == bindparam("user_id"))
               .order_by(EmailAddress.is_primary.desc(), EmailAddress.address))
