@@ -100,9 +100,10 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
     return key, account.id, ids
 
 
-def granian_app() -> Any:
-    """The application as ``bridge serve`` builds it, for granian's ``--factory`` (settings
-    from the BRIDGE_* environment): the ``granian`` server kind below."""
+def served_app() -> Any:
+    """The application as ``bridge serve`` builds it (settings from the BRIDGE_*
+    environment), for the candidate servers of :class:`Server` (granian's ``--factory``,
+    gunicorn's ``module:served_app()``)."""
     from bridge.serve import build_app
 
     return build_app(load_settings())
@@ -129,8 +130,9 @@ class Server:
         """``server``: ``bridge serve`` with waitress (its default: one process, 4 threads
         per worker) or gunicorn (``workers`` processes of 4 gthreads); or ``granian`` (a
         Rust HTTP server from PyPI, measured as a candidate, not shipped: ``workers``
-        processes of 4 blocking threads serving :func:`granian_app`); ``granian1``: one
-        granian process of ``4 * workers`` threads."""
+        processes of 4 blocking threads serving :func:`served_app`); ``granian1``: one
+        granian process of ``4 * workers`` threads; ``gunicorn-sync``: gunicorn's sync
+        workers, ``2 * workers + 1`` processes of one request each (no keep-alive)."""
         self.port = free_port()
         env = {**os.environ, "BRIDGE_DATABASE_URL": url, "BRIDGE_DATA_DIR": str(data_dir),
                "BRIDGE_SERVER": server if server in ("waitress", "gunicorn") else "waitress",
@@ -143,7 +145,12 @@ class Server:
                        "--host", LOOPBACK, "--port", str(self.port), "--workers",
                        str(processes), "--blocking-threads", str(threads),
                        "--log-level", "warning", "--no-access-log", "--factory",
-                       "bench.scim:granian_app"]
+                       "bench.scim:served_app"]
+        elif server == "gunicorn-sync":
+            command = [str(Path(sys.executable).with_name("gunicorn")), "--bind",
+                       f"{LOOPBACK}:{self.port}", "--workers", str(2 * workers + 1),
+                       "--worker-class", "sync", "--log-level", "warning",
+                       "bench.scim:served_app()"]
         else:
             command = [str(Path(sys.executable).with_name("bridge")), "serve"]
         self.proc = subprocess.Popen(command, env=env,

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--bridge-servers", default="waitress",
                         help="comma-separated: waitress, gunicorn (bridge serve), granian, "
-                        "granian1 (candidates, see bench.scim.Server)")
+                        "granian1, gunicorn-sync (candidates, see bench.scim.Server)")
     args = parser.parse_args(argv)
     summary: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
                    "bridge_servers": {"waitress": "1 process x 8 threads",
                                       "gunicorn": "2 processes x 4 threads",
                                       "granian": "2 processes x 4 threads",
-                                      "granian1": "1 process x 8 threads"}},
+                                      "granian1": "1 process x 8 threads",
+                                      "gunicorn-sync": "5 sync processes"}},
     }
     started = time.perf_counter()
     with ExitStack() as stack:
