@@ -85,7 +85,8 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
                 "attributes": {"externalId": f"00u{i}", "active": True,
                                "name": {"givenName": "User", "familyName": str(i)},
                                "emails": [{"value": f"u{i}@{DOMAIN}", "type": "work",
-                                           "primary": True}]}} for i in chunk])
+                                           "primary": True}]},
+                **_folded(f"User {i}", f"u{i}@{DOMAIN}", i)} for i in chunk])
             conn.execute(insert(EmailAddress), [{
                 "address": f"u{i}@{DOMAIN}", "user_id": ids[i], "domain": DOMAIN,
                 "is_primary": True} for i in chunk])
@@ -99,21 +100,60 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
     return key, account.id, ids
 
 
+def served_app() -> Any:
+    """The application as ``bridge serve`` builds it (settings from the BRIDGE_*
+    environment), for the candidate servers of :class:`Server` (granian's ``--factory``,
+    gunicorn's ``module:served_app()``)."""
+    from bridge.serve import build_app
+
+    return build_app(load_settings())
+
+
+def _folded(display_name: str, user_name: str, i: int) -> dict[str, Any]:
+    """The folded search copy as the engine writes it (absent before that column existed:
+    the bench also runs older code, put first on PYTHONPATH, for before/after figures)."""
+    try:
+        from bridge.domain.search import folded_user_document
+    except ImportError:
+        return {}
+    return {"search_folded": folded_user_document(display_name, {
+        "name": {"givenName": "User", "familyName": str(i)},
+        "emails": [{"value": user_name, "type": "work", "primary": True}]}, user_name,
+        user_name)}
+
+
 class Server:
-    """``bridge serve`` in a process group of its own."""
+    """The bridge on a free loopback port, in a process group of its own."""
 
     def __init__(self, url: str, data_dir: Path, workers: int,
                  server: str = "waitress") -> None:
-        """``server``: waitress (the default of ``bridge serve``: one process, 4 threads
-        per worker) or gunicorn (``workers`` processes of 4 threads)."""
+        """``server``: ``bridge serve`` with waitress (its default: one process, 4 threads
+        per worker) or gunicorn (``workers`` processes of 4 gthreads); or ``granian`` (a
+        Rust HTTP server from PyPI, measured as a candidate, not shipped: ``workers``
+        processes of 4 blocking threads serving :func:`served_app`); ``granian1``: one
+        granian process of ``4 * workers`` threads; ``gunicorn-sync``: gunicorn's sync
+        workers, ``2 * workers + 1`` processes of one request each (no keep-alive)."""
         self.port = free_port()
         env = {**os.environ, "BRIDGE_DATABASE_URL": url, "BRIDGE_DATA_DIR": str(data_dir),
-               "BRIDGE_SERVER": server,
+               "BRIDGE_SERVER": server if server in ("waitress", "gunicorn") else "waitress",
                "BRIDGE_SECRET_KEY": SECRET_KEY,
                "BRIDGE_PORT": str(self.port), "BRIDGE_HOST": LOOPBACK,
                "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_WORKERS": str(workers)}
-        bridge = Path(sys.executable).with_name("bridge")
-        self.proc = subprocess.Popen([str(bridge), "serve"], env=env,
+        if server.startswith("granian"):
+            processes, threads = (1, 4 * workers) if server == "granian1" else (workers, 4)
+            command = [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi",
+                       "--host", LOOPBACK, "--port", str(self.port), "--workers",
+                       str(processes), "--blocking-threads", str(threads),
+                       "--log-level", "warning", "--no-access-log", "--factory",
+                       "bench.scim:served_app"]
+        elif server == "gunicorn-sync":
+            command = [str(Path(sys.executable).with_name("gunicorn")), "--bind",
+                       f"{LOOPBACK}:{self.port}", "--workers", str(2 * workers + 1),
+                       "--worker-class", "sync", "--log-level", "warning",
+                       "bench.scim:served_app()"]
+        else:
+            command = [str(Path(sys.executable).with_name("bridge")), "serve"]
+        self.proc = subprocess.Popen(command, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         wait_for_port(LOOPBACK, self.port, timeout=30)
@@ -127,8 +167,19 @@ class Server:
             self.proc.wait()
 
 
-def _client(args: tuple[str, int, str, list[str], float, int]) -> dict[str, Any]:
-    phase, port, key, ids, seconds, seed = args
+def create_body(name: str, external_id: str, i: int) -> str:
+    """Okta's create body for user ``i`` (the one every SCIM bench sends)."""
+    return json.dumps({
+        "schemas": [USER_SCHEMA], "userName": name, "active": True,
+        "name": {"givenName": "New", "familyName": str(i)}, "locale": "en-US",
+        "emails": [{"primary": True, "value": name, "type": "work"}],
+        "displayName": f"New {i}", "externalId": external_id, "password": "t1meMa$heen"})
+
+
+def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str, Any]:
+    """One client process: one keep-alive connection, ``phase`` requests until the
+    deadline, every reply checked (a lookup must find exactly one user)."""
+    phase, port, prefix, key, ids, seconds, seed = args
     rng = random.Random(seed)
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/scim+json",
@@ -141,28 +192,25 @@ def _client(args: tuple[str, int, str, list[str], float, int]) -> dict[str, Any]
     while time.perf_counter() < deadline:
         i += 1
         body = None
-        if phase == "lookups":
-            flt = quote(f'userName eq "u{rng.randrange(n)}@{DOMAIN}"')
-            method, path = "GET", f"/scim/v2/Users?filter={flt}&startIndex=1&count=100"
-        elif phase == "creates":
-            name = f"new-{seed}-{i}@{DOMAIN}"
-            method, path = "POST", "/scim/v2/Users"
-            body = json.dumps({
-                "schemas": [USER_SCHEMA], "userName": name, "active": True,
-                "name": {"givenName": "New", "familyName": str(i)}, "locale": "en-US",
-                "emails": [{"primary": True, "value": name, "type": "work"}],
-                "displayName": f"New {i}", "externalId": f"00n{seed}x{i}", "groups": [],
-                "password": "t1meMa$heen"})
-        else:
-            method, path = "PATCH", f"/scim/v2/Users/{ids[rng.randrange(n)]}"
+        if phase == "creates":
+            method, path = "POST", f"{prefix}/Users"
+            # The port in the name: several servers may run on one store in one run.
+            body = create_body(f"new-{port}-{seed}-{i}@{DOMAIN}", f"00n{port}x{seed}x{i}", i)
+        elif phase == "patches":
+            method, path = "PATCH", f"{prefix}/Users/{ids[rng.randrange(n)]}"
             body = json.dumps({"schemas": [PATCH_SCHEMA], "Operations": [
                 {"op": "replace", "path": "title", "value": f"title {i}"}]})
+        elif phase == "lookups":
+            flt = quote(f'userName eq "u{rng.randrange(n)}@{DOMAIN}"')
+            method, path = "GET", f"{prefix}/Users?filter={flt}&startIndex=1&count=100"
+        else:
+            method, path = "GET", f"{prefix}/Users/{ids[rng.randrange(n)]}"
         start = time.perf_counter()
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         latencies.append(time.perf_counter() - start)
-        ok = resp.status in (200, 201)
+        ok = resp.status in (200, 201, 204)  # scim2-server answers a PATCH with 204
         if ok and phase == "lookups":
             ok = json.loads(data)["totalResults"] == 1
         if not ok:
@@ -172,11 +220,13 @@ def _client(args: tuple[str, int, str, list[str], float, int]) -> dict[str, Any]
 
 
 def run_phase(phase: str, port: int, key: str, ids: list[str], seconds: float,
-              clients: int) -> dict[str, Any]:
+              clients: int, prefix: str = "/scim/v2") -> dict[str, Any]:
+    """``clients`` client processes for ``seconds``: requests, requests/s, errors, p50/p99."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(clients) as pool:
         started = time.perf_counter()
-        parts = pool.map(_client, [(phase, port, key, ids, seconds, s) for s in range(clients)])
+        parts = pool.map(_client, [(phase, port, prefix, key, ids, seconds, s)
+                                   for s in range(clients)])
         elapsed = time.perf_counter() - started
     latencies = sorted(x for p in parts for x in p["latencies"])
     count = len(latencies)

@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import platform
-import random
 import signal
 import subprocess
 import sys
@@ -46,15 +44,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from bench.scim import PATCH_SCHEMA, USER_SCHEMA, Server, setup
+from bench.scim import DOMAIN, Server, create_body, run_phase, setup
 from tests.servers.ports import LOOPBACK, free_port, wait_for_port
 from tests.servers.postgres import PostgresServer
 
 REFERENCE = "scim2-server>=0.8,<0.9"
 TOKEN = "bench-reference-token"
-DOMAIN = "bench.example"
 PHASES = ("creates", "patches", "lookups", "gets")
 
 # The WSGI module gunicorn serves: the application of the ``scim2-server`` command
@@ -103,21 +99,13 @@ class Reference:
             self.proc.wait()
 
 
-def _create_body(name: str, external_id: str, i: int) -> str:
-    return json.dumps({
-        "schemas": [USER_SCHEMA], "userName": name, "active": True,
-        "name": {"givenName": "New", "familyName": str(i)}, "locale": "en-US",
-        "emails": [{"primary": True, "value": name, "type": "work"}],
-        "displayName": f"New {i}", "externalId": external_id, "password": "t1meMa$heen"})
-
-
 def load_reference(port: int, users: int) -> list[str]:
     """``users`` users POSTed to scim2-server (named as bench.scim.setup names them)."""
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
     ids = []
     for i in range(users):
-        conn.request("POST", "/v2/Users", body=_create_body(f"u{i}@{DOMAIN}", f"00u{i}", i),
+        conn.request("POST", "/v2/Users", body=create_body(f"u{i}@{DOMAIN}", f"00u{i}", i),
                      headers=headers)
         resp = conn.getresponse()
         data = resp.read()
@@ -126,67 +114,6 @@ def load_reference(port: int, users: int) -> list[str]:
         ids.append(json.loads(data)["id"])
     conn.close()
     return ids
-
-
-def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str, Any]:
-    phase, port, prefix, key, ids, seconds, seed = args
-    rng = random.Random(seed)
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/scim+json",
-               "User-Agent": "Okta SCIM Client 1.0.0"}
-    latencies: list[float] = []
-    errors = 0
-    n = len(ids)
-    deadline = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < deadline:
-        i += 1
-        body = None
-        if phase == "creates":
-            method, path = "POST", f"{prefix}/Users"
-            # The port in the name: several servers may run on one store in one run.
-            body = _create_body(f"new-{port}-{seed}-{i}@{DOMAIN}", f"00n{port}x{seed}x{i}", i)
-        elif phase == "patches":
-            method, path = "PATCH", f"{prefix}/Users/{ids[rng.randrange(n)]}"
-            body = json.dumps({"schemas": [PATCH_SCHEMA], "Operations": [
-                {"op": "replace", "path": "title", "value": f"title {i}"}]})
-        elif phase == "lookups":
-            flt = quote(f'userName eq "u{rng.randrange(n)}@{DOMAIN}"')
-            method, path = "GET", f"{prefix}/Users?filter={flt}&startIndex=1&count=100"
-        else:
-            method, path = "GET", f"{prefix}/Users/{ids[rng.randrange(n)]}"
-        start = time.perf_counter()
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        latencies.append(time.perf_counter() - start)
-        ok = resp.status in (200, 201, 204)  # scim2-server answers a PATCH with 204
-        if ok and phase == "lookups":
-            ok = json.loads(data)["totalResults"] == 1
-        if not ok:
-            errors += 1
-    conn.close()
-    return {"latencies": latencies, "errors": errors}
-
-
-def run_phase(phase: str, port: int, prefix: str, key: str, ids: list[str], seconds: float,
-              clients: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(clients) as pool:
-        started = time.perf_counter()
-        parts = pool.map(_client, [(phase, port, prefix, key, ids, seconds, s)
-                                   for s in range(clients)])
-        elapsed = time.perf_counter() - started
-    latencies = sorted(x for p in parts for x in p["latencies"])
-    count = len(latencies)
-    return {
-        "requests": count,
-        "per_second": round(count / max(elapsed, seconds), 1),
-        "errors": sum(p["errors"] for p in parts),
-        "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
-        "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 2)
-        if count else None,
-    }
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -214,11 +141,11 @@ def run_phases(port: int, pid: int, prefix: str, key: str, ids: list[str], secon
                clients: int) -> dict[str, Any]:
     """Every phase; besides requests/s, the server's CPU per request (its processes' user +
     system time over the phase): on a shared machine the figure that load does not skew."""
-    run_phase("lookups", port, prefix, key, ids, 1.0, clients)  # warm-up
+    run_phase("lookups", port, key, ids, 1.0, clients, prefix)  # warm-up
     out = {}
     for phase in PHASES:
         before = server_cpu_seconds(pid)
-        row = run_phase(phase, port, prefix, key, ids, seconds, clients)
+        row = run_phase(phase, port, key, ids, seconds, clients, prefix)
         requests = row.pop("requests")
         row["server_cpu_ms_per_request"] = round(
             (server_cpu_seconds(pid) - before) * 1000 / max(requests, 1), 2)
@@ -233,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--bridge-servers", default="waitress",
-                        help="waitress and/or gunicorn, comma-separated")
+                        help="comma-separated: waitress, gunicorn (bridge serve), granian, "
+                        "granian1, gunicorn-sync (candidates, see bench.scim.Server)")
     args = parser.parse_args(argv)
     summary: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -241,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
         "method": {"users": args.users, "seconds_per_phase": args.seconds,
                    "clients": args.clients, "reference": REFERENCE,
                    "bridge_servers": {"waitress": "1 process x 8 threads",
-                                      "gunicorn": "2 processes x 4 threads"}},
+                                      "gunicorn": "2 processes x 4 threads",
+                                      "granian": "2 processes x 4 threads",
+                                      "granian1": "1 process x 8 threads",
+                                      "gunicorn-sync": "5 sync processes"}},
     }
     started = time.perf_counter()
     with ExitStack() as stack:

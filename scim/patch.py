@@ -343,7 +343,7 @@ def _filter_ids(node: Node) -> list[str] | None:
 
     if isinstance(node, Comparison) and node.attribute.lower() == "value" and node.op == "eq" \
             and node.value:
-        return [node.value]
+        return [node.value.lower()]  # not caseExact (RFC 7643 8.7.1): ids are lowercase
     if isinstance(node, Or):
         left, right = _filter_ids(node.left), _filter_ids(node.right)
         return None if left is None or right is None else [*left, *right]

@@ -217,7 +217,8 @@ def user_document(view: UserView) -> dict[str, Any]:
 
 
 def group_member_ids(members: Any, where: str = "members") -> list[str]:
-    """The user ids of a ``members`` value (a list of ``{"value": id, ...}``)."""
+    """The user ids of a ``members`` value (a list of ``{"value": id, ...}``), lowercased
+    (the form the bridge mints them in)."""
     if members is None:
         return []
     if isinstance(members, dict):
@@ -233,7 +234,9 @@ def group_member_ids(members: Any, where: str = "members") -> list[str]:
         if isinstance(kind, str) and kind.lower() != "user":
             # The tier rule has no nested groups (the schema says so).
             raise invalid_value(f"{where} can only hold users, not {kind!r}.")
-        ids.append(value)
+        # members.value is not caseExact (RFC 7643 section 8.7.1) and user ids are
+        # minted lowercase: an id in another case names the same user.
+        ids.append(value.lower())
     return list(dict.fromkeys(ids))
 
 

@@ -23,6 +23,7 @@ from bridge.domain import (
     new_personal_pin,
     tier_for_groups,
 )
+from bridge.domain.search import folded_user_document
 from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.provisioning import (
     Provisioning,
@@ -290,6 +291,9 @@ class _DirectoryPage:
                         source_addresses=([primary] if primary else []) + others,
                         in_directory=True, directory_deleted_at=None,
                         directory_enabled=item.enabled, updated_at=self.now)
+            user["search_folded"] = folded_user_document(
+                user["display_name"], user["attributes"], user["user_name"],
+                user["primary_email"])
             if user["status"] == UserStatus.RELEASED.value:
                 user["status"] = UserStatus.REGISTERED.value
             if was_enabled and not item.enabled:
@@ -483,7 +487,8 @@ class _Address(NamedTuple):
 
 # Columns of a user the page writes: all of them for a new user, the directory facts for
 # an existing one (the rest keep their values or defaults).
-_UPDATED_KEYS = ("primary_email", "display_name", "source_addresses", "in_directory",
+_UPDATED_KEYS = ("primary_email", "display_name", "search_folded", "source_addresses",
+                 "in_directory",
                  "directory_deleted_at", "directory_enabled", "status",
                  "sessions_valid_after", "updated_at", "tier")
 # A new user's columns besides those the page sets (the model's defaults, written

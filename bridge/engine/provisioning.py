@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -16,13 +17,14 @@ from bridge.domain import (
     effective_addresses,
     normalize_email,
 )
+from bridge.domain.search import folded_user_document
 from bridge.engine.results import (
     DirectoryUserResult,
     UserView,
 )
 from bridge.engine.room import Room
 from bridge.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationError
-from bridge.store import search
+from bridge.store import search, user_rows
 from bridge.store.models import (
     User,
 )
@@ -103,7 +105,7 @@ class Provisioning(Room):
         params: dict[str, Any] = {"accountId": account_id, "userId": user_id}
 
         def work(repo: Repository) -> tuple[DirectoryUserResult, dict[str, Any]]:
-            user = self._user(repo, account_id, user_id)
+            user = self._user_row(repo, account_id, user_id)
             if expected_version is not None and user.version != expected_version:
                 raise StaleVersion("The user was changed since the version you sent.")
             args = dict(change(UserView.of(user, [])))
@@ -143,7 +145,7 @@ class Provisioning(Room):
         if loaded is not None:
             user = loaded
         elif user_id is not None:
-            user = self._user(repo, account_id, user_id)
+            user = self._user_row(repo, account_id, user_id)
         elif external_id is not None:
             user = repo.user_by_identity(source.value, account_id, external_id)
             if user is not None and create_only:
@@ -195,16 +197,20 @@ class Provisioning(Room):
         if user is None:
             if not enabled:  # as the bulk path (and before it this one) records it
                 profile["sessions_valid_after"] = now
+            profile["search_folded"] = folded_user_document(
+                display_name, profile.get("attributes", {}), user_name, profile["primary_email"])
             return self._insert_directory_user(repo, account_id, profile, eff_primary,
                                                aliases, source, external_id, skipped)
-        else:
-            was_enabled = user.directory_enabled and user.in_directory
+        was_enabled = user.directory_enabled and user.in_directory
+        if user.status == UserStatus.RELEASED.value:
+            profile["status"] = UserStatus.REGISTERED.value
+        if was_enabled and not enabled:
+            profile["sessions_valid_after"] = now
+        if isinstance(user, User):  # an ORM object (found by its external id)
             for name, value in profile.items():
                 setattr(user, name, value)
-            if user.status == UserStatus.RELEASED.value:
-                user.status = UserStatus.REGISTERED.value
-            if was_enabled and not enabled:
-                user.sessions_valid_after = now
+        else:
+            user = self._update_row(repo, user, profile)
         # The owners were checked above, in this transaction.
         addresses_changed = repo.set_addresses(user, eff_primary, aliases, current=current,
                                                checked=True)
@@ -227,6 +233,29 @@ class Provisioning(Room):
                            tuple(name for _, name in groups), tuple(gid for gid, _ in groups))
         result = DirectoryUserResult(view, False, tuple(skipped))
         return result, {"userId": view.id, "created": False, "skipped": skipped}
+
+    @staticmethod
+    def _user_row(repo: Repository, account_id: str, user_id: str) -> User:
+        user = user_rows.user_row(repo.session, account_id, user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} was not found in account {account_id}.")
+        return user
+
+    @staticmethod
+    def _update_row(repo: Repository, user: User, profile: Mapping[str, Any]) -> User:
+        """Write ``profile`` over a user read as a Core row (``user_rows.user_row``)
+        in ONE ``UPDATE ... WHERE version = ?`` (issue 12: no ORM load and flush); returns
+        the row as written. Raises StaleVersion when another writer changed the user
+        since it was read (the unit of work runs the change again when allowed)."""
+        values = dict(profile)
+        new = {**vars(user), **values}
+        # The folded search copy, as the ORM hook computes it for ORM writes.
+        values["search_folded"] = new["search_folded"] = folded_user_document(
+            new["display_name"], new["attributes"], new["user_name"], new["primary_email"])
+        if not user_rows.update_user(repo.session, user.id, user.version, values):
+            raise StaleVersion("The user was changed by another request; read it again.")
+        new["version"] = user.version + 1
+        return cast(User, SimpleNamespace(**new))
 
     @staticmethod
     def _insert_directory_user(

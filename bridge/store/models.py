@@ -23,10 +23,13 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bridge.domain.search import folded_user_document
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -167,6 +170,12 @@ class User(Base):
     user_name_lower: Mapped[str | None] = mapped_column(String(256), default=None)
     # Free-form protocol attributes a door must round-trip (SCIM name, locale, ...).
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The case-insensitive searchable strings (displayName, the searchable attributes,
+    # emails) lowered by Python (``bridge.domain.search.folded_user_document``): SCIM
+    # filters compare against this copy, so SQLite and PostgreSQL fold exactly as the
+    # in-memory evaluator does (SQL's lower() is ASCII-only on SQLite). Kept by the ORM
+    # hook below and by every Core write of a user.
+    search_folded: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Sessions issued before this moment are revoked (LogoutUser, suspension).
     sessions_valid_after: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -174,6 +183,16 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+@event.listens_for(User, "before_insert")
+@event.listens_for(User, "before_update")
+def _fold_user(_mapper: Any, _connection: Any, user: User) -> None:
+    """Every ORM write of a user refreshes its folded search copy (``search_folded``) from
+    the columns it is made of; Core writes (``Repository.insert_user``, the bulk directory
+    path, the SCIM PATCH update) set it themselves."""
+    user.search_folded = folded_user_document(user.display_name, user.attributes,
+                                              user.user_name, user.primary_email)
 
 
 class EmailAddress(Base):

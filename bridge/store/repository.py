@@ -256,7 +256,8 @@ class Repository:
         path, issue 12) and return its row as a read-only stand-in for the ORM object,
         every column set (``values`` over :data:`NEW_USER_DEFAULTS`, a new id and a unique
         personal PIN unless given). The user is not in the session's identity map: load it
-        with :meth:`user` to change it in the same transaction."""
+        with :meth:`user` to change it in the same transaction. ``search_folded`` is the
+        caller's to give (``bridge.domain.search.folded_user_document``)."""
         now = utcnow()
         row = {**NEW_USER_DEFAULTS, "id": new_id(), "created_at": now, "updated_at": now,
                "status": "registered", "attributes": {}, "source_addresses": [],

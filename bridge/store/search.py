@@ -19,47 +19,49 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    String,
-    and_,
     bindparam,
-    false,
     func,
-    literal,
     not_,
     or_,
     select,
-    true,
 )
 from sqlalchemy.orm import Session
 
-from bridge.bounds import parse_time
 from bridge.domain import IdentitySource
 from bridge.domain.search import (
-    OPERATORS,
-    And,
+    ENTERPRISE_USER,
     Comparison,
-    InvalidFilter,
     Node,
-    Not,
-    Or,
     Ref,
     SearchQuery,
     ValueFilter,
 )
 from bridge.errors import ValidationError
+from bridge.store.filter_sql import (
+    Compiler,
+    Transform,
+    _Binder,
+    _boolean,
+    _compile,
+    _emails,
+    _emails_attribute,
+    _moment,
+    _no_nesting,
+    _shape,
+    _string,
+    _unknown,
+    _values,
+)
 from bridge.store.models import (
     DirectoryGroup,
     EmailAddress,
     ExternalIdentity,
     GroupMembership,
     User,
-    UTCDateTime,
 )
 
 
@@ -84,196 +86,9 @@ class GroupRows:
     members: dict[str, list[Ref]] | None = None
 
 
-# --- parameters and the statement cache -------------------------------------------------
-#
-# Building a SQLAlchemy statement costs more than running it (a lookup's three statements
-# took ~0.25 ms each to build, ~0.08 ms to run). Statements are therefore built once per
-# *shape* — the filter with its values taken out, plus sort and paging — with every value a
-# bind parameter, and kept in a bounded cache; a request only computes its parameters. The
-# builders below never let a value change the SQL: every non-``pr`` comparison binds its
-# value exactly once, in the order a left-to-right walk of the tree meets it.
-
-Transform = Callable[[str | None], Any]
-
-
-def _text(value: str | None) -> str:
-    if value is None:
-        raise InvalidFilter("The operator needs a value.", field="filter")
-    return value
-
-
-def _folded(value: str | None) -> str:
-    return _text(value).lower()
-
-
-def _bool(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text not in ("true", "false"):
-        raise InvalidFilter(f"'{value}' is not a boolean (true or false).", field="filter")
-    return text == "true"
-
-
-def _datetime(value: str | None) -> datetime:
-    try:
-        return parse_time(value or "")  # bounded: an out-of-range time is malformed
-    except ValueError:
-        raise InvalidFilter(f"'{value}' is not a date-time (RFC 3339).", field="filter") from None
-
-
-class _Binder:
-    """Hands out the bind parameter of each value-bearing comparison, in walk order, and
-    remembers how to turn the filter's text into that parameter's value."""
-
-    def __init__(self) -> None:
-        self.params: list[Any] = []
-        self.transforms: list[Transform] = []
-        self.pos = 0
-
-    def param(self, transform: Transform, type_: Any) -> Any:
-        if self.pos < len(self.params):  # the same comparison compiled again (emails)
-            bound = self.params[self.pos]
-        else:
-            bound = bindparam(f"p{self.pos}", type_=type_)
-            self.params.append(bound)
-            self.transforms.append(transform)
-        self.pos += 1
-        return bound
-
-
-def _values(node: Node) -> list[str | None]:
-    """The comparison values of ``node`` in the order the builders bind them."""
-    if isinstance(node, Comparison):
-        return [] if node.op == "pr" else [node.value]
-    if isinstance(node, And | Or):
-        return [*_values(node.left), *_values(node.right)]
-    if isinstance(node, Not):
-        return _values(node.node)
-    return _values(node.node)
-
-
-def _shape(node: Node | None) -> Any:
-    if node is None:
-        return None
-    if isinstance(node, Comparison):
-        return ("c", node.attribute, node.op)
-    if isinstance(node, And | Or):
-        return (type(node).__name__, _shape(node.left), _shape(node.right))
-    if isinstance(node, Not):
-        return ("not", _shape(node.node))
-    return ("vf", node.attribute, _shape(node.node))
-
-
-def _string(b: _Binder, column: Any, op: str, *, fold: bool,
-            folded_column: Any = None) -> ColumnElement[bool]:
-    """A string comparison. ``fold``: case-insensitive (compare lowercase copies);
-    ``folded_column`` is an already-lowercased column to use (an indexed copy)."""
-    if op == "pr":
-        return and_(column.is_not(None), column != "")
-    col = (folded_column if folded_column is not None else func.lower(column)) if fold \
-        else column
-    val = b.param(_folded if fold else _text, String())
-    if op == "eq":
-        return col == val
-    if op == "ne":
-        return or_(col != val, column.is_(None))
-    if op == "co":
-        # replace() is case-exact on both backends (SQLite's LIKE is not) and takes the
-        # needle as a parameter; an empty needle is in every string.
-        return and_(column.is_not(None),
-                    or_(func.length(val) == 0, func.replace(col, val, "") != col))
-    if op == "sw":
-        return func.substr(col, 1, func.length(val)) == val
-    if op == "ew":
-        return and_(func.length(col) >= func.length(val),
-                    func.substr(col, func.length(col) - func.length(val) + 1) == val)
-    return {"gt": col > val, "ge": col >= val, "lt": col < val, "le": col <= val}[op]
-
-
-def _boolean(b: _Binder, column: Any, op: str) -> ColumnElement[bool]:
-    if op == "pr":
-        return true()
-    if op not in ("eq", "ne"):
-        raise InvalidFilter(f"The operator {op} does not apply to a boolean.", field="filter")
-    wanted = b.param(_bool, Boolean())
-    return column == wanted if op == "eq" else column != wanted
-
-
-def _moment(b: _Binder, column: Any, op: str) -> ColumnElement[bool]:
-    if op == "pr":
-        return column.is_not(None)
-    if op in ("co", "sw", "ew"):
-        raise InvalidFilter(f"The operator {op} does not apply to a date-time.",
-                            field="filter")
-    moment = b.param(_datetime, UTCDateTime())
-    return {"eq": column == moment, "ne": column != moment, "gt": column > moment,
-            "ge": column >= moment, "lt": column < moment, "le": column <= moment}[op]
-
-
-Compiler = Callable[[Comparison], ColumnElement[bool]]
-
-
-def _compile(node: Node, leaf: Compiler, value_filter: Callable[[ValueFilter],
-             ColumnElement[bool]]) -> ColumnElement[bool]:
-    if isinstance(node, Comparison):
-        if node.op not in OPERATORS:
-            raise InvalidFilter(f"Unknown operator {node.op!r}.", field="filter")
-        return leaf(node)
-    if isinstance(node, And):
-        return and_(_compile(node.left, leaf, value_filter),
-                    _compile(node.right, leaf, value_filter))
-    if isinstance(node, Or):
-        return or_(_compile(node.left, leaf, value_filter),
-                   _compile(node.right, leaf, value_filter))
-    if isinstance(node, Not):
-        # A comparison on an absent value is NULL (unknown) in SQL, and NOT NULL is NULL
-        # too: without the coalesce, not (displayName eq "x") would leave out every user
-        # without a displayName. A filter is two-valued: unknown is false before negating.
-        return not_(func.coalesce(_compile(node.node, leaf, value_filter), false()))
-    return value_filter(node)
-
-
-def _unknown(name: str) -> InvalidFilter:
-    return InvalidFilter(f"Filtering on the attribute {name!r} is not supported.",
-                         field="filter")
-
-
 # --- users ------------------------------------------------------------------------------
 
-def _email_leaf(b: _Binder, column: Any, primary: Any) -> Compiler:
-    """Comparisons on one email element: ``value`` is ``column``, ``primary`` is
-    ``primary`` (a column or a constant), ``type`` is always "work" (the bridge keeps work
-    addresses only)."""
-
-    def leaf(c: Comparison) -> ColumnElement[bool]:
-        sub = c.attribute.lower()
-        if sub in ("value", "display"):
-            return _string(b, column, c.op, fold=True)
-        if sub == "primary":
-            return _boolean(b, primary, c.op)
-        if sub == "type":
-            return _string(b, literal("work", String()), c.op, fold=True)
-        raise _unknown(f"emails.{c.attribute}")
-
-    return leaf
-
-
-def _no_nesting(node: ValueFilter) -> ColumnElement[bool]:
-    raise InvalidFilter("Value filters cannot be nested.", field="filter")
-
-
-def _emails(b: _Binder, node: Node) -> ColumnElement[bool]:
-    """Some address of the user (an effective one, or the primary as the source gave it)
-    satisfies ``node``. The node is compiled twice over the same parameters."""
-    start = b.pos
-    in_table = User.id.in_(select(EmailAddress.user_id).where(_compile(
-        node, _email_leaf(b, EmailAddress.address, EmailAddress.is_primary), _no_nesting)))
-    b.pos = start
-    as_primary = and_(User.primary_email != "", _compile(
-        node, _email_leaf(b, User.primary_email, literal(True, Boolean())), _no_nesting))
-    return or_(in_table, as_primary)
-
-
-def _user_leaf(b: _Binder) -> Compiler:
+def _user_leaf(b: _Binder, sqlite: bool) -> Compiler:
     def leaf(c: Comparison) -> ColumnElement[bool]:
         name = c.attribute
         if name == "id":
@@ -282,7 +97,8 @@ def _user_leaf(b: _Binder) -> Compiler:
             return _string(b, User.user_name, c.op, fold=True,
                            folded_column=User.user_name_lower)
         if name == "displayName":
-            return _string(b, User.display_name, c.op, fold=True)
+            return _string(b, User.display_name, c.op, fold=True,
+                           folded_column=_folded_string(("displayName",)))
         if name == "externalId":
             if c.op == "ne":
                 return not_(leaf(Comparison("externalId", "eq", c.value)))
@@ -295,29 +111,30 @@ def _user_leaf(b: _Binder) -> Compiler:
         if name in ("emails", "emails.value", "emails.primary", "emails.type",
                     "emails.display"):
             sub = name.partition(".")[2] or "value"
-            return _emails(b, Comparison(sub, c.op, c.value))
+            return _emails_attribute(b, Comparison(sub, c.op, c.value), sqlite)
         if name == "meta.created":
             return _moment(b, User.created_at, c.op)
         if name == "meta.lastModified":
             return _moment(b, User.updated_at, c.op)
         path = USER_DOCUMENT_STRINGS.get(name)
         if path is not None:
-            return _string(b, _document_string(path), c.op, fold=True)
+            return _string(b, _document_string(path), c.op, fold=True,
+                           folded_column=_folded_string(path))
         raise _unknown(name)
 
     return leaf
 
 
-def _user_value_filter(b: _Binder) -> Callable[[ValueFilter], ColumnElement[bool]]:
+def _user_value_filter(b: _Binder,
+                       sqlite: bool) -> Callable[[ValueFilter], ColumnElement[bool]]:
     def value_filter(node: ValueFilter) -> ColumnElement[bool]:
         if node.attribute != "emails":
             raise _unknown(node.attribute)
-        return _emails(b, node.node)
+        return _emails(b, node.node, sqlite)
 
     return value_filter
 
 
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # The singular, case-insensitive strings of the user's attributes document (the SCIM-owned
 # profile, RFC 7643 sections 4.1 and 4.3) that filters and sortBy may name: canonical name
 # -> JSON path in ``users.attributes``. Multi-valued ones (phoneNumbers, addresses, ...) are
@@ -343,11 +160,17 @@ def _document_string(path: tuple[str, ...]) -> Any:
     return (column[path[0]] if len(path) == 1 else column[path]).as_string()
 
 
+def _folded_string(path: tuple[str, ...]) -> Any:
+    """The same string in ``users.search_folded``, lowered by Python (see
+    ``bridge.domain.search.folded_user_document``)."""
+    column: Any = User.search_folded
+    return (column[path[0]] if len(path) == 1 else column[path]).as_string()
+
+
 USER_SORT = {"id": User.id, "userName": User.user_name_lower,
-             "displayName": func.lower(User.display_name),
+             "displayName": _folded_string(("displayName",)),
              "meta.created": User.created_at, "meta.lastModified": User.updated_at,
-             **{name: func.lower(_document_string(path))
-                for name, path in USER_DOCUMENT_STRINGS.items()}}
+             **{name: _folded_string(path) for name, path in USER_DOCUMENT_STRINGS.items()}}
 GROUP_SORT = {"id": DirectoryGroup.id, "displayName": DirectoryGroup.name_lower,
               "externalId": DirectoryGroup.external_id,
               "meta.created": DirectoryGroup.created_at,
@@ -381,7 +204,8 @@ _CACHE_LOCK = threading.Lock()
 
 def _prepared(kind: str, query: SearchQuery,
               build: Callable[[_Binder], tuple[Any, Any]]) -> _Prepared:
-    """The cached statements of this query's shape (built on first use)."""
+    """The cached statements of this query's shape (built on first use). ``kind`` names
+    the dialect too where the statement differs by backend."""
     key = (kind, _shape(query.filter), query.sort_by, query.descending)
     with _CACHE_LOCK:
         found = _CACHE.get(key)
@@ -451,13 +275,16 @@ def search_users(session: Session, account_id: str, query: SearchQuery, *,
     unknown sort attribute.
     """
 
+    sqlite = session.get_bind().dialect.name == "sqlite"
+
     def build(b: _Binder) -> tuple[Any, Any]:
         where: list[ColumnElement[bool]] = [User.account_id == bindparam("account_id")]
         if query.filter is not None:
-            where.append(_compile(query.filter, _user_leaf(b), _user_value_filter(b)))
+            where.append(_compile(query.filter, _user_leaf(b, sqlite),
+                                  _user_value_filter(b, sqlite)))
         return _statements(User.__table__, where, _order(USER_SORT, query, User.id))
 
-    prepared = _prepared("users", query, build)
+    prepared = _prepared("users-sqlite" if sqlite else "users", query, build)
     total, users = _paged(session, prepared, _params(prepared, query, account_id), query)
     ids = [u.id for u in users]
     addresses: dict[str, list[Any]] = {uid: [] for uid in ids}
@@ -479,7 +306,11 @@ def _members(b: _Binder, node: Node) -> ColumnElement[bool]:
     def leaf(c: Comparison) -> ColumnElement[bool]:
         if c.attribute.lower() != "value":
             raise _unknown(f"members.{c.attribute}")
-        return _string(b, GroupMembership.user_id, c.op, fold=False)
+        # members.value is not caseExact (RFC 7643 section 8.7.1). A user id is minted
+        # lowercase (``models.new_id``), so the column is its own folded copy and the
+        # index still serves ``members[value eq ...]``.
+        return _string(b, GroupMembership.user_id, c.op, fold=True,
+                       folded_column=GroupMembership.user_id)
 
     return DirectoryGroup.id.in_(select(GroupMembership.group_id).where(
         _compile(node, leaf, _no_nesting)))
@@ -496,9 +327,13 @@ def _group_leaf(b: _Binder) -> Compiler:
         if name == "externalId":
             return _string(b, DirectoryGroup.external_id, c.op, fold=False)
         if name in ("members", "members.value"):
+            some = DirectoryGroup.id.in_(select(GroupMembership.group_id))
             if c.op == "pr":
-                return DirectoryGroup.id.in_(select(GroupMembership.group_id))
-            return _members(b, Comparison("value", c.op, c.value))
+                return some
+            matching = _members(b, Comparison("value", c.op, c.value))
+            # As the in-memory evaluator reads a list: a group without members has no
+            # value to compare, which satisfies "ne" only.
+            return or_(~some, matching) if c.op == "ne" else matching
         if name == "meta.created":
             return _moment(b, DirectoryGroup.created_at, c.op)
         if name == "meta.lastModified":

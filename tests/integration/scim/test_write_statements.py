@@ -125,3 +125,39 @@ def test_a_profile_patch_does_not_read_the_unchanged_addresses_again(
     with scim_store.services.sessions() as session:
         assert sorted(session.scalars(select(EmailAddress.address).where(
             EmailAddress.user_id == user_id))) == ["b2@example.com", "bob@example.com"]
+
+
+def test_a_patch_is_one_versioned_core_update_without_orm_objects(
+        scim_store: ScimClient) -> None:
+    """PATCH reads the user as a Core row and writes it with one ``UPDATE ... WHERE
+    version = ?`` (no ORM load, no flush of a User); the folded search copy is written
+    with it, so a filter sees the new value at once."""
+    resp = scim_store.post("/Users", {"schemas": [USER], "userName": "carol@example.com",
+                                      "displayName": "Carol"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    user_id = resp.get_json()["id"]
+    loaded: list[str] = []
+
+    def on_load(target: User, _context: Any) -> None:
+        loaded.append(target.id)
+
+    event.listen(User, "load", on_load)
+    try:
+        with Statements(scim_store) as stmts:
+            patched = scim_store.patch(f"/Users/{user_id}", [
+                {"op": "replace", "path": "displayName", "value": "ÉCOLE Carol"}])
+    finally:
+        event.remove(User, "load", on_load)
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+    assert loaded == []
+    assert stmts.seen["UPDATE users"] == 1
+    assert patched.headers["ETag"] == 'W/"2"'
+    found = scim_store.get('/Users?filter=displayName eq "école carol"').get_json()
+    assert [r["id"] for r in found["Resources"]] == [user_id]
+    # A stale If-Match is refused inside the write (the guarded UPDATE's version).
+    stale = scim_store.patch(f"/Users/{user_id}", [
+        {"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412, stale.get_data(as_text=True)
+    with scim_store.services.sessions() as session:
+        user = session.get(User, user_id)
+        assert user is not None and user.version == 2 and "title" not in user.attributes

@@ -574,6 +574,7 @@ def upgrade() -> None:
         sa.Column("user_name", sa.String(length=256), nullable=True),
         sa.Column("user_name_lower", sa.String(length=256), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("search_folded", sa.JSON(), nullable=False),
         sa.Column(
             "sessions_valid_after", bridge.store.models.UTCDateTime(timezone=True), nullable=True
         ),
