@@ -99,6 +99,11 @@ class Settings:
     # ever see complete requests, safe without a proxy) or gunicorn (several processes; only
     # behind a proxy that buffers requests, e.g. nginx: its workers read from clients).
     server: str = "waitress"
+    # Data exports (StartDataExport): where archives are stored (empty: data_dir/exports;
+    # several hosts need a directory they all mount, see the README) and how often the
+    # export job looks for requests (0: this process runs no export job).
+    data_export_dir: str = ""
+    data_export_interval_seconds: int = 15
 
     @property
     def effective_database_url(self) -> str:
@@ -106,6 +111,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'bridge.db').resolve()}"
+
+    @property
+    def effective_data_export_dir(self) -> Path:
+        """Where data export archives are stored."""
+        return Path(self.data_export_dir) if self.data_export_dir else self.data_dir / "exports"
 
     @property
     def effective_public_url(self) -> str:
@@ -215,6 +225,8 @@ def _validate(s: Settings) -> None:
                  "ad_sync_interval_seconds", "ad_full_sync_interval_seconds"):
         if getattr(s, name) <= 0:
             raise bad(name, "must be positive")
+    if s.data_export_interval_seconds < 0:
+        raise bad("data_export_interval_seconds", "must be 0 (no export job) or more")
     if not 0 < s.ad_mass_change_max_percent <= 100:
         raise bad("ad_mass_change_max_percent", "must be in (0, 100]")
     if s.public_url and urlsplit(s.public_url).scheme not in {"http", "https"}:

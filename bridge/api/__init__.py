@@ -114,9 +114,11 @@ def register_admin_api(app: Flask, svc: Services, *,
     passed in by the composition root; without it ConnectDirectory answers 503). (The
     background domain re-check is started by ``bridge serve``, see
     :func:`bridge.api.web.start_background`.)"""
+    from bridge.api.data_export import install as install_data_export
     from bridge.api.framework import install
     from bridge.api.web import install as install_web
 
     load_actions()
     install(app, svc, verify_directory=verify_directory)
     install_web(app, svc)
+    install_data_export(app, svc)  # the pre-signed download links (unsigned route)

@@ -103,7 +103,17 @@ EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
 }
 
-ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS}
+# Actions the guide names outside its table, with the managed policies its text gives them:
+# "Request attachments" says to "use one of the Amazon Chime managed policies (FullAccess,
+# UserManagement, or ReadOnly)" or to add StartDataExport and RetrieveDataExport to a custom
+# policy, so all three managed policies grant both.
+GUIDE_TEXT_ACTIONS: dict[str, frozenset[str]] = {
+    "StartDataExport": frozenset({"FA", "UM", "RO"}),
+    "RetrieveDataExport": frozenset({"FA", "UM", "RO"}),
+}
+
+ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS,
+                                          **GUIDE_TEXT_ACTIONS}
 
 MANAGED_POLICIES: dict[str, str] = {
     "FullAccess": "FA",

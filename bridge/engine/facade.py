@@ -19,6 +19,7 @@ from bridge.engine.bulk import BulkProvisioning
 from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.domains import Domains
+from bridge.engine.exports import DataExports
 from bridge.engine.members import Members
 from bridge.engine.provisioning import Provisioning
 from bridge.engine.queries import Queries
@@ -50,6 +51,7 @@ class ResolutionEngine:
         self.queries = Queries(uow, clock)
         self.sign_in = SignIn(uow, clock)
         self.session_checks = SessionChecks(uow, clock)
+        self.exports = DataExports(uow, clock)
         # The unit of work's blocks, for doors that group reads or a page of changes.
         self.single_transaction = uow.single_transaction
         self.reading = uow.reading
@@ -120,6 +122,9 @@ class ResolutionEngine:
         # SessionChecks
         self.check_session = self.session_checks.check_session
         self.check_sign_in_session = self.session_checks.check_sign_in_session
+        # DataExports
+        self.start_data_export = self.exports.start_data_export
+        self.latest_data_export = self.exports.latest_data_export
 
     def now(self) -> datetime:
         """The engine's clock. Sessions are stamped with it so that revocations

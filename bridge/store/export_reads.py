@@ -1,0 +1,192 @@
+"""The reads of an account's data export: every record of one account as plain JSON-able
+dicts, streamed (server-side cursors on PostgreSQL, SQLite's own cursors), so memory stays
+flat whatever the account's size.
+
+Each function takes the session of ONE read transaction (the caller's snapshot) and yields
+records in a stable order. What is left out on purpose: every secret (the AD bind password,
+the Okta client secret, SCIM key hashes), personal PINs (they let anyone join a meeting as
+the user, and the archive can be downloaded by anyone holding its link), session state and
+raw SCIM attributes (whatever a client sent; the export carries what the bridge decided).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.store.models import (
+    Account,
+    AccountOpenIdConfig,
+    AdDirectory,
+    ApiKey,
+    AuditEvent,
+    DirectoryGroup,
+    Domain,
+    EmailAddress,
+    ExternalIdentity,
+    GroupMapping,
+    GroupMembership,
+    User,
+)
+
+# Rows fetched per round trip; also the size of the users' IN lists for their addresses,
+# groups and identities.
+PAGE = 1000
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as the audit trail writes times."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def account_record(session: Session, account_id: str) -> dict[str, Any] | None:
+    """The account itself and its settings (None when it does not exist)."""
+    account = session.get(Account, account_id)
+    if account is None:
+        return None
+    return {"accountId": account.id, "name": account.name,
+            "directoryKind": account.directory_kind,
+            "defaultLicense": account.default_license,
+            "remoteControlEnabled": account.remote_control_enabled,
+            "callMeEnabled": account.call_me_enabled, "createdAt": iso(account.created_at)}
+
+
+def tier_history(session: Session, users: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each user's tier history, oldest first: ``[{"tier", "from", "to"}]`` (``to`` None
+    for the tier held now).
+
+    This store keeps no history table yet, so the history is the current tier since the
+    user joined (or was created): one entry, none for a user without a tier. When a tier
+    history table exists, this is the one function to change; its callers stay the same.
+    """
+    del session  # read by the history table's query, once there is one
+    return {u.id: ([{"tier": u.tier, "from": iso(u.joined_at or u.created_at), "to": None}]
+                   if u.tier else []) for u in users}
+
+
+def _user_details(session: Session, users: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    ids = [u.id for u in users]
+    aliases: dict[str, list[str]] = defaultdict(list)
+    for address, user_id in session.execute(
+            select(EmailAddress.address, EmailAddress.user_id)
+            .where(EmailAddress.user_id.in_(ids), EmailAddress.is_primary.is_(False))
+            .order_by(EmailAddress.address)):
+        aliases[user_id].append(address)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for user_id, name in session.execute(
+            select(GroupMembership.user_id, DirectoryGroup.name)
+            .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
+            .where(GroupMembership.user_id.in_(ids)).order_by(DirectoryGroup.name)):
+        groups[user_id].append(name)
+    identities: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for user_id, source, issuer, external_id in session.execute(
+            select(ExternalIdentity.user_id, ExternalIdentity.source, ExternalIdentity.issuer,
+                   ExternalIdentity.external_id)
+            .where(ExternalIdentity.user_id.in_(ids)).order_by(ExternalIdentity.id)):
+        identities[user_id].append({"source": source, "issuer": issuer,
+                                    "externalId": external_id})
+    history = tier_history(session, users)
+    for u in users:
+        yield {
+            "userId": u.id, "primaryEmail": u.primary_email, "aliases": aliases[u.id],
+            "displayName": u.display_name, "userName": u.user_name, "status": u.status,
+            "tier": u.tier, "tierHistory": history[u.id], "groups": groups[u.id],
+            "identities": identities[u.id], "privacy": u.privacy,
+            "invitedAt": iso(u.invited_at), "joinedAt": iso(u.joined_at),
+            "createdAt": iso(u.created_at), "lastActiveAt": iso(u.last_active_at),
+            "inDirectory": u.in_directory, "directoryEnabled": u.directory_enabled,
+            "directoryDeletedAt": iso(u.directory_deleted_at),
+            "meetingsAttended": u.meetings_attended,
+            "meetingsOrganized": u.meetings_organized,
+            "chatMessagesSent": u.chat_messages_sent,
+        }
+
+
+_USER_COLUMNS = (User.id, User.primary_email, User.display_name, User.user_name, User.status,
+                 User.tier, User.privacy, User.invited_at, User.joined_at, User.created_at,
+                 User.last_active_at, User.in_directory, User.directory_enabled,
+                 User.directory_deleted_at, User.meetings_attended, User.meetings_organized,
+                 User.chat_messages_sent)
+
+
+def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+    """Every user of the account by id: addresses, status, tier and tier history, groups,
+    identities at the directories, dates and activity counters."""
+    rows = session.execute(select(*_USER_COLUMNS).where(User.account_id == account_id)
+                           .order_by(User.id).execution_options(yield_per=PAGE))
+    for page in rows.partitions():
+        yield from _user_details(session, page)
+
+
+def groups(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+    """The account's directory groups (pushed by SCIM or read from AD) and their sizes."""
+    members = (select(GroupMembership.group_id, func.count().label("n"))
+               .group_by(GroupMembership.group_id).subquery())
+    rows = session.execute(
+        select(DirectoryGroup.id, DirectoryGroup.name, DirectoryGroup.external_id,
+               DirectoryGroup.created_at, func.coalesce(members.c.n, 0))
+        .outerjoin(members, members.c.group_id == DirectoryGroup.id)
+        .where(DirectoryGroup.account_id == account_id).order_by(DirectoryGroup.name_lower)
+        .execution_options(yield_per=PAGE))
+    for group_id, name, external_id, created_at, count in rows:
+        yield {"groupId": group_id, "name": name, "externalId": external_id,
+               "createdAt": iso(created_at), "members": count}
+
+
+def group_mappings(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+    """The account's group → tier mappings (ListGroups)."""
+    for name, tier, created_at in session.execute(
+            select(GroupMapping.name, GroupMapping.tier, GroupMapping.created_at)
+            .where(GroupMapping.account_id == account_id).order_by(GroupMapping.name_lower)):
+        yield {"groupName": name, "tier": tier, "createdAt": iso(created_at)}
+
+
+def domains(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+    """The account's claimed domains and their verification state."""
+    for d in session.scalars(select(Domain).where(Domain.account_id == account_id)
+                             .order_by(Domain.name)):
+        yield {"domain": d.name, "status": d.status, "createdAt": iso(d.created_at),
+               "verifiedAt": iso(d.verified_at), "lastCheckedAt": iso(d.last_checked_at)}
+
+
+def directory_settings(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+    """The account's directory settings WITHOUT secrets: the AD connection (no bind
+    password), the Okta configuration (no client secret), the SCIM keys (ids and dates,
+    never the key or its hash)."""
+    ad = session.get(AdDirectory, account_id)
+    if ad is not None:
+        yield {"kind": "ActiveDirectory", "ldapUrl": ad.ldap_url, "startTls": ad.start_tls,
+               "baseDn": ad.base_dn, "groupBaseDn": ad.group_base_dn,
+               "userFilter": ad.user_filter, "bindDn": ad.bind_dn,
+               "tlsServerName": ad.tls_server_name,
+               "caCertificatePem": ad.ca_certificate_pem, "createdAt": iso(ad.created_at),
+               "lastSyncAt": iso(ad.last_sync_at),
+               "lastFullSyncAt": iso(ad.last_full_sync_at), "lastStatus": ad.last_status}
+    okta = session.get(AccountOpenIdConfig, account_id)
+    if okta is not None:
+        yield {"kind": "OktaOpenIdConfig", "issuer": okta.issuer, "clientId": okta.client_id,
+               "createdAt": iso(okta.created_at), "updatedAt": iso(okta.updated_at)}
+    for key_id, created_at, last_used_at in session.execute(
+            select(ApiKey.id, ApiKey.created_at, ApiKey.last_used_at)
+            .where(ApiKey.account_id == account_id).order_by(ApiKey.created_at, ApiKey.id)):
+        yield {"kind": "ScimApiKey", "keyId": key_id, "createdAt": iso(created_at),
+               "lastUsedAt": iso(last_used_at)}
+
+
+def audit_events(session: Session, account_id: str,
+                 until: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """The account's audit events in time order, as the trail stores them (already
+    redacted when written), up to ``until`` when given."""
+    query = select(AuditEvent.body).where(AuditEvent.account_id == account_id)
+    if until is not None:
+        query = query.where(AuditEvent.event_time <= until)
+    for (body,) in session.execute(query.order_by(AuditEvent.event_time, AuditEvent.seq)
+                                   .execution_options(yield_per=PAGE)):
+        yield body
