@@ -43,7 +43,7 @@ BATCH = 1000
 
 
 def _lines(records: Iterable[dict[str, Any]], keep: Callable[[], None],
-           sink: Callable[[bytes], None]) -> tuple[int, int, str]:
+           sink: Callable[[bytes], object]) -> tuple[int, int, str]:
     """Write ``records`` as JSON lines through ``sink`` in batches; returns (records,
     bytes, SHA-256 hex) of what was written."""
     digest = hashlib.sha256()
@@ -108,7 +108,7 @@ def sweep(engine: ResolutionEngine, store: ExportStore) -> int:
     if isinstance(store, FileExportStore):
         store.sweep_partial()
     removed = 0
-    for key in store.keys():
+    for key in store.stored_keys():
         if key not in served:
             store.delete(key)
             removed += 1

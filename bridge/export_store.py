@@ -47,7 +47,7 @@ class ExportStore(Protocol):
         """The archive for reading, or None when there is none."""
         ...
 
-    def keys(self) -> list[str]:
+    def stored_keys(self) -> list[str]:
         """Every stored key."""
         ...
 
@@ -96,7 +96,7 @@ class FileExportStore:
         except FileNotFoundError:
             return None
 
-    def keys(self) -> list[str]:
+    def stored_keys(self) -> list[str]:
         if not self.directory.is_dir():
             return []
         return sorted(p.name.removesuffix(self.SUFFIX) for p in self.directory.iterdir()
@@ -116,8 +116,12 @@ class FileExportStore:
 def file_digest(fh: BinaryIO) -> tuple[int, str]:
     """(size in bytes, SHA-256 hex) of a file read from its start."""
     fh.seek(0)
-    digest = hashlib.file_digest(fh, "sha256")
-    return fh.tell(), digest.hexdigest()
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
 
 
 class LinkExpired(Forbidden):

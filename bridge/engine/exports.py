@@ -258,7 +258,6 @@ class DataExports(Room):
             if account is None:
                 yield None
                 return
-            until = self._now()
             files: tuple[tuple[str, Callable[[], Iterator[dict[str, Any]]]], ...] = (
                 ("users.jsonl", lambda: export_reads.users(session, account_id)),
                 ("groups.jsonl", lambda: export_reads.groups(session, account_id)),
@@ -268,7 +267,7 @@ class DataExports(Room):
                 ("directory.jsonl",
                  lambda: export_reads.directory_settings(session, account_id)),
                 ("audit_events.jsonl",
-                 lambda: export_reads.audit_events(session, account_id, until)),
+                 lambda: export_reads.audit_events(session, account_id)),
             )
             yield ExportSource(account, files)
 

@@ -180,13 +180,10 @@ def directory_settings(session: Session, account_id: str) -> Iterator[dict[str, 
                "lastUsedAt": iso(last_used_at)}
 
 
-def audit_events(session: Session, account_id: str,
-                 until: datetime | None = None) -> Iterator[dict[str, Any]]:
+def audit_events(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     """The account's audit events in time order, as the trail stores them (already
-    redacted when written), up to ``until`` when given."""
+    redacted when written), as far as the caller's snapshot sees them."""
     query = select(AuditEvent.body).where(AuditEvent.account_id == account_id)
-    if until is not None:
-        query = query.where(AuditEvent.event_time <= until)
     for (body,) in session.execute(query.order_by(AuditEvent.event_time, AuditEvent.seq)
                                    .execution_options(yield_per=PAGE)):
         yield body
