@@ -42,10 +42,10 @@ FORMAT_VERSION = 1
 BATCH = 1000
 
 
-def _lines(records: Iterable[dict[str, Any]], keep: Callable[[], None],
+def _lines(records: Iterable[dict[str, Any] | str], keep: Callable[[], None],
            sink: Callable[[bytes], object]) -> tuple[int, int, str]:
-    """Write ``records`` as JSON lines through ``sink`` in batches; returns (records,
-    bytes, SHA-256 hex) of what was written."""
+    """Write ``records`` as JSON lines through ``sink`` in batches (a str record is JSON
+    text already); returns (records, bytes, SHA-256 hex) of what was written."""
     digest = hashlib.sha256()
     count = size = 0
     batch: list[str] = []
@@ -59,10 +59,9 @@ def _lines(records: Iterable[dict[str, Any]], keep: Callable[[], None],
         sink(chunk)
         keep()
 
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                              sort_keys=True).encode
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for record in records:
-        batch.append(encode(record) + "\n")
+        batch.append((record if isinstance(record, str) else encode(record)) + "\n")
         count += 1
         if len(batch) >= BATCH:
             flush()

@@ -77,11 +77,12 @@ class DataExportView:
 
 @dataclass(frozen=True)
 class ExportSource:
-    """An account's records in ONE read snapshot, file by file (each a generator of
-    JSON-able dicts, streamed). Valid only inside :meth:`DataExports.snapshot`."""
+    """An account's records in ONE read snapshot, file by file: each a generator of
+    JSON-able dicts or of JSON text, streamed. Valid only inside
+    :meth:`DataExports.snapshot`."""
 
     account: dict[str, Any]
-    files: tuple[tuple[str, Callable[[], Iterator[dict[str, Any]]]], ...]
+    files: tuple[tuple[str, Callable[[], Iterator[dict[str, Any] | str]]], ...]
 
 
 class DataExports(Room):
@@ -258,7 +259,7 @@ class DataExports(Room):
             if account is None:
                 yield None
                 return
-            files: tuple[tuple[str, Callable[[], Iterator[dict[str, Any]]]], ...] = (
+            files: tuple[tuple[str, Callable[[], Iterator[dict[str, Any] | str]]], ...] = (
                 ("users.jsonl", lambda: export_reads.users(session, account_id)),
                 ("groups.jsonl", lambda: export_reads.groups(session, account_id)),
                 ("group_mappings.jsonl",

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from bridge.store.models import (
@@ -73,20 +73,21 @@ def tier_history(session: Session, users: Sequence[Any]) -> dict[str, list[dict[
 
 def _user_details(session: Session, users: Sequence[Any]) -> Iterator[dict[str, Any]]:
     ids = [u.id for u in users]
+    conn = session.connection()
     aliases: dict[str, list[str]] = defaultdict(list)
-    for address, user_id in session.execute(
+    for address, user_id in conn.execute(
             select(EmailAddress.address, EmailAddress.user_id)
             .where(EmailAddress.user_id.in_(ids), EmailAddress.is_primary.is_(False))
             .order_by(EmailAddress.address)):
         aliases[user_id].append(address)
     groups: dict[str, list[str]] = defaultdict(list)
-    for user_id, name in session.execute(
+    for user_id, name in conn.execute(
             select(GroupMembership.user_id, DirectoryGroup.name)
             .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
             .where(GroupMembership.user_id.in_(ids)).order_by(DirectoryGroup.name)):
         groups[user_id].append(name)
     identities: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for user_id, source, issuer, external_id in session.execute(
+    for user_id, source, issuer, external_id in conn.execute(
             select(ExternalIdentity.user_id, ExternalIdentity.source, ExternalIdentity.issuer,
                    ExternalIdentity.external_id)
             .where(ExternalIdentity.user_id.in_(ids)).order_by(ExternalIdentity.id)):
@@ -119,8 +120,9 @@ _USER_COLUMNS = (User.id, User.primary_email, User.display_name, User.user_name,
 def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     """Every user of the account by id: addresses, status, tier and tier history, groups,
     identities at the directories, dates and activity counters."""
-    rows = session.execute(select(*_USER_COLUMNS).where(User.account_id == account_id)
-                           .order_by(User.id).execution_options(yield_per=PAGE))
+    rows = session.connection().execute(
+        select(*_USER_COLUMNS).where(User.account_id == account_id).order_by(User.id)
+        .execution_options(yield_per=PAGE))
     for page in rows.partitions():
         yield from _user_details(session, page)
 
@@ -180,10 +182,11 @@ def directory_settings(session: Session, account_id: str) -> Iterator[dict[str, 
                "lastUsedAt": iso(last_used_at)}
 
 
-def audit_events(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
+def audit_events(session: Session, account_id: str) -> Iterator[str]:
     """The account's audit events in time order, as the trail stores them (already
-    redacted when written), as far as the caller's snapshot sees them."""
-    query = select(AuditEvent.body).where(AuditEvent.account_id == account_id)
-    for (body,) in session.execute(query.order_by(AuditEvent.event_time, AuditEvent.seq)
-                                   .execution_options(yield_per=PAGE)):
+    redacted when written), as far as the caller's snapshot sees them: each event's JSON
+    text as stored (one line; not decoded and encoded again)."""
+    query = (select(cast(AuditEvent.body, Text)).where(AuditEvent.account_id == account_id)
+             .order_by(AuditEvent.event_time, AuditEvent.seq))
+    for (body,) in session.connection().execute(query.execution_options(yield_per=PAGE)):
         yield body
