@@ -104,8 +104,7 @@ def sweep(engine: ResolutionEngine, store: ExportStore) -> int:
     longer served; returns how many archives were deleted."""
     engine.exports.expire_data_exports()
     served = engine.exports.servable_export_ids()
-    if isinstance(store, FileExportStore):
-        store.sweep_partial()
+    store.sweep_partial()
     removed = 0
     for key in store.stored_keys():
         if key not in served:

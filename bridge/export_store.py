@@ -55,6 +55,11 @@ class ExportStore(Protocol):
         """Remove the archive (no error when it is already gone)."""
         ...
 
+    def sweep_partial(self) -> None:
+        """Remove what writers that died left half-written (called by the export job's
+        lease holder only, so no writer is running)."""
+        ...
+
 
 def _checked(key: str) -> str:
     if not _KEY.match(key):
