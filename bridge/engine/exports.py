@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,7 +127,11 @@ class DataExports(Room):
             if row is None:
                 raise NotFound("No data export was requested for this account; request one "
                                "with StartDataExport.")
-            return DataExportView.of(row)
+            view = DataExportView.of(row)
+            if view.status == READY and view.expires_at and view.expires_at <= self._now():
+                # Expired, whether or not the job's next pass has recorded it yet.
+                view = replace(view, status=EXPIRED)
+            return view
 
         return self._read(work, write_lock=False)
 

@@ -199,6 +199,8 @@ def test_links_stop_working_after_6_days_and_the_archive_is_removed(
     expired = fetch(app.test_client(), url)
     assert expired.status_code == 403
     assert "expired" in expired.json["Message"]  # type: ignore[index]
+    assert "DownloadLinks" not in retrieve(admin, account.id)  # before the job noticed
+    assert retrieve(admin, account.id)["Status"] == "Expired"
     build(services)  # the next pass expires the export and deletes its archive
     assert retrieve(admin, account.id)["Status"] == "Expired"
     assert export_store(services.settings).stored_keys() == []
