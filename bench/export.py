@@ -12,7 +12,8 @@ the manifest, the archive's checksum. Memory: the child's peak resident set (``V
 minus its resident set just before the pass — flat means the 100k figure is close to the
 10k one.
 
-Run: ``.venv/bin/python -m bench.export [--sizes 10000,100000] [--repeat 3] [--postgres]``.
+Run: ``.venv/bin/python -m bench.export [--sizes 10000,100000] [--repeat 3] [--postgres
+[--no-sqlite]]``.
 Prints one JSON object per size, backend and run. Not a test: figures go to
 docs/performance.md.
 """
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", action="store_true",
                         help="also on a throw-away PostgreSQL cluster on loopback")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--child", nargs=3, metavar=("URL", "DATA_DIR", "ACCOUNT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,7 +191,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(json.dumps({"machine": {"python": platform.python_version(),
                                   "cores": os.cpu_count()}}))
-    for n in sizes:
+    for n in sizes if not args.no_sqlite else ():
         with tempfile.TemporaryDirectory() as tmp:
             for row in measure(f"sqlite:///{tmp}/bench.db", n, args.repeat, tmp):
                 print(json.dumps({"backend": "sqlite", **row}), flush=True)

@@ -127,6 +127,7 @@ def run_exports(engine: ResolutionEngine, store: ExportStore,
         except Exception:
             log.exception("data export %s of account %s failed", export.id,
                           export.account_id)
+            keep()  # a runner that lost its lease meanwhile leaves the outcome to the next
             store.delete(export.id)
             engine.exports.fail_data_export(
                 export.id, "The export could not be built; it was logged. Request it again.")
@@ -136,6 +137,7 @@ def run_exports(engine: ResolutionEngine, store: ExportStore,
             store.delete(export.id)
             continue
         manifest, size, sha = built
+        keep()
         if engine.exports.complete_data_export(export.id, manifest=manifest,
                                                archive_bytes=size,
                                                archive_sha256=sha) is None:

@@ -11,9 +11,10 @@ raw SCIM attributes (whatever a client sent; the export carries what the bridge 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Text, cast, func, select
@@ -34,8 +35,7 @@ from bridge.store.models import (
     User,
 )
 
-# Rows fetched per round trip; also the size of the users' IN lists for their addresses,
-# groups and identities.
+# Rows fetched per round trip (and users per tier history look-up).
 PAGE = 1000
 
 
@@ -71,43 +71,30 @@ def tier_history(session: Session, users: Sequence[Any]) -> dict[str, list[dict[
                    if u.tier else []) for u in users}
 
 
-def _user_details(session: Session, users: Sequence[Any]) -> Iterator[dict[str, Any]]:
-    ids = [u.id for u in users]
-    conn = session.connection()
-    aliases: dict[str, list[str]] = defaultdict(list)
-    for address, user_id in conn.execute(
-            select(EmailAddress.address, EmailAddress.user_id)
-            .where(EmailAddress.user_id.in_(ids), EmailAddress.is_primary.is_(False))
-            .order_by(EmailAddress.address)):
-        aliases[user_id].append(address)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for user_id, name in conn.execute(
-            select(GroupMembership.user_id, DirectoryGroup.name)
-            .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
-            .where(GroupMembership.user_id.in_(ids)).order_by(DirectoryGroup.name)):
-        groups[user_id].append(name)
-    identities: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for user_id, source, issuer, external_id in conn.execute(
-            select(ExternalIdentity.user_id, ExternalIdentity.source, ExternalIdentity.issuer,
-                   ExternalIdentity.external_id)
-            .where(ExternalIdentity.user_id.in_(ids)).order_by(ExternalIdentity.id)):
-        identities[user_id].append({"source": source, "issuer": issuer,
-                                    "externalId": external_id})
-    history = tier_history(session, users)
-    for u in users:
-        yield {
-            "userId": u.id, "primaryEmail": u.primary_email, "aliases": aliases[u.id],
-            "displayName": u.display_name, "userName": u.user_name, "status": u.status,
-            "tier": u.tier, "tierHistory": history[u.id], "groups": groups[u.id],
-            "identities": identities[u.id], "privacy": u.privacy,
-            "invitedAt": iso(u.invited_at), "joinedAt": iso(u.joined_at),
-            "createdAt": iso(u.created_at), "lastActiveAt": iso(u.last_active_at),
-            "inDirectory": u.in_directory, "directoryEnabled": u.directory_enabled,
-            "directoryDeletedAt": iso(u.directory_deleted_at),
-            "meetingsAttended": u.meetings_attended,
-            "meetingsOrganized": u.meetings_organized,
-            "chatMessagesSent": u.chat_messages_sent,
-        }
+class _ByUser:
+    """One streamed query's rows ``(user_id, ...)`` sorted by user id, taken user by user
+    in the same order as the users themselves (a merge join in the reader: one query per
+    kind of detail for the whole account, whatever the planner thinks of IN lists)."""
+
+    def __init__(self, rows: Iterator[Any]) -> None:
+        self._groups = itertools.groupby(rows, key=itemgetter(0))
+        self._head = next(self._groups, None)
+
+    def take(self, user_id: str) -> list[Any]:
+        """The rows of ``user_id`` ([] when none). Calls come in ascending id order."""
+        while self._head is not None and self._head[0] < user_id:
+            self._head = next(self._groups, None)
+        if self._head is None or self._head[0] != user_id:
+            return []
+        found = list(self._head[1])
+        self._head = next(self._groups, None)
+        return found
+
+
+def _ordered(session: Session, column: Any) -> Any:
+    """``column`` for ORDER BY in code-point order, the order Python compares strings in
+    (PostgreSQL's default collation may order differently; SQLite's is already binary)."""
+    return column.collate("C") if session.get_bind().dialect.name == "postgresql" else column
 
 
 _USER_COLUMNS = (User.id, User.primary_email, User.display_name, User.user_name, User.status,
@@ -119,12 +106,53 @@ _USER_COLUMNS = (User.id, User.primary_email, User.display_name, User.user_name,
 
 def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     """Every user of the account by id: addresses, status, tier and tier history, groups,
-    identities at the directories, dates and activity counters."""
-    rows = session.connection().execute(
-        select(*_USER_COLUMNS).where(User.account_id == account_id).order_by(User.id)
-        .execution_options(yield_per=PAGE))
+    identities at the directories, dates and activity counters.
+
+    Four streamed queries read side by side (users, aliases, group names, identities,
+    each in user id order), so the cost grows linearly with the account."""
+    conn = session.connection()
+    in_account = select(User.id).where(User.account_id == account_id)
+
+    def stream(query: Any) -> Iterator[Any]:
+        return iter(conn.execute(query.execution_options(yield_per=PAGE)))
+
+    aliases = _ByUser(stream(
+        select(EmailAddress.user_id, EmailAddress.address)
+        .where(EmailAddress.user_id.in_(in_account), EmailAddress.is_primary.is_(False))
+        .order_by(_ordered(session, EmailAddress.user_id), EmailAddress.address)))
+    groups = _ByUser(stream(
+        select(GroupMembership.user_id, DirectoryGroup.name)
+        .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
+        .where(DirectoryGroup.account_id == account_id)
+        .order_by(_ordered(session, GroupMembership.user_id), DirectoryGroup.name)))
+    identities = _ByUser(stream(
+        select(ExternalIdentity.user_id, ExternalIdentity.source, ExternalIdentity.issuer,
+               ExternalIdentity.external_id)
+        .where(ExternalIdentity.user_id.in_(in_account))
+        .order_by(_ordered(session, ExternalIdentity.user_id), ExternalIdentity.id)))
+    rows = conn.execute(select(*_USER_COLUMNS).where(User.account_id == account_id)
+                        .order_by(_ordered(session, User.id))
+                        .execution_options(yield_per=PAGE))
     for page in rows.partitions():
-        yield from _user_details(session, page)
+        history = tier_history(session, page)
+        for u in page:
+            yield {
+                "userId": u.id, "primaryEmail": u.primary_email,
+                "aliases": [row[1] for row in aliases.take(u.id)],
+                "displayName": u.display_name, "userName": u.user_name, "status": u.status,
+                "tier": u.tier, "tierHistory": history[u.id],
+                "groups": [row[1] for row in groups.take(u.id)],
+                "identities": [{"source": row[1], "issuer": row[2], "externalId": row[3]}
+                               for row in identities.take(u.id)],
+                "privacy": u.privacy, "invitedAt": iso(u.invited_at),
+                "joinedAt": iso(u.joined_at), "createdAt": iso(u.created_at),
+                "lastActiveAt": iso(u.last_active_at), "inDirectory": u.in_directory,
+                "directoryEnabled": u.directory_enabled,
+                "directoryDeletedAt": iso(u.directory_deleted_at),
+                "meetingsAttended": u.meetings_attended,
+                "meetingsOrganized": u.meetings_organized,
+                "chatMessagesSent": u.chat_messages_sent,
+            }
 
 
 def groups(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
