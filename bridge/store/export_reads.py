@@ -109,7 +109,9 @@ def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     identities at the directories, dates and activity counters.
 
     Four streamed queries read side by side (users, aliases, group names, identities,
-    each in user id order), so the cost grows linearly with the account."""
+    each in user id order alone, which the user id indexes give without a sort on SQLite;
+    the few values of one user are sorted here), so the cost grows linearly with the
+    account."""
     conn = session.connection()
     in_account = select(User.id).where(User.account_id == account_id)
 
@@ -119,17 +121,17 @@ def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     aliases = _ByUser(stream(
         select(EmailAddress.user_id, EmailAddress.address)
         .where(EmailAddress.user_id.in_(in_account), EmailAddress.is_primary.is_(False))
-        .order_by(_ordered(session, EmailAddress.user_id), EmailAddress.address)))
+        .order_by(_ordered(session, EmailAddress.user_id))))
     groups = _ByUser(stream(
         select(GroupMembership.user_id, DirectoryGroup.name)
         .join(DirectoryGroup, DirectoryGroup.id == GroupMembership.group_id)
         .where(DirectoryGroup.account_id == account_id)
-        .order_by(_ordered(session, GroupMembership.user_id), DirectoryGroup.name)))
+        .order_by(_ordered(session, GroupMembership.user_id))))
     identities = _ByUser(stream(
-        select(ExternalIdentity.user_id, ExternalIdentity.source, ExternalIdentity.issuer,
-               ExternalIdentity.external_id)
+        select(ExternalIdentity.user_id, ExternalIdentity.id, ExternalIdentity.source,
+               ExternalIdentity.issuer, ExternalIdentity.external_id)
         .where(ExternalIdentity.user_id.in_(in_account))
-        .order_by(_ordered(session, ExternalIdentity.user_id), ExternalIdentity.id)))
+        .order_by(_ordered(session, ExternalIdentity.user_id))))
     rows = conn.execute(select(*_USER_COLUMNS).where(User.account_id == account_id)
                         .order_by(_ordered(session, User.id))
                         .execution_options(yield_per=PAGE))
@@ -138,12 +140,13 @@ def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
         for u in page:
             yield {
                 "userId": u.id, "primaryEmail": u.primary_email,
-                "aliases": [row[1] for row in aliases.take(u.id)],
+                "aliases": sorted(row[1] for row in aliases.take(u.id)),
                 "displayName": u.display_name, "userName": u.user_name, "status": u.status,
                 "tier": u.tier, "tierHistory": history[u.id],
-                "groups": [row[1] for row in groups.take(u.id)],
-                "identities": [{"source": row[1], "issuer": row[2], "externalId": row[3]}
-                               for row in identities.take(u.id)],
+                "groups": sorted(row[1] for row in groups.take(u.id)),
+                "identities": [{"source": row[2], "issuer": row[3], "externalId": row[4]}
+                               for row in sorted(identities.take(u.id),
+                                                 key=itemgetter(1))],
                 "privacy": u.privacy, "invitedAt": iso(u.invited_at),
                 "joinedAt": iso(u.joined_at), "createdAt": iso(u.created_at),
                 "lastActiveAt": iso(u.last_active_at), "inDirectory": u.in_directory,
