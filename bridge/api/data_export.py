@@ -138,8 +138,12 @@ def _serve(downloads: _Downloads, export_id: str, name: str) -> Response:
     actor = Actor(type="Anonymous", principal_id="data-export-link",
                   source_ip=request.remote_addr,
                   user_agent=request.user_agent.string or None)
-    engine.record_event(actor, "DownloadDataExport", account_id=view.account_id,
-                        params={"exportId": export_id, "file": name})
+    try:
+        engine.record_event(actor, "DownloadDataExport", account_id=view.account_id,
+                            params={"exportId": export_id, "file": name})
+    except BaseException:
+        fh.close()
+        raise
     download = f"data-export-{view.account_id}-{view.requested_at:%Y%m%d}"
     if name == ARCHIVE_NAME:
         return send_file(fh, mimetype="application/zip", as_attachment=True,
