@@ -96,6 +96,7 @@ EXTRA_COMMANDS.append(lambda sub: __import__("bridge.api.cli").api.cli.register(
 EXTRA_COMMANDS.append(lambda sub: __import__("ad_sync.cli").cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.ops_cli").ops_cli.register(sub))
 EXTRA_COMMANDS.append(lambda sub: __import__("bridge.jobs").jobs.register_cli(sub))
+EXTRA_COMMANDS.append(lambda sub: __import__("bridge.usage_jobs").usage_jobs.register_cli(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,11 +83,13 @@ def build_app(settings: Settings) -> Any:
     from bridge.app import create_app
     from bridge.logs import AccessLog
     from bridge.services import build_services
+    from bridge.usage_jobs import start_rollup
 
     services = build_services(settings)
     app = create_app(settings, services)
     start_background(app, services)  # the domain re-check
     start_data_export_job(app, services)  # builds requested data exports
+    start_rollup(services)  # the daily usage roll-up (bridge.usage_jobs)
     return AccessLog(app) if settings.log_format == "text" else app
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.engine import ResolutionEngine
+from bridge.engine.billing import pricing_of
 from bridge.store.db import make_engine, make_session_factory
 from config import Settings
 
@@ -35,7 +36,9 @@ def build_services(settings: Settings, **engine_kwargs: Any) -> Services:
         settings=settings,
         db=db,
         sessions=sessions,
-        engine=ResolutionEngine(sessions, **engine_kwargs),
+        engine=ResolutionEngine(sessions, **{"pricing": pricing_of(
+            settings.billing_daily_rate, settings.billing_monthly_cap,
+            settings.billing_currency), **engine_kwargs}),
         secrets=SecretBox(load_or_create_key(settings)),
     )
 

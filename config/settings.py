@@ -15,6 +15,7 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,6 +105,15 @@ class Settings:
     # export job looks for requests (0: this process runs no export job).
     data_export_dir: str = ""
     data_export_interval_seconds: int = 15
+    # Usage-based pricing (the published pricing by default): the charge of one Active Pro
+    # day, the most one user is charged in a month, the currency (ISO 4217). Amounts are
+    # decimal strings ("3.00"), never floats, so a bill is exact and reproducible.
+    billing_daily_rate: str = "3.00"
+    billing_monthly_cap: str = "15.00"
+    billing_currency: str = "USD"
+    # How often `bridge serve` rolls usage up for the reports (the named job usage-rollup,
+    # one runner at a time across workers and hosts); 0: never (run `bridge usage rollup`).
+    usage_rollup_interval_seconds: int = 3600
 
     @property
     def effective_database_url(self) -> str:
@@ -231,6 +241,19 @@ def _validate(s: Settings) -> None:
         raise bad("ad_mass_change_max_percent", "must be in (0, 100]")
     if s.public_url and urlsplit(s.public_url).scheme not in {"http", "https"}:
         raise bad("public_url", "must be an http:// or https:// URL")
+    for name in ("billing_daily_rate", "billing_monthly_cap"):
+        try:
+            amount = Decimal(getattr(s, name))
+        except InvalidOperation:
+            raise bad(name, f"must be a decimal amount, got {getattr(s, name)!r}") from None
+        if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:  # type: ignore[operator]
+            raise bad(name, "must be a non-negative amount with at most 4 decimals")
+    if not (len(s.billing_currency) == 3 and s.billing_currency.isascii()
+            and s.billing_currency.isupper() and s.billing_currency.isalpha()):
+        raise bad("billing_currency", f"must be an ISO 4217 code such as USD, got "
+                                      f"{s.billing_currency!r}")
+    if s.usage_rollup_interval_seconds < 0:
+        raise bad("usage_rollup_interval_seconds", "must be 0 (never) or more")
     if s.default_oidc_issuer and urlsplit(s.default_oidc_issuer).scheme not in {"http", "https"}:
         raise bad("default_oidc_issuer", "must be an http:// or https:// URL")
 

@@ -101,6 +101,11 @@ ACTION_TABLE: dict[str, frozenset[str]] = {
 # administrator's task); custom policies can grant them like any other action.
 EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
+    # A month's Active Pro days and charges: money, so administrators only (issue 14).
+    "GetBilling": frozenset({"FA"}),
+    # The meetings and chat service reporting usage: in no managed policy, so no
+    # administrator holds it by accident; the service's principal gets a custom policy.
+    "PutUsageEvents": frozenset(),
 }
 
 # Actions the guide names outside its table, with the managed policies its text gives them:

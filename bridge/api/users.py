@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from bridge.api.framework import ActionContext, action
+from bridge.api.reports import activity_shape
 from bridge.api.shapes import (
     decode_token,
     encode_token,
@@ -63,7 +64,13 @@ def list_users(ctx: ActionContext) -> dict[str, Any]:
 
 @action("GetUser", "GET", "/accounts/<accountId>/users/<userId>")
 def get_user(ctx: ActionContext) -> dict[str, Any]:
-    return {"User": user_detail_shape(ctx.engine.get_user(ctx.account_id, ctx.path["userId"]))}
+    """The user's details; with the activity summary (the User detail page) when the caller
+    may also read it (chime:GetUserActivitySummary, in every managed policy with GetUser)."""
+    shape = user_detail_shape(ctx.engine.get_user(ctx.account_id, ctx.path["userId"]))
+    if ctx.allowed_on(ctx.account_id, "GetUserActivitySummary"):
+        shape["ActivitySummary"] = activity_shape(
+            ctx.engine.activity_summary(ctx.account_id, ctx.path["userId"]))
+    return {"User": shape}
 
 
 @action("UpdateUser", "POST", "/accounts/<accountId>/users/<userId>",

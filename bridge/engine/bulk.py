@@ -38,6 +38,7 @@ from bridge.engine.results import (
 from bridge.engine.room import Clock, Room, chunks
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store import licenses
 from bridge.store.models import (
     DirectoryGroup,
     EmailAddress,
@@ -212,6 +213,8 @@ class _DirectoryPage:
         users: dict[str, dict[str, Any]] = {
             row["id"]: dict(row) for row in (r._mapping for r in self._in(
                 lambda c: select(ut).where(ut.c.id.in_(c)), user_ids))}
+        # (account, tier) as loaded: what changes goes to the tier history.
+        licensed = {uid: (row["account_id"], row["tier"]) for uid, row in users.items()}
         user_exts: dict[str, set[str]] = {uid: set() for uid in users}
         for ext, uid in self._in(lambda c: select(xi.c.external_id, xi.c.user_id).where(
                 xi.c.source == source, xi.c.issuer == account_id, xi.c.user_id.in_(c)),
@@ -345,6 +348,13 @@ class _DirectoryPage:
             session.execute(_USER_UPDATE, [
                 {"b_id": uid, **{f"b_{k}": users[uid][k] for k in _UPDATED_KEYS}}
                 for uid in existing])
+        licenses.record(session, [
+            {"user_id": uid, "account_id": users[uid]["account_id"],
+             "tier": users[uid]["tier"], "changed_at": self.now}
+            for uid in touched
+            # A new user without a tier needs no row (no license before the first one).
+            if licensed.get(uid, (users[uid]["account_id"], None))
+            != (users[uid]["account_id"], users[uid]["tier"])])
         self._write_addresses(initial_addr, addr)
         self._write_links(initial_links, link_owner)
         self._write_members(initial_members, members)

@@ -19,6 +19,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room
 from bridge.errors import NotFound, ValidationError
+from bridge.store import licenses
 from bridge.store.models import (
     GroupMapping,
     User,
@@ -49,7 +50,8 @@ class Directories(Room):
                 for user in repo.session.scalars(
                         select(User).where(User.account_id == account_id,
                                            User.tier.is_(None))):
-                    user.tier = account.default_license
+                    licenses.assign(repo.session, user, self._now(),
+                                    tier=account.default_license)
             view = self._account_view(repo, account)
             return view, {"accountType": view.type.value}
 

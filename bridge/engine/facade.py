@@ -13,8 +13,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.domain.usage import Pricing
 from bridge.engine.accounts import Accounts
 from bridge.engine.api_keys import ApiKeys
+from bridge.engine.billing import PUBLISHED_PRICING, Billing
 from bridge.engine.bulk import BulkProvisioning
 from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
@@ -23,10 +25,13 @@ from bridge.engine.exports import DataExports
 from bridge.engine.members import Members
 from bridge.engine.provisioning import Provisioning
 from bridge.engine.queries import Queries
+from bridge.engine.reports import Reports
+from bridge.engine.rollup import Rollup
 from bridge.engine.session_checks import SessionChecks
 from bridge.engine.sign_in import SignIn
 from bridge.engine.support import Support
 from bridge.engine.unit_of_work import UnitOfWork
+from bridge.engine.usage import Usage
 from bridge.store.models import utcnow
 
 Clock = Callable[[], datetime]
@@ -36,7 +41,8 @@ class ResolutionEngine:
     """The user-resolution engine. ``clock`` is injectable so tests can move time (trials,
     grace periods); every room reads time from it."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow,
+                 pricing: Pricing = PUBLISHED_PRICING) -> None:
         self.uow = uow = UnitOfWork(session_factory)
         self._clock = clock
         self.accounts = Accounts(uow, clock)
@@ -52,6 +58,10 @@ class ResolutionEngine:
         self.sign_in = SignIn(uow, clock)
         self.session_checks = SessionChecks(uow, clock)
         self.exports = DataExports(uow, clock)
+        self.usage = Usage(uow, clock)
+        self.billing = Billing(uow, clock, pricing)
+        self.reports = Reports(uow, clock)
+        self.rollup = Rollup(uow, clock)
         # The unit of work's blocks, for doors that group reads or a page of changes.
         self.single_transaction = uow.single_transaction
         self.reading = uow.reading
@@ -125,6 +135,13 @@ class ResolutionEngine:
         # DataExports
         self.start_data_export = self.exports.start_data_export
         self.latest_data_export = self.exports.latest_data_export
+        # Usage, billing, reports (issue 14)
+        self.put_usage = self.usage.put_usage
+        self.license_history = self.usage.license_history
+        self.bill = self.billing.bill
+        self.usage_summary = self.reports.usage_summary
+        self.activity_summary = self.reports.activity_summary
+        self.roll_up_usage = self.rollup.roll_up
 
     def now(self) -> datetime:
         """The engine's clock. Sessions are stamped with it so that revocations

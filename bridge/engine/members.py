@@ -25,6 +25,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room, hash_token
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store import licenses
 from bridge.store.models import (
     Account,
     Invitation,
@@ -112,7 +113,7 @@ class Members(Room):
                                           invited_at=now)
                     repo.set_addresses(user, address, [])
                 else:
-                    user.account_id = account_id
+                    licenses.invite(user, account_id)  # the license changes on acceptance
                     user.status = UserStatus.INVITED.value
                     user.invited_at = now
                 repo.expire_invitations(user.id, now)
@@ -153,7 +154,7 @@ class Members(Room):
                                "administrator for a new invitation.")
             invitation.accepted_at = now
             user.status = UserStatus.REGISTERED.value
-            user.tier = Tier.PRO.value
+            licenses.accept(repo.session, user, now)
             user.trial_ended_at = user.trial_ended_at or now
             user.joined_at = user.joined_at or now
             return self._user_view(repo, user), {"userId": user.id}
@@ -177,7 +178,7 @@ class Members(Room):
                     errors.append(ItemError(user_id, "NotFound", "User not found."))
                     continue
                 repo.expire_invitations(user.id, self._now())
-                user.account_id = None
+                licenses.assign(repo.session, user, self._now(), account_id=None)
                 user.status = UserStatus.REGISTERED.value
                 done.append(user_id)
             result = BatchResult(tuple(done), tuple(errors))
@@ -261,7 +262,7 @@ class Members(Room):
                                 "the group mappings or the users' memberships instead.")
 
         def apply(repo: Repository, account: Account, user: User) -> None:
-            user.tier = changes[user.id].value
+            licenses.assign(repo.session, user, self._now(), tier=changes[user.id])
 
         return self._batch(actor, "UpdateUserLicenses", account_id, list(changes), apply, check)
 

@@ -16,6 +16,7 @@ from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
+from bridge.store import licenses
 from bridge.store.models import Account, User
 from bridge.store.repository import Repository
 
@@ -109,6 +110,10 @@ class Room:
         repo.session.flush()
         if tier is None:
             set_committed_value(user, "tier", None)  # known: no re-read of the row
+        else:  # the first license (none before it: a user without a tier needs no row)
+            # An invited user's license is still their own (no account) until they accept.
+            licensed = None if status is UserStatus.INVITED else account_id
+            licenses.created(repo.session, [(user.id, licensed, tier.value)], now)
         return user
 
     def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:
@@ -135,4 +140,4 @@ class Room:
         if account.directory_kind is None:
             return
         repo.session.flush()
-        repo.set_tiers(repo.mapped_tiers_for_users(account_id, user_ids))
+        repo.set_tiers(repo.mapped_tiers_for_users(account_id, user_ids), self._now())

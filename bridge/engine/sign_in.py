@@ -23,7 +23,7 @@ from bridge.domain import (
 from bridge.domain import sign_in as rules
 from bridge.engine.room import Room
 from bridge.errors import ValidationError
-from bridge.store import throttle
+from bridge.store import licenses, throttle
 from bridge.store.models import (
     Account,
     User,
@@ -246,9 +246,9 @@ class SignIn(Room):
         decision = replace(decision, user_id=user.id)
         if plan.join_account is not None:
             # An unmanaged user on a now-claimed domain joins the account; trial ends.
-            user.account_id = plan.join_account
+            licenses.assign(repo.session, user, now, account_id=plan.join_account,
+                            tier=decision.tier)
             user.status = UserStatus.REGISTERED.value
-            user.tier = decision.tier.value if decision.tier else None
             user.trial_ended_at = user.trial_ended_at or now
         if plan.start_trial:
             user.trial_started_at = now

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
 from bridge.domain.search import SearchQuery
 from bridge.errors import Conflict
-from bridge.store import search
+from bridge.store import licenses, search
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -526,21 +526,10 @@ class Repository:
             result[user_id] = Tier(tier)
         return result
 
-    def set_tiers(self, tiers: dict[str, Tier | None]) -> None:
-        """Write computed tiers, touching only rows whose tier changes."""
-        by_value: dict[str | None, list[str]] = {}
-        for user_id, tier in tiers.items():
-            by_value.setdefault(tier.value if tier else None, []).append(user_id)
-        for value, ids in by_value.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                self.session.execute(
-                    update(User)
-                    .where(User.id.in_(chunk), User.tier.is_distinct_from(value))
-                    .values(tier=value, version=User.version + 1)
-                    .execution_options(synchronize_session=False)
-                )
-        self.session.expire_all()
+    def set_tiers(self, tiers: dict[str, Tier | None], at: datetime) -> None:
+        """Write computed tiers, touching only rows whose tier changes; each change goes
+        to the tier history at ``at`` (:func:`bridge.store.licenses.set_tiers`)."""
+        licenses.set_tiers(self.session, tiers, at)
 
     # --- search (the neutral filter tree of bridge.domain.search, as parameterised SQL) ----------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-from bridge.store import export_models  # noqa: F401  (its table is in the metadata)
+from bridge.store import export_models, usage_models  # noqa: F401 - their tables join the metadata
 from bridge.store.db import make_engine
 from bridge.store.models import Base
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -112,7 +113,7 @@ def test_mapped_tiers_pro_wins_in_one_query(services: Services) -> None:
                 repo.add_membership(groups[name], user.id)
         tiers = repo.mapped_tiers_for_users(account.id, None)
         assert tiers == {both.id: Tier.PRO, basic.id: Tier.BASIC, none.id: None}
-        repo.set_tiers(tiers)
+        repo.set_tiers(tiers, datetime(2026, 11, 1, tzinfo=UTC))
         assert repo.user(none.id).tier is None  # type: ignore[union-attr]
         assert repo.user(both.id).tier == "pro"  # type: ignore[union-attr]
 

@@ -87,6 +87,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_time", ["event_time"], unique=False)
 
     op.create_table(
+        "chat_counts",
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("messages", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "day", name=op.f("pk_chat_counts")),
+    )
+    with op.batch_alter_table("chat_counts", schema=None) as batch_op:
+        batch_op.create_index("ix_chat_counts_account_day", ["account_id", "day"], unique=False)
+
+    op.create_table(
         "job_leases",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=255), nullable=False),
@@ -100,6 +111,36 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
     )
+    op.create_table(
+        "meetings",
+        sa.Column("meeting_id", sa.String(length=128), nullable=False),
+        sa.Column("conference_id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("organizer_user_id", sa.String(length=36), nullable=True),
+        sa.Column("organizer", sa.String(length=320), nullable=False),
+        sa.Column("scheduled", sa.Boolean(), nullable=False),
+        sa.Column("started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("end_day", sa.Date(), nullable=False),
+        sa.Column("attendee_count", sa.Integer(), nullable=False),
+        sa.Column("guest_count", sa.Integer(), nullable=False),
+        sa.Column("join_methods", sa.String(length=40), nullable=False),
+        sa.Column("positive_feedback", sa.Integer(), nullable=False),
+        sa.Column("negative_feedback", sa.Integer(), nullable=False),
+        sa.Column("recording_events", sa.JSON(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("received_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("meeting_id", name=op.f("pk_meetings")),
+    )
+    with op.batch_alter_table("meetings", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_meetings_account_day", ["account_id", "end_day", "meeting_id"], unique=False
+        )
+        batch_op.create_index("ix_meetings_end_day", ["end_day"], unique=False)
+        batch_op.create_index(
+            "ix_meetings_organizer_end", ["organizer_user_id", "ended_at"], unique=False
+        )
+
     op.create_table(
         "rate_counters",
         sa.Column("scope", sa.String(length=32), nullable=False),
@@ -141,6 +182,58 @@ def upgrade() -> None:
             batch_op.f("ix_support_requests_account_id"), ["account_id"], unique=False
         )
 
+    op.create_table(
+        "tier_changes",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("tier", sa.String(length=8), nullable=True),
+        sa.Column("changed_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tier_changes")),
+    )
+    with op.batch_alter_table("tier_changes", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tier_changes_user_time", ["user_id", "changed_at", "id"], unique=False
+        )
+
+    op.create_table(
+        "usage_days",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("registered_users", sa.Integer(), nullable=False),
+        sa.Column("active_users", sa.Integer(), nullable=False),
+        sa.Column("meetings_held", sa.Integer(), nullable=False),
+        sa.Column("positive_feedback", sa.Integer(), nullable=False),
+        sa.Column("negative_feedback", sa.Integer(), nullable=False),
+        sa.Column("chat_messages", sa.Integer(), nullable=False),
+        sa.Column("rolled_up_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "day", name=op.f("pk_usage_days")),
+    )
+    op.create_table(
+        "usage_pending_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_usage_pending_days")),
+    )
+    op.create_table(
+        "usage_user_years",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("m01", sa.Integer(), nullable=False),
+        sa.Column("m02", sa.Integer(), nullable=False),
+        sa.Column("m03", sa.Integer(), nullable=False),
+        sa.Column("m04", sa.Integer(), nullable=False),
+        sa.Column("m05", sa.Integer(), nullable=False),
+        sa.Column("m06", sa.Integer(), nullable=False),
+        sa.Column("m07", sa.Integer(), nullable=False),
+        sa.Column("m08", sa.Integer(), nullable=False),
+        sa.Column("m09", sa.Integer(), nullable=False),
+        sa.Column("m10", sa.Integer(), nullable=False),
+        sa.Column("m11", sa.Integer(), nullable=False),
+        sa.Column("m12", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "year", "user_id", name=op.f("pk_usage_user_years")),
+        sqlite_with_rowid=False,
+    )
     op.create_table(
         "account_openid_configs",
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -374,6 +467,33 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "meeting_attendees",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("meeting_id", sa.String(length=128), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=True),
+        sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("address", sa.String(length=320), nullable=True),
+        sa.Column("join_method", sa.String(length=16), nullable=False),
+        sa.Column("client_type", sa.String(length=64), nullable=True),
+        sa.Column("join_offset_s", sa.Integer(), nullable=False),
+        sa.Column("leave_offset_s", sa.Integer(), nullable=False),
+        sa.Column("feedback", sa.String(length=8), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"],
+            ["meetings.meeting_id"],
+            name=op.f("fk_meeting_attendees_meeting_id_meetings"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_meeting_attendees")),
+    )
+    with op.batch_alter_table("meeting_attendees", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_meeting_attendees_meeting_id"), ["meeting_id"], unique=False
+        )
+        batch_op.create_index("ix_meeting_attendees_user", ["user_id", "meeting_id"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("account_id", sa.String(length=36), nullable=True),
@@ -427,6 +547,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_users_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index(
             "ix_users_account_primary", ["account_id", "primary_email"], unique=False
+        )
+        batch_op.create_index(
+            "ix_users_account_status_joined",
+            ["account_id", "status", "joined_at", "created_at"],
+            unique=False,
         )
         batch_op.create_index(
             "uq_users_account_user_name", ["account_id", "user_name_lower"], unique=True
@@ -570,12 +695,18 @@ def downgrade() -> None:
     op.drop_table("email_addresses")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index("uq_users_account_user_name")
+        batch_op.drop_index("ix_users_account_status_joined")
         batch_op.drop_index("ix_users_account_primary")
         batch_op.drop_index("ix_users_account_id_id")
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
         batch_op.drop_index("ix_users_account_directory_deleted")
 
     op.drop_table("users")
+    with op.batch_alter_table("meeting_attendees", schema=None) as batch_op:
+        batch_op.drop_index("ix_meeting_attendees_user")
+        batch_op.drop_index(batch_op.f("ix_meeting_attendees_meeting_id"))
+
+    op.drop_table("meeting_attendees")
     with op.batch_alter_table("group_mappings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_group_mappings_account_id"))
 
@@ -614,6 +745,13 @@ def downgrade() -> None:
     op.drop_table("ad_directory_users")
     op.drop_table("ad_directories")
     op.drop_table("account_openid_configs")
+    op.drop_table("usage_user_years")
+    op.drop_table("usage_pending_days")
+    op.drop_table("usage_days")
+    with op.batch_alter_table("tier_changes", schema=None) as batch_op:
+        batch_op.drop_index("ix_tier_changes_user_time")
+
+    op.drop_table("tier_changes")
     with op.batch_alter_table("support_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_support_requests_account_id"))
 
@@ -623,7 +761,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
 
     op.drop_table("rate_counters")
+    with op.batch_alter_table("meetings", schema=None) as batch_op:
+        batch_op.drop_index("ix_meetings_organizer_end")
+        batch_op.drop_index("ix_meetings_end_day")
+        batch_op.drop_index("ix_meetings_account_day")
+
+    op.drop_table("meetings")
     op.drop_table("job_leases")
+    with op.batch_alter_table("chat_counts", schema=None) as batch_op:
+        batch_op.drop_index("ix_chat_counts_account_day")
+
+    op.drop_table("chat_counts")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
         batch_op.drop_index("ix_audit_events_principal_time")
