@@ -129,7 +129,8 @@ def child(url: str, data_dir: str, account_id: str) -> dict[str, Any]:
                                                 "database_url": url,
                                                 "secret_key": SECRET_KEY})
     svc = build_services(settings)
-    svc.engine.start_data_export(Actor(type="Bench", principal_id="bench"), account_id)
+    svc.engine.start_data_export(Actor(type="Bench", principal_id="bench"), account_id,
+                                 include_audit_events=True)
     store = export_store(settings)
     before = _rss_kib("VmRSS")
     started = time.perf_counter()

@@ -9,9 +9,11 @@ lets one pass run at a time across every worker and host. A pass:
 2. builds each waiting request in turn: the account's records are read in ONE snapshot
    (:meth:`bridge.engine.exports.DataExports.snapshot`) and streamed into one zip archive
    of JSON-lines files (``account.jsonl``, ``users.jsonl``, ``groups.jsonl``,
-   ``group_mappings.jsonl``, ``domains.jsonl``, ``directory.jsonl``,
-   ``audit_events.jsonl``) and a ``manifest.json`` giving each file's record count, size
-   and SHA-256. Memory stays flat: records go out in pages as they are read.
+   ``group_mappings.jsonl``, ``domains.jsonl``, ``directory.jsonl``, and
+   ``audit_events.jsonl`` when the requester was allowed LookupEvents on the account) and
+   a ``manifest.json`` giving each file's record count, size and SHA-256, and whether the
+   audit events are included (and why not). Memory stays flat: records go out in pages as
+   they are read.
 
 A pass that loses its lease (the runner stops, or stalls past the lease) stops between two
 pages; the request stays "running" and the next pass builds it again from the start.
@@ -28,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from bridge.engine import ResolutionEngine
-from bridge.engine.exports import DataExportView
+from bridge.engine.exports import AUDIT_EVENTS_WITHHELD, DataExportView
 from bridge.export_store import ExportStore, FileExportStore, file_digest
 from bridge.jobs import Job, LeaseLost
 from bridge.store.export_reads import iso
@@ -70,11 +72,19 @@ def _lines(records: Iterable[dict[str, Any] | str], keep: Callable[[], None],
     return count, size, digest.hexdigest()
 
 
+def audit_events_note(included: bool) -> dict[str, Any]:
+    """The manifest's ``auditEvents``: whether the archive holds them, and why not."""
+    if included:
+        return {"included": True}
+    return {"included": False, "reason": AUDIT_EVENTS_WITHHELD}
+
+
 def build_archive(engine: ResolutionEngine, store: ExportStore, export: DataExportView,
                   keep: Callable[[], None]) -> tuple[dict[str, Any], int, str] | None:
     """Write the archive of ``export`` into ``store`` under its id; returns (manifest,
     archive bytes, archive SHA-256), or None when the account no longer exists."""
-    with engine.exports.snapshot(export.account_id) as source:
+    with engine.exports.snapshot(export.account_id,
+                                 audit_events=export.includes_audit_events) as source:
         if source is None:
             return None
         files: list[dict[str, Any]] = []
@@ -93,6 +103,7 @@ def build_archive(engine: ResolutionEngine, store: ExportStore, export: DataExpo
                     "accountName": source.account["name"],
                     "requestedAt": iso(export.requested_at),
                     "generatedAt": iso(engine.now()), "files": files,
+                    "auditEvents": audit_events_note(export.includes_audit_events),
                 }
                 archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
             size, sha = file_digest(fh)

@@ -8,6 +8,13 @@ and the pre-signed download links they hand out.
 - ``GET /accounts/{accountId}/data-export`` (RetrieveDataExport): the latest request's
   status and, once it is Completed, its manifest and pre-signed links (the archive, and
   each file of it) that expire 6 days after the archive was built.
+
+The export is no way around LookupEvents: the archive holds the account's audit events
+only when the principal that requested it was allowed ``chime:LookupEvents`` on the
+account at that time (recorded on the request; the manifest says so), and the links to an
+archive holding them — the whole archive and ``audit_events.jsonl`` — are handed only to
+callers allowed LookupEvents on the account now; others get the other files' links and a
+note saying why.
 - ``GET /data-exports/{exportId}/{file}?expires=…&signature=…``: the link itself, served
   without SigV4 (anyone holding it can download, as the guide warns), refused once it has
   expired or the account was deleted. Each download is audited (``DownloadDataExport``)
@@ -30,7 +37,7 @@ from bridge.api.errors import error_response
 from bridge.api.framework import ActionContext, action
 from bridge.data_export import ARCHIVE_NAME, export_job, export_store
 from bridge.domain import Actor
-from bridge.engine.exports import READY, WIRE_STATUS, DataExportView
+from bridge.engine.exports import AUDIT_EVENTS_FILE, READY, WIRE_STATUS, DataExportView
 from bridge.errors import BridgeError, NotFound
 from bridge.export_store import LINK_KEY_PURPOSE, ExportStore, LinkSigner
 from bridge.jobs import JobLeases, JobRunner
@@ -43,6 +50,9 @@ _EXPORT = {"type": "object", "properties": {
     "Status": {"type": "string", "enum": sorted(WIRE_STATUS.values())},
     "RequestedBy": {"type": "string"},
     "RequestedTimestamp": {"type": "string", "format": "date-time"},
+    "IncludesAuditEvents": {"type": "boolean", "description": "whether the archive holds "
+                            "the account's audit events (the requester was allowed "
+                            "chime:LookupEvents on the account)"},
     "NextRequestAllowedTimestamp": {"type": "string", "format": "date-time"},
     "CompletedTimestamp": {"type": "string", "format": "date-time"},
     "ExpiresTimestamp": {"type": "string", "format": "date-time"},
@@ -53,7 +63,13 @@ _EXPORT = {"type": "object", "properties": {
         "Name": {"type": "string"}, "Url": {"type": "string", "format": "uri"},
         "Bytes": {"type": "integer"}, "Sha256": {"type": "string"},
         "Records": {"type": "integer"},
-        "ExpiresTimestamp": {"type": "string", "format": "date-time"}}}}}}
+        "ExpiresTimestamp": {"type": "string", "format": "date-time"}}}},
+    "DownloadLinksNote": {"type": "string", "description": "why some links are left "
+                          "out (the caller may not read the account's audit events)"}}}
+# Why a caller gets no link to the archive or its audit events.
+LINKS_WITHHELD = ("This export holds the account's audit events, and you are not allowed "
+                  "chime:LookupEvents on this account: the links to archive.zip and "
+                  f"{AUDIT_EVENTS_FILE} are left out; the other files' links are given.")
 _ANSWER = {"type": "object", "properties": {"DataExport": _EXPORT}}
 
 
@@ -72,13 +88,16 @@ def _downloads() -> _Downloads:
     return found
 
 
-def export_shape(view: DataExportView, signer: LinkSigner | None) -> dict[str, Any]:
+def export_shape(view: DataExportView, signer: LinkSigner | None, *,
+                 may_read_events: bool = False) -> dict[str, Any]:
     """The DataExport member of both answers; links only when ``signer`` is given and the
-    archive is ready."""
+    archive is ready, and the links to what holds audit events (the archive and
+    ``audit_events.jsonl``) only when ``may_read_events``."""
     shape: dict[str, Any] = {
         "ExportId": view.id, "AccountId": view.account_id,
         "Status": WIRE_STATUS[view.status], "RequestedBy": view.requested_by,
         "RequestedTimestamp": view.requested_at,
+        "IncludesAuditEvents": view.includes_audit_events,
         "NextRequestAllowedTimestamp": view.next_allowed_at}
     if view.completed_at is not None:
         shape["CompletedTimestamp"] = view.completed_at
@@ -89,16 +108,21 @@ def export_shape(view: DataExportView, signer: LinkSigner | None) -> dict[str, A
     if view.status == READY and view.manifest is not None:
         shape["Manifest"] = view.manifest
         if signer is not None and view.expires_at is not None:
-            links = [{"Name": ARCHIVE_NAME, "Bytes": view.archive_bytes,
-                      "Sha256": view.archive_sha256,
-                      "Url": signer.url(view.id, ARCHIVE_NAME, view.expires_at),
-                      "ExpiresTimestamp": view.expires_at}]
+            withheld = view.includes_audit_events and not may_read_events
+            links = [] if withheld else [
+                {"Name": ARCHIVE_NAME, "Bytes": view.archive_bytes,
+                 "Sha256": view.archive_sha256,
+                 "Url": signer.url(view.id, ARCHIVE_NAME, view.expires_at),
+                 "ExpiresTimestamp": view.expires_at}]
             links += [{"Name": f["name"], "Bytes": f["bytes"], "Sha256": f["sha256"],
                        "Records": f["records"],
                        "Url": signer.url(view.id, f["name"], view.expires_at),
                        "ExpiresTimestamp": view.expires_at}
-                      for f in view.manifest.get("files", [])]
+                      for f in view.manifest.get("files", [])
+                      if not (withheld and f["name"] == AUDIT_EVENTS_FILE)]
             shape["DownloadLinks"] = links
+            if withheld:
+                shape["DownloadLinksNote"] = LINKS_WITHHELD
     return shape
 
 
@@ -106,7 +130,10 @@ def export_shape(view: DataExportView, signer: LinkSigner | None) -> dict[str, A
         openapi=True, summary="Request an export of the account's data (one per 7 days)",
         response_schema=_ANSWER)
 def start_data_export(ctx: ActionContext) -> dict[str, Any]:
-    view = ctx.mutate(ctx.engine.start_data_export, ctx.account_id)
+    # Decided now and kept: a principal that may not read the account's audit events
+    # gets an archive without them (LookupEvents is narrower than StartDataExport).
+    view = ctx.mutate(ctx.engine.start_data_export, ctx.account_id,
+                      include_audit_events=ctx.allowed_on(ctx.account_id, "LookupEvents"))
     return {"DataExport": export_shape(view, None)}
 
 
@@ -116,8 +143,12 @@ def start_data_export(ctx: ActionContext) -> dict[str, Any]:
         response_schema=_ANSWER)
 def retrieve_data_export(ctx: ActionContext) -> dict[str, Any]:
     view = ctx.engine.latest_data_export(ctx.account_id)
+    may_read_events = ctx.allowed_on(ctx.account_id, "LookupEvents")
     ctx.audit_response = {"exportId": view.id, "status": WIRE_STATUS[view.status]}
-    return {"DataExport": export_shape(view, _downloads().signer)}
+    if view.includes_audit_events and not may_read_events:
+        ctx.audit_response["auditEventLinksWithheld"] = True
+    return {"DataExport": export_shape(view, _downloads().signer,
+                                       may_read_events=may_read_events)}
 
 
 def _serve(downloads: _Downloads, export_id: str, name: str) -> Response:

@@ -36,8 +36,14 @@ LINK_LIFETIME = timedelta(days=6)  # "Pre-signed URLs expire after 6 days."
 # A request whose build started this many times without finishing (the runner died each
 # time) is marked failed rather than retried for ever.
 MAX_ATTEMPTS = 3
+AUDIT_EVENTS_FILE = "audit_events.jsonl"
+# Why an archive holds no audit events (its manifest says so).
+AUDIT_EVENTS_WITHHELD = ("The principal that requested this export was not allowed "
+                         "chime:LookupEvents on this account, so the archive holds no "
+                         "audit events.")
 SYSTEM = Actor.system("data-export")
-__all__ = ["READY", "WIRE_STATUS", "DataExportTooSoon", "DataExportView", "DataExports"]
+__all__ = ["AUDIT_EVENTS_FILE", "AUDIT_EVENTS_WITHHELD", "READY", "WIRE_STATUS",
+           "DataExportTooSoon", "DataExportView", "DataExports"]
 WIRE_STATUS = {PENDING: "Pending", RUNNING: "InProgress", READY: "Completed",
                FAILED: "Failed", EXPIRED: "Expired"}
 
@@ -57,6 +63,7 @@ class DataExportView:
     account_id: str
     requested_by: str
     requested_at: datetime
+    includes_audit_events: bool  # the requester was allowed LookupEvents on the account
     status: str  # pending, running, ready, failed, expired (WIRE_STATUS for the API's)
     next_allowed_at: datetime  # when StartDataExport accepts the account's next request
     completed_at: datetime | None
@@ -70,9 +77,10 @@ class DataExportView:
     def of(cls, row: DataExport) -> DataExportView:
         next_allowed = (row.requested_at if row.status == FAILED
                         else row.requested_at + REQUEST_INTERVAL)
-        return cls(row.id, row.account_id, row.requested_by, row.requested_at, row.status,
-                   next_allowed, row.completed_at, row.expires_at, row.archive_bytes,
-                   row.archive_sha256, row.manifest, row.failure)
+        return cls(row.id, row.account_id, row.requested_by, row.requested_at,
+                   row.includes_audit_events, row.status, next_allowed, row.completed_at,
+                   row.expires_at, row.archive_bytes, row.archive_sha256, row.manifest,
+                   row.failure)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,13 @@ class ExportSource:
 class DataExports(Room):
     """StartDataExport, RetrieveDataExport, and what the export job needs."""
 
-    def start_data_export(self, actor: Actor, account_id: str) -> DataExportView:
+    def start_data_export(self, actor: Actor, account_id: str, *,
+                          include_audit_events: bool) -> DataExportView:
         """StartDataExport: record a request for the ``data-export`` job.
+
+        ``include_audit_events``: whether ``actor`` may read the account's audit events
+        (the admin API: allowed ``chime:LookupEvents`` on the account, now). Recorded on
+        the request; the archive holds ``audit_events.jsonl`` only when it is true.
 
         Raises NotFound for an unknown account; DataExportTooSoon (429) when the account
         made a request that did not fail in the last 7 days.
@@ -109,10 +122,12 @@ class DataExports(Room):
                         f"The next can be made from {_iso(allowed)}.",
                         retry_after=max(1, int((allowed - now).total_seconds()) + 1))
             row = DataExport(account_id=account_id, requested_by=actor.principal_id,
-                             requested_at=now, status=PENDING, attempts=0)
+                             requested_at=now, includes_audit_events=include_audit_events,
+                             status=PENDING, attempts=0)
             repo.session.add(row)
             repo.session.flush()
-            return DataExportView.of(row), {"exportId": row.id, "status": "Pending"}
+            return DataExportView.of(row), {"exportId": row.id, "status": "Pending",
+                                            "includesAuditEvents": include_audit_events}
 
         return self._run(actor, "StartDataExport", {"accountId": account_id}, work,
                          account_id=account_id)
@@ -251,10 +266,12 @@ class DataExports(Room):
             write_lock=False))
 
     @contextmanager
-    def snapshot(self, account_id: str) -> Iterator[ExportSource | None]:
+    def snapshot(self, account_id: str, *,
+                 audit_events: bool) -> Iterator[ExportSource | None]:
         """The account's records in ONE read transaction (REPEATABLE READ on PostgreSQL,
         a WAL snapshot on SQLite), so the files agree with each other; None when the
-        account no longer exists. Records stream: nothing is loaded whole."""
+        account no longer exists. Records stream: nothing is loaded whole. The audit
+        events file is among them only when ``audit_events`` is true."""
         with self._uow.reading() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Before the first statement: the whole export sees one snapshot.
@@ -271,9 +288,10 @@ class DataExports(Room):
                 ("domains.jsonl", lambda: export_reads.domains(session, account_id)),
                 ("directory.jsonl",
                  lambda: export_reads.directory_settings(session, account_id)),
-                ("audit_events.jsonl",
-                 lambda: export_reads.audit_events(session, account_id)),
             )
+            if audit_events:
+                files += ((AUDIT_EVENTS_FILE,
+                           lambda: export_reads.audit_events(session, account_id)),)
             yield ExportSource(account, files)
 
 

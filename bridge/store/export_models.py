@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.store.models import Base, new_id
@@ -37,6 +37,10 @@ class DataExport(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     requested_by: Mapped[str] = mapped_column(String(128))  # the principal id
     requested_at: Mapped[datetime] = mapped_column()
+    # Whether the archive holds the account's audit events: only when the requesting
+    # principal was allowed chime:LookupEvents on the account when it asked (the export
+    # must not be a way around LookupEvents).
+    includes_audit_events: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     # Passes that started building it (a runner that died mid-way leaves it running; the
     # next pass starts over, up to a bound).

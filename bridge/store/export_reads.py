@@ -12,7 +12,7 @@ raw SCIM attributes (whatever a client sent; the export carries what the bridge 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -34,8 +34,9 @@ from bridge.store.models import (
     GroupMembership,
     User,
 )
+from bridge.store.usage_models import TierChange
 
-# Rows fetched per round trip (and users per tier history look-up).
+# Rows fetched per round trip.
 PAGE = 1000
 
 
@@ -58,17 +59,30 @@ def account_record(session: Session, account_id: str) -> dict[str, Any] | None:
             "callMeEnabled": account.call_me_enabled, "createdAt": iso(account.created_at)}
 
 
-def tier_history(session: Session, users: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
-    """Each user's tier history, oldest first: ``[{"tier", "from", "to"}]`` (``to`` None
-    for the tier held now).
+def tier_history(changes: Iterable[Any], account_id: str) -> list[dict[str, Any]]:
+    """One user's tier history in the account, oldest first: ``[{"tier", "from", "to"}]``
+    (``to`` None for the tier held now; ``tier`` None for a time the user held no tier in
+    the account, e.g. a directory user in no mapped group).
 
-    This store keeps no history table yet, so the history is the current tier since the
-    user joined (or was created): one entry, none for a user without a tier. When a tier
-    history table exists, this is the one function to change; its callers stay the same.
+    ``changes`` are the user's ``tier_changes`` rows ``(user_id, changed_at, id,
+    account_id, tier)`` in any order. Each row holds until the next one; only the periods
+    spent in ``account_id`` are given (where the user was before or in between, e.g. their
+    own trial or another account, is not this account's data: such a period only ends the
+    one before it). Periods of no length (two changes at one instant) are dropped, and
+    consecutive periods of the same tier are merged.
     """
-    del session  # read by the history table's query, once there is one
-    return {u.id: ([{"tier": u.tier, "from": iso(u.joined_at or u.created_at), "to": None}]
-                   if u.tier else []) for u in users}
+    ordered = sorted(changes, key=itemgetter(1, 2))
+    periods: list[dict[str, Any]] = []
+    for row, after in itertools.zip_longest(ordered, ordered[1:]):
+        ends = after[1] if after is not None else None
+        if row[3] != account_id or (ends is not None and ends <= row[1]):
+            continue
+        last = periods[-1] if periods else None
+        if last is not None and last["tier"] == row[4] and last["to"] == iso(row[1]):
+            last["to"] = iso(ends)
+            continue
+        periods.append({"tier": row[4], "from": iso(row[1]), "to": iso(ends)})
+    return periods
 
 
 class _ByUser:
@@ -108,16 +122,21 @@ def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     """Every user of the account by id: addresses, status, tier and tier history, groups,
     identities at the directories, dates and activity counters.
 
-    Four streamed queries read side by side (users, aliases, group names, identities,
-    each in user id order alone, which the user id indexes give without a sort on SQLite;
-    the few values of one user are sorted here), so the cost grows linearly with the
-    account."""
+    Five streamed queries read side by side (users, tier changes, aliases, group names,
+    identities, each in user id order alone, which the user id indexes give without a
+    sort on SQLite; the few values of one user are sorted here), so the cost grows
+    linearly with the account."""
     conn = session.connection()
     in_account = select(User.id).where(User.account_id == account_id)
 
     def stream(query: Any) -> Iterator[Any]:
         return iter(conn.execute(query.execution_options(yield_per=PAGE)))
 
+    history = _ByUser(stream(
+        select(TierChange.user_id, TierChange.changed_at, TierChange.id,
+               TierChange.account_id, TierChange.tier)
+        .where(TierChange.user_id.in_(in_account))
+        .order_by(_ordered(session, TierChange.user_id))))
     aliases = _ByUser(stream(
         select(EmailAddress.user_id, EmailAddress.address)
         .where(EmailAddress.user_id.in_(in_account), EmailAddress.is_primary.is_(False))
@@ -135,27 +154,25 @@ def users(session: Session, account_id: str) -> Iterator[dict[str, Any]]:
     rows = conn.execute(select(*_USER_COLUMNS).where(User.account_id == account_id)
                         .order_by(_ordered(session, User.id))
                         .execution_options(yield_per=PAGE))
-    for page in rows.partitions():
-        history = tier_history(session, page)
-        for u in page:
-            yield {
-                "userId": u.id, "primaryEmail": u.primary_email,
-                "aliases": sorted(row[1] for row in aliases.take(u.id)),
-                "displayName": u.display_name, "userName": u.user_name, "status": u.status,
-                "tier": u.tier, "tierHistory": history[u.id],
-                "groups": sorted(row[1] for row in groups.take(u.id)),
-                "identities": [{"source": row[2], "issuer": row[3], "externalId": row[4]}
-                               for row in sorted(identities.take(u.id),
-                                                 key=itemgetter(1))],
-                "privacy": u.privacy, "invitedAt": iso(u.invited_at),
-                "joinedAt": iso(u.joined_at), "createdAt": iso(u.created_at),
-                "lastActiveAt": iso(u.last_active_at), "inDirectory": u.in_directory,
-                "directoryEnabled": u.directory_enabled,
-                "directoryDeletedAt": iso(u.directory_deleted_at),
-                "meetingsAttended": u.meetings_attended,
-                "meetingsOrganized": u.meetings_organized,
-                "chatMessagesSent": u.chat_messages_sent,
-            }
+    for u in rows:
+        yield {
+            "userId": u.id, "primaryEmail": u.primary_email,
+            "aliases": sorted(row[1] for row in aliases.take(u.id)),
+            "displayName": u.display_name, "userName": u.user_name, "status": u.status,
+            "tier": u.tier, "tierHistory": tier_history(history.take(u.id), account_id),
+            "groups": sorted(row[1] for row in groups.take(u.id)),
+            "identities": [{"source": row[2], "issuer": row[3], "externalId": row[4]}
+                           for row in sorted(identities.take(u.id),
+                                             key=itemgetter(1))],
+            "privacy": u.privacy, "invitedAt": iso(u.invited_at),
+            "joinedAt": iso(u.joined_at), "createdAt": iso(u.created_at),
+            "lastActiveAt": iso(u.last_active_at), "inDirectory": u.in_directory,
+            "directoryEnabled": u.directory_enabled,
+            "directoryDeletedAt": iso(u.directory_deleted_at),
+            "meetingsAttended": u.meetings_attended,
+            "meetingsOrganized": u.meetings_organized,
+            "chatMessagesSent": u.chat_messages_sent,
+        }
 
 
 def groups(session: Session, account_id: str) -> Iterator[dict[str, Any]]:

@@ -365,6 +365,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=36), nullable=False),
         sa.Column("requested_by", sa.String(length=128), nullable=False),
         sa.Column("requested_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("includes_audit_events", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
