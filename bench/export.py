@@ -4,8 +4,9 @@ account of N users, its time and its peak memory.
 For each size (default 10k and 100k users) it bulk-loads, through SQLAlchemy Core into a
 fresh database (SQLite by default; ``--postgres`` adds a throw-away PostgreSQL cluster on
 loopback), one enterprise account with N registered users, each with a primary address, one
-alias, one directory group membership (10 groups, 2 mapped) and one external identity, and
-N audit events of the account. Then, in a FRESH child process (so the loading does not
+alias, one directory group membership (10 groups, 2 mapped), one external identity and
+three tier history rows (a trial outside the account, then two tiers in it), and N audit
+events of the account. Then, in a FRESH child process (so the loading does not
 count), it records a StartDataExport and times one pass of the job
 (:func:`bridge.data_export.run_exports`): one snapshot read, the zip of JSON-lines files,
 the manifest, the archive's checksum. Memory: the child's peak resident set (``VmHWM``)
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ def load(url: str, n_users: int) -> str:
         User,
         utcnow,
     )
+    from bridge.store.usage_models import TierChange
 
     upgrade(url)
     db = make_engine(url)
@@ -102,6 +105,15 @@ def load(url: str, n_users: int) -> str:
             conn.execute(insert(ExternalIdentity), [
                 {"user_id": ids[i], "source": "scim", "issuer": account_id,
                  "external_id": f"ext-{i}", "created_at": now} for i in chunk])
+            conn.execute(insert(TierChange), [
+                row for i in chunk for row in (
+                    {"user_id": ids[i], "account_id": None, "tier": "pro",
+                     "changed_at": now - timedelta(days=60)},
+                    {"user_id": ids[i], "account_id": account_id,
+                     "tier": "basic" if i % 2 else "pro",
+                     "changed_at": now - timedelta(days=30)},
+                    {"user_id": ids[i], "account_id": account_id,
+                     "tier": "pro" if i % 2 else "basic", "changed_at": now})])
             conn.execute(insert(AuditEvent), [audit.event_row(
                 actor, "ScimCreateUser", account_id=account_id,
                 request_parameters={"userName": f"u{i}@bench.example"},
