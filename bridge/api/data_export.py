@@ -35,6 +35,7 @@ from flask import Flask, Response, current_app, request, send_file
 
 from bridge.api.errors import error_response
 from bridge.api.framework import ActionContext, action
+from bridge.api.policy import is_allowed
 from bridge.data_export import ARCHIVE_NAME, export_job, export_store
 from bridge.domain import Actor
 from bridge.engine.exports import AUDIT_EVENTS_FILE, READY, WIRE_STATUS, DataExportView
@@ -126,6 +127,13 @@ def export_shape(view: DataExportView, signer: LinkSigner | None, *,
     return shape
 
 
+def may_read_events(ctx: ActionContext) -> bool:
+    """Whether LookupEvents would show the caller this account's events: the action is
+    let in on ``*`` (bridge.api.audit_events) and then filtered by the account's ARN."""
+    return (is_allowed(ctx.statements, "LookupEvents", "*")
+            and ctx.allowed_on(ctx.account_id, "LookupEvents"))
+
+
 @action("StartDataExport", "POST", "/accounts/<accountId>/data-export", status=202,
         openapi=True, summary="Request an export of the account's data (one per 7 days)",
         response_schema=_ANSWER)
@@ -133,7 +141,7 @@ def start_data_export(ctx: ActionContext) -> dict[str, Any]:
     # Decided now and kept: a principal that may not read the account's audit events
     # gets an archive without them (LookupEvents is narrower than StartDataExport).
     view = ctx.mutate(ctx.engine.start_data_export, ctx.account_id,
-                      include_audit_events=ctx.allowed_on(ctx.account_id, "LookupEvents"))
+                      include_audit_events=may_read_events(ctx))
     return {"DataExport": export_shape(view, None)}
 
 
@@ -143,12 +151,11 @@ def start_data_export(ctx: ActionContext) -> dict[str, Any]:
         response_schema=_ANSWER)
 def retrieve_data_export(ctx: ActionContext) -> dict[str, Any]:
     view = ctx.engine.latest_data_export(ctx.account_id)
-    may_read_events = ctx.allowed_on(ctx.account_id, "LookupEvents")
+    events = may_read_events(ctx)
     ctx.audit_response = {"exportId": view.id, "status": WIRE_STATUS[view.status]}
-    if view.includes_audit_events and not may_read_events:
+    if view.includes_audit_events and not events:
         ctx.audit_response["auditEventLinksWithheld"] = True
-    return {"DataExport": export_shape(view, _downloads().signer,
-                                       may_read_events=may_read_events)}
+    return {"DataExport": export_shape(view, _downloads().signer, may_read_events=events)}
 
 
 def _serve(downloads: _Downloads, export_id: str, name: str) -> Response:

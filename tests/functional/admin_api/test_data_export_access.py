@@ -41,14 +41,20 @@ def admin(app: Flask) -> AdminClient:
 
 
 def _client(app: Flask, policy: str, account_id: str) -> AdminClient:
-    """A managed policy's admin, or "DenyEventsOfThisAccount": FullAccess with
-    LookupEvents denied on this one account (its LookupEvents hides the account's
-    events)."""
-    if policy != "DenyEventsOfThisAccount":
-        return admin_client(app, policy)
-    return admin_client(app, ["FullAccess", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Deny", "Action": "chime:LookupEvents",
-         "Resource": account_arn(DEFAULT_AWS_ACCOUNT_ID, account_id)}]}])
+    """A managed policy's admin; "DenyEventsOfThisAccount": FullAccess with LookupEvents
+    denied on this one account (its LookupEvents hides the account's events);
+    "EventsOnlyOnThisAccountArn": the export actions and LookupEvents allowed on this
+    account's ARN alone (LookupEvents, checked on ``*``, refuses it)."""
+    arn = account_arn(DEFAULT_AWS_ACCOUNT_ID, account_id)
+    if policy == "DenyEventsOfThisAccount":
+        return admin_client(app, ["FullAccess", {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Action": "chime:LookupEvents", "Resource": arn}]}])
+    if policy == "EventsOnlyOnThisAccountArn":
+        return admin_client(app, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["chime:StartDataExport",
+                                           "chime:RetrieveDataExport",
+                                           "chime:LookupEvents"], "Resource": arn}]})
+    return admin_client(app, policy)
 
 
 def _reads_events_of(client: AdminClient, account_id: str) -> bool:
@@ -75,7 +81,8 @@ def _archive(app: Flask, answer: dict[str, Any]) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(response.data))
 
 
-@pytest.mark.parametrize("policy", ["UserManagement", "ReadOnly", "DenyEventsOfThisAccount"])
+@pytest.mark.parametrize("policy", ["UserManagement", "ReadOnly", "DenyEventsOfThisAccount",
+                                    "EventsOnlyOnThisAccountArn"])
 def test_a_requester_not_allowed_lookup_events_gets_an_archive_without_them(
         services: Services, app: Flask, admin: AdminClient, policy: str) -> None:
     account = services.engine.create_account(SETUP, "Team")
