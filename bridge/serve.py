@@ -78,6 +78,7 @@ def serve(settings: Settings, app: Any, threads: int) -> None:
 def build_app(settings: Settings) -> Any:
     """The WSGI application as served: the Flask app with its background jobs started,
     behind the access log (text format; JSON logs carry ``bridge.request`` lines)."""
+    from bridge.api.data_export import start_background as start_data_export_job
     from bridge.api.web import start_background
     from bridge.app import create_app
     from bridge.logs import AccessLog
@@ -87,6 +88,7 @@ def build_app(settings: Settings) -> Any:
     services = build_services(settings)
     app = create_app(settings, services)
     start_background(app, services)  # the domain re-check
+    start_data_export_job(app, services)  # builds requested data exports
     start_rollup(services)  # the daily usage roll-up (bridge.usage_jobs)
     return AccessLog(app) if settings.log_format == "text" else app
 

@@ -108,6 +108,11 @@ class Settings:
     # ever see complete requests, safe without a proxy) or gunicorn (several processes; only
     # behind a proxy that buffers requests, e.g. nginx: its workers read from clients).
     server: str = "waitress"
+    # Data exports (StartDataExport): where archives are stored (empty: data_dir/exports;
+    # several hosts need a directory they all mount, see the README) and how often the
+    # export job looks for requests (0: this process runs no export job).
+    data_export_dir: str = ""
+    data_export_interval_seconds: int = 15
     # Usage-based pricing (the published pricing by default): the charge of one Active Pro
     # day, the most one user is charged in a month, the currency (ISO 4217). Amounts are
     # decimal strings ("3.00"), never floats, so a bill is exact and reproducible.
@@ -124,6 +129,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'bridge.db').resolve()}"
+
+    @property
+    def effective_data_export_dir(self) -> Path:
+        """Where data export archives are stored."""
+        return Path(self.data_export_dir) if self.data_export_dir else self.data_dir / "exports"
 
     @property
     def effective_public_url(self) -> str:
@@ -236,6 +246,8 @@ def _validate(s: Settings) -> None:
                  "console_sign_in_failure_window_seconds"):
         if getattr(s, name) <= 0:
             raise bad(name, "must be positive")
+    if s.data_export_interval_seconds < 0:
+        raise bad("data_export_interval_seconds", "must be 0 (no export job) or more")
     if not 0 < s.ad_mass_change_max_percent <= 100:
         raise bad("ad_mass_change_max_percent", "must be in (0, 100]")
     if s.public_url and urlsplit(s.public_url).scheme not in {"http", "https"}:

@@ -117,6 +117,7 @@ def register_admin_api(app: Flask, svc: Services, *,
     ``verify_directory_bind(target)`` AuthorizeDirectory's (likewise). (The
     background domain re-check is started by ``bridge serve``, see
     :func:`bridge.api.web.start_background`.)"""
+    from bridge.api.data_export import install as install_data_export
     from bridge.api.framework import install
     from bridge.api.web import install as install_web
 
@@ -124,3 +125,4 @@ def register_admin_api(app: Flask, svc: Services, *,
     install(app, svc, verify_directory=verify_directory,
             verify_directory_bind=verify_directory_bind)
     install_web(app, svc)
+    install_data_export(app, svc)  # the pre-signed download links (unsigned route)

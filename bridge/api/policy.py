@@ -110,7 +110,18 @@ EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "PutUsageEvents": frozenset(),
 }
 
-ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS}
+# Actions the guide names outside its table, with the managed policies its text gives them:
+# "Request attachments" says to "use one of the Amazon Chime managed policies (FullAccess,
+# UserManagement, or ReadOnly)" or to add StartDataExport and RetrieveDataExport to a custom
+# policy, so all three managed policies grant both. The archive's audit events still follow
+# LookupEvents (FullAccess only): bridge.api.data_export.
+GUIDE_TEXT_ACTIONS: dict[str, frozenset[str]] = {
+    "StartDataExport": frozenset({"FA", "UM", "RO"}),
+    "RetrieveDataExport": frozenset({"FA", "UM", "RO"}),
+}
+
+ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS,
+                                          **GUIDE_TEXT_ACTIONS}
 
 MANAGED_POLICIES: dict[str, str] = {
     "FullAccess": "FA",

@@ -23,6 +23,7 @@ from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.directory_registry import DirectoryRegistry
 from bridge.engine.domains import Domains
+from bridge.engine.exports import DataExports
 from bridge.engine.members import Members
 from bridge.engine.openid_configs import Discover, OpenIdConfigs
 from bridge.engine.provisioning import Provisioning
@@ -71,6 +72,7 @@ class ResolutionEngine:
         self.queries = Queries(uow, clock)
         self.sign_in = SignIn(uow, clock)
         self.session_checks = SessionChecks(uow, clock)
+        self.exports = DataExports(uow, clock)
         self.usage = Usage(uow, clock)
         self.billing = Billing(uow, clock, pricing)
         self.reports = Reports(uow, clock)
@@ -148,6 +150,9 @@ class ResolutionEngine:
         # SessionChecks
         self.check_session = self.session_checks.check_session
         self.check_sign_in_session = self.session_checks.check_sign_in_session
+        # DataExports
+        self.start_data_export = self.exports.start_data_export
+        self.latest_data_export = self.exports.latest_data_export
         # Usage, billing, reports (issue 14)
         self.put_usage = self.usage.put_usage
         self.license_history = self.usage.license_history

@@ -5,7 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-from bridge.store import console_models, usage_models  # noqa: F401 - their tables join the metadata
+from bridge.store import (  # noqa: F401 - their tables join the metadata
+    console_models,
+    export_models,
+    usage_models,
+)
 from bridge.store.db import make_engine
 from bridge.store.models import Base
 

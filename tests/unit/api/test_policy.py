@@ -56,6 +56,16 @@ def test_managed_policies_follow_the_table(managed: str, action: str) -> None:
     assert is_allowed(statements, action, "*") is expected
 
 
+@pytest.mark.parametrize("managed", sorted(ABBREVIATION))
+@pytest.mark.parametrize("action", ["StartDataExport", "RetrieveDataExport"])
+def test_every_managed_policy_grants_the_data_export_actions(managed: str,
+                                                             action: str) -> None:
+    # The guide's "Request attachments": "use one of the Amazon Chime managed policies
+    # (FullAccess, UserManagement, or ReadOnly)".
+    assert is_allowed(statements_of([{"Managed": managed}]), action, ARN)
+    assert f"chime:{action}" in managed_actions(managed)
+
+
 def test_lookup_events_is_full_access_only() -> None:
     assert "chime:LookupEvents" in managed_actions("FullAccess")
     assert "chime:LookupEvents" not in managed_actions("ReadOnly")

@@ -441,6 +441,36 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "data_exports",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("requested_by", sa.String(length=128), nullable=False),
+        sa.Column("requested_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("includes_audit_events", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("archive_bytes", sa.Integer(), nullable=True),
+        sa.Column("archive_sha256", sa.String(length=64), nullable=True),
+        sa.Column("manifest", sa.JSON(), nullable=True),
+        sa.Column("failure", sa.String(length=512), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_data_exports_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_exports")),
+    )
+    with op.batch_alter_table("data_exports", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_data_exports_account_requested", ["account_id", "requested_at"], unique=False
+        )
+        batch_op.create_index("ix_data_exports_status", ["status"], unique=False)
+
+    op.create_table(
         "directory_groups",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -777,6 +807,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_directory_groups_external")
 
     op.drop_table("directory_groups")
+    with op.batch_alter_table("data_exports", schema=None) as batch_op:
+        batch_op.drop_index("ix_data_exports_status")
+        batch_op.drop_index("ix_data_exports_account_requested")
+
+    op.drop_table("data_exports")
     with op.batch_alter_table("console_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_console_sessions_principal_id"))
         batch_op.drop_index(batch_op.f("ix_console_sessions_expires_at"))
