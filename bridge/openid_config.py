@@ -6,8 +6,11 @@ The configuration is ``{"IssuerUri", "ClientId", "ClientSecret"}``. The secret i
 audit trail, not in errors). Saving fetches the issuer's discovery document (OpenID Connect
 Discovery 1.0 section 4) and refuses, with a ValidationError (HTTP 400 at the admin API), an
 issuer that does not answer or whose document names another ``issuer`` (section 4.3: they
-must be identical). Connecting makes the account EnterpriseOIDC through
-``engine.set_directory(..., DirectoryKind.OKTA, ...)``; only enterprise accounts may.
+must be identical). Connecting makes the account EnterpriseOIDC through the engine's one
+connect rule; only enterprise accounts may, and only when the caller asks to connect
+(``connect=True``; else ConfirmationRequired saying what it would change). Deleting the
+configuration of an account that holds no SCIM key either disconnects Okta: the account is
+console-managed again, every user kept with their current tier.
 
 :func:`fetch_discovery` is also what the OIDC door uses before each sign-in (with a cache).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,6 +28,7 @@ import requests
 from sqlalchemy import select
 
 from bridge.domain import Actor, DirectoryKind
+from bridge.domain.connect import ConnectPlan
 from bridge.engine.room import Room
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
 from bridge.store.models import AccountOpenIdConfig
@@ -131,6 +135,8 @@ class OpenIdConfigView:
     client_id: str
     created_at: datetime
     updated_at: datetime
+    # What connecting Okta changed, when this change connected it (UpdateAccount...).
+    connected: ConnectPlan | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The admin API's ``OpenIdConfig`` attributes (never the secret)."""
@@ -197,19 +203,21 @@ class OpenIdConfigService(Room):
             select(AccountOpenIdConfig.account_id).where(AccountOpenIdConfig.issuer == issuer))))
 
     def update(self, actor: Actor, account_id: str, *, issuer_uri: object, client_id: object,
-               client_secret: object = None) -> OpenIdConfigView:
+               client_secret: object = None, connect: bool = False) -> OpenIdConfigView:
         """UpdateAccountWithOpenIdConfig: validate, check the issuer, then connect and store
         in ONE transaction with its one audit event.
 
         ``client_secret`` may be omitted to keep the stored one when a configuration exists.
         Raises NotFound (no account), Forbidden (not an enterprise account), Conflict (Active
-        Directory connected), ValidationError (bad input, or an issuer whose discovery
-        document does not answer or names another issuer: HTTP 400 with the reason). The
+        Directory connected), ConfirmationRequired (Okta not connected yet and ``connect``
+        not asked: the message says what connecting changes), ValidationError (bad input,
+        or an issuer whose discovery document does not answer or names another issuer:
+        HTTP 400 with the reason). The
         discovery document is fetched before the transaction (no network wait holds it);
         the rules are checked again inside it.
         """
         params = {"accountId": account_id, "issuerUri": issuer_uri, "clientId": client_id,
-                  "clientSecret": client_secret}
+                  "clientSecret": client_secret, "connect": connect}
 
         def check(repo: Repository) -> tuple[str, str]:
             issuer = validate_issuer_uri(issuer_uri)
@@ -234,12 +242,14 @@ class OpenIdConfigService(Room):
         def work(repo: Repository) -> tuple[OpenIdConfigView, dict[str, Any]]:
             # Lock the account first: the connect rule below is checked on what the lock
             # protects (a concurrent ConnectDirectory waits, or is seen).
-            self._account(repo, account_id, lock=True)
+            account = self._account(repo, account_id, lock=True)
             issuer, clean_id = check(repo)
             if discovery_error is not None:
                 raise ValidationError(f"IssuerUri was refused: {discovery_error.message}",
                                       field="IssuerUri")
-            self._connect(repo, account_id, DirectoryKind.OKTA)
+            plan = (self._okta_plan(repo, account)
+                    if account.directory_kind is None and connect else None)
+            self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
             row = repo.session.get(AccountOpenIdConfig, account_id)
             now = self._now()
             if row is None:
@@ -251,9 +261,9 @@ class OpenIdConfigService(Room):
                 row.client_secret_sealed = self._secrets.seal(client_secret)
             row.updated_at = now
             repo.session.flush()
-            view = self._view(row)
+            view = replace(self._view(row), connected=plan)
             return view, {"accountId": account_id, "issuerUri": view.issuer,
-                          "clientId": view.client_id}
+                          "clientId": view.client_id, "directoryConnected": plan is not None}
 
         discovery_error: DiscoveryError | None = None
         try:
@@ -271,18 +281,23 @@ class OpenIdConfigService(Room):
         return self._run(actor, "UpdateAccountWithOpenIdConfig", params, work,
                          account_id=account_id)
 
-    def delete(self, actor: Actor, account_id: str) -> None:
-        """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops; the
-        Okta directory stays connected so SCIM provisioning and tiers are untouched).
-        Raises NotFound when the account or its configuration does not exist."""
+    def delete(self, actor: Actor, account_id: str) -> bool:
+        """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops).
+        While the account holds a SCIM key the Okta directory stays connected (provisioning
+        and tiers untouched); without one Okta is disconnected — the account is
+        console-managed again, every user kept with their current tier. Returns whether it
+        disconnected. Raises NotFound when the account or its configuration does not
+        exist."""
 
-        def work(repo: Repository) -> tuple[None, None]:
-            self._account(repo, account_id)
+        def work(repo: Repository) -> tuple[bool, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
             row = repo.session.get(AccountOpenIdConfig, account_id)
             if row is None:
                 raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
             repo.session.delete(row)
-            return None, None
+            repo.session.flush()
+            disconnected = self._disconnect_okta_if_unused(repo, account)
+            return disconnected, {"directoryDisconnected": disconnected}
 
-        self._run(actor, "DeleteAccountWithOpenIdConfig", {"accountId": account_id}, work,
-                  account_id=account_id)
+        return self._run(actor, "DeleteAccountWithOpenIdConfig", {"accountId": account_id},
+                         work, account_id=account_id)

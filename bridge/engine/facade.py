@@ -87,6 +87,7 @@ class ResolutionEngine:
         self.set_support_request_mail_status = self.support.set_support_request_mail_status
         # Directories
         self.set_directory = self.directories.set_directory
+        self.okta_connect_plan = self.directories.okta_connect_plan
         self.list_group_mappings = self.directories.list_group_mappings
         self.add_or_update_group_mappings = self.directories.add_or_update_group_mappings
         self.delete_group_mappings = self.directories.delete_group_mappings

@@ -278,19 +278,25 @@ class Members(Room):
 
     def update_user_licenses(self, actor: Actor, account_id: str,
                              changes: Mapping[str, Tier]) -> BatchResult:
-        """UpdateUserLicenses: console-managed accounts only (Team, EnterpriseLWA); in
-        directory accounts tiers come from the directory groups (Forbidden)."""
+        """UpdateUserLicenses: console-managed accounts (Team, EnterpriseLWA). In directory
+        accounts tiers come from the directory groups (Forbidden), except the tier a user
+        holds since Okta was connected, which the administrator may still change until a
+        mapped group decides it (the change keeps it held)."""
         for tier in changes.values():
             if not isinstance(tier, Tier):
                 raise ValidationError("LicenseType must be Pro or Basic.", field="LicenseType")
+        refusal = ("Tiers of this account come from its directory groups; change the group "
+                   "mappings or the users' memberships instead.")
 
         def check(repo: Repository, account: Account) -> bool:
-            if account.directory_kind is not None:
-                raise Forbidden("Tiers of this account come from its directory groups; change "
-                                "the group mappings or the users' memberships instead.")
+            if account.directory_kind is not None and not repo.any_tier_held(
+                    account.id, list(changes)):
+                raise Forbidden(refusal)
             return False
 
         def apply(repo: Repository, account: Account, user: User, removes: bool) -> None:
+            if account.directory_kind is not None and not user.tier_held:
+                raise Forbidden(refusal)
             user.tier = changes[user.id].value
 
         return self._batch(actor, "UpdateUserLicenses", account_id, list(changes), apply, check)

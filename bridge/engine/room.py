@@ -13,9 +13,10 @@ from sqlalchemy import null
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
+from bridge.domain.connect import ConnectPlan, okta_connect_plan
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
-from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
+from bridge.errors import BridgeError, ConfirmationRequired, Conflict, Forbidden, NotFound
 from bridge.store.models import Account, User
 from bridge.store.repository import Repository
 
@@ -111,11 +112,17 @@ class Room:
             set_committed_value(user, "tier", None)  # known: no re-read of the row
         return user
 
-    def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:
+    def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind, *,
+                 confirmed: bool = True) -> Account:
         """The one connect rule, for Active Directory, Okta and SCIM keys alike: only an
         enterprise account (a verified claimed domain) may connect a directory, and it has
-        at most one (Forbidden, Conflict). Connects ``kind`` when none is; the account's
-        tiers then come from its mapped groups. Returns the locked account row."""
+        at most one (Forbidden, Conflict). Connects ``kind`` when none is. Returns the
+        locked account row.
+
+        Okta is an explicit step (``confirmed``; else ConfirmationRequired with what it
+        would change, :func:`bridge.domain.connect.okta_connect_plan`), and every user
+        keeps the tier they have (held) until a mapped pushed group decides it. Active
+        Directory applies the group rule at once (its sync reads the whole directory)."""
         account = self._account(repo, account_id, lock=True)
         if not repo.has_verified_domain(account_id):
             raise Forbidden("Only enterprise accounts (with a verified claimed domain) can "
@@ -124,9 +131,35 @@ class Room:
             raise Conflict("The account already has a directory connected "
                            f"({account.directory_kind}); disconnect it first.")
         if account.directory_kind is None:
-            account.directory_kind = kind.value
-            self._refresh_tiers(repo, account_id, None)
+            if kind is DirectoryKind.OKTA:
+                if not confirmed:
+                    raise ConfirmationRequired(self._okta_plan(repo, account).message())
+                account.directory_kind = kind.value
+                repo.hold_tiers(account_id)
+            else:
+                account.directory_kind = kind.value
+                self._refresh_tiers(repo, account_id, None)
         return account
+
+    def _okta_plan(self, repo: Repository, account: Account) -> ConnectPlan:
+        """What connecting Okta would change for ``account`` (not connected yet)."""
+        before = self._account_view(repo, account).type
+        return okta_connect_plan(account.id, before, repo.count_users(account.id))
+
+    def _disconnect(self, repo: Repository, account: Account) -> None:
+        """Return a directory account to console management (DisconnectDirectory, or Okta's
+        last configuration and key gone): every user stays with their current tier (held
+        tiers as held; a user no mapped group gives a tier gets the account's default)."""
+        account.directory_kind = None
+        repo.release_to_console(account.id, account.default_license)
+
+    def _disconnect_okta_if_unused(self, repo: Repository, account: Account) -> bool:
+        """Disconnect Okta once the account holds neither an OpenID configuration nor a
+        SCIM key (the guide's two halves of connecting it); returns whether it did."""
+        if account.directory_kind != DirectoryKind.OKTA.value or repo.okta_in_use(account.id):
+            return False
+        self._disconnect(repo, account)
+        return True
 
     def _refresh_tiers(self, repo: Repository, account_id: str,
                        user_ids: Sequence[str] | None) -> None:

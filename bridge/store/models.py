@@ -143,6 +143,10 @@ class User(Base):
     # Console-managed accounts: always set. Directory accounts: computed from the mapped
     # groups, NULL when the user is in no mapped group (may not sign in).
     tier: Mapped[str | None] = mapped_column(String(8), default="pro")
+    # Directory accounts: the tier the user had when Okta was connected, held until a mapped
+    # group gives a tier (then the group rule decides for good) or the directory is
+    # disconnected. The tier rule never clears a held tier.
+    tier_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     trial_started_at: Mapped[datetime | None] = mapped_column(default=None)
     # Joining an account ends the Pro trial for good (it does not restart on removal).
     trial_ended_at: Mapped[datetime | None] = mapped_column(default=None)

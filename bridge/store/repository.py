@@ -18,6 +18,7 @@ from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
 from bridge.domain.search import SearchQuery
 from bridge.errors import Conflict
 from bridge.store import search
+from bridge.store.directory_state import DirectoryStateQueries
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -41,7 +42,7 @@ NEW_USER_DEFAULTS: dict[str, Any] = {
     "sessions_valid_after": None, "trial_started_at": None, "trial_ended_at": None,
     "invited_at": None, "joined_at": None, "privacy": "public", "last_active_at": None,
     "meetings_attended": 0, "meetings_organized": 0, "chat_messages_sent": 0,
-    "user_name": None, "user_name_lower": None, "version": 1}
+    "user_name": None, "user_name_lower": None, "tier_held": False, "version": 1}
 
 
 class AddressRow(NamedTuple):
@@ -55,7 +56,7 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class Repository:
+class Repository(DirectoryStateQueries):
     """Queries and writes against one session. Lookups return ``None`` when nothing matches."""
 
     def __init__(self, session: Session) -> None:
@@ -525,22 +526,6 @@ class Repository:
                 continue
             result[user_id] = Tier(tier)
         return result
-
-    def set_tiers(self, tiers: dict[str, Tier | None]) -> None:
-        """Write computed tiers, touching only rows whose tier changes."""
-        by_value: dict[str | None, list[str]] = {}
-        for user_id, tier in tiers.items():
-            by_value.setdefault(tier.value if tier else None, []).append(user_id)
-        for value, ids in by_value.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                self.session.execute(
-                    update(User)
-                    .where(User.id.in_(chunk), User.tier.is_distinct_from(value))
-                    .values(tier=value, version=User.version + 1)
-                    .execution_options(synchronize_session=False)
-                )
-        self.session.expire_all()
 
     # --- search (the neutral filter tree of bridge.domain.search, as parameterised SQL) ----------
 

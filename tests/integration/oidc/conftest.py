@@ -144,7 +144,7 @@ def connect_okta(services: Services, admin: Actor, op: OpenIdProvider,
         claim(engine, admin, account.id, domain)
     OpenIdConfigService(services).update(admin, account.id, issuer_uri=op.issuer,
                                          client_id=OKTA_CLIENT_ID,
-                                         client_secret=OKTA_CLIENT_SECRET)
+                                         client_secret=OKTA_CLIENT_SECRET, connect=True)
     return engine.get_account(account.id)
 
 

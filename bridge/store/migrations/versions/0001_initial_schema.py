@@ -352,6 +352,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=256), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("tier", sa.String(length=8), nullable=True),
+        sa.Column("tier_held", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
         sa.Column(
             "trial_started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
         ),
