@@ -12,7 +12,7 @@ UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig (FullAccess only
   and the body lacks ``"ConnectOkta": true`` (the message says what connecting changes).
   Connecting makes the account EnterpriseOIDC; that answer carries ``Connection`` (what
   changed).
-* ``GET /accounts/{accountId}/openid-config?operation=preview-connect`` → 200
+* ``GET /accounts/{accountId}/openid-config/connection-preview`` → 200
   ``{"Connection": {...}}``: what connecting would change, before it happens (``null`` when
   Okta is connected).
 * ``DELETE /accounts/{accountId}/openid-config`` → 204; Okta sign-in stops. While a SCIM key
@@ -77,10 +77,11 @@ def update_openid_config(ctx: ActionContext) -> dict[str, Any]:
     return shape
 
 
-@action("PreviewOktaConnection", "GET", PATH + "?operation=preview-connect",
+@action("PreviewOktaConnection", "GET", PATH + "/connection-preview",
         iam_action="GetAccountWithOpenIdConfig", openapi=True,
         summary="What connecting Okta would change, before it happens (null when connected)",
-        response_schema={"type": "object", "properties": {"Connection": CONNECTION}})
+        response_schema={"type": "object", "properties": {
+            "Connection": {**CONNECTION, "type": ["object", "null"]}}})
 def preview_okta_connection(ctx: ActionContext) -> dict[str, Any]:
     plan = ctx.engine.okta_connect_plan(ctx.account_id)
     return {"Connection": plan.as_json() if plan is not None else None}
