@@ -31,6 +31,7 @@ def build_services(settings: Settings, **engine_kwargs: Any) -> Services:
     """Build the store, the engine and the secret box from settings (no HTTP)."""
     db = make_engine(settings.effective_database_url)
     sessions = make_session_factory(db)
+    engine_kwargs.setdefault("default_organisation", settings.admin_aws_account_id)
     return Services(
         settings=settings,
         db=db,

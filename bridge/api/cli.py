@@ -1,8 +1,11 @@
 """``bridge admin ...``: manage admin principals (the guide's IAM users).
 
 - ``bridge admin create-user NAME --policy FullAccess|UserManagement|ReadOnly|FILE.json``
-  (repeatable) prints ``{"UserName", "PrincipalId", "AccessKeyId", "SecretAccessKey"}``
-  once as JSON: the secret cannot be shown again.
+  (repeatable) ``[--aws-account-id 111122223333] [--aws-account-name "Example Corp"]``
+  prints ``{"UserName", "PrincipalId", "AwsAccountId", "AccessKeyId", "SecretAccessKey"}``
+  once as JSON: the secret cannot be shown again. The AWS account id is the user's
+  organisation (default: the setting ``admin_aws_account_id``); the name is what another
+  organisation sees when asked to share an account's management.
 - ``bridge admin list-users`` (JSON, no secrets), ``bridge admin delete-user NAME``,
   ``bridge admin attach-policy NAME --policy ...``, ``bridge admin detach-policy NAME
   POLICY``, ``bridge admin rotate-key NAME`` (new key printed once; old keys deleted).
@@ -28,7 +31,8 @@ def _store(settings: Settings) -> Any:
     from bridge.store.db import make_engine, make_session_factory
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
-    return PrincipalStore(UnitOfWork(sessions), SecretBox(load_or_create_key(settings)))
+    return PrincipalStore(UnitOfWork(sessions), SecretBox(load_or_create_key(settings)),
+                          organisation=settings.admin_aws_account_id)
 
 
 def _actor() -> Any:
@@ -49,7 +53,9 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.api.policy import policy_from_argument
 
     policies = [policy_from_argument(p) for p in args.policy]
-    created = _store(settings).create(_actor(), args.name, policies)
+    created = _store(settings).create(_actor(), args.name, policies,
+                                      aws_account_id=args.aws_account_id,
+                                      aws_account_name=args.aws_account_name)
     _print(created.as_json())
     print("Store the secret now: it cannot be shown again.", file=sys.stderr)
     return 0
@@ -100,6 +106,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                                   "key id and secret once (JSON)")
     create.add_argument("name")
     create.add_argument("--policy", action="append", required=True, help=policy_help)
+    create.add_argument("--aws-account-id", default=None,
+                        help="the user's organisation, a 12-digit AWS account id (default: "
+                             "the setting admin_aws_account_id)")
+    create.add_argument("--aws-account-name", default=None,
+                        help="the organisation's name, shown to organisations asked to "
+                             "share an account's management (sets or renames it)")
     create.set_defaults(handler=_create_user)
 
     verbs.add_parser("list-users", help="list admin users (no secrets)").set_defaults(

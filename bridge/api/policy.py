@@ -101,6 +101,9 @@ ACTION_TABLE: dict[str, frozenset[str]] = {
 # administrator's task); custom policies can grant them like any other action.
 EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
+    # The owner's request to share an account's management (the table names only the
+    # other side's ValidateDelegation/AcceptDelegation, and ListDelegates/DeleteDelegation).
+    "CreateDelegation": frozenset({"FA"}),
 }
 
 ALL_ACTIONS: dict[str, frozenset[str]] = {**ACTION_TABLE, **EXTENSION_ACTIONS}

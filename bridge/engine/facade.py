@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.engine.accounts import Accounts
 from bridge.engine.api_keys import ApiKeys
 from bridge.engine.bulk import BulkProvisioning
+from bridge.engine.delegations import Delegations
 from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.domains import Domains
@@ -29,16 +30,22 @@ from bridge.engine.unit_of_work import UnitOfWork
 from bridge.store.models import utcnow
 
 Clock = Callable[[], datetime]
+# The organisation of the setting admin_aws_account_id's default.
+DEFAULT_ORGANISATION = "000000000000"
 
 
 class ResolutionEngine:
     """The user-resolution engine. ``clock`` is injectable so tests can move time (trials,
-    grace periods); every room reads time from it."""
+    grace periods); every room reads time from it. ``default_organisation`` (the setting
+    ``admin_aws_account_id``) owns accounts created by callers outside any organisation."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow, *,
+                 default_organisation: str = DEFAULT_ORGANISATION) -> None:
         self.uow = uow = UnitOfWork(session_factory)
         self._clock = clock
-        self.accounts = Accounts(uow, clock)
+        self.default_organisation = default_organisation
+        self.accounts = Accounts(uow, clock, default_organisation)
+        self.delegations = Delegations(uow, clock)
         self.domains = Domains(uow, clock)
         self.members = Members(uow, clock)
         self.support = Support(uow, clock)

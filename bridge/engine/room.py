@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
 from bridge.domain.connect import ConnectPlan, okta_connect_plan
+from bridge.domain.delegation import owner_only_refusal
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, ConfirmationRequired, Conflict, Forbidden, NotFound
@@ -152,6 +153,13 @@ class Room:
         tiers as held; a user no mapped group gives a tier gets the account's default)."""
         account.directory_kind = None
         repo.release_to_console(account.id, account.default_license)
+
+    @staticmethod
+    def _require_owner(account: Account, actor: Actor, action: str) -> None:
+        """Refuse (Forbidden) what only the owning organisation may do (deleting the account
+        or its domains, sharing it) when the caller's organisation is a delegate."""
+        if actor.organisation is not None and actor.organisation != account.owner_organisation:
+            raise Forbidden(owner_only_refusal(action) or "Only the owner may do this.")
 
     def _disconnect_okta_if_unused(self, repo: Repository, account: Account) -> bool:
         """Disconnect Okta once the account holds neither an OpenID configuration nor a

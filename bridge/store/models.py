@@ -82,6 +82,10 @@ class Account(Base):
     call_me_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner_principal: Mapped[str | None] = mapped_column(String(128), default=None)
+    # The organisation (the guide's AWS account id) that owns the account; others see it
+    # only when it is delegated to them (bridge/store/models_delegation.py).
+    owner_organisation: Mapped[str | None] = mapped_column(String(12), index=True,
+                                                           default=None)
 
     domains: Mapped[list[Domain]] = relationship(back_populates="account", lazy="raise")
 
@@ -371,6 +375,9 @@ class AdminPrincipal(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The organisation the principal belongs to (the guide's AWS account id).
+    aws_account_id: Mapped[str] = mapped_column(String(12), default="000000000000",
+                                                server_default="000000000000")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

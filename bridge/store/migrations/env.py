@@ -7,6 +7,7 @@ from sqlalchemy import pool
 
 from bridge.store.db import make_engine
 from bridge.store.models import Base
+from bridge.store.models_delegation import AccountDelegation  # noqa: F401 - its tables
 
 config = context.config
 target_metadata = Base.metadata

@@ -31,17 +31,24 @@ def upgrade() -> None:
         sa.Column("call_me_enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("owner_principal", sa.String(length=128), nullable=True),
+        sa.Column("owner_organisation", sa.String(length=12), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
     )
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_accounts_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_accounts_name_lower"), ["name_lower"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_accounts_owner_organisation"), ["owner_organisation"], unique=False
+        )
 
     op.create_table(
         "admin_principals",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("policies", sa.JSON(), nullable=False),
+        sa.Column(
+            "aws_account_id", sa.String(length=12), server_default="000000000000", nullable=False
+        ),
         sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_principals")),
         sa.UniqueConstraint("name", name=op.f("uq_admin_principals_name")),
@@ -101,6 +108,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
     )
     op.create_table(
+        "organisations",
+        sa.Column("id", sa.String(length=12), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
+    )
+    op.create_table(
         "rate_counters",
         sa.Column("scope", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
@@ -139,6 +153,33 @@ def upgrade() -> None:
     with op.batch_alter_table("support_requests", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_support_requests_account_id"), ["account_id"], unique=False
+        )
+
+    op.create_table(
+        "account_delegations",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("owner_organisation", sa.String(length=12), nullable=False),
+        sa.Column("delegate_organisation", sa.String(length=12), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_by", sa.String(length=128), nullable=True),
+        sa.Column("accepted_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_delegations_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_delegations")),
+        sa.UniqueConstraint(
+            "account_id", "delegate_organisation", name=op.f("uq_account_delegations_account_id")
+        ),
+    )
+    with op.batch_alter_table("account_delegations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_account_delegations_delegate", ["delegate_organisation", "status"], unique=False
         )
 
     op.create_table(
@@ -581,6 +622,10 @@ def downgrade() -> None:
     op.drop_table("ad_directory_users")
     op.drop_table("ad_directories")
     op.drop_table("account_openid_configs")
+    with op.batch_alter_table("account_delegations", schema=None) as batch_op:
+        batch_op.drop_index("ix_account_delegations_delegate")
+
+    op.drop_table("account_delegations")
     with op.batch_alter_table("support_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_support_requests_account_id"))
 
@@ -590,6 +635,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
 
     op.drop_table("rate_counters")
+    op.drop_table("organisations")
     op.drop_table("job_leases")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_time")
@@ -604,6 +650,7 @@ def downgrade() -> None:
     op.drop_table("admin_request_signatures")
     op.drop_table("admin_principals")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_accounts_owner_organisation"))
         batch_op.drop_index(batch_op.f("ix_accounts_name_lower"))
         batch_op.drop_index(batch_op.f("ix_accounts_name"))
 
