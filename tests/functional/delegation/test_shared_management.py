@@ -150,9 +150,11 @@ def test_delegation_flow_refusals_and_isolation(store_app: Flask, services: Serv
     _status(o["a"].delete(f"/delegations/{again['DelegationId']}"), 204)
     assert _names(o["b"]) == {"B-own"}
 
-    # The owner keeps every right: its domain and its account go.
+    # The owner keeps every right: its domain and its account go, with any request.
+    _status(o["a"].post(delegates, json={"AwsAccountId": GAMMA}), 201)
     _status(o["a"].delete(f"/accounts/{main}/domains/alpha.example"), 204)
     _status(o["a"].delete(f"/accounts/{main}"), 204)
+    assert o["c"].get("/delegations").get_json()["Delegations"] == []
 
     names = [e["eventName"] for e in _events(services)]
     for event in ("CreateDelegation", "ValidateDelegation", "AcceptDelegation",
