@@ -76,6 +76,15 @@ def test_connect_provision_disconnect_reconnect(services: Services) -> None:
     dan = _scim(app, key, "POST", "/Users", {
         "schemas": [USER], "userName": "dan@corp.example",
         "emails": [{"value": "dan@corp.example", "primary": True}]})
+    # Okta pushes cy, a member from the console days: the pushed user IS cy (same id,
+    # PIN and kept tier), not a clashing duplicate.
+    cy = _scim(app, key, "POST", "/Users", {
+        "schemas": [USER], "userName": "cy@corp.example", "externalId": "00u-cy",
+        "emails": [{"value": "cy@corp.example", "primary": True}]})
+    assert cy["id"] == ids["cy"]
+    assert _tiers(api, account.id)["cy"] == "Basic"
+    assert _scim(app, key, "GET", '/Users?filter=externalId eq "00u-cy"')[
+        "totalResults"] == 1
     group = _scim(app, key, "POST", "/Groups", {
         "schemas": [GROUP], "displayName": "Staff",
         "members": [{"value": ids["ann"]}, {"value": dan["id"]}]})
