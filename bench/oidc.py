@@ -78,7 +78,8 @@ def run(signins: int, seconds: float, users: int = 20,
         account = engine.create_account(admin, "Bench")
         claim(engine, admin, account.id, "bench.example")
         engine.openid_configs.update(admin, account.id, issuer_uri=op.issuer,
-                                     client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+                                     client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                     connect=True)
         group = engine.upsert_group(admin, account.id, name="Engineering")
         engine.add_or_update_group_mappings(admin, account.id, {group.name: Tier.PRO})
         for hint, claims in accounts.items():

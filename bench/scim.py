@@ -67,7 +67,7 @@ def setup(url: str, data_dir: Path, size: int) -> tuple[str, str, list[str]]:
                                                 "secret_key": SECRET_KEY})
     services = build_services(settings)
     account = enterprise(services.engine, ADMIN, [DOMAIN], name="Bench Corp")
-    key = services.engine.api_keys.create(ADMIN, account.id).key
+    key = services.engine.api_keys.create(ADMIN, account.id, connect=True).key
     services.db.dispose()
     db = make_engine(url)
     now = utcnow()

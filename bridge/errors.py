@@ -49,6 +49,14 @@ class Conflict(BridgeError):
     code = "Conflict"
 
 
+class ConfirmationRequired(Conflict):
+    """The change is one an administrator must ask for explicitly (connecting Okta turns a
+    console-managed account directory-managed): the message says what it would change and
+    how to confirm. Nothing was changed. A Conflict at every door (409)."""
+
+    code = "ConfirmationRequired"
+
+
 class AccessDenied(BridgeError):
     """The caller is authenticated but not allowed to perform the action."""
 

@@ -45,6 +45,7 @@ def build_services(settings: Settings, **engine_kwargs: Any) -> Services:
     engine_kwargs.setdefault("allow_insecure_ldap", settings.allow_insecure_ldap)
     engine_kwargs.setdefault("pricing", pricing_of(
         settings.billing_daily_rate, settings.billing_monthly_cap, settings.billing_currency))
+    engine_kwargs.setdefault("default_organisation", settings.admin_aws_account_id)
     return Services(
         settings=settings,
         db=db,

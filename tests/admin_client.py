@@ -116,12 +116,16 @@ class AdminClient:
 
 
 def admin_client(app: Flask, policy: str | Mapping[str, Any] | list[Any] = "FullAccess",
-                 name: str | None = None) -> AdminClient:
+                 name: str | None = None, *, aws_account_id: str | None = None,
+                 aws_account_name: str | None = None) -> AdminClient:
     """Create an admin principal with ``policy`` (a managed name, a policy document, or a
-    list of those) directly through the principal store; return a signing client."""
+    list of those) directly through the principal store, in the organisation
+    ``aws_account_id`` (default: the app's); return a signing client."""
     state: AdminApiState = app.extensions[STATE_KEY]
     policies = [_policy(p) for p in (policy if isinstance(policy, list) else [policy])]
-    created = state.principals.create(SETUP_ACTOR, name or f"admin-{next(_names)}", policies)
+    created = state.principals.create(SETUP_ACTOR, name or f"admin-{next(_names)}", policies,
+                                      aws_account_id=aws_account_id,
+                                      aws_account_name=aws_account_name)
     return AdminClient(app.test_client(), created.principal.name, created.principal.id,
                        created.access_key_id, created.secret_access_key)
 

@@ -36,7 +36,8 @@ def create_account(ctx: ActionContext) -> dict[str, Any]:
 
 @action("ListAccounts", "GET", "/accounts", resource="filtered")
 def list_accounts(ctx: ActionContext) -> dict[str, Any]:
-    """Accounts the caller may list (policies with account ARNs narrow the result)."""
+    """Accounts the caller's organisation owns or was delegated, that its policies let it
+    list (policies with account ARNs narrow the result)."""
     name = ctx.query("name")
     if name is not None and not (1 <= len(name) <= 100 and name.strip()):
         raise ValidationError("name must be 1 to 100 characters.", field="Name")
@@ -45,7 +46,10 @@ def list_accounts(ctx: ActionContext) -> dict[str, Any]:
     found: list[AccountView] = []
     while len(found) <= limit:
         batch = ctx.engine.list_accounts(name_prefix=name, user_email=ctx.query("user-email"),
-                                         after_id=cursor, limit=limit + 1)
+                                         after_id=cursor, limit=limit + 1,
+                                         organisation=ctx.organisation)
+        for view in batch:
+            ctx.note_visible(view)
         found.extend(a for a in batch if ctx.allowed_on(a.id))
         if len(batch) <= limit:
             break

@@ -1,8 +1,11 @@
 """``bridge admin ...``: manage admin principals (the guide's IAM users).
 
 - ``bridge admin create-user NAME --policy FullAccess|UserManagement|ReadOnly|FILE.json``
-  (repeatable) prints ``{"UserName", "PrincipalId", "AccessKeyId", "SecretAccessKey"}``
-  once as JSON: the secret cannot be shown again.
+  (repeatable) ``[--aws-account-id 111122223333] [--aws-account-name "Example Corp"]``
+  prints ``{"UserName", "PrincipalId", "AwsAccountId", "AccessKeyId", "SecretAccessKey"}``
+  once as JSON: the secret cannot be shown again. The AWS account id is the user's
+  organisation (default: the setting ``admin_aws_account_id``); the name is what another
+  organisation sees when asked to share an account's management.
   With ``--console-password`` it also asks for a console password (as ``set-password``).
 - ``bridge admin set-password NAME [--password-file FILE]``: the console password (asked
   twice at the prompt, or the first line of FILE); ``bridge admin enable-mfa NAME`` prints
@@ -33,7 +36,8 @@ def _store(settings: Settings) -> Any:
     from bridge.store.db import make_engine, make_session_factory
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
-    return PrincipalStore(UnitOfWork(sessions), SecretBox(load_or_create_key(settings)))
+    return PrincipalStore(UnitOfWork(sessions), SecretBox(load_or_create_key(settings)),
+                          organisation=settings.admin_aws_account_id)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -84,7 +88,9 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
 
     policies = [policy_from_argument(p) for p in args.policy]
     password = _read_password(args) if args.console_password else None
-    created = _store(settings).create(_actor(), args.name, policies)
+    created = _store(settings).create(_actor(), args.name, policies,
+                                      aws_account_id=args.aws_account_id,
+                                      aws_account_name=args.aws_account_name)
     if password is not None:
         _credentials(settings).set_password(_actor(), args.name, password)
     _print(created.as_json())
@@ -162,6 +168,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="also set a console password (prompted, or --password-file)")
     create.add_argument("--password-file", help="with --console-password: read the password "
                                                 "from the first line of this file (- : stdin)")
+    create.add_argument("--aws-account-id", default=None,
+                        help="the user's organisation, a 12-digit AWS account id (default: "
+                             "the setting admin_aws_account_id)")
+    create.add_argument("--aws-account-name", default=None,
+                        help="the organisation's name, shown to organisations asked to "
+                             "share an account's management (sets or renames it)")
     create.set_defaults(handler=_create_user)
 
     password = verbs.add_parser("set-password", help="set the console password of an admin "

@@ -9,7 +9,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,10 +36,14 @@ from bridge.api.refusals import (
 )
 from bridge.bounds import parse_json
 from bridge.domain import Actor
+from bridge.domain.delegation import AccountRole
 from bridge.engine import ResolutionEngine
+from bridge.engine.delegations import AccountAccess
+from bridge.engine.results import AccountView
 from bridge.errors import (
     AccessDenied,
     BridgeError,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     Unauthenticated,
@@ -52,8 +56,9 @@ from bridge.store.models import utcnow
 log = logging.getLogger("bridge.api")
 STATE_KEY = "bridge.admin_api"
 EVENT_SOURCE_NAME = "chime.bridge.local"
-# What the API reports as the AWS account id of every bridge account (``AwsAccountId``)
-# and uses in ARNs; the bridge is one "AWS account".
+# The default organisation (the guide's AWS account id) of admin principals created without
+# one; each principal's own id is the ``AwsAccountId`` of the accounts its organisation
+# owns and of their ARNs.
 DEFAULT_AWS_ACCOUNT_ID = "000000000000"
 
 Handler = Callable[["ActionContext"], Any]
@@ -196,6 +201,10 @@ class ActionContext:
     # signature stays remembered even if the handler fails afterwards).
     executed: bool = False
     audit_response: dict[str, Any] | None = None
+    # The account a pipeline-recorded event is filed under when the path names none.
+    audit_account_id: str | None = None
+    # What the caller's organisation is to the accounts looked at in this request.
+    access: dict[str, AccountAccess | None] = field(default_factory=dict)
 
     @property
     def services(self) -> Services:
@@ -222,10 +231,34 @@ class ActionContext:
     def query(self, name: str) -> str | None:
         return self.request.args.get(name)
 
+    @property
+    def organisation(self) -> str:
+        """The caller's organisation (the guide's AWS account id)."""
+        return self.aws_account_id
+
+    def access_to(self, account_id: str) -> AccountAccess | None:
+        """What the caller's organisation is to the account (None: it may not see it)."""
+        if account_id not in self.access:
+            self.access[account_id] = self.engine.delegations.access(self.organisation,
+                                                                     account_id)
+        return self.access[account_id]
+
+    def note_visible(self, view: AccountView) -> None:
+        """Remember what the caller's organisation is to an account a listing filtered
+        for it (owned or delegated): no second look-up in :meth:`allowed_on`."""
+        owner = view.owner_organisation or ""
+        self.access[view.id] = AccountAccess(
+            view.id, owner,
+            AccountRole.OWNER if owner == self.organisation else AccountRole.DELEGATE)
+
     def allowed_on(self, account_id: str, action: str | None = None) -> bool:
-        """Whether the principal may perform ``action`` (default: this one) on the account."""
-        return is_allowed(self.statements, action or self.spec.iam_action,
-                          account_arn(self.aws_account_id, account_id))
+        """Whether the principal may perform ``action`` (default: this one) on the account:
+        its organisation owns it or was delegated it, and its policies allow the action on
+        the account's ARN."""
+        access = self.access_to(account_id)
+        return access is not None and is_allowed(
+            self.statements, action or self.spec.iam_action,
+            account_arn(access.owner_organisation, account_id))
 
     def unrestricted(self, action: str | None = None) -> bool:
         """Whether the principal may perform ``action`` on every account."""
@@ -325,12 +358,14 @@ def authenticate(req: Request, state: AdminApiState,
     signed_at = sigv4.verify(incoming, info, credential.secret_access_key, now=utcnow(),
                              max_skew=state.max_skew)
     principal = credential.principal
+    organisation = principal.aws_account_id
     actor = Actor(
         type="IAMUser", principal_id=principal.id, name=principal.name,
         access_key_id=credential.access_key_id, source_ip=req.remote_addr,
         user_agent=req.user_agent.string or None, request_id=request_id,
-        extra={"arn": f"arn:aws:iam::{state.aws_account_id}:user/{principal.name}",
-               "accountId": state.aws_account_id},
+        extra={"arn": f"arn:aws:iam::{organisation}:user/{principal.name}",
+               "accountId": organisation},
+        organisation=organisation,
     )
     return principal, actor, SignedBy(credential.access_key_id, info.signature, signed_at)
 
@@ -374,10 +409,20 @@ def _throttle(state: AdminApiState, principal_id: str) -> None:
 
 
 def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mapping[str, str],
-               state: AdminApiState, principal: PrincipalView) -> None:
+               ctx: ActionContext, principal: PrincipalView) -> None:
+    """The policy check, and for an account the organisation's: an account the caller's
+    organisation neither owns nor was delegated is NotFound (once the policies allow the
+    action at all: a denied caller learns nothing either way). The account's ARN names its
+    owner organisation."""
+    organisation = principal.aws_account_id
     if spec.resource == "account":
-        resource = account_arn(state.aws_account_id, path.get("accountId", ""))
+        account_id = path.get("accountId", "")
+        access = ctx.access_to(account_id)
+        owner = access.owner_organisation if access is not None else organisation
+        resource = account_arn(owner, account_id)
         ok = is_allowed(statements, spec.iam_action, resource)
+        if ok and access is None:
+            raise NotFound(f"Account {account_id} was not found.")
     elif spec.resource == "filtered":
         resource = "*"
         ok = allowed_anywhere(statements, spec.iam_action)
@@ -386,7 +431,7 @@ def _authorize(spec: ActionSpec, statements: tuple[Statement, ...], path: Mappin
         ok = is_allowed(statements, spec.iam_action, resource)
     if not ok:
         raise AccessDenied(
-            f"User: arn:aws:iam::{state.aws_account_id}:user/{principal.name} is not "
+            f"User: arn:aws:iam::{organisation}:user/{principal.name} is not "
             f"authorized to perform: chime:{spec.iam_action} on resource: {resource}")
 
 
@@ -412,12 +457,13 @@ def execute(spec: ActionSpec, path: dict[str, str], state: AdminApiState) -> Res
         _throttle(state, principal.id)
         remembered = _remember_signature(spec, request, state, signed)
         statements = statements_of(principal.policies)
-        _authorize(spec, statements, path, state, principal)
         ctx = ActionContext(spec, state, actor, principal, path, request, request_id,
-                            statements, state.aws_account_id)
+                            statements, principal.aws_account_id)
+        _authorize(spec, statements, path, ctx, principal)
         result = spec.handler(ctx)
         if not ctx.engine_audited:
-            svc.engine.record_event(actor, spec.iam_action, account_id=account_id,
+            svc.engine.record_event(actor, spec.iam_action,
+                                    account_id=account_id or ctx.audit_account_id,
                                     params=request_parameters(path, request),
                                     response=ctx.audit_response)
         if isinstance(result, Response):
@@ -490,7 +536,8 @@ def install(app: Flask, svc: Services, *, aws_account_id: str | None = None,
     and register the routes."""
     state = AdminApiState(
         services=svc,
-        principals=PrincipalStore(svc.engine.uow, svc.secrets),
+        principals=PrincipalStore(svc.engine.uow, svc.secrets,
+                                  organisation=aws_account_id or svc.settings.admin_aws_account_id),
         verify_directory=verify_directory,
         verify_directory_bind=verify_directory_bind,
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,

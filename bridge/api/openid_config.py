@@ -8,10 +8,16 @@ UpdateAccountWithOpenIdConfig and DeleteAccountWithOpenIdConfig (FullAccess only
   "ClientSecret"}`` (ClientSecret may be left out to keep the stored one) → 200 with the same
   shape as GET. 400 BadRequestException when the issuer's discovery document does not
   answer or names another issuer; 403 ForbiddenException for a team account; 409
-  ConflictException when Active Directory is connected. Connecting makes the account
-  EnterpriseOIDC.
-* ``DELETE /accounts/{accountId}/openid-config`` → 204; Okta sign-in stops, the Okta
-  directory (SCIM, tiers) stays connected.
+  ConflictException when Active Directory is connected, or when Okta is not connected yet
+  and the body lacks ``"ConnectOkta": true`` (the message says what connecting changes).
+  Connecting makes the account EnterpriseOIDC; that answer carries ``Connection`` (what
+  changed).
+* ``GET /accounts/{accountId}/openid-config/connection-preview`` → 200
+  ``{"Connection": {...}}``: what connecting would change, before it happens (``null`` when
+  Okta is connected).
+* ``DELETE /accounts/{accountId}/openid-config`` → 204; Okta sign-in stops. While a SCIM key
+  remains the Okta directory (SCIM, tiers) stays connected; without one the account returns
+  to console management (EnterpriseLWA), every user kept with their current tier.
 
 The rules live in the engine's Okta room (:mod:`bridge.engine.openid_configs`); this
 module only translates.
@@ -21,15 +27,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.api.api_keys import CONNECTION, connect_flag
 from bridge.api.framework import ActionContext, action
 from bridge.api.shapes import account_shape
+from bridge.domain.connect import CONFIRM_MEMBER
 from bridge.engine.openid_configs import OpenIdConfigs, OpenIdConfigView
 
 PATH = "/accounts/<accountId>/openid-config"
 _CONFIG = {"type": "object", "properties": {
     "IssuerUri": {"type": "string"}, "ClientId": {"type": "string"}}}
-_RESPONSE = {"type": "object", "properties": {
-    "Account": {"type": "object"}, "OpenIdConfig": _CONFIG}}
+_RESPONSE_PROPERTIES: dict[str, Any] = {"Account": {"type": "object"}, "OpenIdConfig": _CONFIG}
+_RESPONSE = {"type": "object", "properties": _RESPONSE_PROPERTIES}
 
 
 def _service(ctx: ActionContext) -> OpenIdConfigs:
@@ -55,14 +63,29 @@ def get_openid_config(ctx: ActionContext) -> dict[str, Any]:
         request_schema={"type": "object", "required": ["IssuerUri", "ClientId"],
                         "properties": {"IssuerUri": {"type": "string", "maxLength": 512},
                                        "ClientId": {"type": "string", "maxLength": 256},
-                                       "ClientSecret": {"type": "string", "maxLength": 1024}}},
-        response_schema=_RESPONSE)
+                                       "ClientSecret": {"type": "string", "maxLength": 1024},
+                                       CONFIRM_MEMBER: {"type": "boolean"}}},
+        response_schema={"type": "object", "properties": {**_RESPONSE_PROPERTIES,
+                                                          "Connection": CONNECTION}})
 def update_openid_config(ctx: ActionContext) -> dict[str, Any]:
     body = ctx.body()
     view = ctx.mutate(_service(ctx).update, ctx.account_id,
                       issuer_uri=body.get("IssuerUri"), client_id=body.get("ClientId"),
-                      client_secret=body.get("ClientSecret"))
-    return _shape(ctx, view)
+                      client_secret=body.get("ClientSecret"), connect=connect_flag(body))
+    shape = _shape(ctx, view)
+    if view.connected is not None:
+        shape["Connection"] = view.connected.as_json()
+    return shape
+
+
+@action("PreviewOktaConnection", "GET", PATH + "/connection-preview",
+        iam_action="GetAccountWithOpenIdConfig", openapi=True,
+        summary="What connecting Okta would change, before it happens (null when connected)",
+        response_schema={"type": "object", "properties": {
+            "Connection": {**CONNECTION, "type": ["object", "null"]}}})
+def preview_okta_connection(ctx: ActionContext) -> dict[str, Any]:
+    plan = ctx.engine.okta_connect_plan(ctx.account_id)
+    return {"Connection": plan.as_json() if plan is not None else None}
 
 
 @action("DeleteAccountWithOpenIdConfig", "DELETE", PATH, status=204, openapi=True,

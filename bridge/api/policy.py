@@ -108,6 +108,9 @@ EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     # The meetings and chat service reporting usage: in no managed policy, so no
     # administrator holds it by accident; the service's principal gets a custom policy.
     "PutUsageEvents": frozenset(),
+    # The owner's request to share an account's management (the table names only the
+    # other side's ValidateDelegation/AcceptDelegation, and ListDelegates/DeleteDelegation).
+    "CreateDelegation": frozenset({"FA"}),
 }
 
 # Actions the guide names outside its table, with the managed policies its text gives them:

@@ -1,7 +1,9 @@
 """Admin principals (the guide's IAM users) and their SigV4 access keys.
 
-A principal has a unique name, attached policies (managed names or custom documents, see
-:mod:`bridge.api.policy`) and access keys. SigV4 verification needs the plain secret, so a
+A principal has a unique name, an organisation (the guide's AWS account id: it sees the
+accounts its organisation owns or was delegated, see :mod:`bridge.domain.delegation`),
+attached policies (managed names or custom documents, see :mod:`bridge.api.policy`) and
+access keys. SigV4 verification needs the plain secret, so a
 secret is sealed with the service's :class:`~bridge.crypto.SecretBox` at rest; it is shown
 once, when the key is created, and never logged or audited. Changes are audited with IAM's
 event names (CreateUser, DeleteUser, AttachUserPolicy, CreateAccessKey, DeleteAccessKey).
@@ -27,9 +29,15 @@ from bridge import audit
 from bridge.api.policy import parse_policy, statements_of
 from bridge.crypto import SecretBox
 from bridge.domain import Actor
+from bridge.domain.delegation import (
+    default_organisation_name,
+    validate_aws_account_id,
+    validate_organisation_name,
+)
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import Conflict, NotFound, ValidationError
 from bridge.store.models import AdminAccessKey, AdminPrincipal, AdminRequestSignature, utcnow
+from bridge.store.models_delegation import Organisation
 from bridge.store.repository import Repository
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
@@ -51,10 +59,12 @@ class PrincipalView:
     policies: tuple[dict[str, Any], ...]
     created_at: datetime
     access_key_ids: tuple[str, ...]
+    aws_account_id: str = "000000000000"
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (no secrets)."""
         return {"PrincipalId": self.id, "UserName": self.name,
+                "AwsAccountId": self.aws_account_id,
                 "Policies": [p.get("Managed") or p.get("Name") for p in self.policies],
                 "AccessKeyIds": list(self.access_key_ids),
                 "CreatedAt": self.created_at.isoformat()}
@@ -70,6 +80,7 @@ class NewAccessKey:
 
     def as_json(self) -> dict[str, Any]:
         return {"UserName": self.principal.name, "PrincipalId": self.principal.id,
+                "AwsAccountId": self.principal.aws_account_id,
                 "AccessKeyId": self.access_key_id,
                 "SecretAccessKey": self.secret_access_key}
 
@@ -95,10 +106,12 @@ class PrincipalStore:
     its one audit event through the unit of work (refusals audited there too)."""
 
     def __init__(self, uow: UnitOfWork, secret_box: SecretBox,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, *,
+                 organisation: str = "000000000000") -> None:
         self._uow = uow
         self._box = secret_box
         self._now = clock
+        self._organisation = organisation
 
     @staticmethod
     def _view(session: Session, principal: AdminPrincipal) -> PrincipalView:
@@ -107,7 +120,7 @@ class PrincipalStore:
                                .order_by(AdminAccessKey.created_at))
         return PrincipalView(principal.id, principal.name,
                              tuple(dict(p) for p in principal.policies or []),
-                             principal.created_at, tuple(keys))
+                             principal.created_at, tuple(keys), principal.aws_account_id)
 
     @staticmethod
     def _by_name(session: Session, name: str) -> AdminPrincipal:
@@ -124,23 +137,38 @@ class PrincipalStore:
                                    created_at=self._now()))
         return key_id, secret
 
-    def create(self, actor: Actor, name: str,
-               policies: list[dict[str, Any]]) -> NewAccessKey:
-        """CreateUser + CreateAccessKey. Raises ValidationError for a bad name or policy,
-        Conflict when the name is taken."""
+    def create(self, actor: Actor, name: str, policies: list[dict[str, Any]], *,
+               aws_account_id: str | None = None,
+               aws_account_name: str | None = None) -> NewAccessKey:
+        """CreateUser + CreateAccessKey, in the organisation ``aws_account_id`` (default:
+        the store's, the setting ``admin_aws_account_id``). The organisation is registered
+        on its first user, named ``aws_account_name`` (the name a delegate sees when
+        validating a request; given again, it renames it). Raises ValidationError for a bad
+        name, policy or id, Conflict when the name is taken."""
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise ValidationError("An admin user name is 1-64 letters, digits or +=,.@_- "
                                   "characters.", field="UserName")
         clean = [_validate_policy(p) for p in policies]
-        params = {"userName": name,
+        organisation = validate_aws_account_id(aws_account_id or self._organisation)
+        org_name = (validate_organisation_name(aws_account_name)
+                    if aws_account_name is not None else None)
+        params = {"userName": name, "awsAccountId": organisation,
                   "policies": [p.get("Managed") or p.get("Name") for p in clean]}
 
         def work(repo: Repository) -> tuple[NewAccessKey, dict[str, Any]]:
             session = repo.session
             if session.scalar(select(AdminPrincipal.id).where(AdminPrincipal.name == name)):
                 raise Conflict(f"An admin user named {name!r} already exists.")
+            row = repo.organisation(organisation)
+            if row is None:
+                session.add(Organisation(
+                    id=organisation, created_at=self._now(),
+                    name=org_name or default_organisation_name(organisation)))
+            elif org_name is not None:
+                row.name = org_name
             principal = AdminPrincipal(id=_random_id(PRINCIPAL_PREFIX), name=name,
-                                       policies=clean, created_at=self._now())
+                                       policies=clean, created_at=self._now(),
+                                       aws_account_id=organisation)
             session.add(principal)
             session.flush()
             key_id, secret = self._new_key(session, principal)
@@ -242,7 +270,8 @@ class PrincipalStore:
             key, principal = row
             view = PrincipalView(principal.id, principal.name,
                                  tuple(dict(p) for p in principal.policies or []),
-                                 principal.created_at, (key.access_key_id,))
+                                 principal.created_at, (key.access_key_id,),
+                                 principal.aws_account_id)
             return Credential(view, key.access_key_id, self._box.open(key.secret_sealed))
 
         return self._uow.read(work)

@@ -34,7 +34,8 @@ DEFAULT_PAGE = 100
 def account_shape(view: AccountView, aws_account_id: str,
                   delegate_groups: Sequence[GroupMappingView] = ()) -> dict[str, Any]:
     return {
-        "AwsAccountId": aws_account_id,
+        # The owner organisation's id (a delegate sees the owner's, as in the ARN).
+        "AwsAccountId": view.owner_organisation or aws_account_id,
         "AccountId": view.id,
         "Name": view.name,
         "AccountType": view.type.value,

@@ -29,6 +29,11 @@ def submit_support_request(ctx: ActionContext) -> dict[str, Any]:
     subject = string_member(body, "Subject")
     description = string_member(body, "Description")
     account_id = string_member(body, "AccountId", required=False)
+    if account_id is not None and ctx.access_to(account_id) is None:
+        # Another organisation's account is as unknown as a missing one.
+        from bridge.errors import NotFound
+
+        raise NotFound(f"Account {account_id} was not found.")
     if account_id is not None and not ctx.allowed_on(account_id):
         from bridge.errors import AccessDenied
 

@@ -195,7 +195,7 @@ def get_user_by_email(ctx: ActionContext) -> dict[str, Any]:
     if not email:
         raise ValidationError("The email query parameter is required.", field="email")
     address = normalize_email(email, field_name="email")
-    accounts = None if ctx.unrestricted() else [a.id for a in _visible_accounts(ctx)]
+    accounts = [a.id for a in _visible_accounts(ctx)]  # the organisation's, allowed
     view = ctx.engine.get_user_by_email(address, account_ids=accounts)
     if view.account_id is None:  # an unmanaged user belongs to no administrator's account
         raise NotFound(f"No user has the address {address}.")
@@ -207,7 +207,10 @@ def _visible_accounts(ctx: ActionContext) -> list[Any]:
     out: list[Any] = []
     cursor: str | None = None
     while True:
-        batch = ctx.engine.list_accounts(after_id=cursor, limit=1000)
+        batch = ctx.engine.list_accounts(after_id=cursor, limit=1000,
+                                         organisation=ctx.organisation)
+        for view in batch:
+            ctx.note_visible(view)
         out.extend(a for a in batch if ctx.allowed_on(a.id))
         if len(batch) < 1000:
             return out

@@ -131,6 +131,9 @@ class Actor:
     user_agent: str | None = None
     request_id: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # The organisation (the guide's AWS account id) an administrator belongs to; None for
+    # callers outside any (SCIM keys, sign-ins, the system, the operator's CLI).
+    organisation: str | None = None
 
     @classmethod
     def system(cls, name: str = "bridge") -> Actor:

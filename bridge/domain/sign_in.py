@@ -44,6 +44,8 @@ class UserFacts:
     directory_enabled: bool = True
     trial_started_at: datetime | None = None
     trial_ended_at: datetime | None = None
+    # The tier is the one held since Okta was connected (no mapped group decided it yet).
+    tier_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def decide_directory(facts: DirectoryFacts) -> SignInPlan:
     """An identity from the account's own directory: the user must belong to that account,
     be in the directory and enabled there, reach it through an effective address (an
     address on an unclaimed domain never reaches the managed user: the guide's
-    shirley.rodriguez example) and hold a tier from a mapped group."""
+    shirley.rodriguez example) and hold a tier from a mapped group (or the tier held since
+    Okta was connected, until a mapped group decides it)."""
     account, user, email = facts.account, facts.user, facts.email
     if account is None or account.directory_kind is None:
         return SignInPlan(Decision.deny(DenyReason.WRONG_ACCOUNT, account_id=facts.account_id))
@@ -166,6 +169,8 @@ def decide_directory(facts: DirectoryFacts) -> SignInPlan:
     sync = facts.claimed_groups is not None
     tier = (tier_for_groups(facts.claimed_groups or (), account.mappings) if sync
             else user.tier)
+    if tier is None and user.tier_held:
+        tier = user.tier  # kept until a mapped group decides it (Okta just connected)
     if tier is None:
         return deny(DenyReason.NO_MAPPED_GROUP, sync_groups=sync)
     decision = Decision(allowed=True, reason="ok", user_id=user.id, account_id=account.id,

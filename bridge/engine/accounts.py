@@ -17,7 +17,8 @@ from bridge.engine.results import (
     AccountSettingsView,
     AccountView,
 )
-from bridge.engine.room import Room
+from bridge.engine.room import Clock, Room
+from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import Conflict, ValidationError
 from bridge.store.models import (
     Account,
@@ -29,6 +30,7 @@ from bridge.store.models import (
     GroupMembership,
     Invitation,
     User,
+    new_id,
 )
 from bridge.store.repository import Repository
 
@@ -36,21 +38,33 @@ log = logging.getLogger(__name__)
 
 
 class Accounts(Room):
-    """Accounts: create, rename, delete, list and their settings (the Policies page)."""
+    """Accounts: create, rename, delete, list and their settings (the Policies page).
+    ``default_organisation`` owns the accounts created by callers outside any organisation
+    (the operator, tests, the system)."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock, default_organisation: str) -> None:
+        super().__init__(uow, clock)
+        self._default_organisation = default_organisation
 
     def create_account(self, actor: Actor, name: str) -> AccountView:
-        """CreateAccount: a new Team account (it becomes enterprise by claiming a domain)."""
+        """CreateAccount: a new Team account (it becomes enterprise by claiming a domain),
+        owned by the caller's organisation."""
         clean = validate_account_name(name)
+        owner = actor.organisation or self._default_organisation
+        # Chosen here so the event is filed under the new account (only organisations that
+        # see it see its creation in the audit trail).
+        account_id = new_id()
 
         def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
-            account = Account(name=clean, name_lower=clean.lower(),
-                              owner_principal=actor.principal_id, created_at=self._now())
+            account = Account(id=account_id, name=clean, name_lower=clean.lower(),
+                              owner_principal=actor.principal_id, owner_organisation=owner,
+                              created_at=self._now())
             repo.session.add(account)
             repo.session.flush()
             view = self._account_view(repo, account)
             return view, {"accountId": view.id, "name": view.name}
 
-        return self._run(actor, "CreateAccount", {"name": name}, work)
+        return self._run(actor, "CreateAccount", {"name": name}, work, account_id=account_id)
 
     def rename_account(self, actor: Actor, account_id: str, name: str) -> AccountView:
         """RenameAccount: trimmed, non-empty, at most 100 characters."""
@@ -67,11 +81,13 @@ class Accounts(Room):
     def delete_account(self, actor: Actor, account_id: str) -> None:
         """DeleteAccount: deletes every user and their data; the audit trail is kept.
 
-        Raises Conflict while the account holds a verified domain (remove domains first).
+        Raises Conflict while the account holds a verified domain (remove domains first),
+        Forbidden when the caller's organisation is a delegate (only the owner deletes).
         """
 
         def work(repo: Repository) -> tuple[None, None]:
             account = self._account(repo, account_id, lock=True)
+            self._require_owner(account, actor, "DeleteAccount")
             verified = sorted(repo.verified_domain_names(account_id))
             if verified:
                 raise Conflict(
@@ -102,14 +118,15 @@ class Accounts(Room):
 
     def list_accounts(self, *, name_prefix: str | None = None, user_email: str | None = None,
                       account_ids: Sequence[str] | None = None, after_id: str | None = None,
-                      limit: int = 100) -> list[AccountView]:
-        """ListAccounts: by name prefix (case-insensitive) or a user's address; id order."""
+                      limit: int = 100, organisation: str | None = None) -> list[AccountView]:
+        """ListAccounts: by name prefix (case-insensitive) or a user's address; id order.
+        ``organisation``: only the accounts it owns or was delegated (None: all)."""
         email = normalize_email(user_email, field_name="UserEmail") if user_email else None
 
         def work(repo: Repository) -> list[AccountView]:
             accounts = repo.list_accounts(name_prefix=name_prefix, user_email=email,
                                           account_ids=account_ids, after_id=after_id,
-                                          limit=limit)
+                                          limit=limit, organisation=organisation)
             enterprise = repo.accounts_with_verified_domains([a.id for a in accounts])
             return [AccountView.of(a, a.id in enterprise) for a in accounts]
 

@@ -207,7 +207,8 @@ class AdDirectories(Room):
             raise NotFound(f"Account {account_id} has no Active Directory connected.")
 
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
-            account = self._disconnect(repo, account_id)
+            account = self._account(repo, account_id, lock=True)
+            self._disconnect(repo, account)
             for model in (AdDirectoryUser, AdSyncPending, AdDirectory):
                 repo.session.execute(delete(model).where(model.account_id == account_id))
             return None, {"accountType": self._account_view(repo, account).type.value}

@@ -9,9 +9,12 @@ never an exception, so the door answers 401 the same way whatever was wrong.
 
 Keys fall under the one connect rule (:meth:`Room._connect`): only enterprise accounts (a
 verified claimed domain) may hold keys. An account that gets a key is provisioned over SCIM,
-so it becomes directory-managed (EnterpriseOIDC): the Okta directory is connected if no
-directory is — in the same transaction as the key and its one CreateApiKey event — and an
-Active Directory account is refused.
+so it becomes directory-managed (EnterpriseOIDC). Connecting Okta is an explicit step: the
+first key of a console-managed account is created only when the caller asks to connect
+(``connect=True``; else ConfirmationRequired saying what it would change), in the same
+transaction as the key and its one CreateApiKey event; an Active Directory account is
+refused. Revoking the last key of an account that has no OpenID configuration either
+disconnects Okta: the account is console-managed again, every user kept with their tier.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
 from bridge.domain import Actor, DirectoryKind
+from bridge.domain.connect import ConnectPlan
 from bridge.engine.room import Room
 from bridge.errors import Conflict, NotFound
 from bridge.store.models import ApiKey
@@ -71,10 +75,12 @@ class ApiKeyView:
 
 @dataclass(frozen=True)
 class NewApiKey:
-    """CreateApiKey's result. ``key`` is the only copy of the key: it is shown once."""
+    """CreateApiKey's result. ``key`` is the only copy of the key: it is shown once.
+    ``connected``: what connecting Okta changed, when this key connected it."""
 
     view: ApiKeyView
     key: str
+    connected: ConnectPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -93,32 +99,36 @@ class ApiKeys(Room):
     """Create, list, revoke and verify SCIM API keys; each change one transaction with its
     one audit event through the unit of work."""
 
-    def create(self, actor: Actor, account_id: str) -> NewApiKey:
+    def create(self, actor: Actor, account_id: str, *, connect: bool = False) -> NewApiKey:
         """CreateApiKey: a new key for an enterprise account, returned once.
 
         Raises NotFound (no such account), Forbidden (a team account: no verified claimed
-        domain), Conflict (the account's users come from Active Directory). Connects the Okta
-        directory first when the account has none (the account becomes EnterpriseOIDC), in
-        the same transaction; the event's response says so (``directoryConnected``).
+        domain), Conflict (the account's users come from Active Directory),
+        ConfirmationRequired (Okta is not connected and ``connect`` was not asked: the
+        message says what connecting changes). With ``connect`` the Okta directory is
+        connected first, in the same transaction; the result and the event's response say
+        so (``connected``, ``directoryConnected``).
         """
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
 
         def work(repo: Repository) -> tuple[NewApiKey, dict[str, Any]]:
-            before = self._account(repo, account_id, lock=True).directory_kind
-            if before not in (None, DirectoryKind.OKTA.value):
+            account = self._account(repo, account_id, lock=True)
+            if account.directory_kind not in (None, DirectoryKind.OKTA.value):
                 raise Conflict("The account's users come from Active Directory; SCIM "
                                "provisioning keys are for Okta (EnterpriseOIDC) accounts.")
-            self._connect(repo, account_id, DirectoryKind.OKTA)
+            plan = (self._okta_plan(repo, account)
+                    if account.directory_kind is None and connect else None)
+            self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
             row = ApiKey(id=key_id, account_id=account_id, secret_hash=_hash(secret),
                          created_at=self._now())
             repo.session.add(row)
             repo.session.flush()
-            return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}"), {
-                "keyId": key_id, "directoryConnected": before is None}
+            return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}", plan), {
+                "keyId": key_id, "directoryConnected": plan is not None}
 
-        return self._run(actor, "CreateApiKey", {"accountId": account_id}, work,
-                         account_id=account_id)
+        return self._run(actor, "CreateApiKey", {"accountId": account_id, "connect": connect},
+                         work, account_id=account_id)
 
     def list(self, account_id: str) -> list[ApiKeyView]:
         """ListApiKeys: the account's keys, oldest first. Raises NotFound."""
@@ -131,20 +141,24 @@ class ApiKeys(Room):
 
         return self._read(work)
 
-    def delete(self, actor: Actor, account_id: str, key_id: str) -> None:
-        """DeleteApiKey: revoke at once (the next request with the key is 401).
-        Raises NotFound for an unknown key or a key of another account."""
+    def delete(self, actor: Actor, account_id: str, key_id: str) -> bool:
+        """DeleteApiKey: revoke at once (the next request with the key is 401). Revoking
+        the last key of an Okta account without an OpenID configuration disconnects Okta
+        (console-managed again, every user kept with their current tier): returns whether
+        it did. Raises NotFound for an unknown key or a key of another account."""
 
-        def work(repo: Repository) -> tuple[None, dict[str, Any]]:
-            self._account(repo, account_id)
+        def work(repo: Repository) -> tuple[bool, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
             row = repo.session.get(ApiKey, key_id) if isinstance(key_id, str) else None
             if row is None or row.account_id != account_id:
                 raise NotFound(f"API key {key_id} was not found in account {account_id}.")
             repo.session.delete(row)
-            return None, {"keyId": key_id}
+            repo.session.flush()
+            disconnected = self._disconnect_okta_if_unused(repo, account)
+            return disconnected, {"keyId": key_id, "directoryDisconnected": disconnected}
 
-        self._run(actor, "DeleteApiKey", {"accountId": account_id, "keyId": key_id}, work,
-                  account_id=account_id)
+        return self._run(actor, "DeleteApiKey", {"accountId": account_id, "keyId": key_id},
+                         work, account_id=account_id)
 
     def authenticate(self, presented: str | None) -> KeyIdentity | None:
         """The identity of a valid key, or None for a missing, malformed, unknown or revoked

@@ -11,15 +11,14 @@ from bridge.domain import (
     DirectoryKind,
     Tier,
 )
+from bridge.domain.connect import ConnectPlan
 from bridge.engine.results import (
     AccountView,
     GroupMappingView,
 )
 from bridge.engine.room import Room
-from bridge.errors import NotFound, ValidationError
-from bridge.store.models import (
-    GroupMapping,
-)
+from bridge.errors import Conflict, Forbidden, NotFound, ValidationError
+from bridge.store.models import GroupMapping
 from bridge.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -29,25 +28,46 @@ class Directories(Room):
     """Connecting a directory (the one connect rule) and mapping directory groups to tiers."""
 
     def set_directory(self, actor: Actor, account_id: str, kind: DirectoryKind | None,
-                      *, event_name: str) -> AccountView:
+                      *, event_name: str, confirmed: bool = True) -> AccountView:
         """Connect (``kind``) or disconnect (None) the account's one directory.
 
         Only enterprise accounts may connect; an account has at most one directory (Conflict
-        when another kind is connected). Disconnecting makes the account console-managed:
-        users keep their current tier and become editable in the console.
+        when another kind is connected); Okta needs ``confirmed`` (see :meth:`_connect`).
+        Disconnecting makes the account console-managed: users keep their current tier and
+        become editable in the console.
         """
 
         def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
             if kind is not None:
-                account = self._connect(repo, account_id, kind)
+                account = self._connect(repo, account_id, kind, confirmed=confirmed)
             else:
-                account = self._disconnect(repo, account_id)
+                account = self._account(repo, account_id, lock=True)
+                self._disconnect(repo, account)
             view = self._account_view(repo, account)
             return view, {"accountType": view.type.value}
 
         return self._run(actor, event_name, {"accountId": account_id,
                                              "directory": kind.value if kind else None},
                          work, account_id=account_id)
+
+    def okta_connect_plan(self, account_id: str) -> ConnectPlan | None:
+        """What connecting Okta would change for the account (the console's confirmation
+        page, the admin API's preview), or None when Okta is already connected. Raises
+        NotFound, Forbidden (not enterprise), Conflict (Active Directory connected)."""
+
+        def work(repo: Repository) -> ConnectPlan | None:
+            account = self._account(repo, account_id)
+            if not repo.has_verified_domain(account_id):
+                raise Forbidden("Only enterprise accounts (with a verified claimed domain) "
+                                "can connect a directory.")
+            if account.directory_kind == DirectoryKind.OKTA.value:
+                return None
+            if account.directory_kind is not None:
+                raise Conflict("The account already has a directory connected "
+                               f"({account.directory_kind}); disconnect it first.")
+            return self._okta_plan(repo, account)
+
+        return self._read(work)
 
     def list_group_mappings(self, account_id: str) -> list[GroupMappingView]:
         def work(repo: Repository) -> list[GroupMappingView]:

@@ -153,6 +153,7 @@ class Domains(Room):
 
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             account = self._account(repo, account_id, lock=True)
+            self._require_owner(account, actor, "DeleteDomain")
             domain = repo.domain(account_id, domain_name)
             if domain is None:
                 raise NotFound(f"The account does not claim {domain_name}.")

@@ -19,6 +19,7 @@ from bridge.engine.ad_directories import AdDirectories
 from bridge.engine.api_keys import ApiKeys
 from bridge.engine.billing import PUBLISHED_PRICING, Billing
 from bridge.engine.bulk import BulkProvisioning
+from bridge.engine.delegations import Delegations
 from bridge.engine.directories import Directories
 from bridge.engine.directory_groups import DirectoryGroups
 from bridge.engine.directory_registry import DirectoryRegistry
@@ -39,22 +40,29 @@ from bridge.engine.usage import Usage
 from bridge.store.models import utcnow
 
 Clock = Callable[[], datetime]
+# The organisation of the setting admin_aws_account_id's default.
+DEFAULT_ORGANISATION = "000000000000"
 
 
 class ResolutionEngine:
     """The user-resolution engine. ``clock`` is injectable so tests can move time (trials,
     grace periods); every room reads time from it. What the composition root passes in:
     ``secrets`` (seals the secrets rooms keep at rest: bind passwords, Okta client
-    secrets), ``discover`` (checks an OpenID issuer over HTTP) and whether plain
-    ``ldap://`` without StartTLS is allowed (test directories only)."""
+    secrets), ``discover`` (checks an OpenID issuer over HTTP), whether plain ``ldap://``
+    without StartTLS is allowed (test directories only), the ``pricing`` of the Active Pro
+    rule, and ``default_organisation`` (the setting ``admin_aws_account_id``), which owns
+    accounts created by callers outside any organisation."""
 
     def __init__(self, session_factory: sessionmaker[Session], clock: Clock = utcnow, *,
                  pricing: Pricing = PUBLISHED_PRICING, secrets: Sealer | None = None,
-                 discover: Discover | None = None, allow_insecure_ldap: bool = False) -> None:
+                 discover: Discover | None = None, allow_insecure_ldap: bool = False,
+                 default_organisation: str = DEFAULT_ORGANISATION) -> None:
         self.uow = uow = UnitOfWork(session_factory)
         sealer: Sealer = secrets if secrets is not None else NoSealer()
         self._clock = clock
-        self.accounts = Accounts(uow, clock)
+        self.default_organisation = default_organisation
+        self.accounts = Accounts(uow, clock, default_organisation)
+        self.delegations = Delegations(uow, clock)
         self.domains = Domains(uow, clock)
         self.members = Members(uow, clock)
         self.support = Support(uow, clock)
@@ -116,6 +124,7 @@ class ResolutionEngine:
         self.set_support_request_mail_status = self.support.set_support_request_mail_status
         # Directories
         self.set_directory = self.directories.set_directory
+        self.okta_connect_plan = self.directories.okta_connect_plan
         self.list_group_mappings = self.directories.list_group_mappings
         self.add_or_update_group_mappings = self.directories.add_or_update_group_mappings
         self.delete_group_mappings = self.directories.delete_group_mappings

@@ -16,6 +16,7 @@ from bridge.domain import (
     email_domain,
     normalize_email,
     split_invitation_emails,
+    trial_tier,
 )
 from bridge.engine.results import (
     BatchResult,
@@ -40,7 +41,8 @@ INVITATION_TTL = timedelta(days=14)
 
 
 class Members(Room):
-    """Users of an account as administrators manage them: invite, accept, remove, suspend,"""
+    """Users of an account as administrators manage them: invite, accept, remove, suspend,
+    activate, tiers of console-managed accounts, personal PIN, sign-out."""
 
     def get_user(self, account_id: str, user_id: str) -> UserView:
         return self._read(lambda repo: self._user_view(repo, self._user(repo, account_id,
@@ -204,37 +206,47 @@ class Members(Room):
 
     def remove_users(self, actor: Actor, account_id: str,
                      user_ids: Sequence[str]) -> BatchResult:
-        """Remove users from a team account: they become unmanaged and keep using the
-        service (their trial does not restart). Refused for directory-managed accounts."""
+        """Remove users from a team account (the console's **Remove user**; the admin API's
+        BatchSuspendUser on a Team account, as the AWS model documents): each becomes an
+        unmanaged user with their own trial state and keeps using the service. One
+        ``SuspendUsers`` event (the action the policies check), its response marked
+        ``removedFromAccount``. Raises Forbidden for an enterprise account (suspend its
+        users instead)."""
 
-        def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
-            account = self._account(repo, account_id, lock=True)
-            if account.directory_kind is not None:
-                raise Forbidden("Users of this account are managed in its directory.")
-            done: list[str] = []
-            errors: list[ItemError] = []
-            for user_id in user_ids:
-                user = repo.user_in_account(account_id, user_id)
-                if user is None:
-                    errors.append(ItemError(user_id, "NotFound", "User not found."))
-                    continue
-                repo.expire_invitations(user.id, self._now())
-                licenses.assign(repo.session, user, self._now(), account_id=None)
-                user.status = UserStatus.REGISTERED.value
-                done.append(user_id)
-            result = BatchResult(tuple(done), tuple(errors))
-            return result, {"removed": done}
+        def check(repo: Repository, account: Account) -> bool:
+            if repo.has_verified_domain(account.id):
+                raise Forbidden("Remove user is for team accounts; suspend users of an "
+                                "enterprise account instead.")
+            return True
 
-        return self._run(actor, "RemoveUsers", {"accountId": account_id,
-                                                "userIds": list(user_ids)},
-                         work, account_id=account_id)
+        return self._batch(actor, "SuspendUsers", account_id, user_ids,
+                           lambda repo, account, user, _: self._remove(repo, user), check)
+
+    def _remove(self, repo: Repository, user: User) -> None:
+        """Release ``user`` from a team account to unmanaged. Their trial is theirs: one
+        ended by joining stays ended (Basic), one never started starts at their first
+        sign-in; a pending invitation is withdrawn. Sessions are not revoked: the service
+        checks each session against the user's current facts, which now name no account."""
+        now = self._now()
+        repo.expire_invitations(user.id, now)
+        if user.status != UserStatus.RELEASED.value:
+            # An explicit removal lets the person go: no team administrator can lift a
+            # suspension (a former enterprise account's) once the user is unmanaged.
+            user.status = UserStatus.REGISTERED.value
+        licenses.assign(repo.session, user, now, account_id=None,
+                        tier=trial_tier(user.trial_started_at, user.trial_ended_at, now))
 
     def _batch(self, actor: Actor, event: str, account_id: str, user_ids: Sequence[str],
-               apply: Callable[[Repository, Account, User], None],
-               check_account: Callable[[Repository, Account], None]) -> BatchResult:
+               apply: Callable[[Repository, Account, User, bool], None],
+               check_account: Callable[[Repository, Account], bool]) -> BatchResult:
+        """Apply ``apply`` to each user of the account in one transaction with one event;
+        a user not found or refused is reported per item. ``check_account`` refuses the
+        whole batch or returns whether it removes the users from the account (passed on
+        to ``apply`` and marked in the event's response)."""
+
         def work(repo: Repository) -> tuple[BatchResult, dict[str, Any]]:
             account = self._account(repo, account_id, lock=True)
-            check_account(repo, account)
+            removes = check_account(repo, account)
             done: list[str] = []
             errors: list[ItemError] = []
             for user_id in user_ids:
@@ -245,43 +257,60 @@ class Members(Room):
                     continue
                 try:
                     with repo.session.begin_nested():
-                        apply(repo, account, user)
+                        apply(repo, account, user, removes)
                 except BridgeError as exc:
                     errors.append(ItemError(user_id, exc.code, exc.message))
                     continue
                 done.append(user_id)
-            return BatchResult(tuple(done), tuple(errors)), {"succeeded": done,
-                                                             "failed": [e.item for e in errors]}
+            response: dict[str, Any] = {"succeeded": done, "failed": [e.item for e in errors]}
+            if removes:
+                response["removedFromAccount"] = True
+            return BatchResult(tuple(done), tuple(errors)), response
 
         return self._run(actor, event, {"accountId": account_id, "userIds": list(user_ids)},
                          work, account_id=account_id)
 
-    def _require_console_managed_enterprise(self, repo: Repository, account: Account) -> None:
+    def _require_console_managed_enterprise(self, repo: Repository, account: Account) -> bool:
         if not repo.has_verified_domain(account.id):
-            raise Forbidden("Team account administrators cannot suspend users; remove them "
-                            "from the account instead.")
+            raise Forbidden("Users of a team account are removed, not suspended "
+                            "(BatchSuspendUser removes them); there is no one to activate.")
+        self._require_console_managed(account)
+        return False
+
+    @staticmethod
+    def _require_console_managed(account: Account) -> None:
         if account.directory_kind is not None:
             raise Forbidden("Users of this account are suspended in its directory (disable "
                             "them there, or remove them from every mapped group).")
 
     def suspend_users(self, actor: Actor, account_id: str, user_ids: Sequence[str]) -> BatchResult:
-        """SuspendUsers (enterprise, console-managed): the users cannot sign in and every
-        session they hold is revoked at once."""
+        """SuspendUsers. Enterprise, console-managed: the users cannot sign in and every
+        session they hold is revoked at once. Team account: the users are removed, as
+        :meth:`remove_users` (team administrators cannot suspend; AWS documents
+        BatchSuspendUser on a Team account as removal). Directory-managed: Forbidden."""
 
-        def apply(repo: Repository, account: Account, user: User) -> None:
+        def check(repo: Repository, account: Account) -> bool:
+            if not repo.has_verified_domain(account.id):
+                return True
+            self._require_console_managed(account)
+            return False
+
+        def apply(repo: Repository, account: Account, user: User, removes: bool) -> None:
+            if removes:
+                self._remove(repo, user)
+                return
             if user.status == UserStatus.RELEASED.value:
                 raise Conflict("A released user cannot be suspended.")
             user.status = UserStatus.SUSPENDED.value
             user.sessions_valid_after = self._now()
 
-        return self._batch(actor, "SuspendUsers", account_id, user_ids, apply,
-                           self._require_console_managed_enterprise)
+        return self._batch(actor, "SuspendUsers", account_id, user_ids, apply, check)
 
     def activate_users(self, actor: Actor, account_id: str,
                        user_ids: Sequence[str]) -> BatchResult:
         """ActivateUsers: a suspended user becomes registered again."""
 
-        def apply(repo: Repository, account: Account, user: User) -> None:
+        def apply(repo: Repository, account: Account, user: User, removes: bool) -> None:
             if user.status != UserStatus.SUSPENDED.value:
                 raise Conflict("Only a suspended user can be activated.")
             user.status = UserStatus.REGISTERED.value
@@ -291,18 +320,25 @@ class Members(Room):
 
     def update_user_licenses(self, actor: Actor, account_id: str,
                              changes: Mapping[str, Tier]) -> BatchResult:
-        """UpdateUserLicenses: console-managed accounts only (Team, EnterpriseLWA); in
-        directory accounts tiers come from the directory groups (Forbidden)."""
+        """UpdateUserLicenses: console-managed accounts (Team, EnterpriseLWA). In directory
+        accounts tiers come from the directory groups (Forbidden), except the tier a user
+        holds since Okta was connected, which the administrator may still change until a
+        mapped group decides it (the change keeps it held)."""
         for tier in changes.values():
             if not isinstance(tier, Tier):
                 raise ValidationError("LicenseType must be Pro or Basic.", field="LicenseType")
+        refusal = ("Tiers of this account come from its directory groups; change the group "
+                   "mappings or the users' memberships instead.")
 
-        def check(repo: Repository, account: Account) -> None:
-            if account.directory_kind is not None:
-                raise Forbidden("Tiers of this account come from its directory groups; change "
-                                "the group mappings or the users' memberships instead.")
+        def check(repo: Repository, account: Account) -> bool:
+            if account.directory_kind is not None and not repo.any_tier_held(
+                    account.id, list(changes)):
+                raise Forbidden(refusal)
+            return False
 
-        def apply(repo: Repository, account: Account, user: User) -> None:
+        def apply(repo: Repository, account: Account, user: User, removes: bool) -> None:
+            if account.directory_kind is not None and not user.tier_held:
+                raise Forbidden(refusal)
             licenses.assign(repo.session, user, self._now(), tier=changes[user.id])
 
         return self._batch(actor, "UpdateUserLicenses", account_id, list(changes), apply, check)

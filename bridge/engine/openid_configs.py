@@ -8,8 +8,11 @@ Discovery 1.0 section 4) through the ``discover`` function passed in (the compos
 gives :func:`bridge.oidc_discovery.fetch_discovery`; the engine does no HTTP itself) and
 refuses, with a ValidationError (HTTP 400 at the admin API), an issuer that does not answer
 or whose document names another ``issuer`` (section 4.3: they must be identical).
-Connecting follows the one connect rule and makes the account EnterpriseOIDC; only
-enterprise accounts may.
+Connecting makes the account EnterpriseOIDC through the engine's one connect rule; only
+enterprise accounts may, and only when the caller asks to connect (``connect=True``; else
+ConfirmationRequired saying what it would change). Deleting the configuration of an
+account that holds no SCIM key either disconnects Okta: the account is console-managed
+again, every user kept with their current tier.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from bridge.domain import Actor, DirectoryKind
+from bridge.domain.connect import ConnectPlan
 from bridge.engine.room import Clock, Room
 from bridge.engine.secrets import Sealer
 from bridge.engine.unit_of_work import UnitOfWork
@@ -97,6 +101,8 @@ class OpenIdConfigView:
     client_id: str
     created_at: datetime
     updated_at: datetime
+    # What connecting Okta changed, when this change connected it (UpdateAccount...).
+    connected: ConnectPlan | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The admin API's ``OpenIdConfig`` attributes (never the secret)."""
@@ -163,19 +169,21 @@ class OpenIdConfigs(Room):
             select(AccountOpenIdConfig.account_id).where(AccountOpenIdConfig.issuer == issuer))))
 
     def update(self, actor: Actor, account_id: str, *, issuer_uri: object, client_id: object,
-               client_secret: object = None) -> OpenIdConfigView:
+               client_secret: object = None, connect: bool = False) -> OpenIdConfigView:
         """UpdateAccountWithOpenIdConfig: validate, check the issuer, then connect and store
         in ONE transaction with its one audit event.
 
         ``client_secret`` may be omitted to keep the stored one when a configuration exists.
         Raises NotFound (no account), Forbidden (not an enterprise account), Conflict (Active
-        Directory connected), ValidationError (bad input, or an issuer whose discovery
-        document does not answer or names another issuer: HTTP 400 with the reason). The
+        Directory connected), ConfirmationRequired (Okta not connected yet and ``connect``
+        not asked: the message says what connecting changes), ValidationError (bad input,
+        or an issuer whose discovery document does not answer or names another issuer:
+        HTTP 400 with the reason). The
         discovery document is fetched before the transaction (no network wait holds it);
         the rules are checked again inside it.
         """
         params = {"accountId": account_id, "issuerUri": issuer_uri, "clientId": client_id,
-                  "clientSecret": client_secret}
+                  "clientSecret": client_secret, "connect": connect}
 
         def check(repo: Repository) -> tuple[str, str]:
             issuer = validate_issuer_uri(issuer_uri)
@@ -200,12 +208,14 @@ class OpenIdConfigs(Room):
         def work(repo: Repository) -> tuple[OpenIdConfigView, dict[str, Any]]:
             # Lock the account first: the connect rule below is checked on what the lock
             # protects (a concurrent ConnectDirectory waits, or is seen).
-            self._account(repo, account_id, lock=True)
+            account = self._account(repo, account_id, lock=True)
             issuer, clean_id = check(repo)
             if discovery_error is not None:
                 raise ValidationError(f"IssuerUri was refused: {discovery_error.message}",
                                       field="IssuerUri")
-            self._connect(repo, account_id, DirectoryKind.OKTA)
+            plan = (self._okta_plan(repo, account)
+                    if account.directory_kind is None and connect else None)
+            self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
             row = repo.session.get(AccountOpenIdConfig, account_id)
             now = self._now()
             if row is None:
@@ -217,9 +227,9 @@ class OpenIdConfigs(Room):
                 row.client_secret_sealed = self._secrets.seal(client_secret)
             row.updated_at = now
             repo.session.flush()
-            view = self._view(row)
+            view = replace(self._view(row), connected=plan)
             return view, {"accountId": account_id, "issuerUri": view.issuer,
-                          "clientId": view.client_id}
+                          "clientId": view.client_id, "directoryConnected": plan is not None}
 
         discovery_error: DiscoveryError | None = None
         try:
@@ -236,18 +246,23 @@ class OpenIdConfigs(Room):
         return self._run(actor, "UpdateAccountWithOpenIdConfig", params, work,
                          account_id=account_id)
 
-    def delete(self, actor: Actor, account_id: str) -> None:
-        """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops; the
-        Okta directory stays connected so SCIM provisioning and tiers are untouched).
-        Raises NotFound when the account or its configuration does not exist."""
+    def delete(self, actor: Actor, account_id: str) -> bool:
+        """DeleteAccountWithOpenIdConfig: remove the configuration (Okta sign-in stops).
+        While the account holds a SCIM key the Okta directory stays connected (provisioning
+        and tiers untouched); without one Okta is disconnected — the account is
+        console-managed again, every user kept with their current tier. Returns whether it
+        disconnected. Raises NotFound when the account or its configuration does not
+        exist."""
 
-        def work(repo: Repository) -> tuple[None, None]:
-            self._account(repo, account_id)
+        def work(repo: Repository) -> tuple[bool, dict[str, Any]]:
+            account = self._account(repo, account_id, lock=True)
             row = repo.session.get(AccountOpenIdConfig, account_id)
             if row is None:
                 raise NotFound(f"Account {account_id} has no OpenID Connect configuration.")
             repo.session.delete(row)
-            return None, None
+            repo.session.flush()
+            disconnected = self._disconnect_okta_if_unused(repo, account)
+            return disconnected, {"directoryDisconnected": disconnected}
 
-        self._run(actor, "DeleteAccountWithOpenIdConfig", {"accountId": account_id}, work,
-                  account_id=account_id)
+        return self._run(actor, "DeleteAccountWithOpenIdConfig", {"accountId": account_id},
+                         work, account_id=account_id)

@@ -177,6 +177,14 @@ class Provisioning(Room):
         owned = {a.address for a in current}
         for address in [a for a in [eff_primary, *aliases] if a and a not in owned]:
             owner = repo.address_owner_id(address)
+            if owner is not None and user is None and address == eff_primary and (
+                    source is IdentitySource.SCIM):
+                adopted = self._console_member(repo, account_id, owner, address)
+                if adopted is not None:
+                    # It has no link of this directory (checked), nor a userName.
+                    user, own_id, links, linked = adopted, adopted.id, [], False
+                    current = repo.addresses(user.id)
+                    continue
             if owner is not None and owner != own_id:
                 if on_address_conflict == "raise":
                     raise Conflict(f"The email address {address} belongs to another user.")
@@ -256,6 +264,23 @@ class Provisioning(Room):
             raise StaleVersion("The user was changed by another request; read it again.")
         new["version"] = user.version + 1
         return cast(User, SimpleNamespace(**new))
+
+    @staticmethod
+    def _console_member(repo: Repository, account_id: str, owner_id: str,
+                        address: str) -> User | None:
+        """The member of the account from its console-managed days whose primary address
+        a provisioning client now pushes (Okta connected to an EnterpriseLWA account): the
+        pushed user is that member, who keeps their profile, PIN and tier (held until a
+        mapped group decides) instead of clashing with a duplicate. Only a member no
+        directory ever provisioned: not in the directory, no deletion pending, no SCIM link,
+        no userName."""
+        owner = repo.user(owner_id)
+        if owner is None or owner.account_id != account_id or owner.in_directory or (
+                owner.directory_deleted_at is not None or owner.user_name is not None
+                or owner.primary_email != address
+                or repo.identities(owner.id, IdentitySource.SCIM.value)):
+            return None
+        return owner
 
     @staticmethod
     def _insert_directory_user(

@@ -29,6 +29,8 @@ class AccountView:
     default_license: Tier
     created_at: datetime
     owner_principal: str | None
+    # The owning organisation (the AwsAccountId of the account's ARN).
+    owner_organisation: str | None = None
 
     @property
     def directory_managed(self) -> bool:
@@ -44,6 +46,7 @@ class AccountView:
             default_license=Tier(account.default_license),
             created_at=account.created_at,
             owner_principal=account.owner_principal,
+            owner_organisation=account.owner_organisation,
         )
 
 

@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import null, select
+from sqlalchemy import null
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bridge.domain import Actor, DenyReason, DirectoryKind, Tier, UserStatus
+from bridge.domain.connect import ConnectPlan, okta_connect_plan
+from bridge.domain.delegation import owner_only_refusal
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
-from bridge.errors import BridgeError, Conflict, Forbidden, NotFound
+from bridge.errors import BridgeError, ConfirmationRequired, Conflict, Forbidden, NotFound
 from bridge.store import licenses
 from bridge.store.models import Account, User
 from bridge.store.repository import Repository
@@ -116,11 +118,17 @@ class Room:
             licenses.created(repo.session, [(user.id, licensed, tier.value)], now)
         return user
 
-    def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind) -> Account:
+    def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind, *,
+                 confirmed: bool = True) -> Account:
         """The one connect rule, for Active Directory, Okta and SCIM keys alike: only an
         enterprise account (a verified claimed domain) may connect a directory, and it has
-        at most one (Forbidden, Conflict). Connects ``kind`` when none is; the account's
-        tiers then come from its mapped groups. Returns the locked account row."""
+        at most one (Forbidden, Conflict). Connects ``kind`` when none is. Returns the
+        locked account row.
+
+        Okta is an explicit step (``confirmed``; else ConfirmationRequired with what it
+        would change, :func:`bridge.domain.connect.okta_connect_plan`), and every user
+        keeps the tier they have (held) until a mapped pushed group decides it. Active
+        Directory applies the group rule at once (its sync reads the whole directory)."""
         account = self._account(repo, account_id, lock=True)
         if not repo.has_verified_domain(account_id):
             raise Forbidden("Only enterprise accounts (with a verified claimed domain) can "
@@ -129,20 +137,43 @@ class Room:
             raise Conflict("The account already has a directory connected "
                            f"({account.directory_kind}); disconnect it first.")
         if account.directory_kind is None:
-            account.directory_kind = kind.value
-            self._refresh_tiers(repo, account_id, None)
+            if kind is DirectoryKind.OKTA:
+                if not confirmed:
+                    raise ConfirmationRequired(self._okta_plan(repo, account).message())
+                account.directory_kind = kind.value
+                repo.hold_tiers(account_id)
+            else:
+                account.directory_kind = kind.value
+                self._refresh_tiers(repo, account_id, None)
         return account
 
-    def _disconnect(self, repo: Repository, account_id: str) -> Account:
-        """Disconnect the account's directory: it becomes console-managed, its users keep
-        their current tier (those the directory left without one get the account's
-        default). Returns the locked account row."""
-        account = self._account(repo, account_id, lock=True)
+    def _okta_plan(self, repo: Repository, account: Account) -> ConnectPlan:
+        """What connecting Okta would change for ``account`` (not connected yet)."""
+        before = self._account_view(repo, account).type
+        return okta_connect_plan(account.id, before, repo.count_users(account.id))
+
+    def _disconnect(self, repo: Repository, account: Account) -> None:
+        """Return a directory account to console management (DisconnectDirectory, or Okta's
+        last configuration and key gone): every user stays with their current tier (held
+        tiers as held; a user no mapped group gives a tier gets the account's default)."""
         account.directory_kind = None
-        for user in repo.session.scalars(select(User).where(User.account_id == account_id,
-                                                             User.tier.is_(None))):
-            licenses.assign(repo.session, user, self._now(), tier=account.default_license)
-        return account
+        licenses.release_to_console(repo.session, account.id, account.default_license,
+                                    self._now())
+
+    @staticmethod
+    def _require_owner(account: Account, actor: Actor, action: str) -> None:
+        """Refuse (Forbidden) what only the owning organisation may do (deleting the account
+        or its domains, sharing it) when the caller's organisation is a delegate."""
+        if actor.organisation is not None and actor.organisation != account.owner_organisation:
+            raise Forbidden(owner_only_refusal(action) or "Only the owner may do this.")
+
+    def _disconnect_okta_if_unused(self, repo: Repository, account: Account) -> bool:
+        """Disconnect Okta once the account holds neither an OpenID configuration nor a
+        SCIM key (the guide's two halves of connecting it); returns whether it did."""
+        if account.directory_kind != DirectoryKind.OKTA.value or repo.okta_in_use(account.id):
+            return False
+        self._disconnect(repo, account)
+        return True
 
     def _refresh_tiers(self, repo: Repository, account_id: str,
                        user_ids: Sequence[str] | None) -> None:

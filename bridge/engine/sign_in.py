@@ -199,7 +199,8 @@ class SignIn(Room):
             tier=Tier(user.tier) if user.tier else None,
             addresses=frozenset(a.address for a in repo.addresses(user.id)),
             in_directory=user.in_directory, directory_enabled=user.directory_enabled,
-            trial_started_at=user.trial_started_at, trial_ended_at=user.trial_ended_at)
+            trial_started_at=user.trial_started_at, trial_ended_at=user.trial_ended_at,
+            tier_held=user.tier_held)
 
     @staticmethod
     def _account_facts(repo: Repository, account: Account, *,

@@ -83,7 +83,9 @@ def record(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def set_tiers(session: Session, tiers: Mapping[str, Tier | None], at: datetime) -> None:
     """Write computed tiers (the directory tier rule), touching only rows whose tier
-    changes, and record each change."""
+    changes, and record each change. A held tier (``User.tier_held``: kept since Okta was
+    connected) is never cleared: a tier from a mapped group replaces it and ends the hold,
+    no group leaves it as it is."""
     by_value: dict[str | None, list[str]] = defaultdict(list)
     for user_id, tier in tiers.items():
         by_value[_value(tier)].append(user_id)
@@ -91,16 +93,45 @@ def set_tiers(session: Session, tiers: Mapping[str, Tier | None], at: datetime) 
     for value, ids in by_value.items():
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
+            if value is None:
+                stmt = update(User).where(User.id.in_(chunk), User.tier.is_not(None),
+                                          User.tier_held.is_(False))
+            else:
+                # A group now decides a held tier that equals it: the hold ends, the tier
+                # does not change (no history row).
+                session.execute(
+                    update(User).where(User.id.in_(chunk), User.tier == value,
+                                       User.tier_held.is_(True))
+                    .values(tier_held=False, version=User.version + 1)
+                    .execution_options(synchronize_session=False))
+                stmt = update(User).where(User.id.in_(chunk),
+                                          User.tier.is_distinct_from(value))
             changed = session.execute(
-                update(User)
-                .where(User.id.in_(chunk), User.tier.is_distinct_from(value))
-                .values(tier=value, version=User.version + 1)
+                stmt.values(tier=value, tier_held=False, version=User.version + 1)
                 .returning(User.id, User.account_id)
                 .execution_options(synchronize_session=False)
             ).all()
             history.extend({"user_id": uid, "account_id": account, "tier": value,
                             "changed_at": at} for uid, account in changed)
     record(session, history)
+    session.expire_all()
+
+
+def release_to_console(session: Session, account_id: str, default_tier: str,
+                       at: datetime) -> None:
+    """The account's users after its directory is disconnected: every hold ends, a user
+    without a tier (no mapped group) gets ``default_tier`` (recorded); the rest keep
+    theirs."""
+    changed = session.execute(
+        update(User).where(User.account_id == account_id, User.tier.is_(None))
+        .values(tier=default_tier, tier_held=False, version=User.version + 1)
+        .returning(User.id).execution_options(synchronize_session=False)).scalars().all()
+    session.execute(
+        update(User).where(User.account_id == account_id, User.tier_held.is_(True))
+        .values(tier_held=False, version=User.version + 1)
+        .execution_options(synchronize_session=False))
+    record(session, [{"user_id": uid, "account_id": account_id, "tier": default_tier,
+                      "changed_at": at} for uid in changed])
     session.expire_all()
 
 

@@ -85,6 +85,10 @@ class Account(Base):
     call_me_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner_principal: Mapped[str | None] = mapped_column(String(128), default=None)
+    # The organisation (the guide's AWS account id) that owns the account; others see it
+    # only when it is delegated to them (bridge/store/models_delegation.py).
+    owner_organisation: Mapped[str | None] = mapped_column(String(12), index=True,
+                                                           default=None)
 
     domains: Mapped[list[Domain]] = relationship(back_populates="account", lazy="raise")
 
@@ -146,6 +150,10 @@ class User(Base):
     # Console-managed accounts: always set. Directory accounts: computed from the mapped
     # groups, NULL when the user is in no mapped group (may not sign in).
     tier: Mapped[str | None] = mapped_column(String(8), default="pro")
+    # Directory accounts: the tier the user had when Okta was connected, held until a mapped
+    # group gives a tier (then the group rule decides for good) or the directory is
+    # disconnected. The tier rule never clears a held tier.
+    tier_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     trial_started_at: Mapped[datetime | None] = mapped_column(default=None)
     # Joining an account ends the Pro trial for good (it does not restart on removal).
     trial_ended_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -386,6 +394,9 @@ class AdminPrincipal(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The organisation the principal belongs to (the guide's AWS account id).
+    aws_account_id: Mapped[str] = mapped_column(String(12), default="000000000000",
+                                                server_default="000000000000")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -18,6 +18,8 @@ from bridge.domain import DomainStatus, Tier, email_domain, new_personal_pin
 from bridge.domain.search import SearchQuery
 from bridge.errors import Conflict
 from bridge.store import licenses, search
+from bridge.store.delegation_queries import DelegationQueries, visible_to
+from bridge.store.directory_state import DirectoryStateQueries
 from bridge.store.models import (
     Account,
     DirectoryGroup,
@@ -41,7 +43,7 @@ NEW_USER_DEFAULTS: dict[str, Any] = {
     "sessions_valid_after": None, "trial_started_at": None, "trial_ended_at": None,
     "invited_at": None, "joined_at": None, "privacy": "public", "last_active_at": None,
     "meetings_attended": 0, "meetings_organized": 0, "chat_messages_sent": 0,
-    "user_name": None, "user_name_lower": None, "version": 1}
+    "user_name": None, "user_name_lower": None, "tier_held": False, "version": 1}
 
 
 class AddressRow(NamedTuple):
@@ -55,7 +57,7 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class Repository:
+class Repository(DirectoryStateQueries, DelegationQueries):
     """Queries and writes against one session. Lookups return ``None`` when nothing matches."""
 
     def __init__(self, session: Session) -> None:
@@ -113,9 +115,13 @@ class Repository:
         account_ids: Sequence[str] | None = None,
         after_id: str | None = None,
         limit: int = 100,
+        organisation: str | None = None,
     ) -> list[Account]:
-        """Accounts ordered by id; ``after_id`` is the paging cursor (exclusive)."""
+        """Accounts ordered by id; ``after_id`` is the paging cursor (exclusive);
+        ``organisation``: only those it owns or was delegated."""
         stmt = select(Account).order_by(Account.id)
+        if organisation is not None:
+            stmt = stmt.where(visible_to(organisation))
         if name_prefix:
             stmt = stmt.where(
                 Account.name_lower.like(_escape_like(name_prefix.lower()) + "%", escape="\\")

@@ -40,7 +40,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, str]]:
     # The embedded default (its key generated into the data dir), as `make run` serves it.
     services = build_services(load_settings(env={}, overrides={"data_dir": data}))
     account = enterprise(services.engine, ADMIN, ["slow.example"], name="Slow Corp")
-    key = services.engine.api_keys.create(ADMIN, account.id).key
+    key = services.engine.api_keys.create(ADMIN, account.id, connect=True).key
     services.db.dispose()
     with bridge_serve(data) as port:
         yield port, key

@@ -12,6 +12,7 @@ from bridge.store import (  # noqa: F401 - their tables join the metadata
 )
 from bridge.store.db import make_engine
 from bridge.store.models import Base
+from bridge.store.models_delegation import AccountDelegation  # noqa: F401 - its tables
 
 config = context.config
 target_metadata = Base.metadata

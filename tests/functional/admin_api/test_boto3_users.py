@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from bridge.app import Services
 from bridge.domain import Actor, DirectoryKind, Tier
+from bridge.errors import NotFound
 from tests.admin_client import AdminClient
 from tests.builders import ad_user, default_identity, enterprise
 from tests.conftest import FakeClock
@@ -125,13 +126,61 @@ def test_suspend_and_unsuspend(chime: Any, app_services: Services) -> None:
         "UserRegistrationStatus"] == "Registered"
 
 
-def test_team_accounts_cannot_suspend(chime: Any, app_services: Services) -> None:
+def test_batch_suspend_user_on_a_team_account_removes_the_users(
+        chime: Any, app_services: Services, clock: FakeClock) -> None:
+    """The AWS model: users suspended from a Team account are disassociated from it and
+    keep using the service as free users, each with their own trial state."""
+    engine = app_services.engine
+    account_id = chime.create_account(Name="Team")["Account"]["AccountId"]
+    # ann signed up on her own first (her trial runs), then joined by invitation (trial
+    # over); bob was invited but never signed up (no trial yet).
+    engine.decide_sign_in(default_identity("ann@mail.example"), SETUP)
+    invites, _ = engine.invite_users(SETUP, account_id, ["ann@mail.example",
+                                                          "bob@mail.example"])
+    by_mail = {i.email: i for i in invites}
+    engine.accept_invitation(SETUP, by_mail["ann@mail.example"].token)
+    ann, bob = by_mail["ann@mail.example"].user_id, by_mail["bob@mail.example"].user_id
+    clock.advance(days=1)
+    result = chime.batch_suspend_user(AccountId=account_id, UserIdList=[ann, bob, "ghost"])
+    assert [(e["UserId"], e["ErrorCode"]) for e in result["UserErrors"]] == [
+        ("ghost", "NotFound")]
+    assert chime.list_users(AccountId=account_id)["Users"] == []
+    for user_id in (ann, bob):
+        with pytest.raises(ClientError) as exc:
+            chime.get_user(AccountId=account_id, UserId=user_id)
+        assert refusal(exc)[0] == 404
+    # ann: unmanaged, still signs in, her trial ended when she joined (Basic).
+    decision = engine.decide_sign_in(default_identity("ann@mail.example"), SETUP)
+    assert decision.allowed and decision.account_id is None and decision.tier is Tier.BASIC
+    # bob: his invitation is withdrawn; his own trial starts when he first signs up.
+    with pytest.raises(NotFound):
+        engine.accept_invitation(SETUP, by_mail["bob@mail.example"].token)
+    decision = engine.decide_sign_in(default_identity("bob@mail.example"), SETUP)
+    assert decision.allowed and decision.account_id is None and decision.tier is Tier.PRO
+    assert decision.user_id == bob
+    # One SuspendUsers event (the action policies check), marked as a removal.
+    events = [e for e in _events(app_services) if e["eventName"] == "SuspendUsers"]
+    assert len(events) == 1 and events[0]["errorCode"] is None
+    assert events[0]["responseElements"] == {"succeeded": [ann, bob], "failed": ["ghost"],
+                                             "removedFromAccount": True}
+
+
+def test_activate_is_refused_on_a_team_account(chime: Any) -> None:
     account_id = chime.create_account(Name="Team")["Account"]["AccountId"]
     with pytest.raises(ClientError) as exc:
-        chime.batch_suspend_user(AccountId=account_id, UserIdList=["anyone"])
+        chime.batch_unsuspend_user(AccountId=account_id, UserIdList=["anyone"])
     status, code, message = refusal(exc)
     assert (status, code) == (403, "ForbiddenException")
-    assert "Team account administrators cannot suspend" in message
+    assert "removed, not suspended" in message
+
+
+def _events(svc: Services) -> list[dict[str, Any]]:
+    from bridge import audit
+    from bridge.store.db import transaction
+
+    with transaction(svc.sessions) as session:
+        events, _ = audit.lookup(session, audit.EventQuery(limit=1000))
+    return list(events)
 
 
 def test_reset_personal_pin_and_logout(chime: Any, app_services: Services,

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from bridge.ad_directory import DirectoryStore
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -89,7 +88,7 @@ def test_export_holds_the_accounts_data_with_a_manifest_and_no_secret(
     engine = services.engine
     account = enterprise(engine, SETUP, ["corp.test"], DirectoryKind.ACTIVE_DIRECTORY,
                          name="Corp", groups={"Staff": Tier.PRO, "Guests": Tier.BASIC})
-    DirectoryStore(services).connect(SETUP, account.id, {
+    engine.ad_directories.connect(SETUP, account.id, {
         "LdapUrl": "ldaps://dc.corp.test", "BaseDn": "DC=corp,DC=test",
         "BindDn": "CN=sync,DC=corp,DC=test", "BindPassword": BIND_PASSWORD},
         verify=lambda _candidate: None)  # no DC here: the bind check is not the subject

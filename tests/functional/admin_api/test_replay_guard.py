@@ -16,6 +16,7 @@ from flask import Flask
 
 from bridge import audit
 from bridge.app import Services
+from bridge.domain import DirectoryKind
 from bridge.store.db import transaction
 from tests.admin_client import SETUP_ACTOR, AdminClient, admin_client
 from tests.builders import enterprise
@@ -59,7 +60,8 @@ def _attack(app: Flask, path: str, body: bytes, headers: dict[str, str]) -> list
 def test_a_forged_key_cannot_release_a_captured_create_api_key(
         store_app: Flask, services: Services) -> None:
     admin = admin_client(store_app, "FullAccess")
-    account = enterprise(services.engine, SETUP_ACTOR, ["replay.example"])
+    account = enterprise(services.engine, SETUP_ACTOR, ["replay.example"],
+                         directory=DirectoryKind.OKTA)  # connected: a key is a plain create
     path = f"/accounts/{account.id}/api-keys"
     headers = _capture(admin, path, b"")
     assert store_app.test_client().post(path, data=b"", headers=headers).status_code == 201

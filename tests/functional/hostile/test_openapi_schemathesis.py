@@ -67,7 +67,7 @@ def world(fuzz_app: Flask) -> dict[str, str]:
     stay as generated: unknown ids, odd characters)."""
     engine = fuzz_app.extensions["bridge"].engine
     account = enterprise(engine, SETUP_ACTOR, ["example.org"], name="Schema Corp")
-    key = fuzz_app.extensions["bridge"].engine.api_keys.create(SETUP_ACTOR, account.id)
+    key = engine.api_keys.create(SETUP_ACTOR, account.id, connect=True)
     return {"accountId": account.id, "domainName": "example.org",
             "keyId": key.view.key_id, "groupName": "staff"}
 

@@ -81,7 +81,7 @@ def served(request: pytest.FixtureRequest,
                                                 if k.startswith("BRIDGE_")}))
         account = enterprise(svc.engine, SETUP, ["example.com"])
         keys = svc.engine.api_keys
-        yield Served(port, svc, keys.create(SETUP, account.id).key, account.id)
+        yield Served(port, svc, keys.create(SETUP, account.id, connect=True).key, account.id)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -70,7 +70,7 @@ def make_scim_client(app: Flask, services: Services, admin: Actor, domain: str,
                      name: str) -> ScimClient:
     account = enterprise(services.engine, admin, [domain], name=name)
     keys: ApiKeys = app.extensions["bridge"].engine.api_keys
-    created = keys.create(admin, account.id)
+    created = keys.create(admin, account.id, connect=True)
     return ScimClient(app.test_client(), created.key, created.view.key_id, account.id,
                       services)
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from bridge import audit
 from bridge.domain import Actor, DirectoryKind
 from bridge.engine.api_keys import ApiKeys, parse_key
-from bridge.errors import Conflict, Forbidden, NotFound
+from bridge.errors import ConfirmationRequired, Conflict, Forbidden, NotFound
 from bridge.store.db import transaction
 from bridge.store.models import ApiKey, AuditEvent
 from tests.admin_client import admin_client, full_admin  # noqa: F401 - pytest fixture
@@ -60,7 +60,10 @@ def test_only_enterprise_accounts_may_hold_keys(app: Flask, admin: Actor) -> Non
         keys.create(admin, "no-such-account")
     lwa = enterprise(engine, admin, ["lwa.test"], name="LWA")
     assert lwa.directory_kind is None
-    keys.create(admin, lwa.id)
+    with pytest.raises(ConfirmationRequired, match="ConnectOkta"):  # an explicit step
+        keys.create(admin, lwa.id)
+    assert engine.get_account(lwa.id).type.value == "EnterpriseLWA"
+    keys.create(admin, lwa.id, connect=True)
     assert engine.get_account(lwa.id).type.value == "EnterpriseOIDC"
     assert keys.list(team.id) == []
 
@@ -73,7 +76,7 @@ def test_first_key_connects_okta_in_one_transaction_with_one_event(
     lwa = enterprise(engine, admin, ["lwa1.test"], name="LWA")
     with transaction(engine.uow.session_factory) as s:
         before = s.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
-    _keys(app).create(admin, lwa.id)
+    _keys(app).create(admin, lwa.id, connect=True)
     with transaction(engine.uow.session_factory) as s:
         rows = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > before)
                               .order_by(AuditEvent.seq)))
@@ -167,7 +170,7 @@ def test_every_change_is_audited_with_the_key_id(scim: ScimClient) -> None:
 def test_admin_api_key_actions(app: Flask, full_admin, admin: Actor) -> None:  # noqa: F811
     engine = app.extensions["bridge"].engine
     account = enterprise(engine, admin, ["example.com"])
-    resp = full_admin.post(f"/accounts/{account.id}/api-keys")
+    resp = full_admin.post(f"/accounts/{account.id}/api-keys", json={"ConnectOkta": True})
     assert resp.status_code == 201, resp.get_data(as_text=True)
     created = resp.get_json()["ApiKey"]
     assert created["Key"].startswith(f"bsk_{created['KeyId']}_")

@@ -104,3 +104,35 @@ def test_admin_verbs_refuse_bad_input(bridge_env: None, make_app: AppFactory, tm
     assert code == 1 and "has no policy" in err
     code, summary, _ = run(capsys, "admin", "detach-policy", "x", "ReadOnly")
     assert code == 0 and summary["Policies"] == []
+
+
+def test_create_user_takes_the_organisation(bridge_env: None, make_app: AppFactory,
+                                            tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``--aws-account-id`` puts the admin in an organisation (default: the setting
+    ``admin_aws_account_id``); it sees only that organisation's accounts."""
+    code, default, _ = run(capsys, "admin", "create-user", "dora", "--policy", "FullAccess")
+    assert code == 0 and default["AwsAccountId"] == "000000000000"
+    code, other, _ = run(capsys, "admin", "create-user", "otto", "--policy", "FullAccess",
+                         "--aws-account-id", "555566667777", "--aws-account-name", "Otto Inc")
+    assert code == 0 and other["AwsAccountId"] == "555566667777"
+    code, _, err = run(capsys, "admin", "create-user", "bad", "--policy", "FullAccess",
+                       "--aws-account-id", "12345")
+    assert code == 1 and "12-digit" in err
+    code, listed, _ = run(capsys, "admin", "list-users")
+    assert {u["UserName"]: u["AwsAccountId"] for u in listed} == {
+        "dora": "000000000000", "otto": "555566667777"}
+
+    server = LiveServer(make_app()).start()
+    try:
+        created = aws(server, other, tmp_path, "create-account", "--name", "Otto's")
+        assert created.returncode == 0, created.stderr
+        account = json.loads(created.stdout)["Account"]
+        assert account["AwsAccountId"] == "555566667777"
+        mine = aws(server, default, tmp_path, "list-accounts")
+        assert json.loads(mine.stdout)["Accounts"] == []
+        hidden = aws(server, default, tmp_path, "get-account", "--account-id",
+                     account["AccountId"])
+        assert hidden.returncode != 0 and "NotFoundException" in hidden.stderr
+    finally:
+        server.stop()

@@ -143,7 +143,7 @@ def connect_okta(services: Services, admin: Actor, op: OpenIdProvider,
         claim(engine, admin, account.id, domain)
     services.engine.openid_configs.update(admin, account.id, issuer_uri=op.issuer,
                                          client_id=OKTA_CLIENT_ID,
-                                         client_secret=OKTA_CLIENT_SECRET)
+                                         client_secret=OKTA_CLIENT_SECRET, connect=True)
     return engine.get_account(account.id)
 
 

@@ -43,7 +43,7 @@ def test_connecting_okta_makes_the_account_enterprise_oidc_and_seals_the_secret(
     assert account.type.value == "EnterpriseLWA"
     service = oidc_services.engine.openid_configs
     view = service.update(admin, account.id, issuer_uri=okta_op.issuer,
-                          client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+                          client_id=OKTA_CLIENT_ID, client_secret=SECRET, connect=True)
     assert view.as_json() == {"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID}
     assert engine.get_account(account.id).type.value == "EnterpriseOIDC"
     with transaction(oidc_services.sessions) as s:
@@ -118,8 +118,9 @@ def test_deleting_the_config_stops_okta_sign_in_with_a_clear_page(
         claim(engine, admin, account.id, "okta.example")
         service = oidc_services.engine.openid_configs
         service.update(admin, account.id, issuer_uri=op.issuer, client_id=OKTA_CLIENT_ID,
-                       client_secret=SECRET)
-        service.delete(admin, account.id)
+                       client_secret=SECRET, connect=True)
+        key = engine.api_keys.create(admin, account.id)  # SCIM keeps Okta connected
+        assert service.delete(admin, account.id) is False
         with pytest.raises(NotFound):
             service.delete(admin, account.id)
         resp = web.get("/auth/login?email=pro@okta.example",
@@ -127,6 +128,12 @@ def test_deleting_the_config_stops_okta_sign_in_with_a_clear_page(
         assert resp.status_code == 503
         assert resp.get_json()["error"] == "okta_not_configured"
         assert engine.get_account(account.id).type.value == "EnterpriseOIDC"
+        # The last key gone too: console-managed again, sign-in by the default provider.
+        assert engine.api_keys.delete(admin, account.id, key.view.key_id) is True
+        assert engine.get_account(account.id).type.value == "EnterpriseLWA"
+        resp = web.get("/auth/login?email=pro@okta.example",
+                       headers={"Accept": "application/json"})
+        assert resp.status_code == 302
 
 
 # --- the admin API actions ------------------------------------------------------------------
@@ -138,8 +145,13 @@ def test_admin_api_put_get_delete(oidc_app: Flask, oidc_services: Services, admi
     api = admin_client(oidc_app, "FullAccess")
     path = f"/accounts/{account.id}/openid-config"
     assert api.get(path).status_code == 404
+    unconfirmed = api.put(path, json={"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID,
+                                      "ClientSecret": SECRET})
+    assert unconfirmed.status_code == 409
+    assert "ConnectOkta" in unconfirmed.get_json()["Message"]
+    assert api.get(path).status_code == 404
     put = api.put(path, json={"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID,
-                              "ClientSecret": SECRET})
+                              "ClientSecret": SECRET, "ConnectOkta": True})
     assert put.status_code == 200, put.get_data(as_text=True)
     assert put.get_json()["OpenIdConfig"] == {"IssuerUri": okta_op.issuer,
                                               "ClientId": OKTA_CLIENT_ID}
@@ -152,7 +164,8 @@ def test_admin_api_put_get_delete(oidc_app: Flask, oidc_services: Services, admi
     assert api.delete(path).status_code == 204
     assert api.get(path).status_code == 404
     names = [e["eventName"] for e in all_events(oidc_services)]
-    assert names.count("UpdateAccountWithOpenIdConfig") == 2  # one success, one refusal
+    # a refusal to connect unasked, one success, one refusal
+    assert names.count("UpdateAccountWithOpenIdConfig") == 3
     assert names.count("DeleteAccountWithOpenIdConfig") == 1
     assert SECRET not in repr(all_events(oidc_services))
 
@@ -178,7 +191,7 @@ def test_configured_through_the_api_then_signed_in(
     api = admin_client(oidc_app, "FullAccess")
     assert api.put(f"/accounts/{account.id}/openid-config",
                    json={"IssuerUri": okta_op.issuer, "ClientId": OKTA_CLIENT_ID,
-                         "ClientSecret": SECRET}).status_code == 200
+                         "ClientSecret": SECRET, "ConnectOkta": True}).status_code == 200
     group = engine.upsert_group(admin, account.id, name="Engineering")
     engine.add_or_update_group_mappings(admin, account.id, {group.name: Tier.PRO})
     engine.upsert_directory_user(admin, account.id, source=IdentitySource.SCIM,
@@ -204,7 +217,7 @@ def test_connecting_okta_is_one_transaction_with_one_event(
     assert oidc_services.engine.get_account(account.id).directory_kind is None
     before = len(all_events(oidc_services))
     service.update(admin, account.id, issuer_uri=okta_op.issuer,
-                   client_id=OKTA_CLIENT_ID, client_secret=SECRET)
+                   client_id=OKTA_CLIENT_ID, client_secret=SECRET, connect=True)
     new = all_events(oidc_services)[before:]
     assert [(e["eventName"], e["errorCode"]) for e in new] == [
         ("UpdateAccountWithOpenIdConfig", None)]

@@ -32,7 +32,7 @@ def _serve(services: Services, admin: Actor) -> Iterator[LiveScim]:
     app = create_app(services.settings, services)
     account = enterprise(services.engine, admin, ["example.com"], name="Live Corp")
     keys: ApiKeys = app.extensions["bridge"].engine.api_keys
-    created = keys.create(admin, account.id)
+    created = keys.create(admin, account.id, connect=True)
     server: BaseWSGIServer = make_server(LOOPBACK, 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

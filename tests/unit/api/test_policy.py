@@ -154,3 +154,18 @@ def test_policy_argument_managed_or_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValidationError, match="not valid JSON"):
         policy_from_argument(str(tmp_path / "bad.json"))
+
+
+def test_delegation_actions_follow_the_guides_marks() -> None:
+    """AcceptDelegation, ValidateDelegation, DeleteDelegation: FA; ListDelegates: FA, UM,
+    RO; the owner's request (CreateDelegation, the bridge's extension): FA only."""
+    from bridge.api.policy import managed_actions
+
+    for policy, expected in (("FullAccess", {"AcceptDelegation", "ValidateDelegation",
+                                             "ListDelegates", "DeleteDelegation",
+                                             "CreateDelegation"}),
+                             ("UserManagement", {"ListDelegates"}),
+                             ("ReadOnly", {"ListDelegates"})):
+        granted = {a.removeprefix("chime:") for a in managed_actions(policy)}
+        delegation = {a for a in granted if "Delegat" in a}
+        assert delegation == expected, policy

@@ -214,14 +214,21 @@ def test_team_invitation_flow_and_removal(engine: ResolutionEngine, admin: Actor
     with pytest.raises(NotFound):  # single use
         engine.accept_invitation(admin, next(i.token for i in invites
                                              if i.email == "bob@mail.test"))
-    # Team admins cannot suspend.
+    # Team admins cannot suspend: SuspendUsers removes, as Remove user does.
     with pytest.raises(Forbidden):
-        engine.suspend_users(admin, team.id, [bob.id])
+        engine.activate_users(admin, team.id, [bob.id])
+    with pytest.raises(Forbidden):  # Remove user is for team accounts
+        engine.remove_users(admin, corp.id, [bob.id])
+    result = engine.suspend_users(admin, team.id, [bob.id])
+    assert result.succeeded == (bob.id,)
     # Removing releases to unmanaged; they keep using the service (trial over: Basic).
-    engine.remove_users(admin, team.id, [bob.id])
     decision = engine.decide_sign_in(default_identity("bob@mail.test"), admin)
     assert decision.allowed and decision.account_id is None and decision.tier is Tier.BASIC
     assert corp.type is AccountType.ENTERPRISE_LWA
+    # Remove user (the console's name for it) does the same to ann, never signed up.
+    assert engine.remove_users(admin, team.id, [ann.id]).succeeded == (ann.id,)
+    first = engine.decide_sign_in(default_identity("ann@mail.test"), admin)
+    assert first.allowed and first.account_id is None and first.tier is Tier.PRO
 
 
 def test_invitation_expires(engine: ResolutionEngine, admin: Actor, clock: FakeClock) -> None:

@@ -31,17 +31,24 @@ def upgrade() -> None:
         sa.Column("call_me_enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("owner_principal", sa.String(length=128), nullable=True),
+        sa.Column("owner_organisation", sa.String(length=12), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
     )
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_accounts_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_accounts_name_lower"), ["name_lower"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_accounts_owner_organisation"), ["owner_organisation"], unique=False
+        )
 
     op.create_table(
         "admin_principals",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("policies", sa.JSON(), nullable=False),
+        sa.Column(
+            "aws_account_id", sa.String(length=12), server_default="000000000000", nullable=False
+        ),
         sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_principals")),
         sa.UniqueConstraint("name", name=op.f("uq_admin_principals_name")),
@@ -172,6 +179,13 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "organisations",
+        sa.Column("id", sa.String(length=12), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
+    )
+    op.create_table(
         "rate_counters",
         sa.Column("scope", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
@@ -264,6 +278,33 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "year", "user_id", name=op.f("pk_usage_user_years")),
         sqlite_with_rowid=False,
     )
+    op.create_table(
+        "account_delegations",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("owner_organisation", sa.String(length=12), nullable=False),
+        sa.Column("delegate_organisation", sa.String(length=12), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_by", sa.String(length=128), nullable=True),
+        sa.Column("accepted_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_delegations_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_delegations")),
+        sa.UniqueConstraint(
+            "account_id", "delegate_organisation", name=op.f("uq_account_delegations_account_id")
+        ),
+    )
+    with op.batch_alter_table("account_delegations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_account_delegations_delegate", ["delegate_organisation", "status"], unique=False
+        )
+
     op.create_table(
         "account_openid_configs",
         sa.Column("account_id", sa.String(length=36), nullable=False),
@@ -583,6 +624,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=256), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("tier", sa.String(length=8), nullable=True),
+        sa.Column("tier_held", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
         sa.Column(
             "trial_started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True
         ),
@@ -837,6 +879,10 @@ def downgrade() -> None:
 
     op.drop_table("ad_directories")
     op.drop_table("account_openid_configs")
+    with op.batch_alter_table("account_delegations", schema=None) as batch_op:
+        batch_op.drop_index("ix_account_delegations_delegate")
+
+    op.drop_table("account_delegations")
     op.drop_table("usage_user_years")
     op.drop_table("usage_pending_days")
     op.drop_table("usage_days")
@@ -853,6 +899,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
 
     op.drop_table("rate_counters")
+    op.drop_table("organisations")
     with op.batch_alter_table("meetings", schema=None) as batch_op:
         batch_op.drop_index("ix_meetings_organizer_end")
         batch_op.drop_index("ix_meetings_end_day")
@@ -881,6 +928,7 @@ def downgrade() -> None:
     op.drop_table("admin_request_signatures")
     op.drop_table("admin_principals")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_accounts_owner_organisation"))
         batch_op.drop_index(batch_op.f("ix_accounts_name_lower"))
         batch_op.drop_index(batch_op.f("ix_accounts_name"))
 
