@@ -183,7 +183,7 @@ class ConsoleCredentials:
                 .values(password_hash=rehashed)))
         view = PrincipalView(principal.id, principal.name,
                              tuple(dict(p) for p in principal.policies or []),
-                             principal.created_at, ())
+                             principal.created_at, (), principal.aws_account_id)
         return PasswordCheck(view, credential.totp_secret_sealed is not None, known=True)
 
     def check_totp(self, principal_id: str, code: str) -> bool:
@@ -230,6 +230,6 @@ class ConsoleCredentials:
             if p is None:
                 return None
             return PrincipalView(p.id, p.name, tuple(dict(x) for x in p.policies or []),
-                                 p.created_at, ())
+                                 p.created_at, (), p.aws_account_id)
 
         return self._uow.read(work, write_lock=False)

@@ -101,8 +101,6 @@ ACTION_TABLE: dict[str, frozenset[str]] = {
 # administrator's task); custom policies can grant them like any other action.
 EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     "LookupEvents": frozenset({"FA"}),
-    # The console's "Remove user" (team accounts; the engine's RemoveUsers).
-    "RemoveUsers": frozenset({"FA"}),
     # A month's Active Pro days and charges: money, so administrators only (issue 14).
     "GetBilling": frozenset({"FA"}),
     # The meetings and chat service reporting usage: in no managed policy, so no

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from flask import g, redirect, request, url_for
@@ -30,7 +30,9 @@ from bridge.api.policy import (
 from bridge.api.principals import PrincipalView
 from bridge.console.state import COOKIE, ConsoleState, console_state
 from bridge.domain import Actor
-from bridge.errors import AccessDenied, BridgeError
+from bridge.engine.delegations import AccountAccess, AccountRole
+from bridge.engine.results import AccountView
+from bridge.errors import AccessDenied, BridgeError, NotFound
 from bridge.observability.context import current_request_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,17 +48,46 @@ class Admin:
     statements: tuple[Statement, ...]
     actor: Actor
     state: ConsoleState
+    # What the admin's organisation is to the accounts looked at in this request.
+    access: dict[str, AccountAccess | None] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.principal.name
 
+    @property
+    def organisation(self) -> str:
+        """The admin's organisation (the guide's AWS account id)."""
+        return self.principal.aws_account_id
+
+    def access_to(self, account_id: str) -> AccountAccess | None:
+        """What the admin's organisation is to the account: owner, delegate, or None (the
+        account is not there for it, as in the admin API)."""
+        if account_id not in self.access:
+            self.access[account_id] = self.state.services.engine.delegations.access(
+                self.organisation, account_id)
+        return self.access[account_id]
+
+    def note_visible(self, view: AccountView) -> None:
+        """Remember what the organisation is to an account a filtered listing returned."""
+        owner = view.owner_organisation or ""
+        self.access[view.id] = AccountAccess(
+            view.id, owner,
+            AccountRole.OWNER if owner == self.organisation else AccountRole.DELEGATE)
+
     def _resource(self, account_id: str | None) -> str:
-        return account_arn(self.state.aws_account_id, account_id) if account_id else "*"
+        if not account_id:
+            return "*"
+        access = self.access_to(account_id)
+        owner = access.owner_organisation if access is not None else self.organisation
+        return account_arn(owner, account_id)
 
     def can(self, action: str, account_id: str | None = None) -> bool:
-        """Whether the admin's policies allow ``chime:<action>`` on the account (or on
-        ``*`` for an action that names no account)."""
+        """Whether the admin's organisation owns or was delegated the account and the
+        admin's policies allow ``chime:<action>`` on it (or on ``*`` for an action that
+        names no account)."""
+        if account_id is not None and self.access_to(account_id) is None:
+            return False
         return is_allowed(self.statements, action, self._resource(account_id))
 
     def can_some(self, action: str) -> bool:
@@ -70,7 +101,7 @@ class Admin:
     def _refuse(self, action: str, account_id: str | None,
                 params: dict[str, Any] | None) -> AccessDenied:
         error = AccessDenied(
-            f"User: arn:aws:iam::{self.state.aws_account_id}:user/{self.name} is not "
+            f"User: arn:aws:iam::{self.organisation}:user/{self.name} is not "
             f"authorized to perform: chime:{action} on resource: {self._resource(account_id)}")
         self.state.services.engine.record_event(self.actor, action, account_id=account_id,
                                                 params=params, error=error)
@@ -90,6 +121,12 @@ class Admin:
         """Raise AccessDenied (audited as the refused ``action``) unless allowed."""
         ok = self.can_some(action) if filtered else self.can(action, account_id)
         if not ok:
+            if (account_id is not None and self.access_to(account_id) is None
+                    and is_allowed(self.statements, action, self._resource(account_id))):
+                # Not the organisation's account: NotFound, as the admin API answers (an
+                # admin allowed the action learns nothing about other organisations').
+                raise self.refused(action, account_id,
+                                   NotFound(f"Account {account_id} was not found."), params)
             raise self._refuse(action, account_id, params)
 
     def perform(self, action: str, account_id: str | None, fn: Callable[..., T], *args: Any,
@@ -131,9 +168,10 @@ def console_actor(state: ConsoleState, principal: PrincipalView) -> Actor:
         type="IAMUser", principal_id=principal.id, name=principal.name,
         source_ip=request.remote_addr, user_agent=request.user_agent.string or None,
         request_id=current_request_id(),
-        extra={"arn": f"arn:aws:iam::{state.aws_account_id}:user/{principal.name}",
-               "accountId": state.aws_account_id, "source": CONSOLE_SOURCE,
-               "sessionCredentialFromConsole": "true"})
+        extra={"arn": f"arn:aws:iam::{principal.aws_account_id}:user/{principal.name}",
+               "accountId": principal.aws_account_id, "source": CONSOLE_SOURCE,
+               "sessionCredentialFromConsole": "true"},
+        organisation=principal.aws_account_id)
 
 
 def current_admin() -> Admin:

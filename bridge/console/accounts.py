@@ -26,7 +26,11 @@ def _visible_page(name: str | None, after: str | None) -> tuple[list[AccountView
     found: list[AccountView] = []
     cursor = after
     while len(found) <= PAGE_SIZE:
-        batch = engine.list_accounts(name_prefix=name, after_id=cursor, limit=PAGE_SIZE + 1)
+        # Only the accounts the admin's organisation owns or was delegated.
+        batch = engine.list_accounts(name_prefix=name, after_id=cursor, limit=PAGE_SIZE + 1,
+                                     organisation=admin.organisation)
+        for view in batch:
+            admin.note_visible(view)
         found.extend(a for a in batch if everywhere or admin.can("ListAccounts", a.id))
         if len(batch) <= PAGE_SIZE:
             break

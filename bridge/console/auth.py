@@ -112,13 +112,17 @@ def sign_in_post() -> Any:
             f"about {minutes} minute{'s' if minutes != 1 else ''} and try again."),
             account_id=account_id, username=name)
         return Response(body, status, headers={"Retry-After": str(attempt.retry_after)})
-    account_ok = hmac.compare_digest(account_id.encode(), state.aws_account_id.encode())
     # The password is verified whatever the account ID: the same work for every failure.
-    check = state.credentials.check_password(name if account_ok else "", password)
-    if check.principal is None:
+    # The account ID is the admin's organisation (the guide's AWS account id).
+    check = state.credentials.check_password(name, password)
+    account_ok = check.principal is not None and hmac.compare_digest(
+        account_id.encode(), check.principal.aws_account_id.encode())
+    if check.principal is None or not account_ok:
         engine.end_password_attempt(attempt, failed=True)
         engine.record_event(_anonymous(), "ConsoleLogin", params={
-            "userName": name if check.known and account_ok else HIDDEN},
+            # An existing admin's name only: a password typed into the name field never
+            # reaches the trail.
+            "userName": name if check.known else HIDDEN},
             error=Unauthenticated("Failed authentication"))
         return _form(401, error=FAILED, account_id=account_id, username=name)
     engine.end_password_attempt(attempt, failed=False)

@@ -3,8 +3,8 @@
 Users: ListUsers (search by email, one page of 50 read on the server per request, never
 the whole account), **Invite users** (InviteUsers, addresses separated by ``;`` or new
 lines, then the invitation mails), and the selected users' **User actions**: **Suspend
-user** (SuspendUsers), **Activate user** (ActivateUsers), **Remove user** (RemoveUsers,
-team accounts), **Assign permissions** **Pro**/**Basic** (UpdateUserLicenses), **Log out
+user** (SuspendUsers), **Activate user** (ActivateUsers), **Remove user** (team accounts:
+SuspendUsers, which removes there), **Assign permissions** **Pro**/**Basic** (UpdateUserLicenses), **Log out
 user** (LogoutUser, one event per user, as the API's action is per user). User detail:
 GetUser and **Reset personal PIN** (ResetPersonalPin) after **Confirm**.
 
@@ -51,7 +51,7 @@ def user_actions(admin: Admin, account: AccountView) -> dict[str, bool]:
     return {
         "suspend": suspendable and admin.can("SuspendUsers", account.id),
         "activate": suspendable and admin.can("ActivateUsers", account.id),
-        "remove": team and admin.can("RemoveUsers", account.id),
+        "remove": team and admin.can("SuspendUsers", account.id),
         "assign": not account.directory_managed and admin.can("UpdateUserLicenses",
                                                               account.id),
         "logout": admin.can("LogoutUser", account.id),
@@ -152,7 +152,9 @@ def _count(n: int, noun: str) -> str:
 _BATCH = {  # form value -> (the API's action, the engine's operation name, the verb done)
     "suspend": ("SuspendUsers", "suspend_users", "Suspended"),
     "activate": ("ActivateUsers", "activate_users", "Activated"),
-    "remove": ("RemoveUsers", "remove_users", "Removed"),
+    # Remove user is BatchSuspendUser on a team account (the AWS model documents it as
+    # removal): the same action, the engine removes instead of suspending.
+    "remove": ("SuspendUsers", "remove_users", "Removed"),
 }
 
 

@@ -1,6 +1,6 @@
 """The one place a user's license — their account and tier — is written.
 
-Every door ends here: the admin API (UpdateUserLicenses, invitations, RemoveUsers,
+Every door ends here: the admin API (UpdateUserLicenses, invitations, Team removal,
 DisconnectDirectory), SCIM and the AD sync (group memberships and mappings, item by item or
 a page in bulk), and sign-in (enrolment, joining an account, groups sent by the IdP). Each
 write appends a ``tier_changes`` row with the engine's time in the caller's transaction, so
