@@ -5,8 +5,8 @@ the whole account), **Invite users** (InviteUsers, addresses separated by ``;`` 
 lines, then the invitation mails), and the selected users' **User actions**: **Suspend
 user** (SuspendUsers), **Activate user** (ActivateUsers), **Remove user** (team accounts:
 SuspendUsers, which removes there), **Assign permissions** **Pro**/**Basic**
-(UpdateUserLicenses), **Log out user** (LogoutUser, one event per user, as the API's action is per user). User detail:
-GetUser and **Reset personal PIN** (ResetPersonalPin) after **Confirm**.
+(UpdateUserLicenses), **Log out user** (LogoutUser, one event per user, as the API's
+action is per user). User detail: GetUser and **Reset personal PIN** (ResetPersonalPin) after **Confirm**.
 
 Which actions show follows the admin's policies and the account (the engine refuses the
 rest anyway: suspension is for enterprise accounts, tiers of a directory-managed account
