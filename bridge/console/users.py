@@ -6,7 +6,8 @@ lines, then the invitation mails), and the selected users' **User actions**: **S
 user** (SuspendUsers), **Activate user** (ActivateUsers), **Remove user** (team accounts:
 SuspendUsers, which removes there), **Assign permissions** **Pro**/**Basic**
 (UpdateUserLicenses), **Log out user** (LogoutUser, one event per user, as the API's
-action is per user). User detail: GetUser and **Reset personal PIN** (ResetPersonalPin) after **Confirm**.
+action is per user). User detail: GetUser and **Reset personal PIN** (ResetPersonalPin)
+after **Confirm**.
 
 Which actions show follows the admin's policies and the account (the engine refuses the
 rest anyway: suspension is for enterprise accounts, tiers of a directory-managed account
