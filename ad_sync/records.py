@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from bridge.engine import UnitOfWork
 from bridge.errors import NotFound
-from bridge.store.models import AdDirectory, AdDirectoryUser, AdSyncPending, User
+from bridge.store.ad_models import AdDirectory, AdDirectoryUser, AdSyncPending
+from bridge.store.models import User
 
 
 @dataclass(frozen=True)

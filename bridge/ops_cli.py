@@ -62,8 +62,9 @@ def collect_status(settings: Settings, db: Engine, now: datetime | None = None
     """The status report as a dict (the ``--json`` output). Never raises for an
     unreachable database: ``database.reachable`` is false and the rest is left out."""
     from bridge.logs import scrub
+    from bridge.store.ad_models import AdDirectory
     from bridge.store.db import make_session_factory, migration_state, transaction
-    from bridge.store.models import AdDirectory, Domain, SessionSigningKey
+    from bridge.store.models import Domain, SessionSigningKey
 
     now = now or datetime.now(UTC)
     url = make_url(settings.effective_database_url)

@@ -17,14 +17,9 @@ from sqlalchemy.orm import sessionmaker
 from bridge.crypto import SecretBox
 from bridge.domain import Actor
 from bridge.engine.unit_of_work import UnitOfWork
+from bridge.store.ad_models import AdDirectory, AuthorizedDirectory
 from bridge.store.db import transaction
-from bridge.store.models import (
-    AccountOpenIdConfig,
-    AdDirectory,
-    AdminAccessKey,
-    AuthorizedDirectory,
-    SessionSigningKey,
-)
+from bridge.store.models import AccountOpenIdConfig, AdminAccessKey, SessionSigningKey
 
 # (model, sealed column): every secret the bridge keeps encrypted at rest.
 SEALED_COLUMNS: tuple[tuple[Any, str], ...] = (

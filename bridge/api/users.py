@@ -78,7 +78,11 @@ def get_user(ctx: ActionContext) -> dict[str, Any]:
 def update_user(ctx: ActionContext) -> dict[str, Any]:
     body = ctx.body()
     _check_user_type(body)
-    if (body.get("AlexaForBusinessMetadata") or {}).get("IsAlexaForBusinessEnabled"):
+    alexa = body.get("AlexaForBusinessMetadata")
+    if alexa is not None and not isinstance(alexa, dict):
+        raise ValidationError("AlexaForBusinessMetadata must be an object.",
+                              field="AlexaForBusinessMetadata")
+    if (alexa or {}).get("IsAlexaForBusinessEnabled"):
         raise ValidationError("Alexa for Business is not supported.",
                               field="AlexaForBusinessMetadata")
     user_id = ctx.path["userId"]

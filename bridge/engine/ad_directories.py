@@ -29,7 +29,7 @@ from bridge.engine.room import Clock, Room
 from bridge.engine.secrets import Sealer
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import NotFound, ValidationError
-from bridge.store.models import AdDirectory, AdDirectoryUser, AdSyncPending, AuthorizedDirectory
+from bridge.store.ad_models import AdDirectory, AdDirectoryUser, AdSyncPending, AuthorizedDirectory
 from bridge.store.repository import Repository
 
 

@@ -30,7 +30,8 @@ from bridge.engine.room import Clock, Room
 from bridge.engine.secrets import Sealer
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import Conflict, NotFound, ValidationError
-from bridge.store.models import Account, AdDirectory, AuthorizedDirectory
+from bridge.store.ad_models import AdDirectory, AuthorizedDirectory
+from bridge.store.models import Account
 from bridge.store.repository import Repository
 
 HEALTHY, FAILING, UNKNOWN = "Healthy", "Failing", "Unknown"

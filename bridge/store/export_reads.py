@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
+from bridge.store.ad_models import AdDirectory
 from bridge.store.models import (
     Account,
     AccountOpenIdConfig,
-    AdDirectory,
     ApiKey,
     AuditEvent,
     DirectoryGroup,

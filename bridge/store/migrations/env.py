@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from bridge.store import (  # noqa: F401 - their tables join the metadata
+    ad_models,
     console_models,
     export_models,
     usage_models,

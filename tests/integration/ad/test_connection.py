@@ -79,8 +79,8 @@ def test_plain_ldap_without_starttls_is_refused_unless_allowed(
 
 
 def test_wrong_bind_password_at_sync_time_is_unknown_not_deletions(bridge: Bridge) -> None:
+    from bridge.store.ad_models import AdDirectory
     from bridge.store.db import transaction
-    from bridge.store.models import AdDirectory
 
     dc, seed = bridge.dc, bridge.seed
     dc.add_user("kept", ou_dn=seed.staff, mail="kept@example.com")

@@ -280,8 +280,8 @@ def test_dry_run_reports_without_changing(bridge: Bridge) -> None:
 
 
 def test_restored_dc_new_invocation_id_forces_a_full_run(bridge: Bridge) -> None:
+    from bridge.store.ad_models import AdDirectory
     from bridge.store.db import transaction
-    from bridge.store.models import AdDirectory
 
     bridge.dc.add_user("r1", ou_dn=bridge.seed.staff, mail="r1@example.com")
     assert bridge.sync().mode == "full"

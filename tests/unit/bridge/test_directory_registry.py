@@ -13,8 +13,8 @@ from sqlalchemy import update
 from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
 from bridge.errors import Conflict, NotFound, ValidationError
+from bridge.store.ad_models import AdDirectory
 from bridge.store.db import transaction
-from bridge.store.models import AdDirectory
 from tests.builders import enterprise
 
 ORG, OTHER_ORG = "111111111111", "222222222222"
