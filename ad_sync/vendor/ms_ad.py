@@ -34,8 +34,9 @@ GROUP_FILTER = "(objectClass=group)"
 # The primary group (primaryGroupID, a RID: "Domain Users" is 513) is NOT in memberOf.
 USER_ATTRIBUTES = ("objectGUID", "mail", "proxyAddresses", "displayName",
                    "userAccountControl", "uSNChanged", "memberOf", "primaryGroupID")
-# What the sync reads of a group: its RID (from objectSid) matches users' primaryGroupID.
-GROUP_ATTRIBUTES = ("cn", "sAMAccountName", "objectSid")
+# What the sync reads of a group: its RID (from objectSid) matches users' primaryGroupID;
+# objectGUID keys the stored closure (DirSync names changed groups and members by GUID).
+GROUP_ATTRIBUTES = ("cn", "sAMAccountName", "objectSid", "objectGUID")
 # The page size AD enforces (MaxPageSize); Samba does not enforce it, we page anyway.
 PAGE_SIZE = 1000
 
