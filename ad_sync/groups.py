@@ -145,14 +145,16 @@ def read_changes(conn: Connection, domain: str, cookie: bytes | None, *,
                              max_length=_MAX_BYTES, cookie=cookie),
             show_deleted_control(criticality=False)]
         try:
-            ok = conn.search(domain, ms_ad.GROUP_FILTER, SUBTREE, attributes=list(attributes),
-                             controls=controls)
+            # ldap3's search() is False for a successful search without entries: the
+            # result code is what counts.
+            conn.search(domain, ms_ad.GROUP_FILTER, SUBTREE, attributes=list(attributes),
+                        controls=controls)
         except LDAPException as exc:
             raise DirectoryError("search", f"DirSync of the groups failed: {exc}"[:300]) \
                 from None
         result = conn.result or {}
         value = (((result.get("controls") or {}).get(_DIRSYNC_OID) or {}).get("value") or {})
-        if not ok or not isinstance(value.get("cookie"), bytes | bytearray):
+        if result.get("result") != 0 or not isinstance(value.get("cookie"), bytes | bytearray):
             raise DirectoryError("search", "DirSync of the groups failed: "
                                            f"{result.get('description')}")
         for entry in conn.response or []:
