@@ -9,8 +9,10 @@ One run (:meth:`DirectorySync.run`) is *full* or *incremental*:
   out).
 * **incremental** — reads what changed since the watermark (``uSNChanged`` of the DC whose
   ``invocationID`` is stored): users, tombstones (Show Deleted control) and groups (a
-  membership change bumps the group's USN, not the user's). A changed ``invocationID``, a
-  changed set of mapped groups, or an interrupted full run make the run a full one.
+  membership change bumps the group's USN, not the user's: the member values added and
+  removed since the stored DirSync cookie, see :mod:`ad_sync.groups`). A changed
+  ``invocationID``, a changed set of mapped groups, or an interrupted full run make the run
+  a full one.
 
 Safety rules (``shared/notes/sync-and-signin-lessons.md``):
 
