@@ -91,10 +91,16 @@ class SyncRecords:
         """Sync records of these objectGUIDs (one query)."""
         if not guids:
             return {}
+        t = cast(Table, AdDirectoryUser.__table__)
+        # Core rows, not ORM objects: a full run asks this for every page (at 10k users
+        # the ORM instances cost ~2 s of a ~3.5 s page loop).
         with self._uow.session() as session:
-            rows = session.scalars(select(AdDirectoryUser).where(
-                AdDirectoryUser.account_id == account_id, AdDirectoryUser.guid.in_(guids)))
-            return {r.guid: _known(r) for r in rows}
+            rows = session.execute(select(
+                t.c.guid, t.c.user_id, t.c.dn, t.c.fingerprint, t.c.enabled, t.c.present,
+                t.c.groups).where(t.c.account_id == account_id, t.c.guid.in_(guids)))
+            return {r.guid: KnownUser(r.guid, r.user_id, r.dn, r.fingerprint, r.enabled,
+                                      r.present, tuple(r.groups or ()))
+                    for r in rows}
 
     def present_users(self, account_id: str) -> dict[str, KnownUser]:
         """Every user the directory had at the last sync (for group and guard checks)."""

@@ -9,8 +9,10 @@ One run (:meth:`DirectorySync.run`) is *full* or *incremental*:
   out).
 * **incremental** — reads what changed since the watermark (``uSNChanged`` of the DC whose
   ``invocationID`` is stored): users, tombstones (Show Deleted control) and groups (a
-  membership change bumps the group's USN, not the user's). A changed ``invocationID``, a
-  changed set of mapped groups, or an interrupted full run make the run a full one.
+  membership change bumps the group's USN, not the user's: the member values added and
+  removed since the stored DirSync cookie, see :mod:`ad_sync.groups`). A changed
+  ``invocationID``, a changed set of mapped groups, or an interrupted full run make the run
+  a full one.
 
 Safety rules (``shared/notes/sync-and-signin-lessons.md``):
 
@@ -48,7 +50,7 @@ from typing import Any
 
 from ldap3 import Connection
 
-from ad_sync import client, decisions
+from ad_sync import client, decisions, groups
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import KnownUser, SyncRecords, UserRecord, fingerprint
@@ -141,14 +143,14 @@ class DirectorySync:
         self.settings = services.settings
         self.actor = ACTOR
         self.shared_connection = connection
+        # The closure and DirSync cookie this run read; saved with the watermark.
+        self._group_state: groups.GroupState | None = None
 
     # --- entry point ----------------------------------------------------------------------
 
     def run(self, *, full: bool = False) -> SyncReport:
         """One run; never raises for directory trouble (the report says ``unknown``).
-
-        Raises NotFound when the account has no directory connected.
-        """
+        Raises NotFound when the account has no directory connected."""
         started = time.monotonic()
         cfg = self.engine.ad_directories.connection(self.account_id)
         state = self.records.state(self.account_id)
@@ -243,54 +245,13 @@ class DirectorySync:
 
     # --- group membership -------------------------------------------------------------------
 
-    def _group_dns(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                   mappings: Sequence[str], report: SyncReport
-                   ) -> dict[str, tuple[str, int | None]]:
-        """DN → (mapped group name, RID) for the mapped groups found in the directory."""
-        if not mappings:
-            return {}
-        base = cfg.group_base_dn or dse.default_naming_context or cfg.base_dn
-        wanted = {n.lower(): n for n in mappings}
-        found: dict[str, tuple[str, int | None]] = {}
-        for entry in client.search_all(conn, base, ms_ad.group_by_name_filter(mappings),
-                                       ms_ad.GROUP_ATTRIBUTES):
-            attrs = entry.get("attributes") or {}
-            for key in ("sAMAccountName", "cn"):
-                value = attrs.get(key)
-                value = value[0] if isinstance(value, list) and value else value
-                if isinstance(value, str) and value.lower() in wanted:
-                    found[entry["dn"]] = (wanted[value.lower()], decisions.rid(entry))
-                    break
-        missing = set(wanted.values()) - {name for name, _rid in found.values()}
-        for name in sorted(missing):
-            report.warnings.append(f"mapped group {name!r} was not found in the directory")
-        return found
-
-    def _closure(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                 groups: Mapping[str, tuple[str, int | None]]) -> dict[str, frozenset[str]]:
-        """Every group that counts as a mapped group (the group itself and the groups nested
-        in it, found by the DC with the in-chain rule) → the mapped names it stands for,
-        keyed by normalised DN and also by ``rid:<RID>`` (a user's primary group is named
-        by ``primaryGroupID`` only, never in ``memberOf``).
-
-        A user's mapped groups are then read from the user's own ``memberOf`` (direct
-        groups) and ``primaryGroupID``: the DC resolves the nesting among the few groups
-        instead of evaluating the in-chain rule for every user (Samba takes ~6 s for that at
-        10k users)."""
+    def _read_closure(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+                      mappings: Sequence[str], report: SyncReport) -> groups.Closure:
+        """Every group that counts as a mapped group (see :mod:`ad_sync.groups`: the DC
+        resolves the nesting among the groups, never the in-chain rule per user)."""
         domain = dse.default_naming_context or cfg.base_dn
-        closure: dict[str, set[str]] = {}
-
-        def add(dn: str, rid: int | None, name: str) -> None:
-            closure.setdefault(decisions.norm_dn(dn), set()).add(name)
-            if rid is not None:
-                closure.setdefault(f"rid:{rid}", set()).add(name)
-
-        for dn, (name, rid) in groups.items():
-            add(dn, rid, name)
-            nested = f"(&{ms_ad.GROUP_FILTER}(memberOf:{ms_ad.IN_CHAIN}:={decisions.escape(dn)}))"
-            for entry in client.search_all(conn, domain, nested, ms_ad.GROUP_ATTRIBUTES):
-                add(entry["dn"], decisions.rid(entry), name)
-        return {key: frozenset(names) for key, names in closure.items()}
+        return groups.read_closure(conn, cfg.group_base_dn or domain, domain, mappings,
+                                   report.warnings)
 
     # --- full run ---------------------------------------------------------------------------
 
@@ -302,7 +263,12 @@ class DirectorySync:
         mass-change guard looks at the whole run, and only then are they applied."""
         # The users are read and decoded by the helper process (``pages``, started before
         # the bind so its start overlaps the group reads here) while this process applies.
-        closure = self._closure(conn, cfg, dse, self._group_dns(conn, cfg, dse, mappings, report))
+        # The DirSync cookie first: group changes made while the users are read are then
+        # read again by the next incremental run (applying them twice changes nothing).
+        cookie = groups.first_cookie(conn, dse.default_naming_context or cfg.base_dn)
+        closure_groups = self._read_closure(conn, cfg, dse, mappings, report)
+        self._group_state = groups.GroupState(closure_groups, cookie)
+        closure = groups.lookup(closure_groups)
         known_total, _ = self.records.count_present(self.account_id)
         staged = known_total > 0
         run_id = report.run_id
@@ -390,15 +356,10 @@ class DirectorySync:
                 raw = (entry.get("raw_attributes") or {}).get("objectGUID") or []
                 if raw:
                     deleted.append(ms_ad.guid_from_bytes(raw[0]))
-        # Deleted groups too (Show Deleted): deleting a group drops its members' memberOf
-        # back-links without touching the users' uSNChanged.
-        groups_changed = bool(client.search_all(
-            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"],
-            controls=[(ms_ad.SHOW_DELETED_OID, True, None)]))
-        closure = self._closure(conn, cfg, dse,
-                                self._group_dns(conn, cfg, dse, mappings, report))
-        if groups_changed and closure:
-            # A membership change bumps the group's USN, not the user's: compare every
+        closure, scan = self._group_changes(conn, cfg, dse, mappings, usn, changed, report)
+        if scan:
+            # The nesting of mapped groups changed (or the DC gives no member deltas): a
+            # membership change bumps the group's USN, not the user's, so compare every
             # user's mapped groups (objectGUID and memberOf only, page by page).
             shared: dict[frozenset[str], tuple[str, ...]] = {}
             for page in client.paged(conn, cfg.base_dn, user_filter,
@@ -429,6 +390,47 @@ class DirectorySync:
                              run_id=None, known=known)
             self._check_stop()
         self._finish([], dse, map_fp, report, full=False)
+
+    def _group_changes(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
+                       mappings: Sequence[str], usn: int,
+                       changed: dict[str, ms_ad.DirectoryUser], report: SyncReport
+                       ) -> tuple[dict[str, frozenset[str]], bool]:
+        """What group changes since the last run mean for users: adds the users added to or
+        removed from a mapped (or nested) group to ``changed`` and returns the closure
+        lookup and whether every user's groups must be compared (see :mod:`ad_sync.groups`;
+        with a DirSync cookie this reads only the changed groups' changed values)."""
+        domain = dse.default_naming_context or cfg.base_dn
+        with self.engine.uow.session() as session:
+            stored = groups.GroupStateStore.load(session, self.account_id)
+        if stored is not None and stored.cookie is not None:
+            try:
+                deltas, cookie = groups.read_changes(conn, domain, stored.cookie)
+            except DirectoryError as exc:
+                report.warnings.append(f"group changes compared user by user: {exc.message}")
+            else:
+                touched = groups.touched_members(deltas, stored.closure)
+                resolved = groups.resolve_members(
+                    conn, touched, cfg.user_filter or ms_ad.DEFAULT_USER_FILTER,
+                    lambda dn: decisions.in_scope(dn, cfg.base_dn))
+                for user in resolved.users:
+                    changed.setdefault(user.guid, user)
+                closure = stored.closure
+                scan = False
+                if resolved.groups_moved or any(d.renamed for d in deltas):
+                    closure = self._read_closure(conn, cfg, dse, mappings, report)
+                    scan = groups.needs_scan(stored.closure, closure)
+                self._group_state = groups.GroupState(closure, cookie)
+                return groups.lookup(closure), scan
+        # No usable cookie: any changed group (deleted ones too, with Show Deleted:
+        # deleting a group drops its members' memberOf without touching the users)
+        # means comparing every user's groups; a fresh cookie for the next run first.
+        fresh = groups.first_cookie(conn, domain)
+        groups_changed = bool(client.search_all(
+            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"],
+            controls=[(ms_ad.SHOW_DELETED_OID, True, None)]))
+        closure = self._read_closure(conn, cfg, dse, mappings, report)
+        self._group_state = groups.GroupState(closure, fresh)
+        return groups.lookup(closure), groups_changed and bool(closure)
 
     def _read_user(self, conn: Connection, guid: str) -> ms_ad.DirectoryUser | None:
         ok = conn.search(ms_ad.guid_base(guid), "(objectClass=user)", "BASE",
@@ -584,6 +586,8 @@ class DirectorySync:
                 session, self.account_id, dc_name=dse.dc_name,
                 invocation_id=dse.invocation_id, highest_usn=dse.highest_usn,
                 mappings_fingerprint=map_fp, now=self.engine.now(), full=full, status="ok")
+            if self._group_state is not None:
+                groups.GroupStateStore.save(session, self.account_id, self._group_state)
 
     def _purge(self) -> int:
         grace = timedelta(days=self.settings.ad_deletion_grace_days)

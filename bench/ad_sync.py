@@ -1,15 +1,19 @@
 """Benchmark of the AD sync against a real Samba AD DC (``python -m bench.ad_sync``).
 
-For each directory size (default 2,000 and 10,000 users, loaded offline with ``ldbadd``):
+For each directory size (default 2,000 and 10,000 users; the loaded DC is built once with
+``ldbadd`` and cached, see bench/ad_dc_cache.py):
 
 * ``ldapsearch`` reading the same users and attributes, paged 1000 (the floor);
 * the first full sync into an empty bridge (creates every user);
 * a second full sync (nothing changed: the daily reconciliation);
 * an incremental sync after 10 users changed;
+* an incremental sync after one member was removed from and one added to the mapped group
+  ``user-group-000`` (n/2 members: 50,000 at 100k);
 * peak memory (``VmHWM``) of each sync, run in a child process, and its RSS before the
-  sync started (imports and the app).
+  sync started (imports and the app); and of the reader process of the full runs.
 
-Prints one JSON summary. Bounded: about 2-3 minutes on 2 cores. The DC listens on a
+Prints one JSON summary. About 2-3 minutes on 2 cores once the DCs are cached (building
+the 100k one takes 20-40 minutes: ``python -m bench.ad_dc_cache 100000`` ahead). The DC listens on a
 loopback address of its own (see tests/servers/samba_dc.py), so a test run may use
 another at the same time.
 Options: ``--sizes 2000,10000``. ``BENCH_AD_PROFILE=DIR`` writes a cProfile of each sync
@@ -147,14 +151,8 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     from bridge.store.db import upgrade
     from config import load_settings
     from tests.builders import claim
-    from tests.servers.samba_ldif import users_ldif
 
-    dc.restore()
     ou = f"OU=Bench,{dc.base_dn}"
-    started = time.perf_counter()
-    dc.load_ldif_offline(users_ldif(n, dc.base_dn, ou, groups=10, nest_groups=True))
-    load_seconds = time.perf_counter() - started
-
     data_dir = work / f"bridge-{n}"
     db = f"sqlite:///{data_dir / 'bridge.db'}"
     upgrade(db)
@@ -181,11 +179,23 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
         dc.replace(f"CN=user{i * (n // 10):05d},{ou}", {"displayName": f"Changed {i}"})
     incremental = _run_child("incremental", db, data_dir, account.id)
     assert incremental["updated"] == 10, incremental
+    # A change to the mapped group of n/2 members: one member removed (user00002 loses
+    # Pro and, with no group left, Basic) and one added (user00001, from the other group).
+    big_group = f"CN=user-group-000,{ou}"
+    dc.remove_member(big_group, f"CN=user00002,{ou}")
+    dc.add_member(big_group, f"CN=user00001,{ou}")
+    group_change = _run_child("incremental", db, data_dir, account.id)
+    assert group_change["updated"] == 2, group_change
     floor = min(ldapsearch_s, ldapsearch_again)
     return {
-        "users": n, "ldbadd_seconds": round(load_seconds, 1), "ldapsearch_entries": entries,
+        "users": n, "ldapsearch_entries": entries,
         "ldapsearch_seconds": round(floor, 3),
         "full_cold": cold, "full_warm": warm, "incremental_10_changed": incremental,
+        "incremental_big_group_change": {"group_members": n // 2, **group_change},
+        "peak_rss_mb": {"sync_cold": cold["rss_peak_mb"], "sync_warm": warm["rss_peak_mb"],
+                        "sync_incremental": incremental["rss_peak_mb"],
+                        "reader_cold": cold["reader_peak_mb"],
+                        "reader_warm": warm["reader_peak_mb"]},
         "full_cold_vs_ldapsearch": round(cold["seconds"] / floor, 2),
         "full_warm_vs_ldapsearch": round(warm["seconds"] / floor, 2),
     }
@@ -194,6 +204,8 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,10000")
+    parser.add_argument("--batch", type=int, default=10_000,
+                        help="users per ldbadd run when a cached DC is built")
     parser.add_argument("--child", choices=["full", "incremental"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -202,16 +214,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return _child(args)
     sys.path.insert(0, str(ROOT))
-    from tests.servers.samba_dc import SambaDC
+    from bench.ad_dc_cache import start_copy
 
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ad-") as tmp:
         work = Path(tmp)
-        with SambaDC(base_dir=work / "samba") as dc:
-            dc.start()
-            dc.snapshot()
-            for n in (int(s) for s in args.sizes.split(",")):
-                results.append(_one_size(dc, n, work))
+        for n in (int(s) for s in args.sizes.split(",")):
+            # The loaded DC comes from the cache (built on first use: minutes at 100k).
+            dc, meta = start_copy(n, work, batch=args.batch)
+            try:
+                result = _one_size(dc, n, work)
+            finally:
+                dc.close()
+            result["ldbadd_seconds"] = meta["loadSeconds"]
+            result["ldbadd_batches"] = [b["seconds"] for b in meta["batches"]]
+            results.append(result)
     print(json.dumps({"benchmark": "ad_sync", "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform()}, "results": results}, indent=2))

@@ -34,8 +34,9 @@ GROUP_FILTER = "(objectClass=group)"
 # The primary group (primaryGroupID, a RID: "Domain Users" is 513) is NOT in memberOf.
 USER_ATTRIBUTES = ("objectGUID", "mail", "proxyAddresses", "displayName",
                    "userAccountControl", "uSNChanged", "memberOf", "primaryGroupID")
-# What the sync reads of a group: its RID (from objectSid) matches users' primaryGroupID.
-GROUP_ATTRIBUTES = ("cn", "sAMAccountName", "objectSid")
+# What the sync reads of a group: its RID (from objectSid) matches users' primaryGroupID;
+# objectGUID keys the stored closure (DirSync names changed groups and members by GUID).
+GROUP_ATTRIBUTES = ("cn", "sAMAccountName", "objectSid", "objectGUID")
 # The page size AD enforces (MaxPageSize); Samba does not enforce it, we page anyway.
 PAGE_SIZE = 1000
 
@@ -99,8 +100,41 @@ def group_by_name_filter(names: Iterable[str]) -> str:
 
 def changed_since_filter(base_filter: str, usn: int) -> str:
     """Objects changed after the watermark ``usn`` (uSNChanged is per DC). The indexed
-    uSNChanged term comes first: Samba then narrows by it (2x faster at 10k users)."""
-    return f"(&(uSNChanged>={int(usn) + 1}){base_filter})"
+    uSNChanged term comes first and an AND base filter is flattened into the same AND:
+    Samba then narrows by uSNChanged and tests the other terms on those few entries; a
+    nested AND is intersected from its own indexes first, over every user (56 ms instead
+    of 7 ms at 100k users)."""
+    terms = _and_terms(base_filter)
+    return f"(&(uSNChanged>={int(usn) + 1}){''.join(terms) if terms else base_filter})"
+
+
+def _and_terms(search_filter: str) -> list[str] | None:
+    """The terms of ``(&(a)(b)...)`` when the whole filter is that one AND, else None."""
+    text = search_filter.strip()
+    if not text.startswith("(&") or not text.endswith(")"):
+        return None
+    terms: list[str] = []
+    depth, start, i = 0, 2, 2
+    body = text[:-1]
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "(":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                terms.append(body[start:i + 1])
+        elif depth == 0:
+            return None  # text between terms: not a plain AND
+        i += 1
+    return terms if depth == 0 and terms else None
 
 
 def deleted_since_filter(usn: int) -> str:

@@ -217,9 +217,15 @@ class _DirectoryPage:
         # (account, tier) as loaded: what changes goes to the tier history.
         licensed = {uid: (row["account_id"], row["tier"]) for uid, row in users.items()}
         user_exts: dict[str, set[str]] = {uid: set() for uid in users}
-        for ext, uid in self._in(lambda c: select(xi.c.external_id, xi.c.user_id).where(
-                xi.c.source == source, xi.c.issuer == account_id, xi.c.user_id.in_(c)),
-                users):
+        # By user_id alone, source and issuer checked here: with them in the WHERE clause
+        # SQLite walks the (source, issuer, external_id) index over every identity of the
+        # account (O(account users) per page: 12-23 ms at 10k users) instead of probing
+        # the user_id index for the page's few users.
+        for ext, uid, row_source, row_issuer in self._in(
+                lambda c: select(xi.c.external_id, xi.c.user_id, xi.c.source, xi.c.issuer)
+                .where(xi.c.user_id.in_(c)), users):
+            if row_source != source or row_issuer != account_id:
+                continue
             link_owner[ext] = uid
             user_exts[uid].add(ext)
         addr: dict[str, tuple[str, bool]] = {}

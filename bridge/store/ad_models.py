@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -146,3 +147,19 @@ class AdSyncPending(Base):
     facts: Mapped[dict[str, Any]] = mapped_column()
 
 
+class AdSyncGroups(Base):
+    """The group side of an account's AD sync (``ad_sync/groups.py``): the closure of the
+    mapped groups the last run used (group objectGUID -> DN, RID and the mapped names it
+    stands for) and the DirSync cookie after which group membership changes are still to
+    be read. Written with the watermark, in the same transaction, so an incremental run
+    reads only the groups changed since (their member values added or removed), never the
+    whole membership of a group. A NULL cookie means the DC refused DirSync: incremental
+    runs then compare every user's groups when a group changed."""
+
+    __tablename__ = "ad_sync_groups"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    closure: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cookie: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)

@@ -22,7 +22,7 @@ from ldap3.core.exceptions import LDAPSocketOpenError
 
 from tests.servers import samba_dc
 from tests.servers.samba_dc import SambaDC, SambaDCError, SambaNotInstalledError, iter_paged
-from tests.servers.samba_ldif import bulk_user, ldif_entry, users_ldif
+from tests.servers.samba_ldif import bulk_user, groups_ldif, ldif_entry, users_ldif
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"
 USER_PASSWORD = "Correct-Horse-42"
@@ -297,6 +297,42 @@ def test_load_ldif_offline_200_users(dc: SambaDC) -> None:
     # Offline-loaded users are real accounts: give one a password and bind as it.
     dc.set_password(first.dn, USER_PASSWORD)
     assert _bind(dc, first.upn, USER_PASSWORD)["description"] == "success"
+
+
+def test_users_in_batches_then_groups_equal_one_load(dc: SambaDC) -> None:
+    """groups_ldif after users loaded in batches gives what users_ldif gives in one go."""
+    ou = f"OU=Batched,{dc.base_dn}"
+    assert dc.load_ldif_offline(users_ldif(30, dc.base_dn, ou, groups=0, nest_groups=False))
+    dc.load_ldif_offline(users_ldif(30, dc.base_dn, ou, groups=0, nest_groups=False,
+                                    start=31, create_ou=False))
+    assert dc.load_ldif_offline(groups_ldif(60, ou, groups=3)) == 4
+    person = "(&(objectCategory=person)(objectClass=user))"
+    for k in range(3):
+        members = f"(&{person}(memberOf=CN=user-group-{k:03d},{ou}))"
+        assert sum(1 for _ in iter_paged(dc.admin, ou, members, ["cn"])) == 20
+    nested = f"(&{person}(memberOf:{IN_CHAIN}:=CN=user-all,{ou}))"
+    assert sum(1 for _ in iter_paged(dc.admin, dc.base_dn, nested, ["cn"])) == 60
+
+
+def test_a_saved_dc_is_adopted_elsewhere(dc: SambaDC, tmp_path: Path) -> None:
+    """save_to + adopt: a copy at another path and address holds the same domain, data and
+    TLS certificate, and the original keeps running."""
+    user = dc.add_user("kept", password=USER_PASSWORD)
+    guid = dc.get_guid(user)
+    dc.save_to(tmp_path / "saved")
+    assert dc.running
+    copy = SambaDC(base_dir=tmp_path / "copy", admin_password=dc.admin_password)
+    try:
+        copy.adopt(tmp_path / "saved")
+        copy.start()
+        assert copy.address != dc.address
+        assert copy.get_guid(user) == guid
+        assert copy.ca_cert_path.read_bytes() == dc.ca_cert_path.read_bytes()
+        assert _bind(copy, "kept@example.com", USER_PASSWORD)["description"] == "success"
+        with pytest.raises(SambaDCError):
+            copy.adopt(tmp_path / "saved")  # only before the first start
+    finally:
+        copy.close()
 
 
 def test_load_ldif_offline_reports_a_bad_record(dc: SambaDC) -> None:

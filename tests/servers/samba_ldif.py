@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["BulkUser", "bulk_group_dns", "bulk_user", "ldif_entry", "users_ldif"]
+__all__ = ["BulkUser", "bulk_group_dns", "bulk_user", "groups_ldif", "ldif_entry", "users_ldif"]
 
 GIVEN_NAMES = (
     "Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy",
@@ -191,6 +191,25 @@ def users_ldif(
             start=start,
         )
     )
+    parts.append(groups_ldif(n, ou_dn, groups=groups, nest_groups=nest_groups, prefix=prefix,
+                             start=start))
+    return "".join(parts)
+
+
+def groups_ldif(
+    n: int,
+    ou_dn: str,
+    *,
+    groups: int = 10,
+    nest_groups: bool = True,
+    prefix: str = "user",
+    start: int = 1,
+) -> str:
+    """Return only the group records `users_ldif` ends with for the same arguments: the
+    *groups* groups with users *start* .. *start* + *n* - 1 as members (user ``i`` in group
+    ``i % groups``) and, with *nest_groups*, ``<prefix>-all``. For loading the users in
+    several ``ldbadd`` batches first (the members must exist)."""
+    parts: list[str] = []
     group_dns = bulk_group_dns(ou_dn, groups, prefix=prefix)
     members: list[list[str]] = [[] for _ in range(groups)]
     for i in range(start, start + n):

@@ -127,3 +127,18 @@ def test_primary_group_id_is_read_from_the_entry() -> None:
     entry["attributes"] = {"mail": ["a@x.com"]}
     user = user_from_entry(entry)
     assert user is not None and user.primary_group_id is None
+
+
+@pytest.mark.parametrize(("base", "expected"), [
+    # An AND base filter joins the uSNChanged AND (Samba then narrows by uSNChanged alone).
+    (ms_ad.DEFAULT_USER_FILTER,
+     "(&(uSNChanged>=8)(objectCategory=person)(objectClass=user)(!(objectClass=computer)))"),
+    ("(&(a=1)(|(b=2)(c=3)))", "(&(uSNChanged>=8)(a=1)(|(b=2)(c=3)))"),
+    ("(&(cn=x\\29y)(b=2))", "(&(uSNChanged>=8)(cn=x\\29y)(b=2))"),
+    # Anything else is kept whole.
+    ("(|(a=1)(b=2))", "(&(uSNChanged>=8)(|(a=1)(b=2)))"),
+    ("(&(a=1))(b=2)", "(&(uSNChanged>=8)(&(a=1))(b=2))"),
+    ("(&)", "(&(uSNChanged>=8)(&))"),
+])
+def test_changed_since_flattens_an_and_base_filter(base: str, expected: str) -> None:
+    assert ms_ad.changed_since_filter(base, 7) == expected

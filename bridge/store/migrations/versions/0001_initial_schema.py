@@ -391,6 +391,19 @@ def upgrade() -> None:
         batch_op.create_index("ix_ad_directory_users_user", ["user_id"], unique=False)
 
     op.create_table(
+        "ad_sync_groups",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("closure", sa.JSON(), nullable=False),
+        sa.Column("cookie", sa.LargeBinary(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ad_sync_groups_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_ad_sync_groups")),
+    )
+    op.create_table(
         "ad_sync_pending",
         sa.Column("account_id", sa.String(length=36), nullable=False),
         sa.Column("guid", sa.String(length=36), nullable=False),
@@ -869,6 +882,7 @@ def downgrade() -> None:
 
     op.drop_table("admin_access_keys")
     op.drop_table("ad_sync_pending")
+    op.drop_table("ad_sync_groups")
     with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:
         batch_op.drop_index("ix_ad_directory_users_user")
         batch_op.drop_index("ix_ad_directory_users_retry")
