@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, cast
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, flash, jsonify, request
 
 from bridge import pages
 from bridge.api.errors import ERROR_TABLE
@@ -20,6 +19,7 @@ from bridge.engine.results import InvitationPreview
 from bridge.errors import BridgeError, NotFound
 from bridge.jobs import JobLeases, JobRunner
 from bridge.services import Services
+from bridge.sessions import issue_session_response
 
 BACKGROUND_KEY = "bridge.domain_rechecker"
 
@@ -186,7 +186,7 @@ def install(app: Flask, svc: Services) -> None:
                       source_ip=request.remote_addr,
                       user_agent=request.user_agent.string or None)
         try:
-            user = svc.engine.accept_invitation(actor, token)
+            user, decision = svc.engine.accept_invitation_and_sign_in(actor, token)
         except BridgeError:
             # Say which: unknown, used, or expired (the engine's one message hides it).
             found = _preview(svc, token)
@@ -194,10 +194,12 @@ def install(app: Flask, svc: Services) -> None:
                 *_INVITATION_REFUSALS["expired"])
         account_name = svc.engine.get_account(user.account_id).name if user.account_id \
             else ""
-        return pages.render("invitation_done.html", email=user.primary_email,
-                            account_name=account_name,
-                            sign_in_url="/auth/login?" + urlencode({"email":
-                                                                     user.primary_email}))
+        # Accepting is the person's first sign-in (the engine's decision): the session
+        # opens here and the browser lands where every sign-in lands (the home page).
+        flash(f"Welcome to {account_name}: your invitation is accepted and you are signed "
+              f"in as {user.primary_email}, with the Pro tier. Next time, sign in with "
+              "this address on the sign-in page.")
+        return cast(Response, issue_session_response(decision, source="invitation"))
 
 
 def start_background(app: Flask, svc: Services) -> JobRunner | None:

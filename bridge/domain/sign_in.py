@@ -268,3 +268,16 @@ def provider_vouches_for_email(route: SignInRoute, email_verified: object) -> bo
     if route is SignInRoute.DEFAULT_PROVIDER:
         return email_verified is True
     return True
+
+
+def decide_accepted_invitation(user_id: str, account_id: str, account_kind: AccountType,
+                               email: str) -> Decision:
+    """Accepting an invitation is the invited person's first sign-in. The link reached the
+    invited mailbox, works once, expires, and is used only by a form post from the
+    bridge's own page (a mail scanner's GET accepts nothing): its holder has shown control
+    of the address once, as a provider that vouches for an address does. The session it
+    opens is the member's, with the Pro tier acceptance gives; later sign-ins go through
+    the account's provider."""
+    return Decision(allowed=True, reason="invitation_accepted", user_id=user_id,
+                    account_id=account_id, account_type=account_kind, tier=Tier.PRO,
+                    email=email)

@@ -112,6 +112,7 @@ class ResolutionEngine:
         self.list_users_by_address = self.members.list_users_by_address
         self.invite_users = self.members.invite_users
         self.accept_invitation = self.members.accept_invitation
+        self.accept_invitation_and_sign_in = self.members.accept_invitation_and_sign_in
         self.invitation_preview = self.members.invitation_preview
         self.remove_users = self.members.remove_users
         self.suspend_users = self.members.suspend_users

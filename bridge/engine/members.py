@@ -11,6 +11,7 @@ from typing import Any
 
 from bridge.domain import (
     Actor,
+    Decision,
     Tier,
     UserStatus,
     email_domain,
@@ -18,6 +19,7 @@ from bridge.domain import (
     split_invitation_emails,
     trial_tier,
 )
+from bridge.domain.sign_in import decide_accepted_invitation
 from bridge.engine.results import (
     BatchResult,
     InvitationPreview,
@@ -184,25 +186,49 @@ class Members(Room):
         """
 
         def work(repo: Repository) -> tuple[UserView, dict[str, Any]]:
-            invitation = repo.invitation_by_hash(hash_token(token))
-            now = self._now()
-            if invitation is None or invitation.accepted_at is not None or (
-                    invitation.expires_at <= now):
-                raise NotFound("This invitation link is not valid any more. Ask your "
-                               "administrator for a new invitation.")
-            user = repo.user(invitation.user_id)
-            if user is None or user.account_id != invitation.account_id or (
-                    user.status != UserStatus.INVITED.value):
-                raise NotFound("This invitation link is not valid any more. Ask your "
-                               "administrator for a new invitation.")
-            invitation.accepted_at = now
-            user.status = UserStatus.REGISTERED.value
-            licenses.accept(repo.session, user, now)
-            user.trial_ended_at = user.trial_ended_at or now
-            user.joined_at = user.joined_at or now
+            user = self._accept(repo, token)
             return self._user_view(repo, user), {"userId": user.id}
 
         return self._run(actor, "AcceptInvitation", {"token": token}, work)
+
+    def accept_invitation_and_sign_in(self, actor: Actor,
+                                      token: str) -> tuple[UserView, Decision]:
+        """AcceptInvitation from the invitation page: as :meth:`accept_invitation`, and the
+        acceptance is the person's first sign-in
+        (:func:`bridge.domain.sign_in.decide_accepted_invitation`): the user's last sign-in
+        is now, and the returned decision is the one the door opens a session for. One
+        transaction, one ``AcceptInvitation`` event (``signedIn``)."""
+
+        def work(repo: Repository) -> tuple[tuple[UserView, Decision], dict[str, Any]]:
+            user = self._accept(repo, token)
+            user.last_active_at = self._now()
+            account = self._account(repo, user.account_id or "")
+            decision = decide_accepted_invitation(
+                user.id, account.id, self._account_view(repo, account).type,
+                user.primary_email)
+            return (self._user_view(repo, user), decision), {"userId": user.id,
+                                                             "signedIn": True}
+
+        return self._run(actor, "AcceptInvitation", {"token": token}, work)
+
+    def _accept(self, repo: Repository, token: str) -> User:
+        invitation = repo.invitation_by_hash(hash_token(token))
+        now = self._now()
+        if invitation is None or invitation.accepted_at is not None or (
+                invitation.expires_at <= now):
+            raise NotFound("This invitation link is not valid any more. Ask your "
+                           "administrator for a new invitation.")
+        user = repo.user(invitation.user_id)
+        if user is None or user.account_id != invitation.account_id or (
+                user.status != UserStatus.INVITED.value):
+            raise NotFound("This invitation link is not valid any more. Ask your "
+                           "administrator for a new invitation.")
+        invitation.accepted_at = now
+        user.status = UserStatus.REGISTERED.value
+        licenses.accept(repo.session, user, now)
+        user.trial_ended_at = user.trial_ended_at or now
+        user.joined_at = user.joined_at or now
+        return user
 
     def remove_users(self, actor: Actor, account_id: str,
                      user_ids: Sequence[str]) -> BatchResult:

@@ -145,9 +145,12 @@ def test_the_invitation_form_registers(app: Flask, app_services: Services,
     page = client.get(f"/invitations/{token}")
     response = client.post(f"/invitations/{token}", data={"csrf_token": _token(page.text)},
                            headers={"Origin": OWN})
-    assert response.status_code == 200
-    assert "<strong>ann@gmail.test</strong> is registered in <strong>Team</strong>" \
-        in response.text
+    # Accepting signs the person in: the session cookie, then the home page says who.
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert "bridge_session=" in response.headers["Set-Cookie"]
+    home = client.get("/")
+    assert "You are signed in" in home.text and "ann@gmail.test" in home.text
+    assert "Welcome to Team: your invitation is accepted" in home.text
     assert app_services.engine.get_user(account_id, user_id).status == "registered"
 
 

@@ -114,8 +114,8 @@ def test_invitation_links_say_what_they_are(client: FlaskClient, app_services: S
     assert '<strong id="email">ann@gmail.test</strong>' in page.text
     assert '<strong id="account">Team Rocket</strong>' in page.text
     done = client.post(f"/invitations/{ann}", data={"csrf_token": _token(page.text)})
-    assert done.status_code == 200
-    assert 'href="/auth/login?email=ann%40gmail.test"' in done.text
+    assert done.status_code == 302 and done.headers["Location"] == "/"
+    assert '<dd id="email">ann@gmail.test</dd>' in client.get("/").text  # signed in
     used = client.get(f"/invitations/{ann}")
     assert used.status_code == 410 and 'id="reason">invitation_used<' in used.text
     again = client.post(f"/invitations/{ann}", data={"csrf_token": _token(page.text)})

@@ -294,19 +294,26 @@ def test_an_invitation_names_the_account_and_leads_to_the_home_page(live: Live,
     checked(page, "invitation")
     with page.expect_navigation():
         page.click("button:has-text('Accept invitation')")
-    assert page.inner_text("h1") == "Welcome to Team Rocket"
-    assert page.inner_text("#done") == ("ann@gmail.test is registered in Team Rocket, "
-                                        "with the Pro tier.")
-    assert page.inner_text("#next-step").startswith("Sign in with ann@gmail.test.")
+    # Accepting is the first sign-in: the person lands on `/`, signed in, told what's next.
+    page.wait_for_url(live.url + "/")
+    assert page.inner_text("h1") == "You are signed in"
+    assert page.inner_text(".notice").startswith("Welcome to Team Rocket: your invitation is "
+                                                 "accepted and you are signed in as "
+                                                 "ann@gmail.test")
+    assert "Next time, sign in with this address" in page.inner_text(".notice")
+    assert page.inner_text("#email") == "ann@gmail.test"
+    assert page.inner_text("#account").startswith("Team Rocket (team account)")
+    assert page.inner_text("#tier") == "Pro"
     checked(page, "invitation-accepted")
     user = chime.list_users(AccountId=account_id, UserEmail="ann@gmail.test")["Users"][0]
     assert user["UserRegistrationStatus"] == "Registered"
 
-    # What to do next: sign in (the default provider), and land on `/`.
-    page.click("#sign-in")
+    # Next time: sign out, then sign in with the default provider, and land on `/` again.
+    with page.expect_navigation():
+        page.click("button:has-text('Sign out')")
+    _sign_in_with_keyboard(page, "ann@gmail.test")
     page.wait_for_url(live.url + "/")
     assert page.inner_text("#email") == "ann@gmail.test"
-    assert page.inner_text("#account").startswith("Team Rocket (team account)")
     assert page.inner_text("#tier") == "Pro"
 
     # The link is used up; an unknown link is not one.
@@ -333,26 +340,55 @@ def test_a_used_link_posted_again_says_it_was_used(live: Live, page: Page) -> No
                         timeout=10).status_code == 410
 
 
-def test_the_quick_start_invites_and_accepts_with_mail_in_the_log(tmp_path: Path,
-                                                                  page: Page) -> None:
-    """The README's quick start: `make run` with BRIDGE_SMTP_URL=log:, an admin from the
-    CLI, InviteUsers with the AWS API, the link copied from the log, accepted in a browser."""
+def test_the_quick_start_from_console_to_a_signed_in_newcomer(tmp_path: Path,
+                                                              page: Page) -> None:
+    """The README's quick start, as a newcomer follows it on `make run` with
+    BRIDGE_SMTP_URL=log:: an admin with a console password from the CLI, the console
+    (sign in, New account, Invite users), the invitation read in the log, accepted in a
+    browser, and the invited user signed in at `/`."""
     data, log_file = tmp_path / "data", tmp_path / "bridge.log"
     upgrade(f"sqlite:///{data / 'bridge.db'}")
-    keys = _admin_keys(data)
+    password_file = tmp_path / "alice.password"
+    password_file.write_text("correct horse battery staple\n")
+    env = {**os.environ, "BRIDGE_DATA_DIR": str(data), "BRIDGE_DATABASE_URL": ""}
+    env.pop("BRIDGE_CONFIG", None)
+    subprocess.run([sys.executable, "-m", "bridge.cli", "admin", "create-user", "alice",
+                    "--policy", "FullAccess", "--console-password",
+                    "--password-file", str(password_file)],
+                   env=env, check=True, capture_output=True, text=True)
     with bridge_serve(data, log_file=log_file, BRIDGE_SMTP_URL="log:") as port:
         url = f"http://{LOOPBACK}:{port}"
-        chime = _chime(url, keys)
-        account_id = chime.create_account(Name="Example Team")["Account"]["AccountId"]
-        chime.invite_users(AccountId=account_id, UserEmailList=["newcomer@example.com"])
+        page.goto(f"{url}/console")
+        page.fill("#username", "alice")
+        page.fill("#password", "correct horse battery staple")
+        with page.expect_navigation():
+            page.click("button:has-text('Sign in')")
+        with page.expect_navigation():
+            page.click("text=New account")
+        page.fill("#name", "Example Team")
+        with page.expect_navigation():
+            page.click("button:has-text('Create account')")
+        page.click("summary:has-text('Invite users')")
+        page.fill("#emails", "newcomer@example.com")
+        with page.expect_navigation():
+            page.click("form button:has-text('Invite users')")
+        assert "Invited 1 user" in page.inner_text("main")
+
         log = log_file.read_text(encoding="utf-8")
         assert "To: newcomer@example.com" in log
         assert "Subject: You are invited to join Example Team" in log
         [link] = re.findall(rf"^{re.escape(url)}/invitations/[A-Za-z0-9_-]+$", log, re.M)
-        page.goto(link)
-        assert page.inner_text("#email") == "newcomer@example.com"
-        with page.expect_navigation():
-            page.click("button:has-text('Accept invitation')")
-        assert page.inner_text("h1") == "Welcome to Example Team"
-        user = chime.list_users(AccountId=account_id)["Users"][0]
-        assert user["UserRegistrationStatus"] == "Registered"
+        newcomer = page.context.browser.new_page()  # type: ignore[union-attr]
+        try:
+            newcomer.goto(link)
+            assert newcomer.inner_text("#email") == "newcomer@example.com"
+            with newcomer.expect_navigation():
+                newcomer.click("button:has-text('Accept invitation')")
+            newcomer.wait_for_url(url + "/")
+            assert newcomer.inner_text("h1") == "You are signed in"
+            assert newcomer.inner_text("#email") == "newcomer@example.com"
+            assert newcomer.inner_text("#account").startswith("Example Team (team account)")
+            assert newcomer.inner_text("#tier") == "Pro"
+            checked(newcomer, "quick-start-signed-in")
+        finally:
+            newcomer.close()

@@ -1,0 +1,48 @@
+"""Accepting an invitation from its page is the invited person's first sign-in: one
+transaction, one AcceptInvitation event, and the decision a session is opened for."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge import audit
+from bridge.app import Services
+from bridge.domain import AccountType, Actor, Tier
+from bridge.errors import NotFound
+from bridge.store.db import transaction
+
+
+def _events(services: Services, name: str) -> list[dict[str, object]]:
+    with transaction(services.sessions) as session:
+        found, _ = audit.lookup(session, audit.EventQuery(event_name=name, limit=100))
+    return found
+
+
+def test_accepting_signs_the_invited_user_in(services: Services, admin: Actor) -> None:
+    engine = services.engine
+    team = engine.create_account(admin, "Team Rocket")
+    invites, _ = engine.invite_users(admin, team.id, "ann@gmail.test")
+    invitee = Actor(type="Invitee", principal_id="invitation-link")
+    user, decision = engine.accept_invitation_and_sign_in(invitee, invites[0].token)
+    assert decision.allowed and decision.reason == "invitation_accepted"
+    assert (decision.user_id, decision.account_id) == (user.id, team.id)
+    assert decision.account_type is AccountType.TEAM and decision.tier is Tier.PRO
+    assert decision.email == "ann@gmail.test"
+    stored = engine.get_user(team.id, user.id)
+    assert stored.status == "registered" and stored.last_active_at is not None
+    [event] = _events(services, "AcceptInvitation")
+    assert event["errorCode"] is None
+    assert event["responseElements"]["signedIn"] is True  # type: ignore[index]
+    assert invites[0].token not in repr(event)  # the link is a credential
+
+
+def test_a_used_link_signs_nobody_in(services: Services, admin: Actor) -> None:
+    engine = services.engine
+    team = engine.create_account(admin, "Team Rocket")
+    invites, _ = engine.invite_users(admin, team.id, "ann@gmail.test")
+    invitee = Actor(type="Invitee", principal_id="invitation-link")
+    engine.accept_invitation_and_sign_in(invitee, invites[0].token)
+    with pytest.raises(NotFound):
+        engine.accept_invitation_and_sign_in(invitee, invites[0].token)
+    assert [e["errorCode"] for e in _events(services, "AcceptInvitation")] == [
+        None, "NotFound"]
