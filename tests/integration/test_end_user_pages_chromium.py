@@ -123,7 +123,8 @@ def _okta_account(services: Services, op: OpenIdProvider) -> None:
     account = engine.create_account(ADMIN, "Okta Corp")
     claim(engine, ADMIN, account.id, "okta.example")
     engine.openid_configs.update(ADMIN, account.id, issuer_uri=op.issuer,
-                                 client_id=OKTA_CLIENT[0], client_secret=OKTA_CLIENT[1])
+                                 client_id=OKTA_CLIENT[0], client_secret=OKTA_CLIENT[1],
+                                 connect=True)
     engine.upsert_group(ADMIN, account.id, name="Engineering")
     engine.add_or_update_group_mappings(ADMIN, account.id, {"Engineering": Tier.PRO})
     for claims, enabled in ((OKTA_USERS["pro@okta.example"], True),
