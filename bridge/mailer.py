@@ -90,3 +90,22 @@ def send_invitation(settings: Settings, to: str, account_name: str, link: str) -
         "The link works once and expires in 14 days. If you did not expect this "
         "invitation, ignore this message.\n",
     )
+
+
+def mail_support_request(settings: Settings, *, request_id: str, subject: str, sender: str,
+                         account_id: str | None, contact: str | None,
+                         description: str) -> str:
+    """Mail a stored support request to ``BRIDGE_SUPPORT_EMAIL``; returns the mail status
+    the request records: ``Sent``, ``Failed`` (logged; the request stays stored) or
+    ``NotSent`` (no support address configured). ``sender`` says who asked, and where."""
+    if not settings.support_email:
+        return "NotSent"
+    try:
+        send_mail(settings, settings.support_email, f"[support {request_id}] {subject}",
+                  f"Support request {request_id}\nFrom admin user: {sender}\n"
+                  f"Account: {account_id or '-'}\nContact: {contact or '-'}\n\n"
+                  f"{description}\n")
+    except MailError as exc:
+        log.warning("support request %s not mailed: %s", request_id, exc)
+        return "Failed"
+    return "Sent"

@@ -3,14 +3,11 @@ then mailed to ``BRIDGE_SUPPORT_EMAIL``; the answer says whether the mail went o
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from bridge.api.framework import ActionContext, action
 from bridge.api.shapes import string_member
-from bridge.mailer import MailError, send_mail
-
-log = logging.getLogger(__name__)
+from bridge.mailer import mail_support_request
 
 
 @action("SubmitSupportRequest", "POST", "/support-requests", status=201, openapi=True,
@@ -42,20 +39,11 @@ def submit_support_request(ctx: ActionContext) -> dict[str, Any]:
     view = ctx.mutate(ctx.engine.submit_support_request, subject=subject or "",
                       description=description or "", account_id=account_id,
                       contact_email=string_member(body, "ContactEmail", required=False))
-    settings = ctx.services.settings
-    status = "NotSent"
-    if settings.support_email:
-        try:
-            send_mail(settings, settings.support_email,
-                      f"[support {view.id}] {view.subject}",
-                      f"Support request {view.id}\n"
-                      f"From admin user: {ctx.principal.name} ({ctx.principal.id})\n"
-                      f"Account: {view.account_id or '-'}\n"
-                      f"Contact: {view.contact_email or '-'}\n\n{view.description}\n")
-            status = "Sent"
-        except MailError as exc:
-            log.warning("support request %s not mailed: %s", view.id, exc)
-            status = "Failed"
+    status = mail_support_request(
+        ctx.services.settings, request_id=view.id, subject=view.subject,
+        sender=f"{ctx.principal.name} ({ctx.principal.id})", account_id=view.account_id,
+        contact=view.contact_email, description=view.description)
+    if status != "NotSent":
         ctx.engine.set_support_request_mail_status(view.id, status)
     return {"SupportRequest": {"SupportRequestId": view.id, "Subject": view.subject,
                                "AccountId": view.account_id, "Status": "Submitted",

@@ -4,7 +4,6 @@ mail went out."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -15,9 +14,7 @@ from bridge.console.state import bp, console_state
 from bridge.domain import Actor
 from bridge.engine.results import SupportRequestView
 from bridge.errors import AccessDenied, BridgeError
-from bridge.mailer import MailError, send_mail
-
-log = logging.getLogger("bridge.console")
+from bridge.mailer import mail_support_request
 
 
 def _form(error: str | None = None, status: int = 200, **values: str) -> tuple[str, int]:
@@ -57,19 +54,12 @@ def submit_request() -> Any:
         if isinstance(exc, AccessDenied) and account_id is None:
             raise
         return _form(exc.message, 403 if isinstance(exc, AccessDenied) else 400, **values)
-    settings = svc.settings
-    status = "NotSent"
-    if settings.support_email:
-        try:
-            send_mail(settings, settings.support_email, f"[support {view.id}] {view.subject}",
-                      f"Support request {view.id}\nFrom admin user: {admin.name} "
-                      f"({admin.principal.id}), in the console\n"
-                      f"Account: {view.account_id or '-'}\n"
-                      f"Contact: {view.contact_email or '-'}\n\n{view.description}\n")
-            status = "Sent"
-        except MailError as exc:
-            log.warning("support request %s not mailed: %s", view.id, exc)
-            status = "Failed"
+    status = mail_support_request(
+        svc.settings, request_id=view.id, subject=view.subject,
+        sender=f"{admin.name} ({admin.principal.id}), in the console",
+        account_id=view.account_id, contact=view.contact_email,
+        description=view.description)
+    if status != "NotSent":
         svc.engine.set_support_request_mail_status(view.id, status)
     flash(f"Your request {view.id} was submitted. " + {
         "Sent": "It was mailed to the support team.",
