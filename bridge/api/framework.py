@@ -9,7 +9,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,9 +36,8 @@ from bridge.api.refusals import (
 )
 from bridge.bounds import parse_json
 from bridge.domain import Actor
-from bridge.domain.delegation import AccountRole
 from bridge.engine import ResolutionEngine
-from bridge.engine.delegations import AccountAccess
+from bridge.engine.delegations import AccountAccess, OrganisationAccess
 from bridge.engine.results import AccountView
 from bridge.errors import (
     AccessDenied,
@@ -204,7 +203,7 @@ class ActionContext:
     # The account a pipeline-recorded event is filed under when the path names none.
     audit_account_id: str | None = None
     # What the caller's organisation is to the accounts looked at in this request.
-    access: dict[str, AccountAccess | None] = field(default_factory=dict)
+    _access: OrganisationAccess | None = None
 
     @property
     def services(self) -> Services:
@@ -236,20 +235,19 @@ class ActionContext:
         """The caller's organisation (the guide's AWS account id)."""
         return self.aws_account_id
 
+    def _organisation_access(self) -> OrganisationAccess:
+        if self._access is None:
+            self._access = OrganisationAccess(self.engine.delegations, self.organisation)
+        return self._access
+
     def access_to(self, account_id: str) -> AccountAccess | None:
         """What the caller's organisation is to the account (None: it may not see it)."""
-        if account_id not in self.access:
-            self.access[account_id] = self.engine.delegations.access(self.organisation,
-                                                                     account_id)
-        return self.access[account_id]
+        return self._organisation_access().to(account_id)
 
     def note_visible(self, view: AccountView) -> None:
         """Remember what the caller's organisation is to an account a listing filtered
         for it (owned or delegated): no second look-up in :meth:`allowed_on`."""
-        owner = view.owner_organisation or ""
-        self.access[view.id] = AccountAccess(
-            view.id, owner,
-            AccountRole.OWNER if owner == self.organisation else AccountRole.DELEGATE)
+        self._organisation_access().note_visible(view)
 
     def allowed_on(self, account_id: str, action: str | None = None) -> bool:
         """Whether the principal may perform ``action`` (default: this one) on the account:

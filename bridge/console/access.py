@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from flask import g, redirect, request, url_for
@@ -30,7 +30,7 @@ from bridge.api.policy import (
 from bridge.api.principals import PrincipalView
 from bridge.console.state import COOKIE, ConsoleState, console_state
 from bridge.domain import Actor
-from bridge.engine.delegations import AccountAccess, AccountRole
+from bridge.engine.delegations import AccountAccess, OrganisationAccess
 from bridge.engine.results import AccountView
 from bridge.errors import AccessDenied, BridgeError, NotFound
 from bridge.observability.context import current_request_id
@@ -49,7 +49,7 @@ class Admin:
     actor: Actor
     state: ConsoleState
     # What the admin's organisation is to the accounts looked at in this request.
-    access: dict[str, AccountAccess | None] = field(default_factory=dict)
+    _access: OrganisationAccess | None = None
 
     @property
     def name(self) -> str:
@@ -60,20 +60,20 @@ class Admin:
         """The admin's organisation (the guide's AWS account id)."""
         return self.principal.aws_account_id
 
+    def _organisation_access(self) -> OrganisationAccess:
+        if self._access is None:
+            self._access = OrganisationAccess(self.state.services.engine.delegations,
+                                              self.organisation)
+        return self._access
+
     def access_to(self, account_id: str) -> AccountAccess | None:
         """What the admin's organisation is to the account: owner, delegate, or None (the
         account is not there for it, as in the admin API)."""
-        if account_id not in self.access:
-            self.access[account_id] = self.state.services.engine.delegations.access(
-                self.organisation, account_id)
-        return self.access[account_id]
+        return self._organisation_access().to(account_id)
 
     def note_visible(self, view: AccountView) -> None:
         """Remember what the organisation is to an account a filtered listing returned."""
-        owner = view.owner_organisation or ""
-        self.access[view.id] = AccountAccess(
-            view.id, owner,
-            AccountRole.OWNER if owner == self.organisation else AccountRole.DELEGATE)
+        self._organisation_access().note_visible(view)
 
     def _resource(self, account_id: str | None) -> str:
         if not account_id:

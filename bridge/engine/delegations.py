@@ -16,6 +16,7 @@ from bridge.domain.delegation import (
     DelegationStatus,
     validate_aws_account_id,
 )
+from bridge.engine.results import AccountView
 from bridge.engine.room import Room
 from bridge.errors import Conflict, NotFound, ValidationError
 from bridge.store.models_delegation import AccountDelegation
@@ -29,6 +30,30 @@ class AccountAccess:
     account_id: str
     owner_organisation: str
     role: AccountRole
+
+
+class OrganisationAccess:
+    """What one organisation is to the accounts a request looks at, read once per account
+    (the admin API's and the console's per-request cache)."""
+
+    def __init__(self, rooms: Delegations, organisation: str) -> None:
+        self._rooms = rooms
+        self.organisation = organisation
+        self._seen: dict[str, AccountAccess | None] = {}
+
+    def to(self, account_id: str) -> AccountAccess | None:
+        """Owner, delegate, or None (the account is not there for this organisation)."""
+        if account_id not in self._seen:
+            self._seen[account_id] = self._rooms.access(self.organisation, account_id)
+        return self._seen[account_id]
+
+    def note_visible(self, view: AccountView) -> None:
+        """Remember an account a listing filtered for this organisation returned (owned or
+        delegated): no second look-up."""
+        owner = view.owner_organisation or ""
+        self._seen[view.id] = AccountAccess(
+            view.id, owner,
+            AccountRole.OWNER if owner == self.organisation else AccountRole.DELEGATE)
 
 
 @dataclass(frozen=True)

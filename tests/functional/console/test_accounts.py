@@ -3,9 +3,10 @@ decide what shows and what the server does; one audit event per action, source c
 
 from __future__ import annotations
 
+from bridge.api.principals import PrincipalStore
 from bridge.app import Services
 from bridge.domain import Actor
-from tests.functional.console.conftest import Console, events
+from tests.functional.console.conftest import OPERATOR, PASSWORD, Console, events
 
 SETUP = Actor(type="Test", principal_id="test", name="test")
 
@@ -73,3 +74,25 @@ def test_a_deny_on_an_account_hides_it_from_the_list(console: Console,
     page = console.client.get("/console/accounts").text
     assert "Shown" in page and "Hidden" not in page
     assert console.client.get(f"/console/accounts/{hidden.id}/users").status_code == 403
+
+
+def test_an_admin_sees_only_its_organisation_s_accounts(console: Console,
+                                                        app_services: Services) -> None:
+    """Organisations (issue 16) hold in the console as in the admin API: another
+    organisation's account is neither listed nor reachable, and the sign-in asks for the
+    admin's own organisation as the Account ID."""
+    ours = app_services.engine.create_account(SETUP, "Ours")  # the default organisation
+    PrincipalStore(app_services.engine.uow, app_services.secrets).create(
+        OPERATOR, "bob", [{"Managed": "FullAccess"}], aws_account_id="222233334444")
+    console.credentials.set_password(OPERATOR, "bob", PASSWORD)
+    assert console.post_sign_in("bob").status_code == 401  # the default Account ID
+    signed_in = console.post_sign_in("bob", account_id="222233334444")
+    assert signed_in.status_code == 302
+    listing = console.client.get("/console/accounts")
+    assert listing.status_code == 200 and "Ours" not in listing.text
+    for page in ("users", "settings/account", "settings/domains"):
+        assert console.client.get(f"/console/accounts/{ours.id}/{page}").status_code == 404
+    renamed = console.form(f"/console/accounts/{ours.id}/settings/account/rename",
+                           {"name": "Taken"}, page="/console/accounts")
+    assert renamed.status_code == 404
+    assert app_services.engine.get_account(ours.id).name == "Ours"
