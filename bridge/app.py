@@ -7,6 +7,7 @@ here for the CLI and tests."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -60,13 +61,17 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     # The admin door, with the AD door's bind checks for ConnectDirectory (settings and
     # BaseDn) and AuthorizeDirectory (the service account).
     allow_insecure = settings.allow_insecure_ldap
-    register_admin_api(app, svc, verify_directory=lambda cfg: ad_client.verify_connection(
-        cfg, allow_insecure=allow_insecure), verify_directory_bind=lambda target:
-        ad_client.verify_bind(target, allow_insecure=allow_insecure))
+
+    def verify_directory(cfg: Any) -> None:
+        ad_client.verify_connection(cfg, allow_insecure=allow_insecure)
+
+    register_admin_api(app, svc, verify_directory=verify_directory,
+                       verify_directory_bind=lambda target:
+                       ad_client.verify_bind(target, allow_insecure=allow_insecure))
     # The administration console (/console): the admin API's actions and policies in a
     # browser, signed in with the admins' console passwords.
     console_setup.register(app, svc, credentials=ConsoleCredentials(
-        svc.engine.uow, svc.secrets, clock=svc.engine.now))
+        svc.engine.uow, svc.secrets, clock=svc.engine.now), verify_directory=verify_directory)
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
     # An Active Directory account's address goes on to the AD door's password form.

@@ -17,7 +17,9 @@ Modules
 - :mod:`bridge.console.access` — the signed-in admin: ``can(action, account_id)`` for
   templates, ``perform``/``read`` for views (authorize, call the engine, one audit event).
 - :mod:`bridge.console.auth` — sign-in (password, then TOTP), throttling, sign-out.
-- page modules: ``accounts``, ``users``, ``events``, ``support``.
+- page modules: ``accounts``, ``users``, ``account_settings``, ``domains``, ``directory``
+  (Active directory), ``okta`` (Okta single-sign on configuration), ``policies``, ``events``,
+  ``support``.
 
 Adding a page (e.g. the Settings pages): a module of this package with views on
 ``state.bp`` (decorated with :func:`bridge.console.access.signed_in`; posts also with

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 
@@ -15,12 +17,14 @@ from bridge.services import Services
 
 # The modules whose views register on the blueprint, in navigation order.
 PAGE_MODULES = ("errors", "auth", "accounts", "users", "account_settings", "domains",
-                "policies", "events", "support")
+                "directory", "okta", "policies", "events", "support")
 
 
-def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials) -> ConsoleState:
+def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials,
+             verify_directory: Callable[[Any], None] | None = None) -> ConsoleState:
     """Build the console's state (its session store, limits) once and register its pages
-    at ``/console``. ``credentials`` checks the admins' passwords and TOTP codes."""
+    at ``/console``. ``credentials`` checks the admins' passwords and TOTP codes;
+    ``verify_directory(connection)`` is ConnectDirectory's bind check (the AD door's)."""
     settings = svc.settings
     state = ConsoleState(
         services=svc,
@@ -35,6 +39,7 @@ def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials) -> C
         max_failures_per_user=settings.console_sign_in_max_failures_per_user,
         max_failures_per_address=settings.console_sign_in_max_failures_per_address,
         failure_window=timedelta(seconds=settings.console_sign_in_failure_window_seconds),
+        verify_directory=verify_directory,
     )
     app.extensions[STATE_KEY] = state
     for name in PAGE_MODULES:

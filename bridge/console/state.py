@@ -3,6 +3,7 @@ and its blueprint, on which every page module registers its views."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,6 +52,9 @@ class ConsoleState:
     max_failures_per_user: int
     max_failures_per_address: int
     failure_window: timedelta
+    # ConnectDirectory's bind check (the AD door's), as the admin API has it; None: the
+    # Active directory page refuses to connect (UpstreamUnavailable).
+    verify_directory: Callable[[Any], None] | None = None
 
 
 def console_state() -> ConsoleState:
