@@ -207,3 +207,39 @@ def test_an_admin_without_the_action_sees_no_reports_link(
     assert denied.status_code == 403
     [event] = _console_events(app_services, "ListAccountUsageReports")
     assert event["errorCode"] == "AccessDenied"
+
+
+def test_user_detail_shows_the_activity_summary(console: Console, app: Flask,
+                                                app_services: Services,
+                                                team: tuple[str, dict[str, str]]) -> None:
+    account_id, ids = team
+    console.sign_in("reader", "ReadOnly")
+    page = console.client.get(f"/console/accounts/{account_id}/users/{ids['amy@team.test']}")
+    assert page.status_code == 200, page.text
+    api = admin_client(app, "ReadOnly").get(
+        f"/accounts/{account_id}/users/{ids['amy@team.test']}").get_json()["User"]
+    summary = api["ActivitySummary"]
+    assert {k: v for k, v in _figures(page.text).items() if k in {
+        "meetings-attended", "meetings-organized", "user-meeting-satisfaction",
+        "user-chat-messages", "last-active"}} == {
+        "meetings-attended": str(summary["MeetingsAttended"]),
+        "meetings-organized": str(summary["MeetingsOrganized"]),
+        "user-meeting-satisfaction": f"{summary['MeetingSatisfaction']:g}%",
+        "user-chat-messages": str(summary["ChatMessagesSent"]),
+        "last-active": summary["LastActiveOn"][:10]}
+    assert (summary["MeetingsAttended"], summary["MeetingsOrganized"],
+            summary["ChatMessagesSent"], summary["LastActiveOn"][:10]) == (
+        2, 1, 5, "2026-11-21")
+    [event] = _console_events(app_services, "GetUser")  # one event, as the API's GetUser
+    assert event["errorCode"] is None
+    assert not _console_events(app_services, "GetUserActivitySummary")
+
+
+def test_user_detail_without_the_activity_action_shows_no_summary(
+        console: Console, team: tuple[str, dict[str, str]]) -> None:
+    account_id, ids = team
+    _custom_admin(console, "lister", ["ListAccounts", "GetAccount", "ListUsers", "GetUser"])
+    page = console.client.get(f"/console/accounts/{account_id}/users/{ids['amy@team.test']}")
+    assert page.status_code == 200, page.text
+    assert "amy@team.test" in page.text
+    assert 'id="activity"' not in page.text and "Meetings attended" not in page.text
