@@ -127,6 +127,8 @@ def meeting_report(account_id: str, meeting_id: str) -> Any:
     return render_template(
         "console/meeting_report.html", account=account, page="console.reports",
         details=details, meeting=details.meeting, roster=roster,
+        # roster events name an attendee by user id: show the address the attendees list has
+        names={a.user_id: a.address for a in details.attendees if a.user_id and a.address},
         can_user=admin.can("GetUser", account_id), back=_back(details))
 
 

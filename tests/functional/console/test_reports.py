@@ -136,6 +136,7 @@ def test_a_meeting_drills_down_to_attendees_roster_client_and_feedback(
     assert "sip" in attendees and "web" in attendees and "Negative" in attendees
     roster = text.split('id="roster"')[1].split("</table>")[0]
     assert roster.count("AttendeeJoined") == 2 and roster.count("AttendeeLeft") == 2
+    assert roster.count("amy@team.test") == 2 and ids["amy@team.test"] not in roster
     for name in ("GetMeetingDetails", "ListMeetingEvents"):
         [event] = _console_events(app_services, name)
         assert event["errorCode"] is None
