@@ -17,12 +17,15 @@ Modules
 - :mod:`bridge.console.access` — the signed-in admin: ``can(action, account_id)`` for
   templates, ``perform``/``read`` for views (authorize, call the engine, one audit event).
 - :mod:`bridge.console.auth` — sign-in (password, then TOTP), throttling, sign-out.
-- page modules: ``accounts``, ``users``, ``events``, ``support``.
+- page modules: ``accounts``, ``users``, ``events``, ``support``, ``reports`` (Reports,
+  Dashboard and a meeting's drill-down).
 
 Adding a page (e.g. the Settings pages): a module of this package with views on
 ``state.bp`` (decorated with :func:`bridge.console.access.signed_in`; posts also with
 :func:`bridge.browser.form_post`), templates under ``templates/console/`` extending
 ``console/account_base.html`` for an account's pages, an entry in
 :data:`bridge.console.state.ACCOUNT_PAGES` for the account navigation, and the module name
-in :data:`bridge.console.setup.PAGE_MODULES`.
+in :data:`bridge.console.setup.PAGE_MODULES`. A page that only some admins may open also
+names its first action in :data:`bridge.console.state.PAGE_ACTIONS`, so that its link shows
+only to admins allowed that action on the account.
 """

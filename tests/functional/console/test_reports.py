@@ -244,3 +244,14 @@ def test_user_detail_without_the_activity_action_shows_no_summary(
     assert page.status_code == 200, page.text
     assert "amy@team.test" in page.text
     assert 'id="activity"' not in page.text and "Meetings attended" not in page.text
+
+
+def test_a_page_link_not_made_here_is_refused_and_audited(
+        console: Console, app_services: Services, team: tuple[str, dict[str, str]]) -> None:
+    account_id, _ = team
+    console.sign_in("alice")
+    page = console.client.get(f"/console/accounts/{account_id}/reports",
+                              query_string={**NOVEMBER, "after": "garbage"})
+    assert page.status_code == 400
+    [event] = _console_events(app_services, "ListMeetingReports")
+    assert event["errorCode"] == "ValidationError"
