@@ -19,12 +19,14 @@ Modules
 - :mod:`bridge.console.auth` — sign-in (password, then TOTP), throttling, sign-out.
 - page modules: ``accounts``, ``users``, ``account_settings``, ``domains``, ``directory``
   (Active directory), ``okta`` (Okta single-sign on configuration), ``policies``, ``events``,
-  ``support``.
+  ``support``, ``reports`` (Reports, Dashboard and a meeting's drill-down).
 
 Adding a page (e.g. the Settings pages): a module of this package with views on
 ``state.bp`` (decorated with :func:`bridge.console.access.signed_in`; posts also with
 :func:`bridge.browser.form_post`), templates under ``templates/console/`` extending
 ``console/account_base.html`` for an account's pages, an entry in
 :data:`bridge.console.state.ACCOUNT_PAGES` for the account navigation, and the module name
-in :data:`bridge.console.setup.PAGE_MODULES`.
+in :data:`bridge.console.setup.PAGE_MODULES`. A page that only some admins may open also
+names its first action in :data:`bridge.console.state.PAGE_ACTIONS`, so that its link shows
+only to admins allowed that action on the account.
 """

@@ -17,7 +17,7 @@ from bridge.services import Services
 
 # The modules whose views register on the blueprint, in navigation order.
 PAGE_MODULES = ("errors", "auth", "accounts", "users", "account_settings", "domains",
-                "directory", "okta", "policies", "events", "support")
+                "directory", "okta", "policies", "events", "support", "reports")
 
 
 def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials,

@@ -30,13 +30,16 @@ def _template_globals() -> dict[str, Any]:
     # Every console template: the CSRF field of its forms and the signed-in admin (None on
     # the sign-in pages), whose ``can(action, account_id)`` decides which controls show.
     return {"csrf_field": csrf_field, "admin": g.get("console_admin"),
-            "account_pages": ACCOUNT_PAGES}
+            "account_pages": ACCOUNT_PAGES, "page_actions": PAGE_ACTIONS}
 
 
 # The account navigation (under "Accounts > <account>"): (endpoint, label, section).
 # Section None: a page of its own; "Settings": listed under the Settings heading, as the
 # guide's navigation pane does. Page modules append to it when imported.
 ACCOUNT_PAGES: list[tuple[str, str, str | None]] = []
+# The admin API action a page of ACCOUNT_PAGES reads first: its link shows only to an admin
+# allowed that action on the account (pages not listed here always show their link).
+PAGE_ACTIONS: dict[str, str] = {}
 
 
 @dataclass

@@ -6,7 +6,9 @@ lines, then the invitation mails), and the selected users' **User actions**: **S
 user** (SuspendUsers), **Activate user** (ActivateUsers), **Remove user** (team accounts:
 SuspendUsers, which removes there), **Assign permissions** **Pro**/**Basic**
 (UpdateUserLicenses), **Log out user** (LogoutUser, one event per user, as the API's
-action is per user). User detail: GetUser and **Reset personal PIN** (ResetPersonalPin)
+action is per user). User detail: GetUser (with the activity summary — meetings attended
+and organized, meeting satisfaction, chat messages, last active — when the admin may
+GetUserActivitySummary, as the API's GetUser) and **Reset personal PIN** (ResetPersonalPin)
 after **Confirm**.
 
 Which actions show follows the admin's policies and the account (the engine refuses the
@@ -28,6 +30,7 @@ from bridge.console.access import Admin, current_admin, signed_in
 from bridge.console.state import ACCOUNT_PAGES, bp, console_state
 from bridge.domain import AccountType, Actor
 from bridge.engine.results import AccountView, BatchResult, InvitationView, ItemError, UserView
+from bridge.engine.usage_results import ActivitySummary
 from bridge.errors import AccessDenied, BridgeError, ValidationError
 from bridge.mailer import MailError, send_invitation
 
@@ -227,13 +230,21 @@ def _report(verb: str, result: BatchResult) -> None:
 def user_detail(account_id: str, user_id: str) -> Any:
     admin = current_admin()
     engine = console_state().services.engine
-    account, user = admin.read(
-        "GetUser", account_id,
-        lambda: (account_for_page(account_id), engine.get_user(account_id, user_id)),
-        params={"accountId": account_id, "userId": user_id})
+    # As the API's GetUser: the activity summary joins the details (one GetUser event) when
+    # the admin may also GetUserActivitySummary.
+    with_activity = admin.can("GetUserActivitySummary", account_id)
+
+    def read() -> tuple[AccountView, UserView, ActivitySummary | None]:
+        account, user = account_for_page(account_id), engine.get_user(account_id, user_id)
+        return account, user, (engine.activity_summary(account_id, user_id)
+                               if with_activity else None)
+
+    account, user, activity = admin.read("GetUser", account_id, read,
+                                         params={"accountId": account_id, "userId": user_id})
     actions = user_actions(admin, account)
     return render_template(
         "console/user_detail.html", account=account, user=user, page="console.users",
+        activity=activity,
         actions=actions, can_reset_pin=admin.can("ResetPersonalPin", account_id),
         status=REGISTRATION_STATUS, license=LICENSE_OF_TIER,
         confirm=request.args.get("confirm") == "reset-pin")
