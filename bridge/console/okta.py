@@ -25,7 +25,7 @@ from flask import flash, make_response, redirect, render_template, request, url_
 from bridge.browser import form_post
 from bridge.console.access import current_admin, signed_in
 from bridge.console.errors import status_of
-from bridge.console.state import ACCOUNT_PAGES, bp, console_state
+from bridge.console.state import ACCOUNT_PAGES, PAGE_ACTIONS, bp, console_state
 from bridge.console.users import account_for_page
 from bridge.domain import Actor
 from bridge.domain.connect import ConnectPlan
@@ -35,6 +35,7 @@ from bridge.engine.results import AccountView
 from bridge.errors import BridgeError, NotFound
 
 ACCOUNT_PAGES.append(("console.okta", "Okta single-sign on configuration", "Settings"))
+PAGE_ACTIONS["console.okta"] = "GetAccountWithOpenIdConfig"  # FullAccess only (the guide)
 
 # Errors a form shows in words next to its fields; others (AccessDenied, NotFound) go to
 # the console's error pages.
