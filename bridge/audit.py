@@ -155,6 +155,7 @@ def event_row(
         "event_source": EVENT_SOURCE,
         "principal_id": actor.principal_id,
         "account_id": account_id,
+        "organisation": actor.organisation,
         "error_code": error_code,
         "body": body,
     }
@@ -208,35 +209,53 @@ def _matching(query: EventQuery) -> Select[Any]:
     return stmt
 
 
+def unfiled_visible_to(organisation: str | None,
+                       operator_organisation: str) -> Callable[[str | None], bool]:
+    """Who may read an event filed under no account (admin users' changes, unmanaged
+    users' sign-ins, the CLI operator's and the jobs' events): the acting administrator's
+    own organisation; an event of no organisation, only the operator's organisation (the
+    setting ``admin_aws_account_id``, the service's own admins)."""
+    def visible(event_organisation: str | None) -> bool:
+        if event_organisation is None:
+            return organisation == operator_organisation
+        return event_organisation == organisation
+    return visible
+
+
 def lookup(session: Session, query: EventQuery, *,
            visible: Callable[[str], bool] | None = None,
+           unfiled: Callable[[str | None], bool] | None = None,
            max_scanned: int = MAX_SCANNED) -> tuple[list[dict[str, Any]], int | None]:
     """Events matching ``query`` in its order; returns (events, cursor of the next page).
 
-    ``visible(account_id)`` hides the events of the accounts it refuses (events without
-    an account are kept). Then at most ``max_scanned`` events are examined for one page,
-    so a page may hold fewer than ``query.limit`` events, even none, and still come with
-    a cursor: follow cursors until there is none.
+    ``visible(account_id)`` hides the events of the accounts it refuses; ``unfiled
+    (organisation)`` those filed under no account that it refuses (None: kept; see
+    :func:`unfiled_visible_to`). Then at most ``max_scanned`` events are examined for one
+    page, so a page may hold fewer than ``query.limit`` events, even none, and still come
+    with a cursor: follow cursors until there is none.
     """
     stmt = _matching(query)
     if query.after_seq is not None:
         stmt = stmt.where(_past(query, query.after_seq))
-    if visible is None:
+    if visible is None and unfiled is None:
         rows = list(session.scalars(stmt.limit(query.limit + 1)))
         next_cursor = rows[query.limit - 1].seq if len(rows) > query.limit else None
         return [r.body for r in rows[: query.limit]], next_cursor
-    kept, next_cursor = _visible_seqs(session, stmt, query, visible, max_scanned)
+    kept, next_cursor = _visible_seqs(session, stmt, query, visible or (lambda _: True),
+                                      unfiled or (lambda _: True), max_scanned)
     bodies = dict(session.execute(select(AuditEvent.seq, AuditEvent.body)
                                   .where(AuditEvent.seq.in_(kept))).tuples().all())
     return [bodies[seq] for seq in kept], next_cursor
 
 
 def _visible_seqs(session: Session, stmt: Select[Any], query: EventQuery,
-                  visible: Callable[[str], bool],
+                  visible: Callable[[str], bool], unfiled: Callable[[str | None], bool],
                   max_scanned: int) -> tuple[list[int], int | None]:
-    """Up to ``limit`` sequence numbers of visible events (reading only the sequence and
-    account columns, in batches, at most ``max_scanned`` rows); and the next cursor."""
-    keys = stmt.with_only_columns(AuditEvent.seq, AuditEvent.account_id)
+    """Up to ``limit`` sequence numbers of visible events (reading only the sequence,
+    account and organisation columns, in batches, at most ``max_scanned`` rows); and the
+    next cursor."""
+    keys = stmt.with_only_columns(AuditEvent.seq, AuditEvent.account_id,
+                                  AuditEvent.organisation)
     limit = query.limit
     kept: list[int] = []
     scanned, cursor = 0, None
@@ -244,9 +263,9 @@ def _visible_seqs(session: Session, stmt: Select[Any], query: EventQuery,
         size = min(max(limit + 1, 100), max_scanned - scanned)
         batch = keys if cursor is None else keys.where(_past(query, cursor))
         rows = session.execute(batch.limit(size + 1)).tuples().all()  # +1: any left?
-        for seq, account_id in rows[:size]:
+        for seq, account_id, organisation in rows[:size]:
             scanned, cursor = scanned + 1, seq
-            if account_id is None or visible(account_id):
+            if unfiled(organisation) if account_id is None else visible(account_id):
                 if len(kept) == limit:
                     return kept, kept[-1]  # one more exists: the page is full
                 kept.append(seq)

@@ -3,9 +3,12 @@ name, principal (id or admin user name) and time range, oldest first, paged.
 
 An event filed under an account is returned only when the caller's policies allow
 ``chime:LookupEvents`` on that account's ARN: a Deny on an account (``chime:*`` or
-``chime:LookupEvents``) hides its events. Events without an account are returned to every
-caller allowed LookupEvents. A filtered page may hold fewer events than asked for (see
-:func:`bridge.audit.lookup`); clients follow ``NextToken`` until there is none.
+``chime:LookupEvents``) hides its events. Events without an account are returned to the
+acting administrator's organisation, and those of no organisation (end users, the CLI
+operator, jobs) to the operator's organisation only
+(:func:`bridge.audit.unfiled_visible_to`). A filtered page may hold fewer events than
+asked for (see :func:`bridge.audit.lookup`); clients follow ``NextToken`` until there is
+none.
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ def lookup_events(ctx: ActionContext) -> dict[str, Any]:
                              after_seq=int(cursor) if cursor else None,
                              limit=max_results(ctx.query("max-results")))
     with transaction(ctx.services.sessions) as session:
-        events, next_seq = audit.lookup(session, query, visible=_account_filter(ctx))
+        events, next_seq = audit.lookup(
+            session, query, visible=_account_filter(ctx),
+            unfiled=audit.unfiled_visible_to(ctx.organisation,
+                                             ctx.services.settings.admin_aws_account_id))
     body: dict[str, Any] = {"Events": events}
     if next_seq is not None:
         body["NextToken"] = encode_token(str(next_seq))

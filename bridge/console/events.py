@@ -77,11 +77,15 @@ def _parse() -> tuple[audit.EventQuery, dict[str, str]]:
     ), typed
 
 
-def _visibility(admin: Admin) -> Callable[[str], bool] | None:
-    """None when the admin may read every account's events, else the per-account check."""
-    if admin.can_everywhere("LookupEvents"):
-        return None
+def _visibility(admin: Admin) -> Callable[[str], bool]:
+    """The per-account check, never skipped: ``can`` also requires the admin's
+    organisation to own or be delegated the account (other organisations' stay hidden)."""
     return lru_cache(maxsize=1024)(lambda account_id: admin.can("LookupEvents", account_id))
+
+
+def _unfiled(admin: Admin) -> Callable[[str | None], bool]:
+    return audit.unfiled_visible_to(admin.organisation,
+                                    console_state().services.settings.admin_aws_account_id)
 
 
 def _params(query: audit.EventQuery) -> dict[str, Any]:
@@ -96,10 +100,11 @@ def events() -> Any:
     admin = current_admin()
     query, typed = _query(admin)
     uow = console_state().services.engine.uow
-    visible = _visibility(admin)
+    visible, unfiled = _visibility(admin), _unfiled(admin)
 
     def page() -> tuple[list[dict[str, Any]], int | None]:
-        return uow.read(lambda repo: audit.lookup(repo.session, query, visible=visible),
+        return uow.read(lambda repo: audit.lookup(repo.session, query, visible=visible,
+                                                       unfiled=unfiled),
                         write_lock=False)
 
     found, more = admin.read("LookupEvents", None, page, params=_params(query),
@@ -117,7 +122,7 @@ def download_events() -> Response:
     query, _ = _query(admin)
     query = replace(query, newest_first=False, after_seq=None, limit=DOWNLOAD_BATCH)
     uow = console_state().services.engine.uow
-    visible = _visibility(admin)
+    visible, unfiled = _visibility(admin), _unfiled(admin)
     admin.read("LookupEvents", None, lambda: None,
                params={**_params(query), "download": "jsonl"}, filtered=True)
 
@@ -126,7 +131,7 @@ def download_events() -> Response:
         while True:
             batch = replace(query, after_seq=cursor)
             found, cursor = uow.read(lambda repo, q=batch: audit.lookup(  # type: ignore[misc]
-                repo.session, q, visible=visible), write_lock=False)
+                repo.session, q, visible=visible, unfiled=unfiled), write_lock=False)
             for event in found:
                 yield json.dumps(event, sort_keys=True) + "\n"
             if cursor is None:

@@ -318,6 +318,9 @@ class AuditEvent(Base):
     event_source: Mapped[str] = mapped_column(String(64))
     principal_id: Mapped[str | None] = mapped_column(String(128))
     account_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # The acting administrator's organisation (None: no organisation — end users, the
+    # CLI operator, system jobs): who may read an event filed under no account.
+    organisation: Mapped[str | None] = mapped_column(String(12), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     body: Mapped[dict[str, Any]] = mapped_column()
 

@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("event_source", sa.String(length=64), nullable=False),
         sa.Column("principal_id", sa.String(length=128), nullable=True),
         sa.Column("account_id", sa.String(length=36), nullable=True),
+        sa.Column("organisation", sa.String(length=12), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_events")),
