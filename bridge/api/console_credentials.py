@@ -19,14 +19,14 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from bridge.api.principals import PrincipalView
 from bridge.crypto import SecretBox
 from bridge.domain import Actor
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import NotFound, ValidationError
-from bridge.store.console_models import AdminConsoleCredential
+from bridge.store.console_models import AdminConsoleCredential, ConsoleSession
 from bridge.store.models import AdminPrincipal, utcnow
 from bridge.store.repository import Repository
 
@@ -114,6 +114,7 @@ class ConsoleCredentials:
             row = self._credential(repo, principal.id)
             row.password_hash = hashed
             row.password_set_at = self._now()
+            _end_console_sessions(repo, principal.id)
             return None, {"principalId": principal.id}
 
         self._uow.run(actor, "UpdateLoginProfile" if exists else "CreateLoginProfile",
@@ -130,6 +131,7 @@ class ConsoleCredentials:
             row.totp_secret_sealed = self._box.seal(secret)
             row.totp_enabled_at = self._now()
             row.totp_last_step = None
+            _end_console_sessions(repo, principal.id)
             return None, {"principalId": principal.id}
 
         self._uow.run(actor, "EnableMFADevice", {"userName": name}, work)
@@ -145,6 +147,7 @@ class ConsoleCredentials:
             if row is None or row.totp_secret_sealed is None:
                 raise NotFound(f"Admin user {name!r} has no MFA device.")
             row.totp_secret_sealed = row.totp_enabled_at = row.totp_last_step = None
+            _end_console_sessions(repo, principal.id)
             return None, None
 
         self._uow.run(actor, "DeactivateMFADevice", {"userName": name}, work)
@@ -233,3 +236,10 @@ class ConsoleCredentials:
                                  p.created_at, (), p.aws_account_id)
 
         return self._uow.read(work, write_lock=False)
+
+
+def _end_console_sessions(repo: Repository, principal_id: str) -> None:
+    """A changed password or MFA device ends the admin's console sessions everywhere (a
+    session stolen before the change must not outlive it)."""
+    repo.session.execute(delete(ConsoleSession).where(ConsoleSession.principal_id ==
+                                                      principal_id))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from typing import Any, cast
+from urllib.parse import urlencode
 
-from flask import Flask, Response, flash, jsonify, request
+from flask import Flask, Response, flash, jsonify, redirect, request
 
 from bridge import pages
 from bridge.api.errors import ERROR_TABLE
@@ -194,6 +195,11 @@ def install(app: Flask, svc: Services) -> None:
                 *_INVITATION_REFUSALS["expired"])
         account_name = svc.engine.get_account(user.account_id).name if user.account_id \
             else ""
+        if not decision.allowed:  # the account signs in through its directory now
+            flash(f"Your invitation to {account_name} is accepted. Sign in with "
+                  f"{user.primary_email} through your organisation's sign-in.")
+            return cast(Response, redirect(
+                "/auth/login?" + urlencode({"email": user.primary_email}), code=303))
         # Accepting is the person's first sign-in (the engine's decision): the session
         # opens here and the browser lands where every sign-in lands (the home page).
         flash(f"Welcome to {account_name}: your invitation is accepted and you are signed "

@@ -125,7 +125,9 @@ class Admin:
                     and is_allowed(self.statements, action, self._resource(account_id))):
                 # Not the organisation's account: NotFound, as the admin API answers (an
                 # admin allowed the action learns nothing about other organisations').
-                raise self.refused(action, account_id,
+                # Filed under no account: the probe is the prober's organisation's event,
+                # never written into the other organisation's trail.
+                raise self.refused(action, None,
                                    NotFound(f"Account {account_id} was not found."), params)
             raise self._refuse(action, account_id, params)
 

@@ -168,6 +168,10 @@ def create_access_key(account_id: str) -> Any:
     admin = current_admin()
     engine = console_state().services.engine
     connect = request.form.get("connect_okta") == "on"
+    # The page that shows the new key reads the configuration and the keys: refuse before
+    # creating a key this admin could not be shown (its only copy would be lost).
+    for read in ("GetAccountWithOpenIdConfig", "ListApiKeys"):
+        admin.require(read, account_id, {"accountId": account_id})
     try:
         created: NewApiKey = admin.perform(
             "CreateApiKey", account_id, engine.api_keys.create, account_id, connect=connect,

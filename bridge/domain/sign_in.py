@@ -271,13 +271,17 @@ def provider_vouches_for_email(route: SignInRoute, email_verified: object) -> bo
 
 
 def decide_accepted_invitation(user_id: str, account_id: str, account_kind: AccountType,
-                               email: str) -> Decision:
+                               email: str, directory_kind: str | None = None) -> Decision:
     """Accepting an invitation is the invited person's first sign-in. The link reached the
     invited mailbox, works once, expires, and is used only by a form post from the
     bridge's own page (a mail scanner's GET accepts nothing): its holder has shown control
     of the address once, as a provider that vouches for an address does. The session it
     opens is the member's, with the Pro tier acceptance gives; later sign-ins go through
-    the account's provider."""
+    the account's provider. An account that has since connected a directory (Okta, AD)
+    signs its users in through it only: the invitation is accepted, no session opens."""
+    if directory_kind is not None:
+        return Decision.deny(DenyReason.DIRECTORY_SIGN_IN_REQUIRED, user_id=user_id,
+                             account_id=account_id)
     return Decision(allowed=True, reason="invitation_accepted", user_id=user_id,
                     account_id=account_id, account_type=account_kind, tier=Tier.PRO,
                     email=email)

@@ -195,24 +195,27 @@ class Members(Room):
                                       token: str) -> tuple[UserView, Decision]:
         """AcceptInvitation from the invitation page: as :meth:`accept_invitation`, and the
         acceptance is the person's first sign-in
-        (:func:`bridge.domain.sign_in.decide_accepted_invitation`): the user's last sign-in
-        is now, and the returned decision is the one the door opens a session for. One
-        transaction, one ``AcceptInvitation`` event (``signedIn``)."""
+        (:func:`bridge.domain.sign_in.decide_accepted_invitation`): when it allows, the
+        user's last sign-in is now and the door opens a session for the returned decision;
+        a denied one (the account now signs in through its directory) opens none. The link
+        is locked while it is used, so it works once on every store. One transaction, one
+        ``AcceptInvitation`` event (``signedIn``)."""
 
         def work(repo: Repository) -> tuple[tuple[UserView, Decision], dict[str, Any]]:
             user = self._accept(repo, token)
-            user.last_active_at = self._now()
             account = self._account(repo, user.account_id or "")
             decision = decide_accepted_invitation(
                 user.id, account.id, self._account_view(repo, account).type,
-                user.primary_email)
+                user.primary_email, account.directory_kind)
+            if decision.allowed:
+                user.last_active_at = self._now()
             return (self._user_view(repo, user), decision), {"userId": user.id,
-                                                             "signedIn": True}
+                                                             "signedIn": decision.allowed}
 
         return self._run(actor, "AcceptInvitation", {"token": token}, work)
 
     def _accept(self, repo: Repository, token: str) -> User:
-        invitation = repo.invitation_by_hash(hash_token(token))
+        invitation = repo.invitation_by_hash(hash_token(token), lock=True)
         now = self._now()
         if invitation is None or invitation.accepted_at is not None or (
                 invitation.expires_at <= now):

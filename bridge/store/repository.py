@@ -552,10 +552,10 @@ class Repository(DirectoryStateQueries, DelegationQueries):
 
     # --- invitations ----------------------------------------------------------------------
 
-    def invitation_by_hash(self, token_hash: str) -> Invitation | None:
-        return self.session.scalars(
-            select(Invitation).where(Invitation.token_hash == token_hash)
-        ).first()
+    def invitation_by_hash(self, token_hash: str, *, lock: bool = False) -> Invitation | None:
+        """``lock``: FOR UPDATE (PostgreSQL), so two acceptances of one link serialise."""
+        stmt = select(Invitation).where(Invitation.token_hash == token_hash)
+        return self.session.scalars(stmt.with_for_update() if lock else stmt).first()
 
     def expire_invitations(self, user_id: str, now: datetime) -> None:
         self.session.execute(

@@ -96,3 +96,7 @@ def test_an_admin_sees_only_its_organisation_s_accounts(console: Console,
                            {"name": "Taken"}, page="/console/accounts")
     assert renamed.status_code == 404
     assert app_services.engine.get_account(ours.id).name == "Ours"
+    # The probes are bob's organisation's events, not written into our account's trail.
+    probes = [e for e in events(app_services) if e["userIdentity"].get("userName") == "bob"
+              and e["errorCode"] == "NotFound"]
+    assert probes and all(e["recipientAccountId"] is None for e in probes)

@@ -179,3 +179,12 @@ def test_the_cookie_is_secure_behind_an_https_public_url(
         assert "SameSite=Strict" in cookie and "HttpOnly" in cookie
     finally:
         services.db.dispose()
+
+
+def test_a_new_password_ends_the_admin_s_console_sessions(console: Console) -> None:
+    """A session taken before a password change (or an MFA change) does not outlive it."""
+    console.sign_in("alice")
+    assert console.client.get("/console/accounts").status_code == 200
+    console.credentials.set_password(OPERATOR, "alice", "another long passphrase here")
+    after = console.client.get("/console/accounts")
+    assert after.status_code == 302 and after.headers["Location"].startswith("/console")

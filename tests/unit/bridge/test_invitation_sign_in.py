@@ -10,6 +10,7 @@ from bridge.app import Services
 from bridge.domain import AccountType, Actor, Tier
 from bridge.errors import NotFound
 from bridge.store.db import transaction
+from tests.builders import claim
 
 
 def _events(services: Services, name: str) -> list[dict[str, object]]:
@@ -46,3 +47,20 @@ def test_a_used_link_signs_nobody_in(services: Services, admin: Actor) -> None:
         engine.accept_invitation_and_sign_in(invitee, invites[0].token)
     assert [e["errorCode"] for e in _events(services, "AcceptInvitation")] == [
         None, "NotFound"]
+
+
+def test_an_account_that_connected_okta_since_signs_nobody_in_by_invitation(
+        services: Services, admin: Actor) -> None:
+    """A link sent while the account was console-managed is still accepted after Okta was
+    connected, but opens no session: the account's users sign in through Okta only."""
+    engine = services.engine
+    team = engine.create_account(admin, "Team Rocket")
+    invites, _ = engine.invite_users(admin, team.id, "ann@rocket.test")
+    claim(engine, admin, team.id, "rocket.test")
+    engine.api_keys.create(admin, team.id, connect=True)
+    invitee = Actor(type="Invitee", principal_id="invitation-link")
+    user, decision = engine.accept_invitation_and_sign_in(invitee, invites[0].token)
+    assert not decision.allowed and decision.reason == "directory_sign_in_required"
+    assert engine.get_user(team.id, user.id).last_active_at is None
+    [event] = _events(services, "AcceptInvitation")
+    assert event["responseElements"]["signedIn"] is False  # type: ignore[index]
