@@ -15,8 +15,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ad_sync import client as ad_client
 from ad_sync import signin as ad_signin
 from bridge import browser, home, pages, session_routes
-from bridge.api import register_admin_api
 from bridge.api.console_credentials import ConsoleCredentials
+from bridge.api.setup import register_admin_api
 from bridge.console import setup as console_setup
 from bridge.http_input import BoundedRequest, refuse_unstorable_urls
 from bridge.observability import setup as observability_setup

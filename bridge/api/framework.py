@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bridge.api import sigv4
+import bridge.api.sigv4 as sigv4
 from bridge.api.errors import ServiceFailure, error_response, wire_error
 from bridge.api.policy import (
     ALL_ACTIONS,

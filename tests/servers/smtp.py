@@ -360,6 +360,22 @@ class SmtpServer:
                 raise TimeoutError(f"expected {n} message(s) within {timeout:.1f}s, received {got}")
             return list(self._messages)
 
+    def wait_for_message_to(self, address: str, timeout: float = 10.0) -> ReceivedMessage:
+        """Block until a message to ``address`` was received; return the latest such.
+
+        Raises:
+            TimeoutError: if none arrived within ``timeout`` seconds.
+        """
+        def latest() -> ReceivedMessage | None:
+            return next((m for m in reversed(self._messages) if address in m.rcpt_tos), None)
+
+        with self._condition:
+            if not self._condition.wait_for(lambda: latest() is not None, timeout):
+                raise TimeoutError(f"no message to {address} within {timeout:.1f}s")
+            found = latest()
+            assert found is not None
+            return found
+
     # -- addresses -----------------------------------------------------------
 
     @property

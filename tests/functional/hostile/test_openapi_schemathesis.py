@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bridge.api import load_actions
+from bridge.api.setup import load_actions
 from bridge.api.web import openapi_document
 from tests.admin_client import SETUP_ACTOR, AdminClient, admin_client
 from tests.builders import enterprise

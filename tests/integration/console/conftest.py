@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from bridge.app import Services, build_services
 from bridge.store.db import upgrade
 from config import load_settings
+from tests.integration.admin_api.conftest import dns, dns_server  # noqa: F401 - fixtures
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.ports import LOOPBACK
 from tests.servers.smtp import SmtpServer
@@ -144,16 +145,9 @@ def sign_in(page: Page, live: LiveConsole, name: str, password: str = PASSWORD) 
 
 def invitation_link(live: LiveConsole, address: str, timeout: float = 10.0) -> str:
     """The link of the latest invitation mail to ``address`` the SMTP server received."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for received in reversed(live.smtp.messages):
-            if address in received.rcpt_tos:
-                body = received.message.get_body(("plain",))
-                assert body is not None
-                found = re.search(r"(http://\S+/invitations/\S+)", body.get_content())
-                assert found, body.get_content()
-                return found.group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"no invitation mail to {address}")
+    received = live.smtp.wait_for_message_to(address, timeout)
+    body = received.message.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"(http://\S+/invitations/\S+)", body.get_content())
+    assert found, body.get_content()
+    return found.group(1)

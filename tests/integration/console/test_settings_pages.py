@@ -20,19 +20,6 @@ from tests.servers.dns import DnsServer
 SETUP = Actor(type="Test", principal_id="test", name="test")
 
 
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    with DnsServer(ttl=0) as server:
-        yield server
-
-
-@pytest.fixture
-def dns(dns_server: DnsServer) -> Iterator[DnsServer]:
-    dns_server.clear()
-    yield dns_server
-    dns_server.clear()
-
-
 @pytest.fixture
 def svc(sqlite_url: str, tmp_path: Path, clock: FakeClock,
         dns: DnsServer) -> Iterator[Services]:

@@ -9,7 +9,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bridge.api import sigv4
+import bridge.api.sigv4 as sigv4
 from bridge.errors import Unauthenticated
 
 KEY_ID, SECRET = "AKIATESTKEY000000001", "s3cr3t/secret+key"
