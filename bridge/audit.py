@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict, Unpack
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -89,23 +89,21 @@ def user_identity(actor: Actor) -> dict[str, Any]:
 ACCOUNT_ID_MAX = 36
 
 
-def record(
-    session: Session,
-    actor: Actor,
-    event_name: str,
-    *,
-    account_id: str | None = None,
-    request_parameters: Mapping[str, Any] | None = None,
-    response_elements: Mapping[str, Any] | None = None,
-    error_code: str | None = None,
-    error_message: str | None = None,
-    event_type: str = "AwsApiCall",
-) -> AuditEvent:
+class EventFields(TypedDict, total=False):
+    """The optional fields of one event, as :func:`event_row` takes them."""
+
+    account_id: str | None
+    request_parameters: Mapping[str, Any] | None
+    response_elements: Mapping[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    event_type: str
+
+
+def record(session: Session, actor: Actor, event_name: str,
+           **fields: Unpack[EventFields]) -> AuditEvent:
     """Add one audit event to ``session`` (committed with the caller's transaction)."""
-    event = AuditEvent(**event_row(
-        actor, event_name, account_id=account_id, request_parameters=request_parameters,
-        response_elements=response_elements, error_code=error_code,
-        error_message=error_message, event_type=event_type))
+    event = AuditEvent(**event_row(actor, event_name, **fields))
     session.add(event)
     return event
 

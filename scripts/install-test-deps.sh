@@ -56,12 +56,11 @@ if [ ! -d "$op_dir/node_modules/oidc-provider" ] || \
   (cd "$op_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# axe-core for the browser tests' accessibility check (injected into the pages under test),
-# pinned by each package-lock.json.
-for axe_dir in tests/browser tests/servers/axe; do
-  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || \
-     [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/.package-lock.json" ]; then
-    echo "install-test-deps: npm ci in $axe_dir" >&2
-    (cd "$axe_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
-done
+# axe-core for the browser tests' accessibility check (injected into the pages under test;
+# the end-user pages' and the console's tests alike), pinned by its package-lock.json.
+axe_dir=tests/browser
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || \
+   [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/.package-lock.json" ]; then
+  echo "install-test-deps: npm ci in $axe_dir" >&2
+  (cd "$axe_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -25,6 +25,8 @@ from bridge.store.db import upgrade
 from config import Settings, load_settings
 from tests.servers.postgres import PostgresServer
 
+# The browser tests' fixtures (browser, page), wherever the test lives.
+pytest_plugins = ["tests.browser.chromium"]
 _counter = itertools.count()
 
 

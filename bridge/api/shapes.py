@@ -62,8 +62,11 @@ def user_shape(view: UserView) -> dict[str, Any]:
         shape["LicenseType"] = LICENSE_OF_TIER[view.tier]
     if view.invited_at is not None:
         shape["InvitedOn"] = view.invited_at
+        # The model's InviteStatus: an invitation past its date or withdrawn (the account
+        # connected a directory, another claimed the domain) is Failed, not Pending.
         shape["UserInvitationStatus"] = (
-            "Pending" if view.status == UserStatus.INVITED.value else "Accepted")
+            "Accepted" if view.status != UserStatus.INVITED.value
+            else "Failed" if view.invitation == "expired" else "Pending")
     if view.joined_at is not None:
         shape["RegisteredOn"] = view.joined_at
     return {k: v for k, v in shape.items() if v is not None}

@@ -142,18 +142,40 @@ _UNKNOWN_INVITATION = (404, "invitation_not_found", "This invitation link is not
                        "invitation has it.")
 
 
-def _invitation_refusal(status: int, code: str, message: str) -> Response:
+def _withdrawn(preview: InvitationPreview) -> tuple[int, str, str] | None:
+    """The refusal of an invitation a change withdrew (bridge.domain.invitations), naming
+    the account and the address, or None."""
+    if preview.state == "directory":
+        return (410, "invitation_withdrawn_directory",
+                f"This invitation to {preview.account_name} was withdrawn: "
+                f"{preview.account_name} now signs its users in through its own directory, "
+                f"so {preview.email} signs in there, not with this link.")
+    if preview.state == "claimed":
+        return (410, "invitation_withdrawn_claimed",
+                f"This invitation to {preview.account_name} was withdrawn: another "
+                f"organisation claimed the domain of {preview.email}, and addresses on it "
+                "belong to that organisation's account.")
+    return None
+
+
+def _invitation_refusal(status: int, code: str, message: str,
+                        email: str | None = None) -> Response:
+    back = f"{pages.SIGN_IN_PATH}?" + urlencode({"email": email}) if email else "/"
     return pages.refusal_page(status, code, message, title="This invitation cannot be "
-                              "accepted", back="/", back_label="Go to the sign-in page")
+                              "accepted", back=back, back_label="Go to the sign-in page")
 
 
 def _preview(svc: Services, token: str) -> InvitationPreview | Response:
-    """The invitation of ``token``, or the refusal page for an unknown, used or expired
-    link (404 unknown; 410 Gone used or expired: the link existed and never works again)."""
+    """The invitation of ``token``, or the refusal page for an unknown, used, expired or
+    withdrawn link (404 unknown; 410 Gone otherwise: the link existed and never works
+    again). A withdrawn link's page says why and leads to the sign-in with the address."""
     try:
         preview = svc.engine.invitation_preview(token)
     except NotFound:
         return _invitation_refusal(*_UNKNOWN_INVITATION)
+    withdrawn = _withdrawn(preview)
+    if withdrawn is not None:
+        return _invitation_refusal(*withdrawn, email=preview.email)
     if preview.state != "pending":
         status, code, message = _INVITATION_REFUSALS[preview.state]
         return _invitation_refusal(status, code, message)

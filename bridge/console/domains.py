@@ -11,6 +11,7 @@ DeleteDomain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -71,19 +72,15 @@ def claim_domain(account_id: str) -> Any:
         return view
 
     try:
-        view = admin.perform("AddDomain", account_id, claim,
-                             params={"accountId": account_id, "domainName": name})
+        added = admin.perform("AddDomain", account_id, claim,
+                              params={"accountId": account_id, "domainName": name})
     except BridgeError as exc:
         if exc.code in {"AccessDenied", "NotFound"}:
             raise
         return _page(account_id, claim_error=exc.message, status=400)
-    try:
-        view = check_domain(svc.engine, svc.settings, admin.actor, view)
-    except Conflict as exc:  # verified by another account meanwhile: say so
-        flash(exc.message, "error")
-        return redirect(url_for("console.domains", account_id=account_id))
-    flash(_outcome(view, claimed=True), "success" if view.status == "verified" else "info")
-    return redirect(url_for("console.domains", account_id=account_id))
+    # Verified by another account meanwhile: _checked says so.
+    return _checked(account_id, lambda: check_domain(svc.engine, svc.settings, admin.actor,
+                                                     added), claimed=True)
 
 
 @bp.post("/accounts/<account_id>/settings/domains/<name>/verify")
@@ -97,14 +94,9 @@ def verify_domain(account_id: str, name: str) -> Any:
         domain = svc.engine.get_domain(account_id, name)
         return check_domain(svc.engine, svc.settings, actor, domain)
 
-    try:
-        view = admin.perform("AddDomain", account_id, verify,
-                             params={"accountId": account_id, "domainName": name})
-    except Conflict as exc:  # verified by another account first
-        flash(exc.message, "error")
-        return redirect(url_for("console.domains", account_id=account_id))
-    flash(_outcome(view, claimed=False), "success" if view.status == "verified" else "info")
-    return redirect(url_for("console.domains", account_id=account_id))
+    return _checked(account_id, lambda: admin.perform(
+        "AddDomain", account_id, verify, params={"accountId": account_id, "domainName": name}),
+        claimed=False)
 
 
 @bp.post("/accounts/<account_id>/settings/domains/<name>/remove")
@@ -116,6 +108,19 @@ def remove_domain(account_id: str, name: str) -> Any:
     admin.perform("DeleteDomain", account_id, engine.delete_domain, account_id, name,
                   params={"accountId": account_id, "domainName": name})
     flash(f"{name} was removed from the account.", "success")
+    return redirect(url_for("console.domains", account_id=account_id))
+
+
+def _checked(account_id: str, check: Callable[[], DomainView], *, claimed: bool) -> Any:
+    """Run one DNS check of a domain (``check``) and say on the Domains page how it went:
+    its outcome, or that another account verified the domain first (Conflict)."""
+    try:
+        view = check()
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_outcome(view, claimed=claimed),
+              "success" if view.status == "verified" else "info")
     return redirect(url_for("console.domains", account_id=account_id))
 
 

@@ -43,10 +43,16 @@ class ConnectPlan:
                 + f" To connect, send the request again with \"{CONFIRM_MEMBER}\": true.")
 
 
-def okta_connect_plan(account_id: str, before: AccountType, users: int) -> ConnectPlan:
+def okta_connect_plan(account_id: str, before: AccountType, users: int,
+                      pending_invitations: int = 0) -> ConnectPlan:
     """The plan of connecting Okta to a console-managed enterprise account with ``users``
-    users (their tiers are held, see ``User.tier_held``)."""
+    users (their tiers are held, see ``User.tier_held``) and ``pending_invitations``
+    invitations not yet accepted (withdrawn: :mod:`bridge.domain.invitations`)."""
     people = f"{users} user" + ("" if users == 1 else "s")
+    withdrawn = () if not pending_invitations else (
+        f"Its {pending_invitations} pending invitation"
+        + (" is" if pending_invitations == 1 else "s are")
+        + " withdrawn: invited people sign in through Okta once it has pushed them.",)
     return ConnectPlan(account_id, before, AccountType.ENTERPRISE_OIDC, users, (
         f"The account becomes {AccountType.ENTERPRISE_OIDC.value} (it is {before.value}): "
         "its users sign in through Okta, and only those Okta's SCIM provisioning has "
@@ -58,4 +64,5 @@ def okta_connect_plan(account_id: str, before: AccountType, users: int) -> Conne
         "It can be taken back: deleting the OpenID configuration and every SCIM access key "
         "returns the account to console management "
         f"({AccountType.ENTERPRISE_LWA.value}) with every user and their current tier.",
+        *withdrawn,
     ))

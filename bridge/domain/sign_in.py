@@ -181,7 +181,8 @@ def decide_directory(facts: DirectoryFacts) -> SignInPlan:
 def decide_default(facts: DefaultFacts) -> SignInPlan:
     """The service-wide default provider: unmanaged users get (or keep) their 30-day Pro
     trial; an address on a verified claimed domain joins that (console-managed) account,
-    enrolling a new user as needed; users of directory-managed accounts must sign in
+    enrolling a new user as needed (a user invited by another account, not yet
+    registered, joins it too); users of directory-managed accounts must sign in
     through their directory."""
     email, now = facts.email, facts.now
     user = facts.linked_user
@@ -207,7 +208,10 @@ def decide_default(facts: DefaultFacts) -> SignInPlan:
                                 email=email)
             return SignInPlan(decision, enrol=Enrolment.IN_ACCOUNT, enrol_account_id=claim.id,
                               enrol_tier=claim.default_license, unlink=unlink, link=True)
-        if user.account_id is None:
+        if user.account_id is None or (user.status == UserStatus.INVITED
+                                       and user.account_id != claim.id):
+            # Unmanaged, or only invited by another account (its invitation was withdrawn
+            # when the domain was claimed: bridge.domain.invitations): joins the claim.
             join = claim.id
     if user is None:
         decision = Decision(allowed=True, reason="ok", user_id=None, account_id=None,

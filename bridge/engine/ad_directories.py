@@ -169,7 +169,8 @@ class AdDirectories(Room):
         ``ConnectDirectory`` event (its fields are the connect rule's, no setting)."""
 
         def work(repo: Repository) -> tuple[DirectoryView, dict[str, Any]]:
-            account = self._connect(repo, account_id, DirectoryKind.ACTIVE_DIRECTORY)
+            connected = self._connect(repo, account_id, DirectoryKind.ACTIVE_DIRECTORY)
+            account = connected.account
             if fields["directory_id"] is not None:
                 # Still registered (and still this organisation's) when the change commits.
                 registered = repo.session.get(AuthorizedDirectory, fields["directory_id"])
@@ -190,7 +191,8 @@ class AdDirectories(Room):
             row.updated_at = now
             repo.session.flush()
             view = self._view(repo, row)
-            return view, {"accountType": self._account_view(repo, account).type.value}
+            return view, {"accountType": self._account_view(repo, account).type.value,
+                          **connected.detail}
 
         params: dict[str, Any] = {"accountId": account_id,
                                   "directory": DirectoryKind.ACTIVE_DIRECTORY.value}

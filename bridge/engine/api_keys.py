@@ -119,13 +119,13 @@ class ApiKeys(Room):
                                "provisioning keys are for Okta (EnterpriseOIDC) accounts.")
             plan = (self._okta_plan(repo, account)
                     if account.directory_kind is None and connect else None)
-            self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
+            connected = self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
             row = ApiKey(id=key_id, account_id=account_id, secret_hash=_hash(secret),
                          created_at=self._now())
             repo.session.add(row)
             repo.session.flush()
             return NewApiKey(_view(row), f"{PREFIX}_{key_id}_{secret}", plan), {
-                "keyId": key_id, "directoryConnected": plan is not None}
+                "keyId": key_id, "directoryConnected": plan is not None, **connected.detail}
 
         return self._run(actor, "CreateApiKey", {"accountId": account_id, "connect": connect},
                          work, account_id=account_id)

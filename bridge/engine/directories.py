@@ -38,13 +38,15 @@ class Directories(Room):
         """
 
         def work(repo: Repository) -> tuple[AccountView, dict[str, Any]]:
+            detail: dict[str, Any] = {}
             if kind is not None:
-                account = self._connect(repo, account_id, kind, confirmed=confirmed)
+                connected = self._connect(repo, account_id, kind, confirmed=confirmed)
+                account, detail = connected.account, connected.detail
             else:
                 account = self._account(repo, account_id, lock=True)
                 self._disconnect(repo, account)
             view = self._account_view(repo, account)
-            return view, {"accountType": view.type.value}
+            return view, {"accountType": view.type.value, **detail}
 
         return self._run(actor, event_name, {"accountId": account_id,
                                              "directory": kind.value if kind else None},

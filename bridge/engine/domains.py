@@ -23,6 +23,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room
 from bridge.errors import Conflict, NotFound
+from bridge.store import invitations
 from bridge.store.models import (
     Domain,
     User,
@@ -88,9 +89,10 @@ class Domains(Room):
         """Apply the result of one DNS look-up of the domain's verification record.
 
         ``txt_values`` are the TXT strings found (None: the look-up itself failed, which
-        counts as not found). Found → verified (and the account's directory users gain the
-        aliases they have on it); not found for longer than ``window`` since the claim →
-        failed. Raises Conflict when another account verified the domain first.
+        counts as not found). Found → verified (the account's directory users gain the
+        aliases they have on it; other accounts' pending invitations to addresses on it are
+        withdrawn, :mod:`bridge.domain.invitations`); not found for longer than ``window``
+        since the claim → failed. Raises Conflict when another account verified the domain first.
         """
         domain_name = normalize_domain(name)
         found = list(txt_values or [])
@@ -112,7 +114,12 @@ class Domains(Room):
                 domain.verified_at = now
                 repo.session.flush()
                 self._apply_new_verified_domain(repo, account_id, domain_name)
-            elif now - domain.created_at > window:
+                # Other accounts' invitations to the domain's addresses no longer hold.
+                return DomainView.of(domain), {
+                    "status": domain.status, "invitationsWithdrawn":
+                        invitations.withdraw_on_domain(repo.session, domain_name,
+                                                       account_id, now)}
+            if now - domain.created_at > window:
                 domain.status = DomainStatus.FAILED.value
             return DomainView.of(domain), {"status": domain.status}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from bridge.domain import (
     split_invitation_emails,
     trial_tier,
 )
+from bridge.domain.invitations import link_state
 from bridge.domain.sign_in import decide_accepted_invitation
 from bridge.engine.results import (
     BatchResult,
@@ -29,6 +31,7 @@ from bridge.engine.results import (
 )
 from bridge.engine.room import Room, hash_token
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
+from bridge.store import invitations as pending_invitations
 from bridge.store import licenses, user_pages
 from bridge.store.models import (
     Account,
@@ -47,8 +50,16 @@ class Members(Room):
     activate, tiers of console-managed accounts, personal PIN, sign-out."""
 
     def get_user(self, account_id: str, user_id: str) -> UserView:
-        return self._read(lambda repo: self._user_view(repo, self._user(repo, account_id,
-                                                                         user_id)))
+        return self._read(lambda repo: self._with_invitations(
+            repo, [self._user_view(repo, self._user(repo, account_id, user_id))])[0])
+
+    def _with_invitations(self, repo: Repository, views: list[UserView]) -> list[UserView]:
+        """``views`` with the state of each invited user's invitation (``pending`` while
+        they hold a link they can accept, else ``expired``: past its date or withdrawn)."""
+        invited = [v.id for v in views if v.status == UserStatus.INVITED.value]
+        pending = pending_invitations.users_with_pending(repo.session, invited, self._now())
+        return [replace(v, invitation="pending" if v.id in pending else "expired")
+                if v.status == UserStatus.INVITED.value else v for v in views]
 
     def get_user_by_email(self, email: str,
                           account_ids: Sequence[str] | None = None) -> UserView:
@@ -59,7 +70,7 @@ class Members(Room):
             user = repo.user_by_address(address)
             if user is None or (account_ids is not None and user.account_id not in account_ids):
                 raise NotFound(f"No user has the address {address}.")
-            return self._user_view(repo, user)
+            return self._with_invitations(repo, [self._user_view(repo, user)])[0]
 
         return self._read(work)
 
@@ -74,7 +85,8 @@ class Members(Room):
             users = repo.list_users(account_id, email=needle, after_id=after_id, limit=limit,
                                     status=status)
             addresses = repo.addresses_for_users([u.id for u in users])
-            return [UserView.of(u, addresses[u.id]) for u in users]
+            return self._with_invitations(repo, [UserView.of(u, addresses[u.id])
+                                                 for u in users])
 
         return self._read(work)
 
@@ -91,7 +103,8 @@ class Members(Room):
             users = user_pages.users_by_address_prefix(
                 repo.session, account_id, needle, after_address=after_address, limit=limit)
             addresses = repo.addresses_for_users([u.id for u in users])
-            return [UserView.of(u, addresses[u.id]) for u in users]
+            return self._with_invitations(repo, [UserView.of(u, addresses[u.id])
+                                                 for u in users])
 
         return self._read(work)
 
@@ -166,15 +179,16 @@ class Members(Room):
             account = repo.account(invitation.account_id) if invitation is not None else None
             if invitation is None or user is None or account is None:
                 raise NotFound("This invitation link is not valid.")
-            if invitation.accepted_at is not None:
-                state = "accepted"
-            elif (invitation.expires_at <= self._now() or user.account_id != account.id
-                  or user.status != UserStatus.INVITED.value):
-                state = "expired"
-            else:
-                state = "pending"
+            holder = repo.verified_domain(email_domain(user.primary_email))
+            state = link_state(
+                accepted=invitation.accepted_at is not None,
+                expired=invitation.expires_at <= self._now(),
+                still_invited=(user.account_id == account.id
+                               and user.status == UserStatus.INVITED.value),
+                directory_kind=account.directory_kind,
+                claimed_elsewhere=holder is not None and holder.account_id != account.id)
             return InvitationPreview(user.primary_email, account.id, account.name,
-                                     invitation.expires_at, state)
+                                     invitation.expires_at, state.value)
 
         return self._read(work)
 

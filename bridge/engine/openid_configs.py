@@ -215,7 +215,7 @@ class OpenIdConfigs(Room):
                                       field="IssuerUri")
             plan = (self._okta_plan(repo, account)
                     if account.directory_kind is None and connect else None)
-            self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
+            connected = self._connect(repo, account_id, DirectoryKind.OKTA, confirmed=connect)
             row = repo.session.get(AccountOpenIdConfig, account_id)
             now = self._now()
             if row is None:
@@ -229,7 +229,8 @@ class OpenIdConfigs(Room):
             repo.session.flush()
             view = replace(self._view(row), connected=plan)
             return view, {"accountId": account_id, "issuerUri": view.issuer,
-                          "clientId": view.client_id, "directoryConnected": plan is not None}
+                          "clientId": view.client_id, "directoryConnected": plan is not None,
+                          **connected.detail}
 
         discovery_error: DiscoveryError | None = None
         try:

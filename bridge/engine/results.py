@@ -132,6 +132,9 @@ class UserView:
     # The ids of ``groups``, in the same order, when the engine read them (its writes do):
     # a door renders group references from the view without reading them again.
     group_ids: tuple[str, ...] = ()
+    # An invited user's invitation, when the engine read it (GetUser, ListUsers): "pending"
+    # (a link they can accept) or "expired" (past its date or withdrawn); None otherwise.
+    invitation: str | None = None
 
     @property
     def phone_numbers(self) -> tuple[PhoneNumber, ...]:
@@ -232,8 +235,11 @@ class InvitationView:
 class InvitationPreview:
     """What an invitation link's page shows before it is accepted (never the token).
 
-    ``state``: ``pending`` (can be accepted), ``accepted`` (used), ``expired`` (past its
-    date, withdrawn by a newer invitation or a removal, or the user is no longer invited).
+    ``state``: a :class:`bridge.domain.invitations.LinkState` value — ``pending`` (can be
+    accepted), ``accepted`` (used), ``expired`` (past its date, withdrawn by a newer
+    invitation or a removal, or the user is no longer invited), ``directory`` (withdrawn:
+    the account signs in through its directory), ``claimed`` (withdrawn: another account
+    verified the address's domain).
     """
 
     email: str

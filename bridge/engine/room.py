@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from bridge.domain.delegation import owner_only_refusal
 from bridge.engine.results import AccountView, UserView
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, ConfirmationRequired, Conflict, Forbidden, NotFound
-from bridge.store import licenses
+from bridge.store import invitations, licenses
 from bridge.store.models import Account, User
 from bridge.store.repository import Repository
 
@@ -45,6 +46,20 @@ def status_denial(user: User) -> DenyReason | None:
     if user.status == UserStatus.RELEASED.value:
         return DenyReason.RELEASED
     return None
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What the connect rule did: the locked account row, and how many pending invitations
+    connecting withdrew (:mod:`bridge.domain.invitations`; 0 when it was connected
+    already). ``detail`` goes into the connecting change's one event."""
+
+    account: Account
+    invitations_withdrawn: int = 0
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return {"invitationsWithdrawn": self.invitations_withdrawn}
 
 
 class Room:
@@ -119,11 +134,12 @@ class Room:
         return user
 
     def _connect(self, repo: Repository, account_id: str, kind: DirectoryKind, *,
-                 confirmed: bool = True) -> Account:
+                 confirmed: bool = True) -> Connected:
         """The one connect rule, for Active Directory, Okta and SCIM keys alike: only an
         enterprise account (a verified claimed domain) may connect a directory, and it has
-        at most one (Forbidden, Conflict). Connects ``kind`` when none is. Returns the
-        locked account row.
+        at most one (Forbidden, Conflict). Connects ``kind`` when none is, withdrawing the
+        account's pending invitations (its users sign in through the directory now:
+        :mod:`bridge.domain.invitations`). Returns the locked account row and that count.
 
         Okta is an explicit step (``confirmed``; else ConfirmationRequired with what it
         would change, :func:`bridge.domain.connect.okta_connect_plan`), and every user
@@ -136,21 +152,25 @@ class Room:
         if account.directory_kind not in (None, kind.value):
             raise Conflict("The account already has a directory connected "
                            f"({account.directory_kind}); disconnect it first.")
-        if account.directory_kind is None:
-            if kind is DirectoryKind.OKTA:
-                if not confirmed:
-                    raise ConfirmationRequired(self._okta_plan(repo, account).message())
-                account.directory_kind = kind.value
-                repo.hold_tiers(account_id)
-            else:
-                account.directory_kind = kind.value
-                self._refresh_tiers(repo, account_id, None)
-        return account
+        if account.directory_kind is not None:
+            return Connected(account)
+        if kind is DirectoryKind.OKTA:
+            if not confirmed:
+                raise ConfirmationRequired(self._okta_plan(repo, account).message())
+            account.directory_kind = kind.value
+            repo.hold_tiers(account_id)
+        else:
+            account.directory_kind = kind.value
+            self._refresh_tiers(repo, account_id, None)
+        return Connected(account, invitations.withdraw_for_account(repo.session, account_id,
+                                                                    self._now()))
 
     def _okta_plan(self, repo: Repository, account: Account) -> ConnectPlan:
         """What connecting Okta would change for ``account`` (not connected yet)."""
         before = self._account_view(repo, account).type
-        return okta_connect_plan(account.id, before, repo.count_users(account.id))
+        return okta_connect_plan(account.id, before, repo.count_users(account.id),
+                                 invitations.count_pending(repo.session, account.id,
+                                                           self._now()))
 
     def _disconnect(self, repo: Repository, account: Account) -> None:
         """Return a directory account to console management (DisconnectDirectory, or Okta's

@@ -61,6 +61,19 @@ class UsageOutcome:
 # --- reports ---------------------------------------------------------------------------
 
 
+class _Satisfaction:
+    """The guide's satisfaction of a view counting positive and negative responses."""
+
+    positive_feedback: int
+    negative_feedback: int
+
+    @property
+    def satisfaction(self) -> float | None:
+        """Share of positive responses (0..100), None without responses."""
+        total = self.positive_feedback + self.negative_feedback
+        return round(100.0 * self.positive_feedback / total, 1) if total else None
+
+
 @dataclass(frozen=True)
 class UsageDayView:
     day: date
@@ -73,7 +86,7 @@ class UsageDayView:
 
 
 @dataclass(frozen=True)
-class UsageSummary:
+class UsageSummary(_Satisfaction):
     """The dashboard for a date range (UTC, both ends included)."""
 
     start: date
@@ -85,12 +98,6 @@ class UsageSummary:
     negative_feedback: int
     chat_messages: int
     rolled_up_at: datetime | None
-
-    @property
-    def satisfaction(self) -> float | None:
-        """Share of positive responses (0..100), None without responses."""
-        total = self.positive_feedback + self.negative_feedback
-        return round(100.0 * self.positive_feedback / total, 1) if total else None
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ class MeetingEvent:
 
 
 @dataclass(frozen=True)
-class ActivitySummary:
+class ActivitySummary(_Satisfaction):
     """A user's activity (the User detail page)."""
 
     meetings_attended: int
@@ -153,11 +160,6 @@ class ActivitySummary:
     negative_feedback: int
     chat_messages: int
     last_active: datetime | None
-
-    @property
-    def satisfaction(self) -> float | None:
-        total = self.positive_feedback + self.negative_feedback
-        return round(100.0 * self.positive_feedback / total, 1) if total else None
 
 
 # --- billing ---------------------------------------------------------------------------

@@ -44,6 +44,12 @@ NEXT_STEPS: dict[str, str] = {
                        "address.",
     "invitation_expired": "Ask your administrator to invite you again; the new mail has a "
                           "new link.",
+    "invitation_withdrawn_directory": "Sign in with your email address on the sign-in "
+                                      "page: it takes you to your organisation's "
+                                      "directory. If the directory does not let you in, "
+                                      "ask your administrator to add you there.",
+    "invitation_withdrawn_claimed": "Sign in with your email address on the sign-in page: "
+                                    "you join the organisation that claimed your domain.",
     # Only an administrator can fix these.
     "okta_not_configured": _ADMIN,
     "provider_not_configured": "This service has no identity provider for your address "

@@ -1,7 +1,7 @@
 """The end-user pages through the Flask test client: home-realm discovery sends an Active
 Directory address on to the password form, the home page follows the session (signed in,
 signed out, revoked), sign-out is a checked form, and invitation links say whether they
-are unknown (404), used or expired (410). The same pages in a browser, with axe-core:
+are unknown (404), used, expired or withdrawn (410). The same pages in a browser, with axe-core:
 tests/integration/test_end_user_pages_chromium.py."""
 
 from __future__ import annotations
@@ -126,6 +126,33 @@ def test_invitation_links_say_what_they_are(client: FlaskClient, app_services: S
     expired = client.get(f"/invitations/{bob}")
     assert expired.status_code == 410 and 'id="reason">invitation_expired<' in expired.text
     assert engine.get_user(team.id, invites[1].user_id).status == "invited"
+
+
+def test_withdrawn_invitation_links_say_why_and_lead_to_the_sign_in(
+        client: FlaskClient, app_services: Services, admin: Actor) -> None:
+    engine = app_services.engine
+    team = engine.create_account(admin, "Team Rocket")
+    [ann] = [i.token for i in engine.invite_users(admin, team.id, "ann@rocket.test")[0]]
+    other = engine.create_account(admin, "Team Magma")
+    [bob] = [i.token for i in engine.invite_users(admin, other.id, "bob@corp.test")[0]]
+    form = client.get(f"/invitations/{ann}")
+    claim(engine, admin, team.id, "rocket.test")
+    engine.set_directory(admin, team.id, DirectoryKind.ACTIVE_DIRECTORY,
+                         event_name="ConnectDirectory")
+    for page in (client.get(f"/invitations/{ann}"),
+                 client.post(f"/invitations/{ann}", data={"csrf_token": _token(form.text)})):
+        assert page.status_code == 410
+        assert 'id="reason">invitation_withdrawn_directory<' in page.text
+        assert "Team Rocket now signs its users in through its own directory" in page.text
+        assert "it takes you to your organisation&#39;s directory" in page.text
+        assert 'href="/auth/login?email=ann%40rocket.test"' in page.text
+    corp = engine.create_account(admin, "Corp")
+    claim(engine, admin, corp.id, "corp.test")
+    page = client.get(f"/invitations/{bob}")
+    assert page.status_code == 410
+    assert 'id="reason">invitation_withdrawn_claimed<' in page.text
+    assert "another organisation claimed the domain of bob@corp.test" in page.text
+    assert 'href="/auth/login?email=bob%40corp.test"' in page.text
 
 
 def test_the_stylesheet_is_served_by_the_bridge(client: FlaskClient) -> None:

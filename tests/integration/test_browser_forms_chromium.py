@@ -6,18 +6,18 @@ cannot be framed and trigger no Content-Security-Policy violation."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from bridge.app import Services, build_services
 from bridge.domain import Actor
 from bridge.store.db import upgrade
 from config import load_settings
+from tests.browser.chromium import csp_violations
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.ports import LOOPBACK
 
@@ -34,16 +34,6 @@ class Live:
 
     def status(self, email: str) -> str:
         return self.services.engine.get_user(self.account_id, self.invites[email][0]).status
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is missing: run scripts/install-test-deps.sh"
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -65,23 +55,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
         services.db.dispose()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    opened = context.new_page()
-    yield opened
-    context.close()
-
-
-def _csp_violations(page: Page) -> list[str]:
-    found: list[str] = []
-    page.on("console", lambda m: found.append(m.text)
-            if "Content Security Policy" in m.text else None)
-    return found
-
-
 def test_the_invitation_form_registers_in_a_browser(live: Live, page: Page) -> None:
-    violations = _csp_violations(page)
+    violations = csp_violations(page)
     page.goto(f"{live.url}/invitations/{live.invites['ann@gmail.test'][1]}")
     with page.expect_navigation():
         page.click("button[type=submit]")
@@ -91,7 +66,7 @@ def test_the_invitation_form_registers_in_a_browser(live: Live, page: Page) -> N
 
 
 def test_the_sign_in_form_posts_in_a_browser(live: Live, page: Page) -> None:
-    violations = _csp_violations(page)
+    violations = csp_violations(page)
     page.goto(f"{live.url}/auth/ad/login")
     page.fill("input[name=email]", "someone@unclaimed.test")
     page.fill("input[name=password]", "a password")

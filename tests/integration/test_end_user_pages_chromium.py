@@ -31,13 +31,13 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from bridge.app import Services, build_services
 from bridge.domain import Actor, DirectoryKind, IdentitySource, Tier
 from bridge.store.db import upgrade
 from config import load_settings
-from tests.browser.chromium import checked, chromium
+from tests.browser.chromium import checked, csp_violations
 from tests.builders import claim
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.oidc_op import OpenIdProvider
@@ -69,20 +69,6 @@ class Live:
     def go(self, page: Page, path: str, status: int = 200) -> None:
         response = page.goto(self.url + path)
         assert response is not None and response.status == status, (path, response)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    opened = context.new_page()
-    yield opened
-    context.close()
 
 
 @pytest.fixture
@@ -135,13 +121,6 @@ def _okta_account(services: Services, op: OpenIdProvider) -> None:
         engine.set_user_groups(ADMIN, account.id, user.user.id, ["Engineering"])
 
 
-def _csp_violations(page: Page) -> list[str]:
-    found: list[str] = []
-    page.on("console", lambda m: found.append(m.text)
-            if "Content Security Policy" in m.text else None)
-    return found
-
-
 def _sign_in_with_keyboard(page: Page, email: str) -> None:
     """The sign-in form with the keyboard alone: Tab to the address, type, Enter."""
     for _ in range(5):
@@ -157,7 +136,7 @@ def _sign_in_with_keyboard(page: Page, email: str) -> None:
 
 
 def test_signed_out_home_is_the_sign_in_form(live: Live, page: Page) -> None:
-    violations = _csp_violations(page)
+    violations = csp_violations(page)
     live.go(page, "/")
     assert page.inner_text("h1") == "Sign in"
     assert page.get_attribute("form", "action") == "/auth/login/continue"
@@ -170,7 +149,7 @@ def test_signed_out_home_is_the_sign_in_form(live: Live, page: Page) -> None:
 
 def test_the_email_form_routes_to_okta_and_home_shows_who_you_are(live: Live,
                                                                   page: Page) -> None:
-    violations = _csp_violations(page)
+    violations = csp_violations(page)
     live.go(page, "/")
     _sign_in_with_keyboard(page, "pro@okta.example")  # Okta, and back to `/`
     page.wait_for_selector("#tier")  # the home page again, signed in
@@ -279,7 +258,7 @@ def _chime(url: str, keys: dict[str, str]) -> Any:
 
 def test_an_invitation_names_the_account_and_leads_to_the_home_page(live: Live,
                                                                      page: Page) -> None:
-    violations = _csp_violations(page)
+    violations = csp_violations(page)
     chime = _chime(live.url, _admin_keys(live.data))
     account_id = chime.create_account(Name="Team Rocket")["Account"]["AccountId"]
     invites = chime.invite_users(AccountId=account_id, UserEmailList=["ann@gmail.test"])

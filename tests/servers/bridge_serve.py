@@ -6,23 +6,75 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from tests.servers.ports import LOOPBACK, free_port, wait_for_port
 
 
+class ServeLog:
+    """The serving process's log, line by line as it is written (a reader thread follows
+    its output), so a test waits for the line the code under test logs when something
+    happened — as the SMTP server's ``wait_for_message_to`` waits for a mail — instead of
+    polling an API with sleeps."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._condition = threading.Condition()
+
+    def follow(self, stream: IO[bytes]) -> threading.Thread:
+        """Read ``stream`` to its end in a daemon thread (returned, for joining)."""
+
+        def read() -> None:
+            for raw in stream:
+                with self._condition:
+                    self._lines.append(raw.decode("utf-8", "replace"))
+                    self._condition.notify_all()
+
+        thread = threading.Thread(target=read, name="serve-log", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def lines(self) -> list[str]:
+        with self._condition:
+            return list(self._lines)
+
+    def wait_for_line(self, *needles: str, timeout: float = 60.0) -> str:
+        """Block until a line holding every one of ``needles`` was logged; return it.
+
+        Raises:
+            TimeoutError: if none was within ``timeout`` seconds (the message shows the
+                last lines logged).
+        """
+
+        def found() -> str | None:
+            return next((line for line in self._lines
+                         if all(n in line for n in needles)), None)
+
+        with self._condition:
+            if not self._condition.wait_for(lambda: found() is not None, timeout):
+                raise TimeoutError(f"no log line with {needles!r} within {timeout:.1f}s; "
+                                   f"last lines: {self._lines[-5:]!r}")
+            line = found()
+            assert line is not None
+            return line
+
+
 @contextmanager
 def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | None = None,
-                 **env: str) -> Iterator[int]:
+                 log: ServeLog | None = None, **env: str) -> Iterator[int]:
     """Serve the SQLite database of ``data_dir`` (already migrated) with the `make run`
     defaults plus ``env`` (``BRIDGE_*`` variables); yields the port. Stopped (SIGTERM, then
     SIGKILL after 30 s) on exit.
 
     ``port``: the port to serve on (when the test must know it first, e.g. for an OpenID
     Provider's redirect URIs); else a free one. ``log_file``: where the server's log goes
-    (standard output and error), else nowhere."""
+    (standard output and error); ``log``: a :class:`ServeLog` that follows it instead;
+    else nowhere."""
     port = port or free_port()
     full = {**os.environ, "BRIDGE_DATA_DIR": str(data_dir), "BRIDGE_DATABASE_URL": "",
             "BRIDGE_HOST": LOOPBACK, "BRIDGE_PORT": str(port), "BRIDGE_LOG_LEVEL": "WARNING",
@@ -30,10 +82,12 @@ def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | No
     for name in ("BRIDGE_WORKERS", "BRIDGE_TRUSTED_PROXY_COUNT", "BRIDGE_CONFIG"):
         if name not in env:
             full.pop(name, None)
-    out = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
+    out: IO[bytes] | int = (log_file.open("ab") if log_file is not None
+                            else subprocess.PIPE if log is not None else subprocess.DEVNULL)
     proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve"], env=full,
-                            stdout=out, stderr=subprocess.STDOUT if log_file else out,
+                            stdout=out, stderr=subprocess.STDOUT if log_file or log else out,
                             start_new_session=True)
+    reader = log.follow(proc.stdout) if log is not None and proc.stdout is not None else None
     try:
         wait_for_port(LOOPBACK, port, timeout=30)
         yield port
@@ -44,5 +98,7 @@ def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | No
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if reader is not None:
+            reader.join(timeout=10)  # the pipe ends with the process
         if not isinstance(out, int):
             out.close()

@@ -20,13 +20,12 @@ from __future__ import annotations
 import logging
 import socketserver
 import threading
-from types import TracebackType
 from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, TXT  # type: ignore[import-untyped,unused-ignore]
 from dnslib.server import DNSServer  # type: ignore[import-untyped,unused-ignore]
 
-from tests.servers.ports import LOOPBACK
+from tests.servers.ports import LOOPBACK, LoopbackServer
 
 _log = logging.getLogger(__name__)
 _MAX_CHARACTER_STRING = 255
@@ -111,7 +110,7 @@ class _QuietLogger:
         """Ignore full dumps."""
 
 
-class DnsServer:
+class DnsServer(LoopbackServer):
     """Authoritative DNS for tests on ``127.0.0.1:<port>``, UDP and TCP.
 
     Use as ``with DnsServer() as dns:`` or call ``start()`` / ``stop()``. The
@@ -188,30 +187,10 @@ class DnsServer:
             thread.join(timeout=5)
         self._port = None
 
-    def __enter__(self) -> DnsServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- addresses -----------------------------------------------------------
 
-    @property
-    def host(self) -> str:
-        """The address the server listens on: always ``127.0.0.1``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The UDP and TCP port; raises ``RuntimeError`` if not running."""
-        if self._port is None:
-            raise RuntimeError("DnsServer is not running")
-        return self._port
+    def _running_port(self) -> int | None:
+        return self._port  # UDP and TCP alike
 
     @property
     def nameserver(self) -> str:

@@ -30,23 +30,23 @@ import copy
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.servers.ports import LOOPBACK, Harness, free_port
+
 NODE_DIR = Path(__file__).resolve().parent / "oidc_provider"
 INSTALL_SCRIPT = "scripts/install-test-deps.sh"
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 
 KeyType = Literal["RSA", "EC"]
 Jwk = dict[str, Any]
@@ -138,14 +138,6 @@ def public_jwk(jwk: Mapping[str, Any]) -> Jwk:
     return {k: v for k, v in jwk.items() if k not in _PRIVATE_MEMBERS}
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # --------------------------------------------------------------------------- login helper
 
 
@@ -219,7 +211,7 @@ def follow_login(
 # --------------------------------------------------------------------------- the provider
 
 
-class OpenIdProvider:
+class OpenIdProvider(Harness):
     """One ``oidc-provider`` process on ``127.0.0.1:<port>``; a context manager.
 
     ``clients``: client metadata dicts (``client_id``, ``client_secret``, ``redirect_uris``;
@@ -484,17 +476,6 @@ class OpenIdProvider:
             self.restart(accounts=accounts)
         else:
             self.accounts = {k: dict(v) for k, v in accounts.items()}
-
-    def __enter__(self) -> OpenIdProvider:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- helpers
 

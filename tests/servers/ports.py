@@ -1,9 +1,13 @@
-"""Loopback port helpers shared by the test server harnesses."""
+"""What the test server harnesses share: loopback ports (a free one, waiting for one to
+accept) and their base classes (a harness is a context manager; a loopback server also
+names its host and running port)."""
 
 from __future__ import annotations
 
 import socket
 import time
+from types import TracebackType
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -52,3 +56,42 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
         f"nothing accepted TCP connections on {host}:{port} within {timeout:.1f}s"
         f" (last error: {last_error!r})"
     )
+
+
+class Harness:
+    """A test server that ``with`` starts and stops: subclasses define ``start`` (returning
+    the harness) and ``stop`` (idempotent, safe after a failed ``start``)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LoopbackServer(Harness):
+    """A harness listening on 127.0.0.1 on a port chosen when it starts: subclasses say
+    which port they run on (``_running_port``, None when not running)."""
+
+    def _running_port(self) -> int | None:
+        raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on: always ``127.0.0.1``."""
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on; raises ``RuntimeError`` if not running."""
+        port = self._running_port()
+        if port is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return port

@@ -35,13 +35,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from tests.servers.ports import LOOPBACK, free_port
+from tests.servers.ports import LOOPBACK, LoopbackServer, free_port
 
 INSTALL_HINT = (
     "run scripts/install-test-deps.sh, which installs the PostgreSQL server binaries "
@@ -127,7 +126,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-class PostgresServer:
+class PostgresServer(LoopbackServer):
     """A private PostgreSQL cluster listening on ``127.0.0.1:<free port>``.
 
     Use as ``with PostgresServer() as pg:`` or call ``start()`` / ``stop()``.
@@ -202,29 +201,9 @@ class PostgresServer:
         self._root = None
         self._port = None
 
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- addresses -----------------------------------------------------------
 
-    @property
-    def host(self) -> str:
-        """The address the server listens on: always ``127.0.0.1``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on; raises ``RuntimeError`` if not running."""
-        if self._port is None:
-            raise RuntimeError("PostgresServer is not running")
+    def _running_port(self) -> int | None:
         return self._port
 
     @property

@@ -33,7 +33,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 from aiosmtpd.controller import Controller
@@ -43,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.servers.ports import LOOPBACK, free_port
+from tests.servers.ports import LOOPBACK, LoopbackServer, free_port
 
 _START_ATTEMPTS = 3
 
@@ -225,7 +224,7 @@ def _write_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-class SmtpServer:
+class SmtpServer(LoopbackServer):
     """SMTP server for tests on ``127.0.0.1:<port>``, collecting accepted mail.
 
     Use as ``with SmtpServer(starttls=True, auth=("u", "p")) as smtp:`` or call
@@ -323,17 +322,6 @@ class SmtpServer:
             self._tmpdir = None
         self._ca_cert_path = None
 
-    def __enter__(self) -> SmtpServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- messages ------------------------------------------------------------
 
     @property
@@ -378,18 +366,8 @@ class SmtpServer:
 
     # -- addresses -----------------------------------------------------------
 
-    @property
-    def host(self) -> str:
-        """The address the server listens on: always ``127.0.0.1``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The TCP port; raises ``RuntimeError`` if not running."""
-        if self._controller is None:
-            raise RuntimeError("SmtpServer is not running")
-        port: int = self._controller.port
-        return port
+    def _running_port(self) -> int | None:
+        return None if self._controller is None else int(self._controller.port)
 
     @property
     def ca_cert_path(self) -> Path:

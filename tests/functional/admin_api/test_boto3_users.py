@@ -223,6 +223,18 @@ def test_invite_users_without_mail_server_reports_email_failed(chime: Any,
     assert (status, code) == (400, "BadRequestException") and "not an email" in message
 
 
+def test_an_invitation_withdrawn_by_another_accounts_claim_is_failed(
+        chime: Any, app_services: Services) -> None:
+    account_id = chime.create_account(Name="Team")["Account"]["AccountId"]
+    chime.invite_users(AccountId=account_id, UserEmailList=["ann@soon.example"])
+    enterprise(app_services.engine, SETUP, ["soon.example"], name="Claimer")
+    [user] = chime.list_users(AccountId=account_id)["Users"]
+    assert (user["UserRegistrationStatus"], user["UserInvitationStatus"]) == (
+        "Unregistered", "Failed")
+    got = chime.get_user(AccountId=account_id, UserId=user["UserId"])["User"]
+    assert got["UserInvitationStatus"] == "Failed"
+
+
 def test_invite_users_in_enterprise_account_is_refused(chime: Any,
                                                        app_services: Services) -> None:
     account_id, _ = lwa_account(app_services, people=())

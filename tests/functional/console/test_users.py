@@ -44,6 +44,21 @@ def test_invite_users_separated_by_semicolons_and_new_lines(console: Console,
     assert event["errorCode"] is None and event["recipientAccountId"] == team.id
 
 
+def test_an_invitation_withdrawn_by_another_accounts_claim_shows_as_expired(
+        console: Console, app_services: Services) -> None:
+    account_id, ids = _team(app_services, "ann@claimed.test", "bob@example.test")
+    enterprise(app_services.engine, SETUP, ["claimed.test"], name="Claimer")
+    console.sign_in("alice")
+    listing = console.client.get(f"/console/accounts/{account_id}/users").text
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r'>([a-z]+@[a-z.]+)</a></td>\s*<td>[^<]*</td>\s*<td[^>]*>([^<]*)</td>', listing)}
+    assert rows == {"ann@claimed.test": "Unregistered (invitation expired)",
+                    "bob@example.test": "Unregistered"}
+    detail = console.client.get(
+        f"/console/accounts/{account_id}/users/{ids['ann@claimed.test']}").text
+    assert 'id="user-status">Unregistered (invitation expired)<' in detail
+
+
 def test_search_by_email_and_pages_of_fifty(console: Console, app_services: Services) -> None:
     account_id, _ = _team(app_services, *[f"u{i:03}@example.test" for i in range(120)])
     console.sign_in("alice")

@@ -10,28 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.browser.chromium import checked, chromium
+from tests.browser.chromium import checked
 from tests.conftest import TEST_SECRET_KEY, FakeClock
 from tests.integration.ad.conftest import PASSWORD, Seed, make_bridge
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.ports import LOOPBACK
 from tests.servers.samba_dc import SambaDC
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    opened = context.new_page()
-    yield opened
-    context.close()
 
 
 @pytest.fixture

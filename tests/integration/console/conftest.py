@@ -2,7 +2,7 @@
 `bridge serve` (SQLite in a temporary data directory) and a real SMTP server on loopback.
 
 Admins are made with the real `bridge admin` commands. Every page a test visits can be
-checked with axe-core (the npm package of tests/servers/axe, injected as an init script:
+checked with axe-core (the npm package of tests/browser, injected as an init script:
 Chromium runs those outside the page's Content-Security-Policy) and photographed into
 ``BRIDGE_SCREENSHOT_DIR`` (default: a temporary directory of the run), beside axe's full
 report of the page (``NAME.axe.json``, minor and moderate findings included).
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,18 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from bridge.app import Services, build_services
 from bridge.store.db import upgrade
 from config import load_settings
+from tests.browser.axe import AXE_JS
 from tests.integration.admin_api.conftest import dns, dns_server  # noqa: F401 - fixtures
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.ports import LOOPBACK
 from tests.servers.smtp import SmtpServer
 
-ROOT = Path(__file__).resolve().parents[3]
-AXE = ROOT / "tests/servers/axe/node_modules/axe-core/axe.min.js"
 PASSWORD = "correct horse battery staple"
 AWS_ACCOUNT = "000000000000"
 SUPPORT = "support@bridge.test"
@@ -65,17 +63,6 @@ class LiveConsole:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is missing: run scripts/install-test-deps.sh"
-    assert AXE.is_file(), "axe-core is missing: run scripts/install-test-deps.sh"
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
     data = tmp_path_factory.mktemp("console") / "data"
     upgrade(f"sqlite:///{data / 'bridge.db'}")
@@ -96,9 +83,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
+    assert AXE_JS.is_file(), "axe-core is missing: run scripts/install-test-deps.sh"
     opened = browser.new_context(viewport={"width": 1280, "height": 860},
                                  accept_downloads=True)
-    opened.add_init_script(path=str(AXE))
+    opened.add_init_script(path=str(AXE_JS))
     yield opened
     opened.close()
 

@@ -25,7 +25,8 @@ from tests.integration.oidc.conftest import (
     make_okta_op,
     sign_in,
 )
-from tests.servers.oidc_op import OpenIdProvider, free_port
+from tests.servers.oidc_op import OpenIdProvider
+from tests.servers.ports import free_port
 
 SECRET = OKTA_CLIENT_SECRET
 

@@ -8,6 +8,7 @@ import pytest
 from bridge import audit
 from bridge.app import Services
 from bridge.domain import AccountType, Actor, Tier
+from bridge.domain.sign_in import decide_accepted_invitation
 from bridge.errors import NotFound
 from bridge.store.db import transaction
 from tests.builders import claim
@@ -51,16 +52,25 @@ def test_a_used_link_signs_nobody_in(services: Services, admin: Actor) -> None:
 
 def test_an_account_that_connected_okta_since_signs_nobody_in_by_invitation(
         services: Services, admin: Actor) -> None:
-    """A link sent while the account was console-managed is still accepted after Okta was
-    connected, but opens no session: the account's users sign in through Okta only."""
+    """A link sent while the account was console-managed is withdrawn when Okta is
+    connected (bridge/domain/invitations.py): the account's users sign in through Okta
+    only, so accepting it is refused and opens no session."""
     engine = services.engine
     team = engine.create_account(admin, "Team Rocket")
     invites, _ = engine.invite_users(admin, team.id, "ann@rocket.test")
     claim(engine, admin, team.id, "rocket.test")
     engine.api_keys.create(admin, team.id, connect=True)
     invitee = Actor(type="Invitee", principal_id="invitation-link")
-    user, decision = engine.accept_invitation_and_sign_in(invitee, invites[0].token)
-    assert not decision.allowed and decision.reason == "directory_sign_in_required"
-    assert engine.get_user(team.id, user.id).last_active_at is None
+    with pytest.raises(NotFound):
+        engine.accept_invitation_and_sign_in(invitee, invites[0].token)
+    assert engine.get_user(team.id, invites[0].user_id).last_active_at is None
     [event] = _events(services, "AcceptInvitation")
-    assert event["responseElements"]["signedIn"] is False  # type: ignore[index]
+    assert event["errorCode"] == "NotFound"
+
+
+def test_the_acceptance_rule_opens_no_session_for_a_directory_account() -> None:
+    """The rule itself, for a link that would still be pending on a directory account."""
+    decision = decide_accepted_invitation("u1", "a1", AccountType.ENTERPRISE_OIDC,
+                                          "ann@rocket.test", "okta")
+    assert not decision.allowed and decision.reason == "directory_sign_in_required"
+    assert decide_accepted_invitation("u1", "a1", AccountType.TEAM, "ann@rocket.test").allowed
