@@ -132,6 +132,9 @@ class UserView:
     # The ids of ``groups``, in the same order, when the engine read them (its writes do):
     # a door renders group references from the view without reading them again.
     group_ids: tuple[str, ...] = ()
+    # The tier is one the user held when Okta was connected, kept until a mapped group
+    # decides it (``User.tier_held``; the directory tier rule never clears it).
+    tier_held: bool = False
 
     @property
     def phone_numbers(self) -> tuple[PhoneNumber, ...]:
@@ -169,6 +172,7 @@ class UserView:
             groups=groups,
             group_ids=group_ids,
             user_name=user.user_name,
+            tier_held=bool(user.tier_held),
         )
 
 
