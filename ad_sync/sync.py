@@ -44,7 +44,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +53,7 @@ from ad_sync import client, decisions, groups
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
+from ad_sync.report import DISABLED, GONE, SyncReport, note_suspensions
 from ad_sync.vendor import ms_ad
 from bridge.domain import Actor, IdentitySource
 from bridge.engine.ad_directories import DirectoryConnection
@@ -68,60 +68,10 @@ log = logging.getLogger(__name__)
 ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
 # Fingerprint mark of a user whose addresses clashed: never "unchanged".
 RETRY_PREFIX = "retry:"
-# Why a user is in a report's ``wouldSuspendUsers`` (words an administrator reads).
-GONE = "deleted from the directory, or no longer under BaseDn or the user filter"
-DISABLED = "disabled in the directory"
 
 
 class SyncInterrupted(Exception):
     """A stop was requested (SIGTERM); the pages already committed stay committed."""
-
-
-@dataclass
-class SyncReport:
-    """What one run did (the CLI prints it as JSON)."""
-
-    account_id: str
-    mode: str
-    dry_run: bool
-    run_id: str = ""
-    status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted
-    added: int = 0
-    updated: int = 0
-    restored: int = 0
-    suspended: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    would_suspend: int = 0
-    # Some of the users the run suspends or would suspend (DN, objectGUID, why): what a
-    # mass-change stop or a dry run shows an administrator; at most REPORT_LIST_MAX.
-    would_suspend_users: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    duration_seconds: float = 0.0
-    pages: int = 0
-    reader_peak_rss_mb: float | None = None  # the helper process that read the users
-    watermark: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "accountId": self.account_id, "runId": self.run_id, "mode": self.mode,
-            "dryRun": self.dry_run,
-            "status": self.status, "added": self.added, "updated": self.updated,
-            "restored": self.restored, "suspended": self.suspended, "deleted": self.deleted,
-            "unchanged": self.unchanged, "skipped": self.skipped, "conflicts": self.conflicts,
-            "warnings": self.warnings, "wouldSuspend": self.would_suspend,
-            "wouldSuspendUsers": self.would_suspend_users,
-            "error": self.error, "durationSeconds": round(self.duration_seconds, 3),
-            "pages": self.pages, "watermark": self.watermark,
-            "readerPeakRssMb": self.reader_peak_rss_mb,
-        }
 
 
 class DirectorySync:
@@ -262,13 +212,6 @@ class DirectorySync:
             max_percent=self.settings.ad_mass_change_max_percent,
             allowed=self.allow_mass_change)
 
-    @staticmethod
-    def _note_suspensions(report: SyncReport, users: Sequence[Any], reason: str) -> None:
-        """Keep a few of the users a run suspends (or would), with why, for its report."""
-        room = REPORT_LIST_MAX - len(report.would_suspend_users)
-        report.would_suspend_users.extend(
-            {"dn": u.dn, "objectGUID": u.guid, "reason": reason} for u in users[:max(room, 0)])
-
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise SyncInterrupted()
@@ -318,7 +261,7 @@ class DirectorySync:
             not_seen = self.records.count_not_seen(self.account_id, run_id)
             report.would_suspend += not_seen
             if not_seen:
-                self._note_suspensions(report, self.records.not_seen_sample(
+                note_suspensions(report, self.records.not_seen_sample(
                     self.account_id, run_id, REPORT_LIST_MAX), GONE)
             self._guard(report.would_suspend, known_total)
             if not self.dry_run:
@@ -350,7 +293,7 @@ class DirectorySync:
         report.pages += 1
         disabling = [ch for ch in changes if decisions.disables(ch)]
         report.would_suspend += len(disabling)
-        self._note_suspensions(report, [ch.user for ch in disabling], DISABLED)
+        note_suspensions(report, [ch.user for ch in disabling], DISABLED)
         if self.dry_run:
             for ch in changes:
                 self._count(ch, report, created=ch.known is None)
@@ -417,8 +360,8 @@ class DirectorySync:
         disabling = {g for g, u in changed.items()
                      if not u.enabled and g in known and known[g].enabled and known[g].present}
         report.would_suspend = len(leaving) + len(disabling)
-        self._note_suspensions(report, [known[g] for g in sorted(leaving)], GONE)
-        self._note_suspensions(report, [changed[g] for g in sorted(disabling)], DISABLED)
+        note_suspensions(report, [known[g] for g in sorted(leaving)], GONE)
+        note_suspensions(report, [changed[g] for g in sorted(disabling)], DISABLED)
         if report.would_suspend:  # the count scans the account's users: only when needed
             self._guard(report.would_suspend, self.records.count_present(self.account_id)[0])
         self._suspend_gone([known[g] for g in sorted(leaving)], report)
