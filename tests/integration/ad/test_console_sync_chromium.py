@@ -130,6 +130,8 @@ def test_preview_sync_now_and_the_mass_change_stop(live: LiveConsole, page: Page
     assert all(dn in stop for dn in dns)
     assert engine.get_user_by_email("sue@example.com").in_directory
     check_page(page, live, "active-directory-mass-change-stop")
+    page.evaluate("document.getElementById('sync').scrollIntoView()")
+    page.screenshot(path=str(live.shots / "console-10-active-directory-sync.png"))  # README
 
     with page.expect_navigation():
         page.get_by_role("link", name="Apply the mass change").click()
