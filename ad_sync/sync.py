@@ -160,7 +160,8 @@ class DirectorySync:
             report.error = (f"The run would suspend {exc.count} of {exc.known} users, over the "
                             "mass-change limit; nothing was changed. Check the directory and "
                             "the BaseDn/UserFilter, then run again with --allow-mass-change "
-                            "to apply it.")
+                            "(SyncDirectory's AllowMassChange, the console's Apply the mass "
+                            "change) to apply it.")
             self.engine.record_event(
                 self.actor, "AdSyncMassChangeStopped", account_id=self.account_id,
                 params={"accountId": self.account_id, "mode": report.mode},

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from bridge.domain import Actor
 from bridge.engine.room import Room
 from bridge.errors import BridgeError, NotFound
@@ -99,8 +101,8 @@ class AdSyncRuns(Room):
         """The account's last run and dry run (both None without a directory)."""
 
         def work(repo: Repository) -> SyncReports:
-            rows = {row.kind: row for row in repo.session.query(AdSyncReport).filter(
-                AdSyncReport.account_id == account_id)}
+            rows = {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
+                AdSyncReport.account_id == account_id))}
             return SyncReports(_view(rows.get(RUN)), _view(rows.get(DRY_RUN)))
 
         return self._read(work, write_lock=False)
