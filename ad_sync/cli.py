@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,8 +203,10 @@ def run_cycle(services: Any, state: DaemonState, *, every: float, page_size: int
             engine.directory_registry.record_health(directory_id, error=exc.message)
             for account_id, _cfg in members:
                 records.record_failure_status(account_id, "unknown", exc.message)
-                reports.append(SyncReport(account_id, "incremental", False, status="unknown",
-                                          error=exc.message))
+                failed = SyncReport(account_id, "incremental", False, status="unknown",
+                                    error=exc.message, run_id=str(uuid.uuid4()))
+                _store_report(records, failed, engine.now())
+                reports.append(failed)
                 _failed(state, account_id, every)
             continue
         engine.directory_registry.record_health(directory_id, error=None)
@@ -216,6 +219,16 @@ def run_cycle(services: Any, state: DaemonState, *, every: float, page_size: int
         finally:
             client.close(conn)
     return reports
+
+
+def _store_report(records: SyncRecords, report: SyncReport, now: Any) -> None:
+    """The account's last run report for a run that failed before it started (the shared
+    bind), so the console shows why."""
+    records.start_report(report.account_id, run_id=report.run_id, mode=report.mode,
+                         dry_run=False, allow_mass_change=False, requested_by=None, now=now)
+    records.finish_report(report.account_id, run_id=report.run_id, dry_run=False,
+                          mode=report.mode, status=report.status, report=report.as_json(),
+                          now=now)
 
 
 def _failed(state: DaemonState, account_id: str, every: float) -> None:

@@ -1,5 +1,6 @@
 """The AD sync's bookkeeping: the watermark, what the last run applied for each objectGUID,
-the changes a full run staged, and why the last run stopped.
+the changes a full run staged, why the last run stopped, and the last report of each kind
+(run, dry run) for the console and the admin API.
 
 This is the AD door's own state (the engine decides nothing from it): it runs in the
 engine's unit of work's transactions (:meth:`UnitOfWork.session` for bookkeeping of its own,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from bridge.engine import UnitOfWork
 from bridge.errors import NotFound
 from bridge.store.ad_models import AdDirectory, AdDirectoryUser, AdSyncPending
+from bridge.store.ad_sync_report_models import DONE, DRY_RUN, RUN, RUNNING, AdSyncReport
 from bridge.store.models import User
 
 
@@ -68,6 +70,10 @@ class UserRecord:
 def fingerprint(*facts: Any) -> str:
     """A stable hash of the facts the sync gave the engine for one user."""
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# Users listed per list in a stored report (skipped, address conflicts, would suspend).
+REPORT_LIST_MAX = 50
 
 
 class SyncRecords:
@@ -193,6 +199,15 @@ class SyncRecords:
                 (AdDirectoryUser.seen_run.is_(None)) | (AdDirectoryUser.seen_run != run_id)))
                 or 0)
 
+    def not_seen_sample(self, account_id: str, run_id: str, limit: int) -> list[KnownUser]:
+        """Up to ``limit`` of :meth:`present_not_seen`, by DN (what a report shows)."""
+        with self._uow.session() as session:
+            rows = session.scalars(select(AdDirectoryUser).where(
+                AdDirectoryUser.account_id == account_id, AdDirectoryUser.present.is_(True),
+                (AdDirectoryUser.seen_run.is_(None)) | (AdDirectoryUser.seen_run != run_id))
+                .order_by(AdDirectoryUser.dn).limit(limit))
+            return [_known(r) for r in rows]
+
     def present_not_seen(self, account_id: str, run_id: str) -> list[KnownUser]:
         """Users present before a full run that the run did not see (gone or out of scope)."""
         with self._uow.session() as session:
@@ -278,6 +293,36 @@ class SyncRecords:
             row = session.get(AdDirectory, account_id)
             if row is not None:
                 row.last_status, row.last_error = status, (error or "")[:2000] or None
+
+    def start_report(self, account_id: str, *, run_id: str, mode: str, dry_run: bool,
+                     allow_mass_change: bool, requested_by: str | None,
+                     now: datetime) -> None:
+        """Note that a run started (its kind's last report becomes this one, ``running``)."""
+        kind = DRY_RUN if dry_run else RUN
+        with self._uow.session() as session:
+            row = session.get(AdSyncReport, (account_id, kind))
+            if row is None:
+                row = AdSyncReport(account_id=account_id, kind=kind)
+                session.add(row)
+            row.run_id, row.mode, row.state, row.status = run_id, mode, RUNNING, None
+            row.allow_mass_change, row.requested_by = allow_mass_change, requested_by
+            row.started_at, row.finished_at, row.report = now, None, {}
+
+    def finish_report(self, account_id: str, *, run_id: str, dry_run: bool, mode: str,
+                      status: str, report: dict[str, Any], now: datetime) -> None:
+        """Store what the run did (or would have done): its report, user lists capped at
+        :data:`REPORT_LIST_MAX` entries (their full counts kept beside them)."""
+        kind = DRY_RUN if dry_run else RUN
+        stored = dict(report)
+        for name in ("skipped", "conflicts", "warnings", "wouldSuspendUsers"):
+            items = list(stored.get(name) or [])
+            stored[name], stored[f"{name}Count"] = items[:REPORT_LIST_MAX], len(items)
+        with self._uow.session() as session:
+            row = session.get(AdSyncReport, (account_id, kind))
+            if row is None or row.run_id != run_id:
+                return  # disconnected meanwhile (or a newer run took the row)
+            row.mode, row.state, row.status = mode, DONE, status
+            row.finished_at, row.report = now, stored
 
     def forget_purged(self, account_id: str) -> int:
         """Drop sync records whose user profile was purged after the grace period."""

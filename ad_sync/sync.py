@@ -44,7 +44,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -53,7 +52,8 @@ from ldap3 import Connection
 from ad_sync import client, decisions, groups
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
-from ad_sync.records import KnownUser, SyncRecords, UserRecord, fingerprint
+from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
+from ad_sync.report import DISABLED, GONE, SyncReport, note_suspensions
 from ad_sync.vendor import ms_ad
 from bridge.domain import Actor, IdentitySource
 from bridge.engine.ad_directories import DirectoryConnection
@@ -74,52 +74,12 @@ class SyncInterrupted(Exception):
     """A stop was requested (SIGTERM); the pages already committed stay committed."""
 
 
-@dataclass
-class SyncReport:
-    """What one run did (the CLI prints it as JSON)."""
-
-    account_id: str
-    mode: str
-    dry_run: bool
-    run_id: str = ""
-    status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted
-    added: int = 0
-    updated: int = 0
-    restored: int = 0
-    suspended: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    would_suspend: int = 0
-    error: str | None = None
-    duration_seconds: float = 0.0
-    pages: int = 0
-    reader_peak_rss_mb: float | None = None  # the helper process that read the users
-    watermark: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "accountId": self.account_id, "runId": self.run_id, "mode": self.mode,
-            "dryRun": self.dry_run,
-            "status": self.status, "added": self.added, "updated": self.updated,
-            "restored": self.restored, "suspended": self.suspended, "deleted": self.deleted,
-            "unchanged": self.unchanged, "skipped": self.skipped, "conflicts": self.conflicts,
-            "warnings": self.warnings, "wouldSuspend": self.would_suspend,
-            "error": self.error, "durationSeconds": round(self.duration_seconds, 3),
-            "pages": self.pages, "watermark": self.watermark,
-            "readerPeakRssMb": self.reader_peak_rss_mb,
-        }
-
-
 class DirectorySync:
     """Runs for one account. Not thread-safe; one run at a time per directory (the daemon
     takes a lock; the CLI's ``--once`` relies on the operator).
+
+    ``requested_by``: the administrator who asked for the run (Sync now), for its stored
+    report; ``run_id``: the run's id when the caller chose it (else a new one).
 
     ``connection``: a service-account connection already bound to the account's directory
     (the daemon binds once per registered directory and passes it to the run of every
@@ -130,8 +90,11 @@ class DirectorySync:
                  dry_run: bool = False, allow_mass_change: bool = False,
                  on_page: Callable[[int], None] | None = None,
                  stop: threading.Event | None = None,
-                 connection: Connection | None = None) -> None:
+                 connection: Connection | None = None, requested_by: str | None = None,
+                 run_id: str | None = None) -> None:
         self.svc = services
+        self.requested_by = requested_by
+        self.run_id = run_id or str(uuid.uuid4())
         self.engine = services.engine
         self.records = SyncRecords(services.engine.uow)
         self.account_id = account_id
@@ -150,15 +113,21 @@ class DirectorySync:
 
     def run(self, *, full: bool = False) -> SyncReport:
         """One run; never raises for directory trouble (the report says ``unknown``).
-        Raises NotFound when the account has no directory connected."""
+        Raises NotFound when the account has no directory connected. The run's report is
+        stored as the account's last one of its kind (run or dry run) when it starts
+        (``running``) and when it ends."""
         started = time.monotonic()
         cfg = self.engine.ad_directories.connection(self.account_id)
         state = self.records.state(self.account_id)
         mappings = self._mapped_names()
         map_fp = fingerprint(sorted(n.lower() for n in mappings))
         report = SyncReport(self.account_id, "full" if full else "incremental", self.dry_run,
-                            run_id=str(uuid.uuid4()))
+                            run_id=self.run_id)
         self.actor = dataclasses.replace(ACTOR, request_id=report.run_id)
+        self.records.start_report(self.account_id, run_id=report.run_id, mode=report.mode,
+                                  dry_run=self.dry_run,
+                                  allow_mass_change=self.allow_mass_change,
+                                  requested_by=self.requested_by, now=self.engine.now())
         conn: Connection | None = None
         reader: UserReader | None = None
         try:
@@ -191,7 +160,8 @@ class DirectorySync:
             report.error = (f"The run would suspend {exc.count} of {exc.known} users, over the "
                             "mass-change limit; nothing was changed. Check the directory and "
                             "the BaseDn/UserFilter, then run again with --allow-mass-change "
-                            "to apply it.")
+                            "(SyncDirectory's AllowMassChange, the console's Apply the mass "
+                            "change) to apply it.")
             self.engine.record_event(
                 self.actor, "AdSyncMassChangeStopped", account_id=self.account_id,
                 params={"accountId": self.account_id, "mode": report.mode},
@@ -220,6 +190,10 @@ class DirectorySync:
         from bridge.observability.metrics import observe_sync_report  # see bridge.observability
 
         observe_sync_report(report)
+        self.records.finish_report(self.account_id, run_id=report.run_id,
+                                   dry_run=self.dry_run, mode=report.mode,
+                                   status=report.status, report=report.as_json(),
+                                   now=self.engine.now())
         return report
 
     # --- decisions about the run ------------------------------------------------------------
@@ -285,7 +259,11 @@ class DirectorySync:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
                                                f"{known_total} existed; treated as unknown")
-            report.would_suspend += self.records.count_not_seen(self.account_id, run_id)
+            not_seen = self.records.count_not_seen(self.account_id, run_id)
+            report.would_suspend += not_seen
+            if not_seen:
+                note_suspensions(report, self.records.not_seen_sample(
+                    self.account_id, run_id, REPORT_LIST_MAX), GONE)
             self._guard(report.would_suspend, known_total)
             if not self.dry_run:
                 self._suspend_gone(self.records.present_not_seen(self.account_id, run_id), report)
@@ -314,7 +292,9 @@ class DirectorySync:
         changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
         report.pages += 1
-        report.would_suspend += sum(1 for ch in changes if decisions.disables(ch))
+        disabling = [ch for ch in changes if decisions.disables(ch)]
+        report.would_suspend += len(disabling)
+        note_suspensions(report, [ch.user for ch in disabling], DISABLED)
         if self.dry_run:
             for ch in changes:
                 self._count(ch, report, created=ch.known is None)
@@ -381,6 +361,8 @@ class DirectorySync:
         disabling = {g for g, u in changed.items()
                      if not u.enabled and g in known and known[g].enabled and known[g].present}
         report.would_suspend = len(leaving) + len(disabling)
+        note_suspensions(report, [known[g] for g in sorted(leaving)], GONE)
+        note_suspensions(report, [changed[g] for g in sorted(disabling)], DISABLED)
         if report.would_suspend:  # the count scans the account's users: only when needed
             self._guard(report.would_suspend, self.records.count_present(self.account_id)[0])
         self._suspend_gone([known[g] for g in sorted(leaving)], report)

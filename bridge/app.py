@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ad_sync import client as ad_client
 from ad_sync import signin as ad_signin
+from ad_sync.background import BackgroundSyncs
 from bridge import browser, home, pages, session_routes
 from bridge.api.console_credentials import ConsoleCredentials
 from bridge.api.setup import register_admin_api
@@ -65,13 +66,18 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     def verify_directory(cfg: Any) -> None:
         ad_client.verify_connection(cfg, allow_insecure=allow_insecure)
 
+    # The AD door's runs on request (SyncDirectory, the console's Sync now): background
+    # threads under the directory's sync lock, the request waiting at most a moment.
+    directory_syncs = BackgroundSyncs(svc)
     register_admin_api(app, svc, verify_directory=verify_directory,
                        verify_directory_bind=lambda target:
-                       ad_client.verify_bind(target, allow_insecure=allow_insecure))
+                       ad_client.verify_bind(target, allow_insecure=allow_insecure),
+                       directory_syncs=directory_syncs)
     # The administration console (/console): the admin API's actions and policies in a
     # browser, signed in with the admins' console passwords.
     console_setup.register(app, svc, credentials=ConsoleCredentials(
-        svc.engine.uow, svc.secrets, clock=svc.engine.now), verify_directory=verify_directory)
+        svc.engine.uow, svc.secrets, clock=svc.engine.now), verify_directory=verify_directory,
+        directory_syncs=directory_syncs)
     # Sessions (/auth/session, /auth/logout, /.well-known/jwks.json) and the OIDC door.
     session_routes.register(app, svc)
     # An Active Directory account's address goes on to the AD door's password form.

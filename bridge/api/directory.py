@@ -11,7 +11,17 @@ refuses (400 BadRequestException, the LDAP error in words) a directory it cannot
 verify (TLS) or bind to, or whose BaseDn it cannot read; only enterprise accounts (403); the
 account becomes EnterpriseDirectory. The bind password is sealed at rest and never
 returned: GET (GetAccountDirectory, IAM action ListDirectories) answers
-``{"Directories": [...]}`` without it.
+``{"Directories": [...]}`` without it, each with the last sync run and dry run
+(``LastSync``, ``LastDryRun``: when, full or incremental, outcome, counts, the users
+refused and why, some of the users a run suspends or would suspend).
+
+POST ``/accounts/<accountId>/directory/syncs`` (SyncDirectory, an extension: FullAccess)
+``{"DryRun": bool, "Full": bool, "AllowMassChange": bool}`` starts a run of the AD sync:
+a dry run reports what it would change and applies nothing; ``AllowMassChange`` applies a
+run the mass-change limit stopped. It answers 202 ``{"Sync": {...}}``: the run's report
+when it finished within a moment (``State`` ``done``), else ``State`` ``running`` (the
+report then shows in GetAccountDirectory). 409 while another run of the directory is under
+way; 404 without a directory; 503 when the AD door is not installed.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.api.framework import ActionContext, action
-from bridge.errors import UpstreamUnavailable
+from bridge.errors import UpstreamUnavailable, ValidationError
 
 _STR = {"type": "string"}
 _DIRECTORY = {"type": "object", "properties": {
@@ -28,7 +38,9 @@ _DIRECTORY = {"type": "object", "properties": {
     "BindDn": _STR, "HasCaCertificate": {"type": "boolean"}, "TlsServerName": _STR,
     "UserFilter": _STR, "GroupBaseDn": _STR, "CreatedTimestamp": _STR,
     "LastSyncTimestamp": _STR, "LastFullSyncTimestamp": _STR, "LastSyncStatus": _STR,
-    "Watermark": {"type": "object"}}}
+    "Watermark": {"type": "object"}, "LastSync": {"type": ["object", "null"]},
+    "LastDryRun": {"type": ["object", "null"]}}}
+_FLAG = {"type": "boolean"}
 
 
 @action("ConnectDirectory", "PUT", "/accounts/<accountId>/directory", openapi=True,
@@ -61,10 +73,40 @@ def connect_directory(ctx: ActionContext) -> dict[str, Any]:
 def list_directories(ctx: ActionContext) -> dict[str, Any]:
     ctx.engine.get_account(ctx.account_id)  # NotFound for an unknown account
     view = ctx.engine.ad_directories.get(ctx.account_id)
-    return {"Directories": [view.as_json()] if view is not None else []}
+    if view is None:
+        return {"Directories": []}
+    return {"Directories": [{**view.as_json(),
+                             **ctx.engine.ad_sync_runs.reports(ctx.account_id).as_json()}]}
 
 
 @action("DisconnectDirectory", "DELETE", "/accounts/<accountId>/directory", status=204,
         openapi=True, summary="Disconnect the account's Active Directory")
 def disconnect_directory(ctx: ActionContext) -> None:
     ctx.mutate(ctx.engine.ad_directories.disconnect, ctx.account_id)
+
+
+@action("SyncDirectory", "POST", "/accounts/<accountId>/directory/syncs", status=202,
+        openapi=True, summary="Run the account's Active Directory sync now, or preview it "
+                              "(DryRun: nothing applied)",
+        request_schema={"type": "object", "properties": {
+            "DryRun": _FLAG, "Full": _FLAG, "AllowMassChange": _FLAG}},
+        response_schema={"type": "object", "properties": {"Sync": {"type": "object"}}})
+def sync_directory(ctx: ActionContext) -> dict[str, Any]:
+    syncs = ctx.state.directory_syncs
+    if syncs is None:
+        raise UpstreamUnavailable("The Active Directory door is not installed.")
+    body = ctx.body()
+    flags = {}
+    for member, name in (("DryRun", "dry_run"), ("Full", "full"),
+                         ("AllowMassChange", "allow_mass_change")):
+        value = body.get(member, False)
+        if not isinstance(value, bool):
+            raise ValidationError(f"{member} must be true or false.", field=member)
+        flags[name] = value
+    started = ctx.audited_call(ctx.engine.ad_sync_runs.start, ctx.account_id, syncs, **flags)
+    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id)
+    last = reports.last_dry_run if flags["dry_run"] else reports.last_run
+    if started.finished and last is not None and last.run_id == started.run_id:
+        return {"Sync": last.as_json()}
+    return {"Sync": {"RunId": started.run_id, "DryRun": flags["dry_run"],
+                     "State": "running"}}

@@ -37,6 +37,7 @@ from bridge.api.refusals import (
 from bridge.bounds import parse_json
 from bridge.domain import Actor
 from bridge.engine import ResolutionEngine
+from bridge.engine.ad_sync_runs import DirectorySyncs
 from bridge.engine.delegations import AccountAccess, OrganisationAccess
 from bridge.engine.results import AccountView
 from bridge.errors import (
@@ -163,6 +164,8 @@ class AdminApiState:
     principals: PrincipalStore
     verify_directory: Callable[[Any], None] | None = None
     verify_directory_bind: Callable[[Any], str | None] | None = None
+    # The AD door's runs on request (SyncDirectory); None: SyncDirectory answers 503.
+    directory_syncs: DirectorySyncs | None = None
     aws_account_id: str = DEFAULT_AWS_ACCOUNT_ID
     max_skew: timedelta = timedelta(minutes=5)
     max_requests_per_minute: int = 0  # per principal; 0: no limit
@@ -528,8 +531,8 @@ def build_blueprint(state: AdminApiState) -> Blueprint:
 
 def install(app: Flask, svc: Services, *, aws_account_id: str | None = None,
             verify_directory: Callable[[Any], None] | None = None,
-            verify_directory_bind: Callable[[Any], str | None] | None = None
-            ) -> AdminApiState:
+            verify_directory_bind: Callable[[Any], str | None] | None = None,
+            directory_syncs: DirectorySyncs | None = None) -> AdminApiState:
     """Create the door's state (its stores, limits and the AD bind check, each built once)
     and register the routes."""
     state = AdminApiState(
@@ -538,6 +541,7 @@ def install(app: Flask, svc: Services, *, aws_account_id: str | None = None,
                                   organisation=aws_account_id or svc.settings.admin_aws_account_id),
         verify_directory=verify_directory,
         verify_directory_bind=verify_directory_bind,
+        directory_syncs=directory_syncs,
         aws_account_id=aws_account_id or svc.settings.admin_aws_account_id,
         max_skew=timedelta(seconds=svc.settings.signature_max_skew_seconds),
         max_requests_per_minute=svc.settings.admin_api_max_requests_per_minute,

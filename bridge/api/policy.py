@@ -109,6 +109,9 @@ EXTENSION_ACTIONS: dict[str, frozenset[str]] = {
     # The owner's request to share an account's management (the table names only the
     # other side's ValidateDelegation/AcceptDelegation, and ListDelegates/DeleteDelegation).
     "CreateDelegation": frozenset({"FA"}),
+    # Run the account's Active Directory sync now, or preview it (a dry run): it changes
+    # users, as ConnectDirectory does, so administrators only (issue 13).
+    "SyncDirectory": frozenset({"FA"}),
 }
 
 # Actions the guide names outside its table, with the managed policies its text gives them:

@@ -14,6 +14,7 @@ import bridge.api as package
 from bridge.api.data_export import install as install_data_export
 from bridge.api.framework import install
 from bridge.api.web import install as install_web
+from bridge.engine.ad_sync_runs import DirectorySyncs
 from bridge.services import Services
 
 _FRAMEWORK_MODULES = {"framework", "sigv4", "policy", "principals", "errors", "cli",
@@ -29,16 +30,17 @@ def load_actions() -> None:
 
 def register_admin_api(app: Flask, svc: Services, *,
                        verify_directory: Callable[[Any], None] | None = None,
-                       verify_directory_bind: Callable[[Any], str | None] | None = None
-                       ) -> None:
+                       verify_directory_bind: Callable[[Any], str | None] | None = None,
+                       directory_syncs: DirectorySyncs | None = None) -> None:
     """Wire the admin API into ``app``: actions, ``/openapi.json``, the invitation link
     page, the data export download links. ``verify_directory(connection)`` is
     ConnectDirectory's bind check (the AD door's, passed in by the composition root;
     without it ConnectDirectory answers 503), ``verify_directory_bind(target)``
-    AuthorizeDirectory's (likewise). (The background domain re-check is started by
+    AuthorizeDirectory's (likewise), ``directory_syncs`` the AD door's runs on request
+    (SyncDirectory; likewise). (The background domain re-check is started by
     ``bridge serve``, see :func:`bridge.api.web.start_background`.)"""
     load_actions()
     install(app, svc, verify_directory=verify_directory,
-            verify_directory_bind=verify_directory_bind)
+            verify_directory_bind=verify_directory_bind, directory_syncs=directory_syncs)
     install_web(app, svc)
     install_data_export(app, svc)  # the pre-signed download links (unsigned route)

@@ -77,6 +77,8 @@ def user_detail_shape(view: UserView) -> dict[str, Any]:
     shape = user_shape(view)
     shape["Aliases"] = list(view.aliases)
     shape["LastActiveOn"] = view.last_active_at
+    # Extension: the tier is held since Okta was connected, until a mapped group decides.
+    shape["TierHeld"] = view.tier_held
     return {k: v for k, v in shape.items() if v is not None}
 
 

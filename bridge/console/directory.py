@@ -3,12 +3,15 @@ URL, BaseDn, bind DN and password, CA certificate, GroupBaseDn, user filter — 
 the organisation registered, by its Cloud directory ID), the bind check's result in words
 when it fails, the connection (never the password) and **Disconnect** with confirmation;
 **Directory groups**: the mapped groups (**Group**, **Permission tier**), **Add a new
-group** (**Pro** / **Basic**) and **Delete** per group.
-
-Not here yet: the last sync report and **Sync now** (the sync runs on its schedule).
+group** (**Pro** / **Basic**) and **Delete** per group; **Sync**: the last sync run and
+the last dry run in words (when, full or incremental, outcome, counts, the users refused
+and why, some of the users it suspends or would suspend), **Preview (dry run)** and
+**Sync now** (a run in the background: the page says while it is in progress), and a run
+the mass-change limit stopped shown with what it would have done and **Apply the mass
+change** after its confirmation.
 
 Actions: ListDirectories (the page; the admin API's GetAccountDirectory), ListGroups,
-ConnectDirectory, DisconnectDirectory, AddOrUpdateGroups, DeleteGroups.
+ConnectDirectory, DisconnectDirectory, AddOrUpdateGroups, DeleteGroups, SyncDirectory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bridge.console.state import ACCOUNT_PAGES, bp, console_state
 from bridge.console.users import account_for_page
 from bridge.domain import Actor, Tier
 from bridge.engine.ad_directories import DirectoryView
+from bridge.engine.ad_sync_runs import StartedSync, SyncReports
 from bridge.engine.results import AccountView, GroupMappingView
 from bridge.errors import BridgeError, UpstreamUnavailable, ValidationError
 
@@ -38,17 +42,20 @@ _FIELDS = {"directory_id": "DirectoryId", "ldap_url": "LdapUrl", "base_dn": "Bas
 _TIERS = {"Pro": Tier.PRO, "Basic": Tier.BASIC}
 
 
-def _read(account_id: str) -> tuple[AccountView, DirectoryView | None]:
+def _read(account_id: str) -> tuple[AccountView, DirectoryView | None, SyncReports]:
     engine = console_state().services.engine
-    return account_for_page(account_id), engine.ad_directories.get(account_id)
+    return (account_for_page(account_id), engine.ad_directories.get(account_id),
+            engine.ad_sync_runs.reports(account_id))
 
 
 def _page(account_id: str, *, connect_error: str | None = None,
           group_error: str | None = None, status: int = 200) -> tuple[str, int]:
     admin = current_admin()
     params = {"accountId": account_id}
-    account, directory = admin.read("ListDirectories", account_id, _read, account_id,
-                                    params=params)
+    account, directory, reports = admin.read("ListDirectories", account_id, _read,
+                                             account_id, params=params)
+    syncs = console_state().directory_syncs
+    running = directory is not None and syncs is not None and syncs.running(account_id)
     groups: list[GroupMappingView] = admin.read(
         "ListGroups", account_id, console_state().services.engine.list_group_mappings,
         account_id, params=params)
@@ -63,7 +70,9 @@ def _page(account_id: str, *, connect_error: str | None = None,
         connect_error=connect_error,
         disconnect=request.args.get("disconnect") == "1",
         add_group=request.args.get("add_group") == "1" or group_error is not None,
-        group_error=group_error), status
+        group_error=group_error, reports=reports, running=running,
+        can_sync=admin.can("SyncDirectory", account_id) and syncs is not None,
+        apply_mass_change=request.args.get("apply_mass_change") == "1"), status
 
 
 def _back(account_id: str) -> Any:
@@ -174,5 +183,42 @@ def delete_group(account_id: str) -> Any:
     admin.perform("DeleteGroups", account_id, engine.delete_group_mappings, account_id,
                   [name], params={"accountId": account_id, "groupName": name})
     flash(f"The group {name} no longer sets a tier; its members' tiers were recomputed.",
+          "success")
+    return _back(account_id)
+
+
+@bp.post("/accounts/<account_id>/settings/directory/sync")
+@form_post
+@signed_in
+def sync_directory(account_id: str) -> Any:
+    """Preview (dry run) or Sync now (SyncDirectory): a background run of the AD sync; the
+    page shows its report (at once for a short run) or that it is in progress.
+    ``allow_mass_change`` (Apply the mass change, after its confirmation) applies a run the
+    mass-change limit stopped."""
+    admin = current_admin()
+    state = console_state()
+    dry_run = request.form.get("dry_run") == "1"
+    flags = {"dry_run": dry_run, "full": request.form.get("full") == "on",
+             "allow_mass_change": request.form.get("allow_mass_change") == "1"}
+    params = {"accountId": account_id, "dryRun": flags["dry_run"], "full": flags["full"],
+              "allowMassChange": flags["allow_mass_change"]}
+
+    def start(actor: Actor) -> StartedSync:
+        if state.directory_syncs is None:
+            raise UpstreamUnavailable("The Active Directory door is not installed.")
+        started: StartedSync = state.services.engine.ad_sync_runs.start(
+            actor, account_id, state.directory_syncs, **flags)
+        return started
+
+    try:
+        started = admin.perform("SyncDirectory", account_id, start, params=params)
+    except BridgeError as exc:
+        if exc.code not in {"Conflict", "UpstreamUnavailable"}:
+            raise
+        flash(exc.message, "error")
+        return _back(account_id)
+    what = "The dry run" if dry_run else "The sync"
+    flash(f"{what} finished: its report is below." if started.finished else
+          f"{what} is in progress: its report shows here when it ends (reload the page).",
           "success")
     return _back(account_id)

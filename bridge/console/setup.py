@@ -13,6 +13,7 @@ from bridge.api.console_credentials import ConsoleCredentials
 from bridge.api.principals import PrincipalStore
 from bridge.console.sessions import ConsoleSessions
 from bridge.console.state import STATE_KEY, ConsoleState, bp
+from bridge.engine.ad_sync_runs import DirectorySyncs
 from bridge.services import Services
 
 # The modules whose views register on the blueprint, in navigation order.
@@ -21,10 +22,12 @@ PAGE_MODULES = ("errors", "auth", "accounts", "users", "account_settings", "doma
 
 
 def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials,
-             verify_directory: Callable[[Any], None] | None = None) -> ConsoleState:
+             verify_directory: Callable[[Any], None] | None = None,
+             directory_syncs: DirectorySyncs | None = None) -> ConsoleState:
     """Build the console's state (its session store, limits) once and register its pages
     at ``/console``. ``credentials`` checks the admins' passwords and TOTP codes;
-    ``verify_directory(connection)`` is ConnectDirectory's bind check (the AD door's)."""
+    ``verify_directory(connection)`` is ConnectDirectory's bind check (the AD door's),
+    ``directory_syncs`` its runs on request (Sync now)."""
     settings = svc.settings
     state = ConsoleState(
         services=svc,
@@ -40,6 +43,7 @@ def register(app: Flask, svc: Services, *, credentials: ConsoleCredentials,
         max_failures_per_address=settings.console_sign_in_max_failures_per_address,
         failure_window=timedelta(seconds=settings.console_sign_in_failure_window_seconds),
         verify_directory=verify_directory,
+        directory_syncs=directory_syncs,
     )
     app.extensions[STATE_KEY] = state
     for name in PAGE_MODULES:

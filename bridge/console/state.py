@@ -14,6 +14,7 @@ from bridge.api.console_credentials import ConsoleCredentials
 from bridge.api.principals import PrincipalStore
 from bridge.browser import csrf_field
 from bridge.console.sessions import ConsoleSessions
+from bridge.engine.ad_sync_runs import DirectorySyncs
 from bridge.services import Services
 
 STATE_KEY = "bridge.console"
@@ -58,6 +59,8 @@ class ConsoleState:
     # ConnectDirectory's bind check (the AD door's), as the admin API has it; None: the
     # Active directory page refuses to connect (UpstreamUnavailable).
     verify_directory: Callable[[Any], None] | None = None
+    # The AD door's runs on request (Sync now); None: Sync now answers UpstreamUnavailable.
+    directory_syncs: DirectorySyncs | None = None
 
 
 def console_state() -> ConsoleState:

@@ -30,6 +30,7 @@ from bridge.engine.secrets import Sealer
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import NotFound, ValidationError
 from bridge.store.ad_models import AdDirectory, AdDirectoryUser, AdSyncPending, AuthorizedDirectory
+from bridge.store.ad_sync_report_models import AdSyncReport
 from bridge.store.repository import Repository
 
 
@@ -211,7 +212,7 @@ class AdDirectories(Room):
         def work(repo: Repository) -> tuple[None, dict[str, Any]]:
             account = self._account(repo, account_id, lock=True)
             self._disconnect(repo, account)
-            for model in (AdDirectoryUser, AdSyncPending, AdDirectory):
+            for model in (AdDirectoryUser, AdSyncPending, AdSyncReport, AdDirectory):
                 repo.session.execute(delete(model).where(model.account_id == account_id))
             return None, {"accountType": self._account_view(repo, account).type.value}
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.domain.usage import Pricing
 from bridge.engine.accounts import Accounts
 from bridge.engine.ad_directories import AdDirectories
+from bridge.engine.ad_sync_runs import AdSyncRuns
 from bridge.engine.api_keys import ApiKeys
 from bridge.engine.billing import PUBLISHED_PRICING, Billing
 from bridge.engine.bulk import BulkProvisioning
@@ -71,6 +72,7 @@ class ResolutionEngine:
                                                     allow_insecure_ldap=allow_insecure_ldap)
         self.ad_directories = AdDirectories(uow, clock, sealer, self.directory_registry,
                                             allow_insecure_ldap=allow_insecure_ldap)
+        self.ad_sync_runs = AdSyncRuns(uow, clock)
         self.openid_configs = (OpenIdConfigs(uow, clock, sealer, discover)
                                if discover is not None else OpenIdConfigs(uow, clock, sealer))
         self.api_keys = ApiKeys(uow, clock)

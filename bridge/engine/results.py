@@ -135,6 +135,9 @@ class UserView:
     # An invited user's invitation, when the engine read it (GetUser, ListUsers): "pending"
     # (a link they can accept) or "expired" (past its date or withdrawn); None otherwise.
     invitation: str | None = None
+    # The tier is one the user held when Okta was connected, kept until a mapped group
+    # decides it (``User.tier_held``; the directory tier rule never clears it).
+    tier_held: bool = False
 
     @property
     def phone_numbers(self) -> tuple[PhoneNumber, ...]:
@@ -172,6 +175,7 @@ class UserView:
             groups=groups,
             group_ids=group_ids,
             user_name=user.user_name,
+            tier_held=bool(user.tier_held),
         )
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import pool
 
 from bridge.store import (  # noqa: F401 - their tables join the metadata
     ad_models,
+    ad_sync_report_models,
     console_models,
     export_models,
     usage_models,

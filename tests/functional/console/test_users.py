@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 
+from flask import Flask
+
 from bridge.app import Services
-from bridge.domain import Actor
+from bridge.domain import Actor, DirectoryKind
+from tests.admin_client import admin_client
 from tests.builders import default_identity, enterprise
 from tests.functional.console.conftest import Console, events
 
@@ -177,3 +180,23 @@ def test_an_unknown_account_is_a_not_found_page(console: Console) -> None:
     console.sign_in("alice")
     response = console.client.get("/console/accounts/no-such-account/users")
     assert response.status_code == 404 and "Not found" in response.text
+
+
+def test_a_tier_held_since_okta_was_connected_is_said_in_words(
+        console: Console, app_services: Services, app: Flask) -> None:
+    """A user's tier kept since Okta was connected (``User.tier_held``) is shown as held on
+    User detail and as ``TierHeld`` by GetUser; a tier set by a mapped group is not."""
+    engine = app_services.engine
+    account = enterprise(engine, SETUP, ["held.test"], name="Held Corp")
+    assert engine.decide_sign_in(default_identity("hal@held.test"), SETUP).allowed
+    user_id = engine.get_user_by_email("hal@held.test").id
+    detail = f"/console/accounts/{account.id}/users/{user_id}"
+    console.sign_in("alice")
+    assert "held since Okta" not in console.client.get(detail).text
+    engine.set_directory(SETUP, account.id, DirectoryKind.OKTA, event_name="ConnectDirectory")
+    assert engine.get_user(account.id, user_id).tier_held
+    tier = re.sub(r"\s+", " ", console.client.get(detail).text)
+    assert ("Pro — held since Okta was connected, until a mapped group decides" in tier
+            or "Basic — held since Okta was connected, until a mapped group decides" in tier)
+    shape = admin_client(app, "ReadOnly").get(f"/accounts/{account.id}/users/{user_id}")
+    assert shape.get_json()["User"]["TierHeld"] is True

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from ad_sync import client
+from ad_sync.locks import directory_lock
+from ad_sync.records import SyncRecords
 from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor
 from tests.builders import claim
 from tests.conftest import FakeClock, make_settings
-from tests.functional.console.conftest import Console, events
-from tests.integration.ad.conftest import Seed
+from tests.functional.console.conftest import Console, csrf_token, events
+from tests.integration.ad.conftest import Seed, directory_body
 from tests.servers.samba_dc import SambaDC
 
 SETUP = Actor(type="Test", principal_id="test", name="test")
@@ -63,3 +66,39 @@ def test_connect_show_and_disconnect_a_real_directory(console: Console, dc: Samb
     assert svc.engine.ad_directories.get(account.id) is None
     [event] = events(svc, "DisconnectDirectory")
     assert event["errorCode"] is None
+
+
+def test_a_run_under_way_is_shown_and_a_second_one_refused(console: Console, dc: SambaDC,
+                                                           seed: Seed) -> None:
+    """While the directory's sync lock is held (the daemon, the CLI or another request is
+    syncing), the page says a sync is in progress and offers no Sync now; a post is refused
+    in words (one refused SyncDirectory event). A run whose process died (its report still
+    ``running``, the lock free) is said not to have finished."""
+    svc = console.services
+    account = svc.engine.create_account(SETUP, "Example Corp")
+    claim(svc.engine, SETUP, account.id, "example.com")
+    svc.engine.ad_directories.connect(
+        SETUP, account.id, directory_body(dc, seed),
+        lambda cfg: client.verify_connection(cfg, allow_insecure=False))
+    console.sign_in("alice")
+    base = f"/console/accounts/{account.id}/settings/directory"
+    assert "Sync now" in console.client.get(base).text
+    with directory_lock(svc, account.id) as held:
+        assert held
+        page = console.client.get(base).text
+        assert "A sync of this directory is in progress" in page and "Sync now" not in page
+        token = csrf_token(console.client.get(base + "?connect=1").text)
+        refused = console.client.post(base + "/sync", data={"csrf_token": token,
+                                                            "dry_run": "0"})
+        assert refused.status_code == 302
+        assert "under way" in console.client.get(base).text
+    [event] = events(svc, "SyncDirectory")
+    assert event["errorCode"] == "Conflict"
+    assert event["userIdentity"]["source"] == "console"  # type: ignore[index]
+    # A run that started and whose process died: the lock is free again.
+    SyncRecords(svc.engine.uow).start_report(
+        account.id, run_id="dead-run", mode="full", dry_run=False, allow_mass_change=False,
+        requested_by="alice", now=svc.engine.now())
+    page = console.client.get(base).text
+    assert "Did not finish: nothing more is applied until the next sync" in page
+    assert "Sync now" in page

@@ -236,6 +236,10 @@ def test_a_failing_directory_is_unhealthy_without_a_bind_per_account(
     assert "Service-Pw-42" not in json.dumps(listed)
     status = services.engine.ad_directories.get(first)
     assert status is not None and status.last_status == "unknown"
+    # The account's last sync report says why (the console's Active directory page).
+    last = services.engine.ad_sync_runs.reports(first).last_run
+    assert last is not None and (last.state, last.status) == ("done", "unknown")
+    assert last.report["error"] and "Service-Pw-42" not in json.dumps(last.report)
 
     # The administrator replaces the service account (PUT): checked by one bind first.
     path = f"/directories/{directory_id}"
@@ -249,6 +253,8 @@ def test_a_failing_directory_is_unhealthy_without_a_bind_per_account(
     assert admin.put("/directories/d-ffffffffff", json=registration(dc)).status_code == 404
     reports = run_cycle(services, DaemonState(), every=60.0, connect=counting)
     assert [r.status for r in reports] == ["ok", "ok"] and len(binds) == 2
+    last = services.engine.ad_sync_runs.reports(first).last_run
+    assert last is not None and last.status == "ok" and last.requested_by is None
     assert dc.admin_password not in _trail(services) and "Wrong-9" not in _trail(services)
 
 

@@ -419,6 +419,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "guid", name=op.f("pk_ad_sync_pending")),
     )
     op.create_table(
+        "ad_sync_reports",
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("mode", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=True),
+        sa.Column("allow_mass_change", sa.Boolean(), nullable=False),
+        sa.Column("requested_by", sa.String(length=256), nullable=True),
+        sa.Column("started_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", bridge.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("report", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ad_sync_reports_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "kind", name=op.f("pk_ad_sync_reports")),
+    )
+    op.create_table(
         "admin_access_keys",
         sa.Column("access_key_id", sa.String(length=32), nullable=False),
         sa.Column("principal_id", sa.String(length=32), nullable=False),
@@ -882,6 +903,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_admin_access_keys_principal_id"))
 
     op.drop_table("admin_access_keys")
+    op.drop_table("ad_sync_reports")
     op.drop_table("ad_sync_pending")
     op.drop_table("ad_sync_groups")
     with op.batch_alter_table("ad_directory_users", schema=None) as batch_op:

@@ -1,0 +1,145 @@
+"""Runs of an account's Active Directory sync asked for by an administrator (the admin API's
+SyncDirectory, the console's **Sync now** and its dry-run preview), and the last reports.
+
+The sync itself is the AD door's (``ad_sync``); the admin door and the console never import
+it. The composition root builds a :class:`DirectorySyncs` from the AD door and passes it
+in; :meth:`AdSyncRuns.start` checks the account's connection, hands the run to it and
+records the ONE ``SyncDirectory`` event of the request (accepted, or refused: no directory,
+a run already under way). The run's own changes are the sync's events (actor ``ad-sync``,
+requestID the run's id, which the ``SyncDirectory`` event's response names).
+
+Reports: the AD door stores each run's report as the account's last of its kind (a run
+that may change the account, or a dry run) when the run starts and ends
+(:mod:`bridge.store.ad_sync_report_models`); :meth:`AdSyncRuns.reports` reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from bridge.domain import Actor
+from bridge.engine.room import Room
+from bridge.errors import BridgeError, NotFound
+from bridge.store.ad_models import AdDirectory
+from bridge.store.ad_sync_report_models import DRY_RUN, RUN, RUNNING, AdSyncReport
+from bridge.store.repository import Repository
+
+EVENT = "SyncDirectory"
+
+
+@dataclass(frozen=True)
+class StartedSync:
+    """A run handed to the AD door: its id, and whether it already finished (short runs
+    finish while the request waits a moment; long ones go on in the background)."""
+
+    run_id: str
+    finished: bool
+
+
+class DirectorySyncs(Protocol):
+    """The AD door's runs on request (built by the composition root)."""
+
+    def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
+              requested_by: str | None) -> StartedSync:
+        """Start one run in the background under the directory's sync lock. Raises
+        Conflict when a run of the account's directory is under way (one at a time,
+        whoever runs it: the daemon, the CLI, another request)."""
+        ...
+
+    def running(self, account_id: str) -> bool:
+        """Whether a run of the account's directory is under way (in any process)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SyncRunView:
+    """The last run of one kind: when, how, and what it did or would have done."""
+
+    dry_run: bool
+    run_id: str
+    mode: str  # full | incremental
+    state: str  # running | done
+    status: str | None  # ok | mass_change_stopped | unknown | interrupted (done runs)
+    allow_mass_change: bool
+    requested_by: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    def as_json(self) -> dict[str, Any]:
+        return {"RunId": self.run_id, "DryRun": self.dry_run, "Mode": self.mode,
+                "State": self.state, "Status": self.status,
+                "AllowMassChange": self.allow_mass_change, "RequestedBy": self.requested_by,
+                "StartedTimestamp": self.started_at, "FinishedTimestamp": self.finished_at,
+                "Report": self.report}
+
+
+@dataclass(frozen=True)
+class SyncReports:
+    """An account's last sync run and last dry run (None: none yet)."""
+
+    last_run: SyncRunView | None
+    last_dry_run: SyncRunView | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"LastSync": self.last_run.as_json() if self.last_run else None,
+                "LastDryRun": self.last_dry_run.as_json() if self.last_dry_run else None}
+
+
+class AdSyncRuns(Room):
+    """Sync runs on request and the last reports of accounts' Active Directory syncs."""
+
+    def reports(self, account_id: str) -> SyncReports:
+        """The account's last run and dry run (both None without a directory)."""
+
+        def work(repo: Repository) -> SyncReports:
+            rows = {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
+                AdSyncReport.account_id == account_id))}
+            return SyncReports(_view(rows.get(RUN)), _view(rows.get(DRY_RUN)))
+
+        return self._read(work, write_lock=False)
+
+    def start(self, actor: Actor, account_id: str, syncs: DirectorySyncs, *,
+              dry_run: bool = False, full: bool = False,
+              allow_mass_change: bool = False) -> StartedSync:
+        """SyncDirectory: start a run (``dry_run``: report what it would change, apply
+        nothing; ``allow_mass_change``: apply a run over the mass-change limit). One event,
+        accepted or refused. Raises NotFound (the account, or no directory connected) or
+        Conflict (a run is under way)."""
+        params = {"accountId": account_id, "dryRun": dry_run, "full": full,
+                  "allowMassChange": allow_mass_change}
+        try:
+            connected = self._read(lambda repo: (
+                self._account(repo, account_id),
+                repo.session.get(AdDirectory, account_id) is not None)[1], write_lock=False)
+            if not connected:
+                raise NotFound(f"Account {account_id} has no Active Directory connected.")
+            started = syncs.start(account_id, dry_run=dry_run, full=full,
+                                  allow_mass_change=allow_mass_change,
+                                  requested_by=actor.name)
+        except BridgeError as exc:
+            if not exc.audited:
+                self.record_event(actor, EVENT, account_id=account_id, params=params,
+                                  error=exc)
+            raise
+        self.record_event(actor, EVENT, account_id=account_id, params=params,
+                          response={"runId": started.run_id})
+        return started
+
+
+def _view(row: AdSyncReport | None) -> SyncRunView | None:
+    if row is None:
+        return None
+    return SyncRunView(dry_run=row.kind == DRY_RUN, run_id=row.run_id, mode=row.mode,
+                       state=row.state, status=row.status,
+                       allow_mass_change=row.allow_mass_change,
+                       requested_by=row.requested_by, started_at=row.started_at,
+                       finished_at=row.finished_at, report=dict(row.report or {}))
