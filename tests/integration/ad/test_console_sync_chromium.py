@@ -31,8 +31,8 @@ from tests.servers.samba_dc import SambaDC
 from tests.servers.smtp import SmtpServer
 
 SETUP = Actor(type="Test", principal_id="test", name="test")
-# The console's browser fixtures (Chromium with axe-core injected).
-browser, context, page = console.browser, console.context, console.page
+# The console's browser fixtures (axe-core injected; ``browser`` is the suite's Chromium).
+context, page = console.context, console.page
 
 
 @pytest.fixture
