@@ -46,6 +46,10 @@ def test_sign_in_and_callback_query_strings(fuzz_app: Flask) -> None:
            query=FIELDS.map(lambda f: urlencode({k: str(v) for k, v in f.items()})))
     def run(path: str, query: str) -> None:
         resp = client.get(f"{path}?{query}")
-        assert resp.status_code < 500, (path, query, resp.get_data(as_text=True))
+        body = resp.get_data(as_text=True)
+        # A valid address on an unclaimed domain signs in through the service-wide default
+        # provider, which this app has none of: that refusal is the one designed 503.
+        unconfigured = resp.status_code == 503 and "provider_not_configured" in body
+        assert resp.status_code < 500 or unconfigured, (path, query, body)
 
     run()
