@@ -112,7 +112,8 @@ class DirectorySync:
     # --- entry point ----------------------------------------------------------------------
 
     def run(self, *, full: bool = False) -> SyncReport:
-        """One run; never raises for directory trouble (the report says ``unknown``).
+        """One run; never raises for directory trouble (the report says ``unknown``) nor,
+        once its report is stored as started, for an unexpected error (``failed``, logged).
         Raises NotFound when the account has no directory connected. The run's report is
         stored as the account's last one of its kind (run or dry run) when it starts
         (``running``) and when it ends."""
@@ -170,6 +171,12 @@ class DirectorySync:
                           "maxPercent": self.settings.ad_mass_change_max_percent})
         except SyncInterrupted:
             report.status = "interrupted"
+        except Exception:  # a bug or a store error: the report must not stay "running"
+            report.status = "failed"
+            # Never the exception's text: the page and the API show this (the log has it).
+            report.error = (f"The run stopped on an unexpected error (run {report.run_id}); "
+                            "the server log has the details. The next sync completes it.")
+            log.exception("AD sync %s of %s failed", report.run_id, self.account_id)
         finally:
             if reader is not None:
                 reader.close()

@@ -75,8 +75,8 @@ def list_directories(ctx: ActionContext) -> dict[str, Any]:
     view = ctx.engine.ad_directories.get(ctx.account_id)
     if view is None:
         return {"Directories": []}
-    return {"Directories": [{**view.as_json(),
-                             **ctx.engine.ad_sync_runs.reports(ctx.account_id).as_json()}]}
+    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id, ctx.state.directory_syncs)
+    return {"Directories": [{**view.as_json(), **reports.as_json()}]}
 
 
 @action("DisconnectDirectory", "DELETE", "/accounts/<accountId>/directory", status=204,
@@ -104,9 +104,9 @@ def sync_directory(ctx: ActionContext) -> dict[str, Any]:
             raise ValidationError(f"{member} must be true or false.", field=member)
         flags[name] = value
     started = ctx.audited_call(ctx.engine.ad_sync_runs.start, ctx.account_id, syncs, **flags)
-    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id)
+    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id, syncs)
     last = reports.last_dry_run if flags["dry_run"] else reports.last_run
     if started.finished and last is not None and last.run_id == started.run_id:
         return {"Sync": last.as_json()}
     return {"Sync": {"RunId": started.run_id, "DryRun": flags["dry_run"],
-                     "State": "running"}}
+                     "State": "running", "InProgress": True}}

@@ -43,9 +43,10 @@ _TIERS = {"Pro": Tier.PRO, "Basic": Tier.BASIC}
 
 
 def _read(account_id: str) -> tuple[AccountView, DirectoryView | None, SyncReports]:
-    engine = console_state().services.engine
+    state = console_state()
+    engine = state.services.engine
     return (account_for_page(account_id), engine.ad_directories.get(account_id),
-            engine.ad_sync_runs.reports(account_id))
+            engine.ad_sync_runs.reports(account_id, state.directory_syncs))
 
 
 def _page(account_id: str, *, connect_error: str | None = None,

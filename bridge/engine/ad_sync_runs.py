@@ -63,12 +63,15 @@ class SyncRunView:
     run_id: str
     mode: str  # full | incremental
     state: str  # running | done
-    status: str | None  # ok | mass_change_stopped | unknown | interrupted (done runs)
+    status: str | None  # ok | mass_change_stopped | unknown | interrupted | failed (done)
     allow_mass_change: bool
     requested_by: str | None
     started_at: datetime
     finished_at: datetime | None
     report: dict[str, Any] = field(default_factory=dict)
+    # ``state`` is ``running`` AND the run is under way (the directory's sync lock is held):
+    # a run whose process died stays ``running`` in the store but is not in progress.
+    in_progress: bool = False
 
     @property
     def running(self) -> bool:
@@ -76,7 +79,7 @@ class SyncRunView:
 
     def as_json(self) -> dict[str, Any]:
         return {"RunId": self.run_id, "DryRun": self.dry_run, "Mode": self.mode,
-                "State": self.state, "Status": self.status,
+                "State": self.state, "InProgress": self.in_progress, "Status": self.status,
                 "AllowMassChange": self.allow_mass_change, "RequestedBy": self.requested_by,
                 "StartedTimestamp": self.started_at, "FinishedTimestamp": self.finished_at,
                 "Report": self.report}
@@ -97,15 +100,21 @@ class SyncReports:
 class AdSyncRuns(Room):
     """Sync runs on request and the last reports of accounts' Active Directory syncs."""
 
-    def reports(self, account_id: str) -> SyncReports:
-        """The account's last run and dry run (both None without a directory)."""
+    def reports(self, account_id: str, syncs: DirectorySyncs | None = None) -> SyncReports:
+        """The account's last run and dry run (both None without a directory). With
+        ``syncs``, a report still ``running`` is ``in_progress`` only while a run of the
+        directory is under way, and only the later of two such (one run at a time: the
+        other's process died); without it, none is."""
 
-        def work(repo: Repository) -> SyncReports:
-            rows = {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
+        def work(repo: Repository) -> dict[str, AdSyncReport]:
+            return {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
                 AdSyncReport.account_id == account_id))}
-            return SyncReports(_view(rows.get(RUN)), _view(rows.get(DRY_RUN)))
 
-        return self._read(work, write_lock=False)
+        rows = self._read(work, write_lock=False)
+        running = [row for row in rows.values() if row.state == RUNNING]
+        live = (max(running, key=lambda row: row.started_at)
+                if running and syncs is not None and syncs.running(account_id) else None)
+        return SyncReports(_view(rows.get(RUN), live), _view(rows.get(DRY_RUN), live))
 
     def start(self, actor: Actor, account_id: str, syncs: DirectorySyncs, *,
               dry_run: bool = False, full: bool = False,
@@ -135,11 +144,12 @@ class AdSyncRuns(Room):
         return started
 
 
-def _view(row: AdSyncReport | None) -> SyncRunView | None:
+def _view(row: AdSyncReport | None, live: AdSyncReport | None) -> SyncRunView | None:
     if row is None:
         return None
     return SyncRunView(dry_run=row.kind == DRY_RUN, run_id=row.run_id, mode=row.mode,
                        state=row.state, status=row.status,
                        allow_mass_change=row.allow_mass_change,
                        requested_by=row.requested_by, started_at=row.started_at,
-                       finished_at=row.finished_at, report=dict(row.report or {}))
+                       finished_at=row.finished_at, report=dict(row.report or {}),
+                       in_progress=row is live)
