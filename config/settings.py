@@ -76,6 +76,9 @@ class Settings:
     ad_mass_change_max_users: int = 500
     ad_mass_change_max_percent: float = 20.0
     ad_deletion_grace_days: int = 7
+    # How long a SyncDirectory / Sync now request waits for its run before answering
+    # "running" (the run goes on in the background either way).
+    ad_sync_now_wait_seconds: float = 2.0
     # AD password sign-in: failed attempts allowed per user / per source address per window.
     ad_sign_in_max_failures_per_user: int = 5
     ad_sign_in_max_failures_per_address: int = 20
