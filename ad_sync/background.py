@@ -40,7 +40,7 @@ class BackgroundSyncs:
         self._wait = wait_seconds
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None) -> StartedSync:
+              requested_by: str | None, mass_change_max: int | None = None) -> StartedSync:
         stack = contextlib.ExitStack()
         if not stack.enter_context(directory_lock(self._services, account_id)):
             stack.close()
@@ -49,7 +49,7 @@ class BackgroundSyncs:
         run_id = str(uuid.uuid4())
         sync = DirectorySync(self._services, account_id, dry_run=dry_run,
                              allow_mass_change=allow_mass_change, requested_by=requested_by,
-                             run_id=run_id)
+                             run_id=run_id, mass_change_max=mass_change_max)
         done = threading.Event()
 
         def run() -> None:

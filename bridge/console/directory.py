@@ -195,20 +195,25 @@ def sync_directory(account_id: str) -> Any:
     """Preview (dry run) or Sync now (SyncDirectory): a background run of the AD sync; the
     page shows its report (at once for a short run) or that it is in progress.
     ``allow_mass_change`` (Apply the mass change, after its confirmation) applies a run the
-    mass-change limit stopped."""
+    mass-change limit stopped, suspending at most ``mass_change_max`` users (the count the
+    confirmation showed: a run that would now suspend more stops again)."""
     admin = current_admin()
     state = console_state()
     dry_run = request.form.get("dry_run") == "1"
     flags = {"dry_run": dry_run, "full": request.form.get("full") == "on",
              "allow_mass_change": request.form.get("allow_mass_change") == "1"}
+    cap = request.form.get("mass_change_max")
     params = {"accountId": account_id, "dryRun": flags["dry_run"], "full": flags["full"],
-              "allowMassChange": flags["allow_mass_change"]}
+              "allowMassChange": flags["allow_mass_change"], "massChangeMaxUsers": cap}
 
     def start(actor: Actor) -> StartedSync:
         if state.directory_syncs is None:
             raise UpstreamUnavailable("The Active Directory door is not installed.")
+        if cap is not None and not (cap.isascii() and cap.isdigit() and len(cap) <= 9):
+            raise ValidationError("The number of users to suspend is not a number.")
         started: StartedSync = state.services.engine.ad_sync_runs.start(
-            actor, account_id, state.directory_syncs, **flags)
+            actor, account_id, state.directory_syncs,
+            mass_change_max=int(cap) if cap is not None else None, **flags)
         return started
 
     try:

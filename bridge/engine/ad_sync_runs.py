@@ -44,8 +44,10 @@ class DirectorySyncs(Protocol):
     """The AD door's runs on request (built by the composition root)."""
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None) -> StartedSync:
-        """Start one run in the background under the directory's sync lock. Raises
+              requested_by: str | None, mass_change_max: int | None = None) -> StartedSync:
+        """Start one run in the background under the directory's sync lock
+        (``mass_change_max`` bounds ``allow_mass_change``: a run that would suspend more
+        users than that stops on the mass-change limit all the same). Raises
         Conflict when a run of the account's directory is under way (one at a time,
         whoever runs it: the daemon, the CLI, another request)."""
         ...
@@ -117,14 +119,16 @@ class AdSyncRuns(Room):
         return SyncReports(_view(rows.get(RUN), live), _view(rows.get(DRY_RUN), live))
 
     def start(self, actor: Actor, account_id: str, syncs: DirectorySyncs, *,
-              dry_run: bool = False, full: bool = False,
-              allow_mass_change: bool = False) -> StartedSync:
+              dry_run: bool = False, full: bool = False, allow_mass_change: bool = False,
+              mass_change_max: int | None = None) -> StartedSync:
         """SyncDirectory: start a run (``dry_run``: report what it would change, apply
-        nothing; ``allow_mass_change``: apply a run over the mass-change limit). One event,
+        nothing; ``allow_mass_change``: apply a run over the mass-change limit, suspending
+        at most ``mass_change_max`` users when given — the count the administrator
+        confirmed). One event,
         accepted or refused. Raises NotFound (the account, or no directory connected) or
         Conflict (a run is under way)."""
         params = {"accountId": account_id, "dryRun": dry_run, "full": full,
-                  "allowMassChange": allow_mass_change}
+                  "allowMassChange": allow_mass_change, "massChangeMaxUsers": mass_change_max}
         try:
             connected = self._read(lambda repo: (
                 self._account(repo, account_id),
@@ -133,7 +137,7 @@ class AdSyncRuns(Room):
                 raise NotFound(f"Account {account_id} has no Active Directory connected.")
             started = syncs.start(account_id, dry_run=dry_run, full=full,
                                   allow_mass_change=allow_mass_change,
-                                  requested_by=actor.name)
+                                  requested_by=actor.name, mass_change_max=mass_change_max)
         except BridgeError as exc:
             if not exc.audited:
                 self.record_event(actor, EVENT, account_id=account_id, params=params,

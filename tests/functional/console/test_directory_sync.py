@@ -88,6 +88,12 @@ def test_read_only_and_a_forged_form_are_refused(console: Console) -> None:
 @pytest.mark.parametrize("body", [
     b"[]", b'"x"', b"null", b"{", b'{"DryRun": "yes"}', b'{"DryRun": null}', b'{"Full": 1}',
     b'{"AllowMassChange": "true"}', b'{"AllowMassChange": [true]}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": "3"}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": -1}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": true}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": 2.5}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": 1e400}',
+    b'{"AllowMassChange": true, "MassChangeMaxUsers": ' + b"9" * 4000 + b"}",
     b'{"DryRun": ' + b"[" * 5000 + b"]" * 5000 + b"}",
 ])
 def test_hostile_bodies_are_refused_without_a_run(app: Flask, app_services: Services,
@@ -151,3 +157,17 @@ def test_a_run_stopped_by_an_unexpected_error_says_so_and_frees_the_lock(
     assert (last.state, last.status, last.in_progress) == ("done", "failed", False)
     assert started.run_id in last.report["error"] and SECRET not in json.dumps(last.report)
     assert not syncs.running(account_id)
+
+
+@pytest.mark.parametrize("cap", ["abc", "-1", "3.0", "\uff11\uff12", "9" * 40])
+def test_a_hand_made_mass_change_bound_is_refused_without_a_run(console: Console,
+                                                                cap: str) -> None:
+    svc = console.services
+    account_id = _connected(svc)
+    console.sign_in("alice")
+    base = f"/console/accounts/{account_id}/settings/directory"
+    refused = console.form(base + "/sync", {"dry_run": "0", "allow_mass_change": "1",
+                                            "mass_change_max": cap}, page=base)
+    assert refused.status_code == 400  # type: ignore[attr-defined]
+    assert _reports(svc, account_id) == []
+    assert [e["errorCode"] for e in events(svc, "SyncDirectory")] == ["ValidationError"]

@@ -89,7 +89,13 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
     assert {u["dn"] for u in stopped["Report"]["wouldSuspendUsers"]} == set(dns)
     assert engine.get_user_by_email("sue@example.com").in_directory
 
-    applied = _sync(admin, account_id, AllowMassChange=True)
+    # AllowMassChange bounded by a count it exceeds (the directory changed since the
+    # count was confirmed): stopped all the same, nothing changed.
+    capped = _sync(admin, account_id, AllowMassChange=True, MassChangeMaxUsers=2)
+    assert (capped["Status"], capped["Report"]["wouldSuspend"]) == ("mass_change_stopped", 3)
+    assert engine.get_user_by_email("sue@example.com").in_directory
+
+    applied = _sync(admin, account_id, AllowMassChange=True, MassChangeMaxUsers=3)
     assert (applied["Status"], applied["Report"]["suspended"], applied["AllowMassChange"]) == (
         "ok", 3, True)
     assert not engine.get_user_by_email("sue@example.com").in_directory
@@ -109,9 +115,10 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
 
     requested = events(bridge.services, "SyncDirectory")
     assert [e["errorCode"] for e in requested] == [
-        None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
-    assert [e["responseElements"]["runId"] for e in requested[:4]] == [
-        preview["RunId"], run["RunId"], stopped["RunId"], applied["RunId"]]
+        None, None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
+    assert [e["responseElements"]["runId"] for e in requested[:5]] == [
+        preview["RunId"], run["RunId"], stopped["RunId"], capped["RunId"], applied["RunId"]]
+    assert requested[4]["requestParameters"]["massChangeMaxUsers"] == 3
     # The run's own changes carry its id.
     suspended = [e for e in events(bridge.services, "SyncDirectoryUserDeleted")]
     assert {e["requestID"] for e in suspended} == {applied["RunId"]}
