@@ -23,7 +23,8 @@ starts a run of the AD sync: a dry run reports what it would change and applies 
 count the stopped run showed, which the console's Apply the mass change sends). It
 answers 202 ``{"Sync": {...}}``: the run's report when it finished within a moment
 (``State`` ``done``), else ``State`` ``running`` (the report then shows in
-GetAccountDirectory). 409 while another run of the directory is under way; 404 without a
+GetAccountDirectory). 409 while another run of the directory is under way; 429 while the
+server already runs ``ad_sync_now_max_runs`` of them (all accounts); 404 without a
 directory; 503 when the AD door is not installed.
 """
 

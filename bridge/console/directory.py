@@ -219,7 +219,7 @@ def sync_directory(account_id: str) -> Any:
     try:
         started = admin.perform("SyncDirectory", account_id, start, params=params)
     except BridgeError as exc:
-        if exc.code not in {"Conflict", "UpstreamUnavailable"}:
+        if exc.code not in {"Conflict", "UpstreamUnavailable", "RateLimited"}:
             raise
         flash(exc.message, "error")
         return _back(account_id)

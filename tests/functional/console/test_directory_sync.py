@@ -10,13 +10,14 @@ ReadOnly admin and a form without its CSRF token are refused, hostile bodies are
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from ad_sync import client
-from ad_sync.background import BackgroundSyncs
+from ad_sync.background import BackgroundSyncs, TooManySyncs
 from ad_sync.locks import directory_lock
 from ad_sync.records import SyncRecords
 from bridge.api.principals import PrincipalStore
@@ -31,11 +32,11 @@ OTHER_ORG = "222222222222"
 SECRET = "bind-password-never-shown"
 
 
-def _connected(svc: Services) -> str:
+def _connected(svc: Services, domain: str = "example.com") -> str:
     """An enterprise account with an Active Directory connected (the bind check skipped:
     the URL is a loopback port nothing listens on)."""
     account = svc.engine.create_account(SETUP, "Example Corp")
-    claim(svc.engine, SETUP, account.id, "example.com")
+    claim(svc.engine, SETUP, account.id, domain)
     svc.engine.ad_directories.connect(SETUP, account.id, {
         "LdapUrl": "ldaps://127.0.0.1:1", "BaseDn": "OU=Staff,DC=example,DC=com",
         "BindDn": "CN=sync,DC=example,DC=com", "BindPassword": SECRET}, lambda cfg: None)
@@ -171,3 +172,37 @@ def test_a_hand_made_mass_change_bound_is_refused_without_a_run(console: Console
     assert refused.status_code == 400  # type: ignore[attr-defined]
     assert _reports(svc, account_id) == []
     assert [e["errorCode"] for e in events(svc, "SyncDirectory")] == ["ValidationError"]
+
+
+def test_a_process_runs_at_most_max_runs_syncs_at_a_time(
+        app_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An administrator of many accounts (or a script) cannot fill the server with runs:
+    beyond ``max_runs`` under way, a start is refused (429) without taking the directory's
+    lock; once a run ends its slot is free again."""
+    svc = app_services
+    first, second = _connected(svc), _connected(svc, "example.org")
+    gate, reached = threading.Event(), threading.Event()
+
+    def held(*args: Any, **kwargs: Any) -> Any:  # the run stays under way until the gate
+        reached.set()
+        assert gate.wait(60)
+        raise client.DirectoryError("bind", "nothing listens there")
+
+    monkeypatch.setattr(client, "open_connection", held)
+    syncs = BackgroundSyncs(svc, wait_seconds=0, max_runs=1)
+    try:
+        syncs.start(first, dry_run=True, full=False, allow_mass_change=False,
+                    requested_by="alice")
+        assert reached.wait(60)
+        with pytest.raises(TooManySyncs):
+            syncs.start(second, dry_run=True, full=False, allow_mass_change=False,
+                        requested_by="alice")
+        assert not syncs.running(second)  # its lock was never taken
+    finally:
+        gate.set()
+        syncs.join(60)
+    again = syncs.start(second, dry_run=True, full=False, allow_mass_change=False,
+                        requested_by="alice")
+    syncs.join(60)
+    last = svc.engine.ad_sync_runs.reports(second).last_dry_run
+    assert last is not None and last.run_id == again.run_id and last.status == "unknown"
