@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from ad_sync.locks import directory_lock
 from ad_sync.sync import DirectorySync
@@ -53,7 +54,8 @@ class BackgroundSyncs:
         self._threads_lock = threading.Lock()
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None, mass_change_max: int | None = None) -> StartedSync:
+              requested_by: str | None, mass_change_max: int | None = None,
+              accepted: Callable[[str], None] | None = None) -> StartedSync:
         stack = contextlib.ExitStack()  # what the run holds: its slot, the directory's lock
         try:
             if not self._slots.acquire(blocking=False):
@@ -68,6 +70,8 @@ class BackgroundSyncs:
                                  allow_mass_change=allow_mass_change,
                                  requested_by=requested_by, run_id=run_id,
                                  mass_change_max=mass_change_max)
+            if accepted is not None:
+                accepted(run_id)  # e.g. the request's audit event, before any change
             done = threading.Event()
             thread = threading.Thread(target=self._run, args=(sync, full, stack, done),
                                       name=f"ad-sync-{account_id}", daemon=True)

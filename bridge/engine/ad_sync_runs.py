@@ -15,6 +15,7 @@ that may change the account, or a dry run) when the run starts and ends
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,10 +45,13 @@ class DirectorySyncs(Protocol):
     """The AD door's runs on request (built by the composition root)."""
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None, mass_change_max: int | None = None) -> StartedSync:
+              requested_by: str | None, mass_change_max: int | None = None,
+              accepted: Callable[[str], None] | None = None) -> StartedSync:
         """Start one run in the background under the directory's sync lock
         (``mass_change_max`` bounds ``allow_mass_change``: a run that would suspend more
-        users than that stops on the mass-change limit all the same). Raises
+        users than that stops on the mass-change limit all the same). ``accepted(run_id)``
+        is called once the run is sure to start and before it does (the request's audit
+        event comes before the run's changes); if it raises, nothing runs. Raises
         Conflict when a run of the account's directory is under way (one at a time,
         whoever runs it: the daemon, the CLI, another request)."""
         ...
@@ -135,16 +139,19 @@ class AdSyncRuns(Room):
                 repo.session.get(AdDirectory, account_id) is not None)[1], write_lock=False)
             if not connected:
                 raise NotFound(f"Account {account_id} has no Active Directory connected.")
-            started = syncs.start(account_id, dry_run=dry_run, full=full,
-                                  allow_mass_change=allow_mass_change,
-                                  requested_by=actor.name, mass_change_max=mass_change_max)
+            started = syncs.start(
+                account_id, dry_run=dry_run, full=full, allow_mass_change=allow_mass_change,
+                requested_by=actor.name, mass_change_max=mass_change_max,
+                # Recorded before the run starts: its changes follow the request's event,
+                # and a process dying mid-run still leaves who asked in the trail.
+                accepted=lambda run_id: self.record_event(
+                    actor, EVENT, account_id=account_id, params=params,
+                    response={"runId": run_id}))
         except BridgeError as exc:
             if not exc.audited:
                 self.record_event(actor, EVENT, account_id=account_id, params=params,
                                   error=exc)
             raise
-        self.record_event(actor, EVENT, account_id=account_id, params=params,
-                          response={"runId": started.run_id})
         return started
 
 

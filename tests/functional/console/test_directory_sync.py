@@ -206,3 +206,26 @@ def test_a_process_runs_at_most_max_runs_syncs_at_a_time(
     syncs.join(60)
     last = svc.engine.ad_sync_runs.reports(second).last_dry_run
     assert last is not None and last.run_id == again.run_id and last.status == "unknown"
+
+
+def test_the_request_is_audited_before_its_run_changes_anything(
+        app_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SyncDirectory event (who asked, the runId) is in the trail when the run starts,
+    not after the request's wait: the run's changes follow it, and a process that dies
+    mid-run still leaves who asked."""
+    svc = app_services
+    account_id = _connected(svc)
+    seen: list[list[dict[str, object]]] = []
+
+    def reached(*args: Any, **kwargs: Any) -> Any:  # where a run binds, before any change
+        seen.append(events(svc, "SyncDirectory"))
+        raise client.DirectoryError("bind", "nothing listens there")
+
+    monkeypatch.setattr(client, "open_connection", reached)
+    started = svc.engine.ad_sync_runs.start(SETUP, account_id,
+                                            BackgroundSyncs(svc, wait_seconds=120))
+    assert started.finished
+    [[event]] = seen
+    assert event["responseElements"] == {"runId": started.run_id}
+    assert event["errorCode"] is None
+    assert len(events(svc, "SyncDirectory")) == 1
