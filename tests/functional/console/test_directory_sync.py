@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from ad_sync import client
+from ad_sync import background, client
 from ad_sync.background import BackgroundSyncs, TooManySyncs
 from ad_sync.locks import directory_lock
 from ad_sync.records import SyncRecords
@@ -229,3 +229,24 @@ def test_the_request_is_audited_before_its_run_changes_anything(
     assert event["responseElements"] == {"runId": started.run_id}
     assert event["errorCode"] is None
     assert len(events(svc, "SyncDirectory")) == 1
+
+
+def test_a_run_that_cannot_be_built_leaves_the_lock_and_its_slot_free(
+        app_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = app_services
+    account_id = _connected(svc)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("cannot build the run")
+
+    monkeypatch.setattr(background.DirectorySync, "__init__", broken)
+    syncs = BackgroundSyncs(svc, max_runs=1)
+    with pytest.raises(RuntimeError) as raised:
+        syncs.start(account_id, dry_run=True, full=False, allow_mass_change=False,
+                    requested_by="alice")
+    assert raised.value is not None  # the traceback (and the request's frame) still alive
+    assert not syncs.running(account_id)
+    monkeypatch.undo()
+    assert syncs.start(account_id, dry_run=True, full=False, allow_mass_change=False,
+                       requested_by="alice").run_id
+    syncs.join(60)
