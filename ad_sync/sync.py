@@ -170,7 +170,8 @@ class DirectorySync:
                             "change) to apply it.")
             self.engine.record_event(
                 self.actor, "AdSyncMassChangeStopped", account_id=self.account_id,
-                params={"accountId": self.account_id, "mode": report.mode},
+                params={"accountId": self.account_id, "mode": report.mode,
+                        "dryRun": self.dry_run},  # a preview's stop changes nothing either
                 response={"wouldSuspend": exc.count, "known": exc.known,
                           "maxUsers": self.settings.ad_mass_change_max_users,
                           "maxPercent": self.settings.ad_mass_change_max_percent})

@@ -88,6 +88,11 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
     assert stopped["Report"]["wouldSuspend"] == 3
     assert {u["dn"] for u in stopped["Report"]["wouldSuspendUsers"]} == set(dns)
     assert engine.get_user_by_email("sue@example.com").in_directory
+    # A preview stops on the limit too; the trail tells the preview's stop from the run's.
+    previewed = _sync(admin, account_id, DryRun=True)
+    assert previewed["Status"] == "mass_change_stopped"
+    assert [e["requestParameters"]["dryRun"]  # type: ignore[index]
+            for e in events(bridge.services, "AdSyncMassChangeStopped")] == [False, True]
 
     # AllowMassChange bounded by a count it exceeds (the directory changed since the
     # count was confirmed): stopped all the same, nothing changed.
@@ -115,10 +120,11 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
 
     requested = events(bridge.services, "SyncDirectory")
     assert [e["errorCode"] for e in requested] == [
-        None, None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
-    assert [e["responseElements"]["runId"] for e in requested[:5]] == [
-        preview["RunId"], run["RunId"], stopped["RunId"], capped["RunId"], applied["RunId"]]
-    assert requested[4]["requestParameters"]["massChangeMaxUsers"] == 3
+        None, None, None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
+    assert [e["responseElements"]["runId"] for e in requested[:6]] == [
+        preview["RunId"], run["RunId"], stopped["RunId"], previewed["RunId"], capped["RunId"],
+        applied["RunId"]]
+    assert requested[5]["requestParameters"]["massChangeMaxUsers"] == 3
     # The run's own changes carry its id.
     suspended = [e for e in events(bridge.services, "SyncDirectoryUserDeleted")]
     assert {e["requestID"] for e in suspended} == {applied["RunId"]}
