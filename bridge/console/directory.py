@@ -56,7 +56,11 @@ def _page(account_id: str, *, connect_error: str | None = None,
     account, directory, reports = admin.read("ListDirectories", account_id, _read,
                                              account_id, params=params)
     syncs = console_state().directory_syncs
-    running = directory is not None and syncs is not None and syncs.running(account_id)
+    # From the reports: every run stores its report as "running" when it starts, so the
+    # directory's lock is probed only when one says so. A probe of a free lock takes it for
+    # a moment, and a page view must not make the daemon or a Sync now miss their turn.
+    running = any(run is not None and run.in_progress
+                  for run in (reports.last_run, reports.last_dry_run))
     groups: list[GroupMappingView] = admin.read(
         "ListGroups", account_id, console_state().services.engine.list_group_mappings,
         account_id, params=params)

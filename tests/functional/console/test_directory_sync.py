@@ -250,3 +250,30 @@ def test_a_run_that_cannot_be_built_leaves_the_lock_and_its_slot_free(
     assert syncs.start(account_id, dry_run=True, full=False, allow_mass_change=False,
                        requested_by="alice").run_id
     syncs.join(60)
+
+
+def test_a_page_view_probes_the_sync_lock_only_when_a_report_says_running(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probing a free lock takes it for a moment (a daemon or a Sync now starting then
+    would skip or be refused): the Active directory page probes it only when a stored
+    report says a run is under way."""
+    svc = console.services
+    account_id = _connected(svc)
+    probes: list[str] = []
+    real = BackgroundSyncs.running
+
+    def counted(self: BackgroundSyncs, account: str) -> bool:
+        probes.append(account)
+        return real(self, account)
+
+    monkeypatch.setattr(BackgroundSyncs, "running", counted)
+    console.sign_in("alice")
+    base = f"/console/accounts/{account_id}/settings/directory"
+    assert "Sync now" in console.client.get(base).text
+    assert probes == []
+    SyncRecords(svc.engine.uow).start_report(
+        account_id, run_id="dead-run", mode="full", dry_run=False, allow_mass_change=False,
+        requested_by="alice", now=svc.engine.now())
+    page = console.client.get(base).text
+    assert probes == [account_id]
+    assert "Did not finish" in page and "Sync now" in page
