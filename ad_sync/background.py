@@ -5,11 +5,13 @@ composition root builds from this door and passes to the admin API and the conso
 A run never holds the web request for its whole length: it runs in a thread of the serving
 process, under the directory's sync lock (:mod:`ad_sync.locks`, taken by the request before
 the thread starts, so a second request, the daemon or the CLI is refused or skips while it
-runs, on SQLite and PostgreSQL alike). The request waits at most ``wait_seconds`` (an
-incremental run takes well under a second, so its report is usually there at once); a full
-run at 100k users (about a minute) goes on while the page says it is in progress. A
-process that dies mid-run frees the lock with it; the sync is made to be redone (pages
-commit with their records, the watermark with the last page), so the next run completes it.
+runs, on SQLite and PostgreSQL alike), and at most ``max_runs`` runs at a time in the
+process over all accounts (each holds a thread, and a full run a reader process). The
+request waits at most ``wait_seconds`` (an incremental run takes well under a second, so
+its report is usually there at once); a full run at 100k users (about a minute) goes on
+while the page says it is in progress. A process that dies mid-run frees the lock with it;
+the sync is made to be redone (pages commit with their records, the watermark with the last
+page), so the next run completes it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from ad_sync.locks import directory_lock
 from ad_sync.sync import DirectorySync
 from bridge.engine.ad_sync_runs import StartedSync
-from bridge.errors import Conflict
+from bridge.errors import Conflict, RateLimited
 from bridge.services import Services
 
 log = logging.getLogger(__name__)
@@ -32,41 +35,72 @@ class SyncUnderWay(Conflict):
     """A run of the account's directory is under way (one at a time)."""
 
 
-class BackgroundSyncs:
-    """Start runs in background threads of this process, one per directory at a time."""
+class TooManySyncs(RateLimited):
+    """This process already runs as many syncs on request as it allows (one request, or
+    an administrator of many accounts, must not fill the server with runs)."""
 
-    def __init__(self, services: Services, *, wait_seconds: float = 2.0) -> None:
+
+class BackgroundSyncs:
+    """Start runs in background threads of this process, one per directory at a time and
+    at most ``max_runs`` at a time in all."""
+
+    def __init__(self, services: Services, *, wait_seconds: float = 2.0,
+                 max_runs: int = 4) -> None:
         self._services = services
         self._wait = wait_seconds
+        self._max_runs = max_runs
+        self._slots = threading.BoundedSemaphore(max_runs)
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None) -> StartedSync:
-        stack = contextlib.ExitStack()
-        if not stack.enter_context(directory_lock(self._services, account_id)):
-            stack.close()
-            raise SyncUnderWay("A sync of this account's directory is under way; its report "
-                               "shows on the Active directory page when it ends.")
-        run_id = str(uuid.uuid4())
-        sync = DirectorySync(self._services, account_id, dry_run=dry_run,
-                             allow_mass_change=allow_mass_change, requested_by=requested_by,
-                             run_id=run_id)
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                sync.run(full=full)
-            except Exception:  # the thread's last resort: the report says nothing ran
-                log.exception("AD sync %s of %s failed", run_id, account_id)
-            finally:
-                stack.close()
-                done.set()
-
+              requested_by: str | None, mass_change_max: int | None = None,
+              accepted: Callable[[str], None] | None = None) -> StartedSync:
+        stack = contextlib.ExitStack()  # what the run holds: its slot, the directory's lock
         try:
-            threading.Thread(target=run, name=f"ad-sync-{account_id}", daemon=True).start()
+            if not self._slots.acquire(blocking=False):
+                raise TooManySyncs(f"This server already runs {self._max_runs} syncs at a "
+                                   "time; try again when one ends.", retry_after=60)
+            stack.callback(self._slots.release)
+            if not stack.enter_context(directory_lock(self._services, account_id)):
+                raise SyncUnderWay("A sync of this account's directory is under way; its "
+                                   "report shows on the Active directory page when it ends.")
+            run_id = str(uuid.uuid4())
+            sync = DirectorySync(self._services, account_id, dry_run=dry_run,
+                                 allow_mass_change=allow_mass_change,
+                                 requested_by=requested_by, run_id=run_id,
+                                 mass_change_max=mass_change_max)
+            if accepted is not None:
+                accepted(run_id)  # e.g. the request's audit event, before any change
+            done = threading.Event()
+            thread = threading.Thread(target=self._run, args=(sync, full, stack, done),
+                                      name=f"ad-sync-{account_id}", daemon=True)
+            with self._threads_lock:
+                self._threads.add(thread)
+            thread.start()
         except BaseException:
             stack.close()
             raise
         return StartedSync(run_id, done.wait(self._wait))
+
+    def _run(self, sync: DirectorySync, full: bool, stack: contextlib.ExitStack,
+             done: threading.Event) -> None:
+        try:
+            sync.run(full=full)
+        except Exception:  # the thread's last resort (the run reports its own errors)
+            log.exception("AD sync %s of %s failed", sync.run_id, sync.account_id)
+        finally:
+            stack.close()
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+            done.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the runs under way have ended (each at most ``timeout`` seconds)."""
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
 
     def running(self, account_id: str) -> bool:
         with directory_lock(self._services, account_id) as held:

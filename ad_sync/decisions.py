@@ -26,12 +26,13 @@ class MassChangeStopped(Exception):
 
 
 def mass_change_guard(count: int, known: int, *, max_users: int, max_percent: float,
-                      allowed: bool = False) -> None:
+                      allowed: bool = False, allowed_up_to: int | None = None) -> None:
     """Raise MassChangeStopped when a run would suspend ``count`` of ``known`` users: more
     than ``max_users``, or (from :data:`PERCENT_RULE_MIN` suspensions on) more than
     ``max_percent`` % of them. ``allowed`` (the operator's ``--allow-mass-change``) and a
-    run that suspends nobody always pass."""
-    if allowed or count == 0:
+    run that suspends nobody always pass; ``allowed_up_to`` bounds ``allowed`` (the count
+    an administrator confirmed: a run that would now suspend more stops again)."""
+    if count == 0 or (allowed and (allowed_up_to is None or count <= allowed_up_to)):
         return
     over_pct = (count >= PERCENT_RULE_MIN and known > 0
                 and count * 100.0 / known > max_percent)

@@ -22,7 +22,7 @@ class SyncReport:
     mode: str
     dry_run: bool
     run_id: str = ""
-    status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted
+    status: str = "ok"  # ok | mass_change_stopped | unknown | interrupted | failed
     added: int = 0
     updated: int = 0
     restored: int = 0

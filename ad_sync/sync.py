@@ -79,7 +79,9 @@ class DirectorySync:
     takes a lock; the CLI's ``--once`` relies on the operator).
 
     ``requested_by``: the administrator who asked for the run (Sync now), for its stored
-    report; ``run_id``: the run's id when the caller chose it (else a new one).
+    report; ``run_id``: the run's id when the caller chose it (else a new one);
+    ``mass_change_max``: with ``allow_mass_change``, the most users the run may suspend (the
+    count an administrator confirmed; more stops it again).
 
     ``connection``: a service-account connection already bound to the account's directory
     (the daemon binds once per registered directory and passes it to the run of every
@@ -91,7 +93,7 @@ class DirectorySync:
                  on_page: Callable[[int], None] | None = None,
                  stop: threading.Event | None = None,
                  connection: Connection | None = None, requested_by: str | None = None,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, mass_change_max: int | None = None) -> None:
         self.svc = services
         self.requested_by = requested_by
         self.run_id = run_id or str(uuid.uuid4())
@@ -101,6 +103,7 @@ class DirectorySync:
         self.page_size = page_size
         self.dry_run = dry_run
         self.allow_mass_change = allow_mass_change
+        self.mass_change_max = mass_change_max  # bounds allow_mass_change (what was confirmed)
         self.on_page = on_page
         self.stop = stop or threading.Event()
         self.settings = services.settings
@@ -112,7 +115,8 @@ class DirectorySync:
     # --- entry point ----------------------------------------------------------------------
 
     def run(self, *, full: bool = False) -> SyncReport:
-        """One run; never raises for directory trouble (the report says ``unknown``).
+        """One run; never raises for directory trouble (the report says ``unknown``) nor,
+        once its report is stored as started, for an unexpected error (``failed``, logged).
         Raises NotFound when the account has no directory connected. The run's report is
         stored as the account's last one of its kind (run or dry run) when it starts
         (``running``) and when it ends."""
@@ -157,19 +161,28 @@ class DirectorySync:
         except decisions.MassChangeStopped as exc:
             report.status = "mass_change_stopped"
             report.would_suspend = exc.count
-            report.error = (f"The run would suspend {exc.count} of {exc.known} users, over the "
-                            "mass-change limit; nothing was changed. Check the directory and "
+            over = ("more than the mass change applied allowed" if self.allow_mass_change
+                    else "over the mass-change limit")
+            report.error = (f"The run would suspend {exc.count} of {exc.known} users, {over}"
+                            "; nothing was changed. Check the directory and "
                             "the BaseDn/UserFilter, then run again with --allow-mass-change "
                             "(SyncDirectory's AllowMassChange, the console's Apply the mass "
                             "change) to apply it.")
             self.engine.record_event(
                 self.actor, "AdSyncMassChangeStopped", account_id=self.account_id,
-                params={"accountId": self.account_id, "mode": report.mode},
+                params={"accountId": self.account_id, "mode": report.mode,
+                        "dryRun": self.dry_run},  # a preview's stop changes nothing either
                 response={"wouldSuspend": exc.count, "known": exc.known,
                           "maxUsers": self.settings.ad_mass_change_max_users,
                           "maxPercent": self.settings.ad_mass_change_max_percent})
         except SyncInterrupted:
             report.status = "interrupted"
+        except Exception:  # a bug or a store error: the report must not stay "running"
+            report.status = "failed"
+            # Never the exception's text: the page and the API show this (the log has it).
+            report.error = (f"The run stopped on an unexpected error (run {report.run_id}); "
+                            "the server log has the details. The next sync completes it.")
+            log.exception("AD sync %s of %s failed", report.run_id, self.account_id)
         finally:
             if reader is not None:
                 reader.close()
@@ -211,7 +224,7 @@ class DirectorySync:
         decisions.mass_change_guard(
             count, known, max_users=self.settings.ad_mass_change_max_users,
             max_percent=self.settings.ad_mass_change_max_percent,
-            allowed=self.allow_mass_change)
+            allowed=self.allow_mass_change, allowed_up_to=self.mass_change_max)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

@@ -68,7 +68,8 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
 
     # The AD door's runs on request (SyncDirectory, the console's Sync now): background
     # threads under the directory's sync lock, the request waiting at most a moment.
-    directory_syncs = BackgroundSyncs(svc)
+    directory_syncs = BackgroundSyncs(svc, wait_seconds=settings.ad_sync_now_wait_seconds,
+                                      max_runs=settings.ad_sync_now_max_runs)
     register_admin_api(app, svc, verify_directory=verify_directory,
                        verify_directory_bind=lambda target:
                        ad_client.verify_bind(target, allow_insecure=allow_insecure),

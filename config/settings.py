@@ -76,6 +76,11 @@ class Settings:
     ad_mass_change_max_users: int = 500
     ad_mass_change_max_percent: float = 20.0
     ad_deletion_grace_days: int = 7
+    # How long a SyncDirectory / Sync now request waits for its run before answering
+    # "running" (the run goes on in the background either way).
+    ad_sync_now_wait_seconds: float = 2.0
+    # Runs on request (SyncDirectory) at a time in one serving process, all accounts.
+    ad_sync_now_max_runs: int = 4
     # AD password sign-in: failed attempts allowed per user / per source address per window.
     ad_sign_in_max_failures_per_user: int = 5
     ad_sign_in_max_failures_per_address: int = 20
@@ -217,6 +222,12 @@ def _validate(s: Settings) -> None:
                  "admin_api_max_unauthenticated_per_minute"):
         if getattr(s, name) < 0:
             raise bad(name, "must be 0 (no limit) or more")
+    if s.ad_sync_now_max_runs < 1:
+        raise bad("ad_sync_now_max_runs", f"must be at least 1, got {s.ad_sync_now_max_runs}")
+    if not 0 <= s.ad_sync_now_wait_seconds <= 600:
+        raise bad("ad_sync_now_wait_seconds", "must be between 0 and 600 (a web request "
+                                              f"never waits longer), got "
+                                              f"{s.ad_sync_now_wait_seconds}")
     if not 0 <= s.trusted_proxy_count <= 10:
         raise bad("trusted_proxy_count", f"must be between 0 and 10, got "
                                          f"{s.trusted_proxy_count}")

@@ -16,12 +16,16 @@ returned: GET (GetAccountDirectory, IAM action ListDirectories) answers
 refused and why, some of the users a run suspends or would suspend).
 
 POST ``/accounts/<accountId>/directory/syncs`` (SyncDirectory, an extension: FullAccess)
-``{"DryRun": bool, "Full": bool, "AllowMassChange": bool}`` starts a run of the AD sync:
-a dry run reports what it would change and applies nothing; ``AllowMassChange`` applies a
-run the mass-change limit stopped. It answers 202 ``{"Sync": {...}}``: the run's report
-when it finished within a moment (``State`` ``done``), else ``State`` ``running`` (the
-report then shows in GetAccountDirectory). 409 while another run of the directory is under
-way; 404 without a directory; 503 when the AD door is not installed.
+``{"DryRun": bool, "Full": bool, "AllowMassChange": bool, "MassChangeMaxUsers": int}``
+starts a run of the AD sync: a dry run reports what it would change and applies nothing;
+``AllowMassChange`` applies a run the mass-change limit stopped, and ``MassChangeMaxUsers``
+(optional) bounds it: a run that would now suspend more users stops all the same (the
+count the stopped run showed, which the console's Apply the mass change sends). It
+answers 202 ``{"Sync": {...}}``: the run's report when it finished within a moment
+(``State`` ``done``), else ``State`` ``running`` (the report then shows in
+GetAccountDirectory). 409 while another run of the directory is under way; 429 while the
+server already runs ``ad_sync_now_max_runs`` of them (all accounts); 404 without a
+directory; 503 when the AD door is not installed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _DIRECTORY = {"type": "object", "properties": {
     "Watermark": {"type": "object"}, "LastSync": {"type": ["object", "null"]},
     "LastDryRun": {"type": ["object", "null"]}}}
 _FLAG = {"type": "boolean"}
+_MAX_USERS = 10_000_000  # MassChangeMaxUsers' bound (far above any directory)
 
 
 @action("ConnectDirectory", "PUT", "/accounts/<accountId>/directory", openapi=True,
@@ -75,8 +80,8 @@ def list_directories(ctx: ActionContext) -> dict[str, Any]:
     view = ctx.engine.ad_directories.get(ctx.account_id)
     if view is None:
         return {"Directories": []}
-    return {"Directories": [{**view.as_json(),
-                             **ctx.engine.ad_sync_runs.reports(ctx.account_id).as_json()}]}
+    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id, ctx.state.directory_syncs)
+    return {"Directories": [{**view.as_json(), **reports.as_json()}]}
 
 
 @action("DisconnectDirectory", "DELETE", "/accounts/<accountId>/directory", status=204,
@@ -89,7 +94,9 @@ def disconnect_directory(ctx: ActionContext) -> None:
         openapi=True, summary="Run the account's Active Directory sync now, or preview it "
                               "(DryRun: nothing applied)",
         request_schema={"type": "object", "properties": {
-            "DryRun": _FLAG, "Full": _FLAG, "AllowMassChange": _FLAG}},
+            "DryRun": _FLAG, "Full": _FLAG, "AllowMassChange": _FLAG,
+            "MassChangeMaxUsers": {"type": "integer", "minimum": 0,
+                                   "maximum": _MAX_USERS}}},
         response_schema={"type": "object", "properties": {"Sync": {"type": "object"}}})
 def sync_directory(ctx: ActionContext) -> dict[str, Any]:
     syncs = ctx.state.directory_syncs
@@ -103,10 +110,16 @@ def sync_directory(ctx: ActionContext) -> dict[str, Any]:
         if not isinstance(value, bool):
             raise ValidationError(f"{member} must be true or false.", field=member)
         flags[name] = value
-    started = ctx.audited_call(ctx.engine.ad_sync_runs.start, ctx.account_id, syncs, **flags)
-    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id)
+    cap = body.get("MassChangeMaxUsers")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
+                            or not 0 <= cap <= _MAX_USERS):
+        raise ValidationError(f"MassChangeMaxUsers must be a whole number from 0 to "
+                              f"{_MAX_USERS}.", field="MassChangeMaxUsers")
+    started = ctx.audited_call(ctx.engine.ad_sync_runs.start, ctx.account_id, syncs,
+                               mass_change_max=cap, **flags)
+    reports = ctx.engine.ad_sync_runs.reports(ctx.account_id, syncs)
     last = reports.last_dry_run if flags["dry_run"] else reports.last_run
     if started.finished and last is not None and last.run_id == started.run_id:
         return {"Sync": last.as_json()}
     return {"Sync": {"RunId": started.run_id, "DryRun": flags["dry_run"],
-                     "State": "running"}}
+                     "State": "running", "InProgress": True}}

@@ -43,9 +43,10 @@ _TIERS = {"Pro": Tier.PRO, "Basic": Tier.BASIC}
 
 
 def _read(account_id: str) -> tuple[AccountView, DirectoryView | None, SyncReports]:
-    engine = console_state().services.engine
+    state = console_state()
+    engine = state.services.engine
     return (account_for_page(account_id), engine.ad_directories.get(account_id),
-            engine.ad_sync_runs.reports(account_id))
+            engine.ad_sync_runs.reports(account_id, state.directory_syncs))
 
 
 def _page(account_id: str, *, connect_error: str | None = None,
@@ -55,7 +56,11 @@ def _page(account_id: str, *, connect_error: str | None = None,
     account, directory, reports = admin.read("ListDirectories", account_id, _read,
                                              account_id, params=params)
     syncs = console_state().directory_syncs
-    running = directory is not None and syncs is not None and syncs.running(account_id)
+    # From the reports: every run stores its report as "running" when it starts, so the
+    # directory's lock is probed only when one says so. A probe of a free lock takes it for
+    # a moment, and a page view must not make the daemon or a Sync now miss their turn.
+    running = any(run is not None and run.in_progress
+                  for run in (reports.last_run, reports.last_dry_run))
     groups: list[GroupMappingView] = admin.read(
         "ListGroups", account_id, console_state().services.engine.list_group_mappings,
         account_id, params=params)
@@ -194,26 +199,31 @@ def sync_directory(account_id: str) -> Any:
     """Preview (dry run) or Sync now (SyncDirectory): a background run of the AD sync; the
     page shows its report (at once for a short run) or that it is in progress.
     ``allow_mass_change`` (Apply the mass change, after its confirmation) applies a run the
-    mass-change limit stopped."""
+    mass-change limit stopped, suspending at most ``mass_change_max`` users (the count the
+    confirmation showed: a run that would now suspend more stops again)."""
     admin = current_admin()
     state = console_state()
     dry_run = request.form.get("dry_run") == "1"
     flags = {"dry_run": dry_run, "full": request.form.get("full") == "on",
              "allow_mass_change": request.form.get("allow_mass_change") == "1"}
+    cap = request.form.get("mass_change_max")
     params = {"accountId": account_id, "dryRun": flags["dry_run"], "full": flags["full"],
-              "allowMassChange": flags["allow_mass_change"]}
+              "allowMassChange": flags["allow_mass_change"], "massChangeMaxUsers": cap}
 
     def start(actor: Actor) -> StartedSync:
         if state.directory_syncs is None:
             raise UpstreamUnavailable("The Active Directory door is not installed.")
+        if cap is not None and not (cap.isascii() and cap.isdigit() and len(cap) <= 9):
+            raise ValidationError("The number of users to suspend is not a number.")
         started: StartedSync = state.services.engine.ad_sync_runs.start(
-            actor, account_id, state.directory_syncs, **flags)
+            actor, account_id, state.directory_syncs,
+            mass_change_max=int(cap) if cap is not None else None, **flags)
         return started
 
     try:
         started = admin.perform("SyncDirectory", account_id, start, params=params)
     except BridgeError as exc:
-        if exc.code not in {"Conflict", "UpstreamUnavailable"}:
+        if exc.code not in {"Conflict", "UpstreamUnavailable", "RateLimited"}:
             raise
         flash(exc.message, "error")
         return _back(account_id)

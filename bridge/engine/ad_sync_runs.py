@@ -15,6 +15,7 @@ that may change the account, or a dry run) when the run starts and ends
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,8 +45,13 @@ class DirectorySyncs(Protocol):
     """The AD door's runs on request (built by the composition root)."""
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
-              requested_by: str | None) -> StartedSync:
-        """Start one run in the background under the directory's sync lock. Raises
+              requested_by: str | None, mass_change_max: int | None = None,
+              accepted: Callable[[str], None] | None = None) -> StartedSync:
+        """Start one run in the background under the directory's sync lock
+        (``mass_change_max`` bounds ``allow_mass_change``: a run that would suspend more
+        users than that stops on the mass-change limit all the same). ``accepted(run_id)``
+        is called once the run is sure to start and before it does (the request's audit
+        event comes before the run's changes); if it raises, nothing runs. Raises
         Conflict when a run of the account's directory is under way (one at a time,
         whoever runs it: the daemon, the CLI, another request)."""
         ...
@@ -63,12 +69,15 @@ class SyncRunView:
     run_id: str
     mode: str  # full | incremental
     state: str  # running | done
-    status: str | None  # ok | mass_change_stopped | unknown | interrupted (done runs)
+    status: str | None  # ok | mass_change_stopped | unknown | interrupted | failed (done)
     allow_mass_change: bool
     requested_by: str | None
     started_at: datetime
     finished_at: datetime | None
     report: dict[str, Any] = field(default_factory=dict)
+    # ``state`` is ``running`` AND the run is under way (the directory's sync lock is held):
+    # a run whose process died stays ``running`` in the store but is not in progress.
+    in_progress: bool = False
 
     @property
     def running(self) -> bool:
@@ -76,7 +85,7 @@ class SyncRunView:
 
     def as_json(self) -> dict[str, Any]:
         return {"RunId": self.run_id, "DryRun": self.dry_run, "Mode": self.mode,
-                "State": self.state, "Status": self.status,
+                "State": self.state, "InProgress": self.in_progress, "Status": self.status,
                 "AllowMassChange": self.allow_mass_change, "RequestedBy": self.requested_by,
                 "StartedTimestamp": self.started_at, "FinishedTimestamp": self.finished_at,
                 "Report": self.report}
@@ -97,49 +106,61 @@ class SyncReports:
 class AdSyncRuns(Room):
     """Sync runs on request and the last reports of accounts' Active Directory syncs."""
 
-    def reports(self, account_id: str) -> SyncReports:
-        """The account's last run and dry run (both None without a directory)."""
+    def reports(self, account_id: str, syncs: DirectorySyncs | None = None) -> SyncReports:
+        """The account's last run and dry run (both None without a directory). With
+        ``syncs``, a report still ``running`` is ``in_progress`` only while a run of the
+        directory is under way, and only the later of two such (one run at a time: the
+        other's process died); without it, none is."""
 
-        def work(repo: Repository) -> SyncReports:
-            rows = {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
+        def work(repo: Repository) -> dict[str, AdSyncReport]:
+            return {row.kind: row for row in repo.session.scalars(select(AdSyncReport).where(
                 AdSyncReport.account_id == account_id))}
-            return SyncReports(_view(rows.get(RUN)), _view(rows.get(DRY_RUN)))
 
-        return self._read(work, write_lock=False)
+        rows = self._read(work, write_lock=False)
+        running = [row for row in rows.values() if row.state == RUNNING]
+        live = (max(running, key=lambda row: row.started_at)
+                if running and syncs is not None and syncs.running(account_id) else None)
+        return SyncReports(_view(rows.get(RUN), live), _view(rows.get(DRY_RUN), live))
 
     def start(self, actor: Actor, account_id: str, syncs: DirectorySyncs, *,
-              dry_run: bool = False, full: bool = False,
-              allow_mass_change: bool = False) -> StartedSync:
+              dry_run: bool = False, full: bool = False, allow_mass_change: bool = False,
+              mass_change_max: int | None = None) -> StartedSync:
         """SyncDirectory: start a run (``dry_run``: report what it would change, apply
-        nothing; ``allow_mass_change``: apply a run over the mass-change limit). One event,
+        nothing; ``allow_mass_change``: apply a run over the mass-change limit, suspending
+        at most ``mass_change_max`` users when given — the count the administrator
+        confirmed). One event,
         accepted or refused. Raises NotFound (the account, or no directory connected) or
         Conflict (a run is under way)."""
         params = {"accountId": account_id, "dryRun": dry_run, "full": full,
-                  "allowMassChange": allow_mass_change}
+                  "allowMassChange": allow_mass_change, "massChangeMaxUsers": mass_change_max}
         try:
             connected = self._read(lambda repo: (
                 self._account(repo, account_id),
                 repo.session.get(AdDirectory, account_id) is not None)[1], write_lock=False)
             if not connected:
                 raise NotFound(f"Account {account_id} has no Active Directory connected.")
-            started = syncs.start(account_id, dry_run=dry_run, full=full,
-                                  allow_mass_change=allow_mass_change,
-                                  requested_by=actor.name)
+            started = syncs.start(
+                account_id, dry_run=dry_run, full=full, allow_mass_change=allow_mass_change,
+                requested_by=actor.name, mass_change_max=mass_change_max,
+                # Recorded before the run starts: its changes follow the request's event,
+                # and a process dying mid-run still leaves who asked in the trail.
+                accepted=lambda run_id: self.record_event(
+                    actor, EVENT, account_id=account_id, params=params,
+                    response={"runId": run_id}))
         except BridgeError as exc:
             if not exc.audited:
                 self.record_event(actor, EVENT, account_id=account_id, params=params,
                                   error=exc)
             raise
-        self.record_event(actor, EVENT, account_id=account_id, params=params,
-                          response={"runId": started.run_id})
         return started
 
 
-def _view(row: AdSyncReport | None) -> SyncRunView | None:
+def _view(row: AdSyncReport | None, live: AdSyncReport | None) -> SyncRunView | None:
     if row is None:
         return None
     return SyncRunView(dry_run=row.kind == DRY_RUN, run_id=row.run_id, mode=row.mode,
                        state=row.state, status=row.status,
                        allow_mass_change=row.allow_mass_change,
                        requested_by=row.requested_by, started_at=row.started_at,
-                       finished_at=row.finished_at, report=dict(row.report or {}))
+                       finished_at=row.finished_at, report=dict(row.report or {}),
+                       in_progress=row is live)

@@ -23,7 +23,7 @@ class AdSyncReport(Base):
 
     ``state`` is ``running`` from the run's start until it ends (a run whose process died
     stays ``running``: the AD door's lock tells whether it still is); ``status`` is the
-    run's outcome (``ok``, ``mass_change_stopped``, ``unknown``, ``interrupted``) and
+    run's outcome (``ok``, ``mass_change_stopped``, ``unknown``, ``interrupted``, ``failed``) and
     ``report`` what it did or would have done (the report's JSON, its user lists capped;
     no secret is ever in it). ``requested_by`` names the administrator who asked (Sync now),
     None for the schedule or the CLI."""

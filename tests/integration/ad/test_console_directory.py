@@ -70,10 +70,11 @@ def test_connect_show_and_disconnect_a_real_directory(console: Console, dc: Samb
 
 def test_a_run_under_way_is_shown_and_a_second_one_refused(console: Console, dc: SambaDC,
                                                            seed: Seed) -> None:
-    """While the directory's sync lock is held (the daemon, the CLI or another request is
-    syncing), the page says a sync is in progress and offers no Sync now; a post is refused
-    in words (one refused SyncDirectory event). A run whose process died (its report still
-    ``running``, the lock free) is said not to have finished."""
+    """While a run is under way (the directory's sync lock held and its report stored as
+    ``running``, as every run does: the daemon, the CLI or another request), the page says
+    a sync is in progress and offers no Sync now; a post is refused in words (one refused
+    SyncDirectory event). A run whose process died (its report still ``running``, the lock
+    free) is said not to have finished."""
     svc = console.services
     account = svc.engine.create_account(SETUP, "Example Corp")
     claim(svc.engine, SETUP, account.id, "example.com")
@@ -85,6 +86,9 @@ def test_a_run_under_way_is_shown_and_a_second_one_refused(console: Console, dc:
     assert "Sync now" in console.client.get(base).text
     with directory_lock(svc, account.id) as held:
         assert held
+        SyncRecords(svc.engine.uow).start_report(
+            account.id, run_id="live-run", mode="full", dry_run=False,
+            allow_mass_change=False, requested_by=None, now=svc.engine.now())
         page = console.client.get(base).text
         assert "A sync of this directory is in progress" in page and "Sync now" not in page
         token = csrf_token(console.client.get(base + "?connect=1").text)

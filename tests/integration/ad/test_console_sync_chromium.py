@@ -8,7 +8,6 @@ photographed (``BRIDGE_SCREENSHOT_DIR``)."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +45,8 @@ def live(tmp_path: Path) -> Iterator[LiveConsole]:
     try:
         with SmtpServer() as smtp:
             env = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_AD_MASS_CHANGE_MAX_USERS": "2",
-                   "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0"}
+                   "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0",
+                   "BRIDGE_AD_SYNC_NOW_WAIT_SECONDS": "120"}
             with bridge_serve(data, **env) as port:
                 yield LiveConsole(f"http://{LOOPBACK}:{port}", data, services, smtp, shots,
                                   env)
@@ -60,17 +60,13 @@ def _click(page: Page, name: str) -> None:
 
 
 def _report(page: Page, section: str) -> str:
-    """The outcome of the section's report once its run ended (reloading meanwhile: a run
-    longer than the request's wait goes on in the background)."""
-    deadline = time.monotonic() + 120
-    while True:
-        outcome = page.locator(f"#{section} .sync-outcome")
-        if (page.locator("#sync-running").count() == 0 and outcome.count()
-                and outcome.inner_text() != "In progress"):
-            return outcome.inner_text()
-        assert time.monotonic() < deadline, page.inner_text("main")
-        time.sleep(0.5)
-        page.reload()
+    """The outcome of the section's report: the post waited for its run's end
+    (``BRIDGE_AD_SYNC_NOW_WAIT_SECONDS``: an event, never a clock), so the page it led to
+    shows the finished run."""
+    assert page.locator("#sync-running").count() == 0, page.inner_text("main")
+    outcome = page.locator(f"#{section} .sync-outcome").inner_text()
+    assert outcome != "In progress", page.inner_text("main")
+    return outcome
 
 
 def _count(page: Page, section: str, row: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,10 @@ from tests.servers.samba_dc import SambaDC
 @pytest.fixture
 def served(tmp_path: Path, store_url: str, clock: FakeClock, dc: SambaDC,
            seed: Seed) -> Iterator[tuple[Flask, Bridge]]:
+    # The request waits for its run's end (an event, never a clock): its answer is the
+    # report, so no test polls GetAccountDirectory.
     for bridge in make_bridge(tmp_path, store_url, clock, dc, seed,
-                              ad_mass_change_max_users=2):
+                              ad_mass_change_max_users=2, ad_sync_now_wait_seconds=120):
         yield create_app(bridge.services.settings, bridge.services), bridge
 
 
@@ -46,21 +47,16 @@ def _post(admin: AdminClient, account_id: str, body: dict[str, Any]) -> Any:
                       headers={"Content-Type": "application/json"})
 
 
-def _sync(admin: AdminClient, account_id: str, clock: FakeClock,
-          **body: Any) -> dict[str, Any]:
-    """POST a SyncDirectory and wait for its report (GetAccountDirectory)."""
+def _sync(admin: AdminClient, account_id: str, **body: Any) -> dict[str, Any]:
+    """POST a SyncDirectory; its answer is the run's report (the request waited for the
+    run's end), the same as GetAccountDirectory's."""
     answer = _post(admin, account_id, body)
     assert answer.status_code == 202, answer.get_json()
-    run_id = answer.get_json()["Sync"]["RunId"]
-    member = "LastDryRun" if body.get("DryRun") else "LastSync"
-    deadline = time.monotonic() + 120
-    while True:
-        [directory] = admin.get(f"/accounts/{account_id}/directory").get_json()["Directories"]
-        last = directory[member]
-        if last is not None and last["RunId"] == run_id and last["State"] == "done":
-            return dict(last)
-        assert time.monotonic() < deadline, directory
-        time.sleep(0.2)
+    sync = dict(answer.get_json()["Sync"])
+    assert (sync["State"], sync["InProgress"]) == ("done", False), sync
+    [directory] = admin.get(f"/accounts/{account_id}/directory").get_json()["Directories"]
+    assert directory["LastDryRun" if body.get("DryRun") else "LastSync"] == sync
+    return sync
 
 
 def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge]) -> None:
@@ -72,7 +68,7 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
            for name in ("sam", "sue", "sid")]
     dc.add_member(seed.pro, dns[0])
 
-    preview = _sync(admin, account_id, bridge.clock, DryRun=True)
+    preview = _sync(admin, account_id, DryRun=True)
     assert (preview["DryRun"], preview["Status"], preview["Report"]["added"]) == (
         True, "ok", 3)
     assert preview["RequestedBy"] == admin.name
@@ -81,19 +77,30 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
     [directory] = admin.get(f"/accounts/{account_id}/directory").get_json()["Directories"]
     assert directory["LastSync"] is None
 
-    run = _sync(admin, account_id, bridge.clock)
+    run = _sync(admin, account_id)
     assert (run["Status"], run["Mode"], run["Report"]["added"]) == ("ok", "full", 3)
     assert engine.get_user_by_email("sam@example.com").tier == Tier.PRO
 
     for dn in dns:
         dc.delete(dn)
-    stopped = _sync(admin, account_id, bridge.clock)
+    stopped = _sync(admin, account_id)
     assert stopped["Status"] == "mass_change_stopped"
     assert stopped["Report"]["wouldSuspend"] == 3
     assert {u["dn"] for u in stopped["Report"]["wouldSuspendUsers"]} == set(dns)
     assert engine.get_user_by_email("sue@example.com").in_directory
+    # A preview stops on the limit too; the trail tells the preview's stop from the run's.
+    previewed = _sync(admin, account_id, DryRun=True)
+    assert previewed["Status"] == "mass_change_stopped"
+    assert [e["requestParameters"]["dryRun"]  # type: ignore[index]
+            for e in events(bridge.services, "AdSyncMassChangeStopped")] == [False, True]
 
-    applied = _sync(admin, account_id, bridge.clock, AllowMassChange=True)
+    # AllowMassChange bounded by a count it exceeds (the directory changed since the
+    # count was confirmed): stopped all the same, nothing changed.
+    capped = _sync(admin, account_id, AllowMassChange=True, MassChangeMaxUsers=2)
+    assert (capped["Status"], capped["Report"]["wouldSuspend"]) == ("mass_change_stopped", 3)
+    assert engine.get_user_by_email("sue@example.com").in_directory
+
+    applied = _sync(admin, account_id, AllowMassChange=True, MassChangeMaxUsers=3)
     assert (applied["Status"], applied["Report"]["suspended"], applied["AllowMassChange"]) == (
         "ok", 3, True)
     assert not engine.get_user_by_email("sue@example.com").in_directory
@@ -113,9 +120,11 @@ def test_preview_sync_now_mass_change_stop_and_apply(served: tuple[Flask, Bridge
 
     requested = events(bridge.services, "SyncDirectory")
     assert [e["errorCode"] for e in requested] == [
-        None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
-    assert [e["responseElements"]["runId"] for e in requested[:4]] == [
-        preview["RunId"], run["RunId"], stopped["RunId"], applied["RunId"]]
+        None, None, None, None, None, None, "Conflict", "AccessDenied", "ValidationError"]
+    assert [e["responseElements"]["runId"] for e in requested[:6]] == [
+        preview["RunId"], run["RunId"], stopped["RunId"], previewed["RunId"], capped["RunId"],
+        applied["RunId"]]
+    assert requested[5]["requestParameters"]["massChangeMaxUsers"] == 3
     # The run's own changes carry its id.
     suspended = [e for e in events(bridge.services, "SyncDirectoryUserDeleted")]
     assert {e["requestID"] for e in suspended} == {applied["RunId"]}

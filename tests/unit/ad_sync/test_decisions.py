@@ -73,6 +73,22 @@ def test_the_mass_change_guard(count: int, known: int, stops: bool) -> None:
     run(allowed=True)  # the operator's --allow-mass-change always passes
 
 
+def test_an_allowed_mass_change_is_bounded_by_the_count_confirmed() -> None:
+    """Apply the mass change confirms the count a stopped run showed: a run that would
+    now suspend more (the directory changed meanwhile) stops all the same."""
+    def run(count: int, up_to: int | None) -> None:
+        decisions.mass_change_guard(count, 10_000, max_users=2, max_percent=20,
+                                    allowed=True, allowed_up_to=up_to)
+
+    run(3, 3)
+    run(3, None)  # the CLI's --allow-mass-change: no bound
+    with pytest.raises(decisions.MassChangeStopped) as raised:
+        run(3_000, 3)
+    assert raised.value.count == 3_000
+    decisions.mass_change_guard(2, 10_000, max_users=2, max_percent=20, allowed=True,
+                                allowed_up_to=0)  # within the limit: the bound is moot
+
+
 @given(st.integers(0, 2000), st.integers(0, 5000))
 def test_the_guard_never_stops_a_run_within_both_limits(count: int, known: int) -> None:
     within = count <= 500 and (count < decisions.PERCENT_RULE_MIN or known == 0

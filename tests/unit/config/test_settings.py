@@ -46,6 +46,9 @@ def test_secret_from_file_and_redacted(tmp_path: Path) -> None:
     ({"BRIDGE_LOG_FORMAT": "xml"}, "BRIDGE_LOG_FORMAT: must be text or json"),
     ({"BRIDGE_METRICS_PORT": "8000"}, "BRIDGE_METRICS_PORT: must be 0 (the main port) or "),
     ({"BRIDGE_METRICS_PORT": "70000"}, "BRIDGE_METRICS_PORT"),
+    ({"BRIDGE_AD_SYNC_NOW_MAX_RUNS": "0"}, "BRIDGE_AD_SYNC_NOW_MAX_RUNS: must be at least 1"),
+    ({"BRIDGE_AD_SYNC_NOW_WAIT_SECONDS": "-1"}, "BRIDGE_AD_SYNC_NOW_WAIT_SECONDS: must be "),
+    ({"BRIDGE_AD_SYNC_NOW_WAIT_SECONDS": "3600"}, "BRIDGE_AD_SYNC_NOW_WAIT_SECONDS: must be "),
 ])
 def test_bad_settings_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as info:
