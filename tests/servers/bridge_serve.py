@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -50,14 +50,23 @@ class ServeLog:
             TimeoutError: if none was within ``timeout`` seconds (the message shows the
                 last lines logged).
         """
+        return self.wait_for(lambda line: all(n in line for n in needles), timeout=timeout,
+                             what=f"a log line with {needles!r}")
+
+    def wait_for(self, matches: Callable[[str], bool], *, timeout: float = 60.0,
+                 what: str = "a matching log line") -> str:
+        """Block until a logged line ``matches``; return the first such line.
+
+        Raises:
+            TimeoutError: if none was within ``timeout`` seconds.
+        """
 
         def found() -> str | None:
-            return next((line for line in self._lines
-                         if all(n in line for n in needles)), None)
+            return next((line for line in self._lines if matches(line)), None)
 
         with self._condition:
             if not self._condition.wait_for(lambda: found() is not None, timeout):
-                raise TimeoutError(f"no log line with {needles!r} within {timeout:.1f}s; "
+                raise TimeoutError(f"no {what} within {timeout:.1f}s; "
                                    f"last lines: {self._lines[-5:]!r}")
             line = found()
             assert line is not None

@@ -9,11 +9,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
+from tests.servers.bridge_serve import ServeLog
 from tests.servers.ports import free_port, wait_for_port
 
 HEALTH = 'bridge_http_requests_total{door="health",operation="GET /healthz",status_class="2xx"}'
@@ -35,6 +35,12 @@ def _workers(master: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _booted(line: str) -> int | None:
+    """The pid of the worker whose boot gunicorn logs on ``line``, if it does."""
+    match = re.search(r"Booting worker with pid: (\d+)", line)
+    return int(match.group(1)) if match else None
+
+
 def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None:
     workers = 2
     port, metrics_port = free_port(), free_port()
@@ -46,10 +52,11 @@ def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None
     metrics_dir = tmp_path / "data" / "metrics"
     metrics_dir.mkdir(parents=True)
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # from an earlier run
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--migrate"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    log = ServeLog()
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--migrate"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    reader = log.follow(proc.stdout)
     try:
         wait_for_port("127.0.0.1", port, timeout=30)
         wait_for_port("127.0.0.1", metrics_port, timeout=30)
@@ -57,15 +64,13 @@ def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None
         for _ in range(30):
             assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         assert _sample(_get(scrape)[1], HEALTH) == 30
-        # Replace a worker: what it counted stays counted, once.
-        victim = _workers(proc.pid)[0]
-        os.kill(victim, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            alive = _workers(proc.pid)
-            if victim not in alive and len(alive) == workers:
-                break
-            time.sleep(0.2)
+        # Replace a worker: what it counted stays counted, once. gunicorn logs the boot of
+        # the replacement; wait for that line, then for the new worker to answer.
+        before = _workers(proc.pid)
+        assert len(before) == workers
+        os.kill(before[0], signal.SIGTERM)
+        log.wait_for(lambda line: _booted(line) not in (None, *before), timeout=30,
+                     what="the replacement worker's boot")
         wait_for_port("127.0.0.1", port, timeout=30)
         for _ in range(10):
             assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
@@ -76,8 +81,9 @@ def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        reader.join(timeout=30)
     assert not (metrics_dir / "counter_999999.db").exists()
-    lines = [line for line in log.read_text().splitlines() if '"bridge.request"' in line]
+    lines = [line for line in log.lines if '"bridge.request"' in line]
     assert len(lines) >= 40 and all('"request_id": "' in line for line in lines)
 
 
