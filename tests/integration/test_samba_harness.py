@@ -20,7 +20,7 @@ import pytest
 from ldap3 import BASE, MODIFY_REPLACE, NONE, SIMPLE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPSocketOpenError
 
-from tests.servers import samba_dc
+from tests.servers import samba_dc, samba_process
 from tests.servers.samba_dc import SambaDC, SambaDCError, SambaNotInstalledError, iter_paged
 from tests.servers.samba_ldif import bulk_user, groups_ldif, ldif_entry, users_ldif
 
@@ -384,7 +384,7 @@ def test_failed_start_then_stop_twice(samba: SambaDC) -> None:
 def test_missing_samba_names_the_install_script(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(samba_dc, "_which", lambda name: None)
+    monkeypatch.setattr(samba_dc, "which", lambda name: None)
     with pytest.raises(SambaNotInstalledError, match=r"scripts/install-test-deps\.sh"):
         SambaDC(base_dir=tmp_path).start()
 
@@ -411,7 +411,8 @@ def test_unclosed_instance_is_stopped_at_exit(samba: SambaDC, tmp_path: Path) ->
         )
         pid = int(done.stdout.strip())
         assert not Path(f"/proc/{pid}/cmdline").exists() or not _alive(pid)
-        assert all(samba_dc._port_is_free(port, samba.address) for port in samba_dc.LDAP_PORTS)
+        ports = samba_process.LDAP_PORTS
+        assert all(samba_process.port_is_free(port, samba.address) for port in ports)
     finally:
         samba.start()
 

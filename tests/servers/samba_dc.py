@@ -35,15 +35,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import errno
-import fcntl
 import os
 import re
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -65,6 +60,19 @@ from tests.servers.samba_ldap import (
     generate_password,
     iter_paged,
 )
+from tests.servers.samba_process import (
+    INSTALL_HINT,
+    LDAP_PORTS,
+    claim_address,
+    copy_tree,
+    group_alive,
+    port_accepts,
+    port_is_free,
+    set_parent_death_signal,
+    tail,
+    tool,
+    which,
+)
 
 __all__ = [
     "LDAP_PORTS",
@@ -76,80 +84,18 @@ __all__ = [
     "iter_paged",
 ]
 
-INSTALL_HINT = "scripts/install-test-deps.sh"
 REQUIRED_BINARIES = ("samba", "samba-tool", "ldbadd")
-LDAP_PORTS = (389, 636, 3268, 3269)
 ADDRESS_ENV = "BRIDGE_TEST_SAMBA_ADDRESS"
 
 
-_PR_SET_PDEATHSIG = 1
 _LIVE: set[SambaDC] = set()  # strong refs: an unclosed instance must not be collected
-
-
-def _port_is_free(port: int, address: str) -> bool:
-    """Return True if nothing listens on *address*:*port* (TIME_WAIT does not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
-
-
-def _port_accepts(port: int, address: str, timeout: float = 0.2) -> bool:
-    """Return True if a TCP connection to *address*:*port* succeeds."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _claim_address() -> tuple[str, int]:
-    """Claim a loopback address for one DC: return it and the open lock file holding it.
-
-    The lock (``flock`` on a file in the temporary directory) is the process's until the
-    file is closed or the process ends, so a crashed run never keeps an address.
-    """
-    for last in range(2, 255):
-        address = f"127.0.0.{last}"
-        path = Path(tempfile.gettempdir()) / f"bridge-test-samba-{address}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        if all(_port_is_free(port, address) for port in LDAP_PORTS):
-            return address, fd
-        os.close(fd)
-    raise SambaDCError("no free loopback address in 127.0.0.2-127.0.0.254 for a Samba DC")
-
-
-def _set_parent_death_signal() -> None:
-    """In the child (pre-exec): get SIGTERM if the test process dies without stopping us."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    """Return the last *lines* lines of *path* (empty string if unreadable)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _stop_all_at_exit() -> None:
     """atexit hook: close every unclosed instance so no samba outlives the test process.
 
     (If the process is killed outright, samba still gets SIGTERM: see
-    `_set_parent_death_signal`.)
+    `set_parent_death_signal`.)
     """
     for dc in list(_LIVE):
         with contextlib.suppress(Exception):
@@ -206,7 +152,7 @@ class SambaDC(SambaDirectory):
         if pinned:
             self.address = pinned
         else:
-            self.address, self._address_lock = _claim_address()
+            self.address, self._address_lock = claim_address()
         self._owns_base_dir = base_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="samba-dc-")) if base_dir is None else base_dir
         self.base_dir = self.base_dir.resolve()
@@ -311,7 +257,7 @@ class SambaDC(SambaDirectory):
     @staticmethod
     def check_installed() -> None:
         """Raise `SambaNotInstalledError` unless samba, samba-tool and ldbadd are on PATH."""
-        missing = [name for name in REQUIRED_BINARIES if _which(name) is None]
+        missing = [name for name in REQUIRED_BINARIES if which(name) is None]
         if missing:
             raise SambaNotInstalledError(
                 f"Samba AD DC tools not found on PATH: {', '.join(missing)}. "
@@ -331,7 +277,7 @@ class SambaDC(SambaDirectory):
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            _tool("samba-tool"),
+            tool("samba-tool"),
             "domain",
             "provision",
             f"--targetdir={self.data_dir}",
@@ -361,14 +307,14 @@ class SambaDC(SambaDirectory):
             raise SambaDCError("this SambaDC was closed")
         self._reap()
         self.check_installed()
-        busy = [port for port in LDAP_PORTS if not _port_is_free(port, self.address)]
+        busy = [port for port in LDAP_PORTS if not port_is_free(port, self.address)]
         if busy:
             raise SambaDCError(
                 f"ports {busy} on {self.address} are already in use; another LDAP server "
                 "(or a leftover samba) is running. Samba AD's LDAP ports are fixed."
             )
         self.provision()
-        cmd = [_tool("samba"), "-s", str(self.smb_conf), "-F", "--no-process-group"]
+        cmd = [tool("samba"), "-s", str(self.smb_conf), "-F", "--no-process-group"]
         if self.process_model:
             cmd += ["-M", self.process_model]
         out = (self.log_dir / "samba.stdout.log").open("ab")
@@ -379,7 +325,7 @@ class SambaDC(SambaDirectory):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_set_parent_death_signal,
+                preexec_fn=set_parent_death_signal,
             )
         finally:
             out.close()
@@ -415,7 +361,7 @@ class SambaDC(SambaDirectory):
         # Prefork workers exit within ~0.1 s of the root process. They are re-parented
         # to PID 1, which may reap them late, so zombies are not waited for.
         grace_end = time.monotonic() + self.worker_grace
-        while _group_alive(pgid):
+        while group_alive(pgid):
             if time.monotonic() > grace_end:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pgid, signal.SIGKILL)
@@ -423,7 +369,7 @@ class SambaDC(SambaDirectory):
             time.sleep(0.01)
         self._proc = None
         deadline = time.monotonic() + self.stop_timeout
-        while not all(_port_is_free(port, self.address) for port in LDAP_PORTS):
+        while not all(port_is_free(port, self.address) for port in LDAP_PORTS):
             if time.monotonic() > deadline:
                 raise SambaDCError("samba stopped but its LDAP ports did not become free")
             time.sleep(0.02)
@@ -449,7 +395,7 @@ class SambaDC(SambaDirectory):
         self.stop()
         tmp = self.snapshot_dir.with_name(self.snapshot_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        _copy_tree(self.data_dir, tmp)
+        copy_tree(self.data_dir, tmp)
         shutil.rmtree(self.snapshot_dir, ignore_errors=True)
         tmp.rename(self.snapshot_dir)
         if was_running:
@@ -466,7 +412,7 @@ class SambaDC(SambaDirectory):
         was_running = self.running
         self.stop()
         shutil.rmtree(self.data_dir)
-        _copy_tree(self.snapshot_dir, self.data_dir)
+        copy_tree(self.snapshot_dir, self.data_dir)
         if was_running:
             self.start()
 
@@ -478,7 +424,7 @@ class SambaDC(SambaDirectory):
         was_running = self.running
         self.stop()
         try:
-            _copy_tree(self.data_dir, target)
+            copy_tree(self.data_dir, target)
         finally:
             if was_running:
                 self.start()
@@ -499,7 +445,7 @@ class SambaDC(SambaDirectory):
             raise SambaDCError(f"{self.data_dir} already exists; give SambaDC an empty base_dir")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        _copy_tree(source, self.data_dir)
+        copy_tree(source, self.data_dir)
         self._write_smb_conf()
         self._provisioned = True
 
@@ -525,7 +471,7 @@ class SambaDC(SambaDirectory):
         try:
             output = self._run(
                 [
-                    _tool("ldbadd"),
+                    tool("ldbadd"),
                     "-o",
                     "batch_mode:1",
                     "--nosync",
@@ -595,7 +541,7 @@ class SambaDC(SambaDirectory):
             if proc is None or proc.poll() is not None:
                 code = proc.returncode if proc is not None else None
                 raise SambaDCError(f"samba exited during start (code {code}).\n{self._log_tails()}")
-            if _port_accepts(636, self.address) and self._root_dse_answers():
+            if port_accepts(636, self.address) and self._root_dse_answers():
                 return
             if time.monotonic() > deadline:
                 raise SambaDCError(
@@ -646,8 +592,8 @@ class SambaDC(SambaDirectory):
         """Return the end of samba's stdout and log file for error messages."""
         return (
             f"--- {self.log_dir / 'samba.stdout.log'}\n"
-            f"{_tail(self.log_dir / 'samba.stdout.log')}\n"
-            f"--- {self.log_dir / 'samba.log'}\n{_tail(self.log_dir / 'samba.log')}"
+            f"{tail(self.log_dir / 'samba.stdout.log')}\n"
+            f"--- {self.log_dir / 'samba.log'}\n{tail(self.log_dir / 'samba.log')}"
         )
 
     def _run(self, cmd: list[str], *, log_name: str, timeout: float) -> str:
@@ -678,58 +624,3 @@ class SambaDC(SambaDirectory):
                 f"{shown} failed with exit code {result.returncode}:\n{output[-4000:]}"
             )
         return output
-
-
-def _which(name: str) -> str | None:
-    """shutil.which that also looks in the sbin directories (samba lives in /usr/sbin)."""
-    path = os.environ.get("PATH", "")
-    extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"]
-    return shutil.which(name, path=os.pathsep.join([path, *extra]))
-
-
-def _tool(name: str) -> str:
-    """Return the absolute path of Samba tool *name* or raise `SambaNotInstalledError`."""
-    found = _which(name)
-    if found is None:
-        raise SambaNotInstalledError(
-            f"{name} not found; install the test dependencies with {INSTALL_HINT}"
-        )
-    return found
-
-
-def _group_alive(pgid: int) -> bool:
-    """Return True while a process of process group *pgid* runs (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat_line = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat_line[stat_line.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy *src* to *dst* like ``cp -a`` (metadata and symlinks kept), minus sockets.
-
-    A stopped samba leaves its unix sockets (ldapi, msg.sock/*) behind; they cannot be
-    copied and samba recreates them.
-    """
-
-    def sockets(directory: str, names: list[str]) -> set[str]:
-        return {n for n in names if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
-
-    shutil.copytree(src, dst, symlinks=True, ignore=sockets)
