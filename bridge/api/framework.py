@@ -460,7 +460,14 @@ def execute(spec: ActionSpec, path: dict[str, str], state: AdminApiState) -> Res
         statements = statements_of(principal.policies)
         ctx = ActionContext(spec, state, actor, principal, path, request, request_id,
                             statements, principal.aws_account_id)
-        _authorize(spec, statements, path, ctx, principal)
+        try:
+            _authorize(spec, statements, path, ctx, principal)
+        except NotFound:
+            # Not the caller's organisation's account: filed under no account, so the
+            # probe is the prober's organisation's event and never written into the other
+            # organisation's trail (as the console files it).
+            account_id = None
+            raise
         result = spec.handler(ctx)
         if not ctx.engine_audited:
             svc.engine.record_event(actor, spec.iam_action,
@@ -509,8 +516,6 @@ def _make_view(method: str, rule: str, state: AdminApiState) -> Callable[..., Re
         op = request.args.get("operation")
         spec = by_op.get(op)
         if spec is None:
-            from bridge.errors import NotFound
-
             what = f"?operation={op}" if op else "without ?operation="
             return error_response(NotFound(f"No admin action {method} {rule} {what}."),
                                   str(uuid.uuid4()))

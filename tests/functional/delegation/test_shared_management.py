@@ -124,8 +124,13 @@ def test_delegation_flow_refusals_and_isolation(store_app: Flask, services: Serv
     assert _names(o["c"]) == {"C-own"}
     _status(o["c"].get(f"/accounts/{main}"), 404)
     c_events = o["c"].get("/audit/events", query={"max-results": 200}).get_json()["Events"]
-    leaked = [e for e in c_events if main in str(e) or other in str(e)]
+    # C's trail holds C's own probe (the id it sent, refused NotFound) and nothing else
+    # that names A's accounts.
+    leaked = [e for e in c_events if (main in str(e) or other in str(e))
+              and e["userIdentity"].get("accountId") != GAMMA]
     assert not leaked, [(e["eventName"], e["requestParameters"]) for e in leaked]
+    assert [(e["eventName"], e["errorCode"]) for e in c_events if main in str(e)] == [
+        ("GetAccount", "NotFound")]
 
     # ListDelegates: the owner sees every delegate, the delegate its own entry.
     for who in ("a", "a_um"):

@@ -41,3 +41,24 @@ def test_unfiled_events_stay_with_their_organisation(store_app: Flask) -> None:
     assert ("ListAccounts", OPERATOR_ORG) in seen_by_us
     assert "SignIn" in {name for name, _ in seen_by_us}
     assert all(org != OTHER_ORG for _, org in seen_by_us)
+
+
+def test_a_probe_of_another_organisations_account_stays_in_the_probers_trail(
+        store_app: Flask) -> None:
+    ours = admin_client(store_app, "FullAccess", aws_account_id=OPERATOR_ORG)
+    theirs = admin_client(store_app, "FullAccess", aws_account_id=OTHER_ORG,
+                          aws_account_name="Other Ltd")
+    created = ours.post("/accounts", json={"Name": "Ours"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    account_id = created.get_json()["Account"]["AccountId"]
+
+    probe = theirs.get(f"/accounts/{account_id}/users")
+    assert probe.status_code == 404  # NotFound: nothing learnt about our organisation
+
+    ours_trail = ours.get("/audit/events", query=f"account-id={account_id}&max-results=50")
+    assert ours_trail.status_code == 200, ours_trail.get_data(as_text=True)
+    names = [(e["eventName"], e["userIdentity"].get("accountId"))
+             for e in ours_trail.get_json()["Events"]]
+    assert ("CreateAccount", OPERATOR_ORG) in names
+    assert all(org != OTHER_ORG for _, org in names)
+    assert ("ListUsers", OTHER_ORG) in _event_names(theirs)
