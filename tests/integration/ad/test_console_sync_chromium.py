@@ -7,27 +7,26 @@ photographed (``BRIDGE_SCREENSHOT_DIR``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
-from bridge.app import build_services
 from bridge.domain import Actor, Tier
 from bridge.errors import NotFound
-from bridge.store.db import upgrade
-from config import load_settings
 from tests.builders import enterprise
 from tests.functional.console.conftest import events
 from tests.integration.ad.conftest import Seed
 from tests.integration.console import conftest as console
-from tests.integration.console.conftest import LiveConsole, check_page, sign_in
-from tests.servers.bridge_serve import bridge_serve
-from tests.servers.ports import LOOPBACK
+from tests.integration.console.conftest import (
+    LiveConsole,
+    check_page,
+    post_by_hand,
+    serve_console,
+    sign_in,
+)
 from tests.servers.samba_dc import SambaDC
-from tests.servers.smtp import SmtpServer
 
 SETUP = Actor(type="Test", principal_id="test", name="test")
 # The console's browser fixtures (axe-core injected; ``browser`` is the suite's Chromium).
@@ -37,21 +36,10 @@ context, page = console.context, console.page
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveConsole]:
     """`bridge serve` whose mass-change limit is 2 users."""
-    data = tmp_path / "data"
-    upgrade(f"sqlite:///{data / 'bridge.db'}")
-    shots = Path(os.environ.get("BRIDGE_SCREENSHOT_DIR") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
-    try:
-        with SmtpServer() as smtp:
-            env = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_AD_MASS_CHANGE_MAX_USERS": "2",
-                   "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0",
-                   "BRIDGE_AD_SYNC_NOW_WAIT_SECONDS": "120"}
-            with bridge_serve(data, **env) as port:
-                yield LiveConsole(f"http://{LOOPBACK}:{port}", data, services, smtp, shots,
-                                  env)
-    finally:
-        services.db.dispose()
+    with serve_console(tmp_path / "data", tmp_path / "screenshots",
+                       BRIDGE_AD_MASS_CHANGE_MAX_USERS="2",
+                       BRIDGE_AD_SYNC_NOW_WAIT_SECONDS="120") as console:
+        yield console
 
 
 def _click(page: Page, name: str) -> None:
@@ -151,16 +139,7 @@ def test_preview_sync_now_and_the_mass_change_stop(live: LiveConsole, page: Page
     assert page.get_by_role("link", name="Apply the mass change").count() == 0
     check_page(page, live, "active-directory-read-only")
     token = page.get_attribute("input[name=csrf_token]", "value")
-    page.evaluate("""([url, token]) => {
-        const form = document.createElement('form');
-        form.method = 'post'; form.action = url;
-        for (const [k, v] of [['csrf_token', token], ['dry_run', '0']]) {
-            const input = document.createElement('input');
-            input.name = k; input.value = v; form.appendChild(input);
-        }
-        document.body.appendChild(form); form.submit();
-    }""", [f"{base}/sync", token])
-    page.wait_for_load_state()
+    post_by_hand(page, f"{base}/sync", {"csrf_token": token or "", "dry_run": "0"})
     assert page.inner_text("#reason") == "AccessDenied"
     refused = events(live.services, "SyncDirectory")
     assert len(refused) == 5 and refused[-1]["errorCode"] == "AccessDenied"

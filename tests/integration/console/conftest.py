@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,23 +63,30 @@ class LiveConsole:
                     "--password-file", str(secret))
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
-    data = tmp_path_factory.mktemp("console") / "data"
+@contextmanager
+def serve_console(data: Path, shots: Path, **env: str) -> Iterator[LiveConsole]:
+    """`bridge serve` on a new SQLite database in ``data`` with a real SMTP server, the
+    screenshots going to ``shots`` (``BRIDGE_SCREENSHOT_DIR`` when set) and ``env``."""
     upgrade(f"sqlite:///{data / 'bridge.db'}")
-    shots = Path(os.environ.get("BRIDGE_SCREENSHOT_DIR")
-                 or tmp_path_factory.mktemp("screenshots"))
+    shots = Path(os.environ.get("BRIDGE_SCREENSHOT_DIR") or shots)
     shots.mkdir(parents=True, exist_ok=True)
     services = build_services(load_settings(env={}, overrides={"data_dir": data}))
     try:
         with SmtpServer() as smtp:
-            env = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_SUPPORT_EMAIL": SUPPORT,
-                   "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0"}
-            with bridge_serve(data, **env) as port:
+            full = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_SUPPORT_EMAIL": SUPPORT,
+                    "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0", **env}
+            with bridge_serve(data, **full) as port:
                 yield LiveConsole(f"http://{LOOPBACK}:{port}", data, services, smtp, shots,
-                                  env)
+                                  full)
     finally:
         services.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+    with serve_console(tmp_path_factory.mktemp("console") / "data",
+                       tmp_path_factory.mktemp("screenshots")) as console:
+        yield console
 
 
 @pytest.fixture
@@ -139,3 +147,18 @@ def invitation_link(live: LiveConsole, address: str, timeout: float = 10.0) -> s
     found = re.search(r"(http://\S+/invitations/\S+)", body.get_content())
     assert found, body.get_content()
     return found.group(1)
+
+
+def post_by_hand(page: Page, url: str, fields: dict[str, str]) -> None:
+    """Post ``fields`` to ``url`` from a form the page's script makes (a hand-made post,
+    with this browser's cookies), and wait for the answer page."""
+    page.evaluate("""([url, fields]) => {
+        const form = document.createElement('form');
+        form.method = 'post'; form.action = url;
+        for (const [k, v] of Object.entries(fields)) {
+            const input = document.createElement('input');
+            input.name = k; input.value = v; form.appendChild(input);
+        }
+        document.body.appendChild(form); form.submit();
+    }""", [url, fields])
+    page.wait_for_load_state()

@@ -18,6 +18,7 @@ from tests.integration.console.conftest import (
     PASSWORD,
     LiveConsole,
     check_page,
+    post_by_hand,
     sign_in,
 )
 
@@ -145,16 +146,8 @@ def test_read_only_admin_sees_no_write_control_and_writes_are_refused(
     check_page(page, live, "14-read-only-user-detail")
     # A hand-made post with this browser's valid form token: the server refuses it.
     token = page.get_attribute("input[name=csrf_token]", "value")
-    page.evaluate("""([url, token]) => {
-        const form = document.createElement('form');
-        form.method = 'post'; form.action = url;
-        for (const [k, v] of [['csrf_token', token], ['emails', 'x@example.test']]) {
-            const input = document.createElement('input');
-            input.name = k; input.value = v; form.appendChild(input);
-        }
-        document.body.appendChild(form); form.submit();
-    }""", [f"{live.url}/console/accounts/{team.id}/users/invite", token])
-    page.wait_for_load_state()
+    post_by_hand(page, f"{live.url}/console/accounts/{team.id}/users/invite",
+                 {"csrf_token": token or "", "emails": "x@example.test"})
     assert page.inner_text("#reason") == "AccessDenied"
     assert [u.primary_email for u in engine.list_users(team.id)] == ["liz@example.test"]
 
