@@ -88,6 +88,7 @@ class ResolutionEngine:
         # The unit of work's blocks, for doors that group reads or a page of changes.
         self.single_transaction = uow.single_transaction
         self.reading = uow.reading
+        self.writing = uow.writing
         self.after_reading = uow.after_reading
         self.record_event = uow.record_event
         # Accounts
