@@ -1,0 +1,136 @@
+"""The SCIM key check of a write runs inside the write's transaction (issue 12, part 3, fourth
+round), on both stores: a write is ONE transaction (before: the key check's read
+transaction, then the write's), a bad or revoked key is still a 401 before anything of the
+request is looked at, and a refused change still commits its one refusal event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from bridge.app import build_services, create_app
+from bridge.domain import Actor
+from bridge.store.models import AuditEvent, DirectoryGroup, User
+from tests.conftest import FakeClock, make_settings
+from tests.functional.scim.conftest import USER, ScimClient, make_scim_client
+
+
+@pytest.fixture
+def scim_store(store_url: str, tmp_path: Path, admin: Actor,
+               clock: FakeClock) -> Iterator[ScimClient]:
+    services = build_services(make_settings(tmp_path, store_url), clock=clock)
+    app = create_app(services.settings, services)
+    yield make_scim_client(app, services, admin, "example.com", "Keys Corp")
+    services.db.dispose()
+
+
+class Transactions:
+    """Counts the transactions begun on the services' engine."""
+
+    def __init__(self, scim: ScimClient) -> None:
+        self.db = scim.services.db
+        self.begun = 0
+
+    def _begin(self, _conn: Any) -> None:
+        self.begun += 1
+
+    def __enter__(self) -> Transactions:
+        event.listen(self.db, "begin", self._begin)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.db, "begin", self._begin)
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {"schemas": [USER], "userName": name,
+            "emails": [{"value": name, "primary": True}]}
+
+
+def _count(scim: ScimClient, model: Any, *where: Any) -> int:
+    with scim.services.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_each_write_is_one_transaction_with_its_key_check(scim_store: ScimClient) -> None:
+    # The first request records the key's last use (bookkeeping once a minute, after the
+    # write, in a transaction of its own); the clock does not move after it.
+    first = scim_store.post("/Users", _user("first@example.com"))
+    assert first.status_code == 201, first.get_data(as_text=True)
+    user_id = first.get_json()["id"]
+    writes = [("POST", "/Users", _user("second@example.com"), 201),
+              ("PATCH", f"/Users/{user_id}", {"schemas": [
+                  "urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+                  {"op": "replace", "path": "title", "value": "Engineer"}]}, 200),
+              ("PUT", f"/Users/{user_id}", {**_user("first@example.com"),
+                                            "title": "Lead"}, 200),
+              ("DELETE", f"/Users/{user_id}", None, 204)]
+    for method, path, body, status in writes:
+        with Transactions(scim_store) as transactions:
+            resp = scim_store.request(method, path, body)
+        assert resp.status_code == status, (method, resp.get_data(as_text=True))
+        assert transactions.begun == 1, method
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_bad_or_revoked_key_is_401_before_the_body_is_read(
+        scim_store: ScimClient, admin: Actor, method: str) -> None:
+    made = scim_store.post("/Users", _user("kept@example.com"))
+    assert made.status_code == 201, made.get_data(as_text=True)
+    path = "/Users" if method == "POST" else f"/Users/{made.get_json()['id']}"
+    events_before = _count(scim_store, AuditEvent)
+    wrong_secret = scim_store.key[: -4] + ("aaaa" if not scim_store.key.endswith("aaaa")
+                                           else "bbbb")
+    for auth in (None, "Bearer nonsense", f"Bearer {wrong_secret}"):
+        headers = {"Authorization": auth} if auth else {}
+        # A body that would be a 400 to an authenticated client: still 401 here.
+        resp = scim_store.request(method, path, raw=b"{not json", headers=headers,
+                                  auth=None)
+        assert resp.status_code == 401, (auth, resp.get_data(as_text=True))
+        assert resp.get_json()["status"] == "401"
+    keys = scim_store.services.engine.api_keys
+    keys.create(admin, scim_store.account_id)  # keeps Okta connected
+    keys.delete(admin, scim_store.account_id, scim_store.key_id)
+    events_revoked = _count(scim_store, AuditEvent)
+    resp = scim_store.request(method, path, _user("kept@example.com"))
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    # Nothing written, nothing audited for the refused requests.
+    assert _count(scim_store, AuditEvent) == events_revoked == events_before + 2
+    assert _count(scim_store, User, User.account_id == scim_store.account_id) == 1
+
+
+def test_a_refused_write_commits_its_one_refusal_event(scim_store: ScimClient) -> None:
+    made = scim_store.post("/Users", _user("taken@example.com"))
+    assert made.status_code == 201, made.get_data(as_text=True)
+    with Transactions(scim_store) as transactions:
+        clash = scim_store.post("/Users", _user("taken@example.com"))
+    assert clash.status_code == 409, clash.get_data(as_text=True)
+    # The change rolled back, its refusal event committed in the same block (a second
+    # transaction of the same session, under the same writers' lock).
+    assert transactions.begun == 2
+    with scim_store.services.sessions() as session:
+        refusals = session.execute(select(AuditEvent.event_name, AuditEvent.error_code)
+                                   .where(AuditEvent.event_name == "ScimCreateUser")
+                                   .order_by(AuditEvent.event_time)).all()
+    assert sorted(r.error_code or "-" for r in refusals) == ["-", "Conflict"]
+    assert _count(scim_store, User, User.account_id == scim_store.account_id) == 1
+
+
+def test_a_writing_block_holds_one_change_and_is_not_nested(scim_store: ScimClient,
+                                                            admin: Actor) -> None:
+    engine = scim_store.services.engine
+    account = scim_store.account_id
+    with pytest.raises(RuntimeError, match="one change"), engine.writing():
+        engine.create_group(admin, account, name="First")
+        engine.create_group(admin, account, name="Second")
+    # The block raised: the first change is not committed either.
+    assert _count(scim_store, DirectoryGroup, DirectoryGroup.account_id == account) == 0
+    with pytest.raises(RuntimeError, match="nested"), engine.reading(), engine.writing():
+        pass
+    with engine.writing():
+        engine.create_group(admin, account, name="Only")
+    assert _count(scim_store, DirectoryGroup, DirectoryGroup.account_id == account) == 1
