@@ -11,7 +11,8 @@ Each check runs against a fresh server (:class:`bench.scim.Server`, SQLite, loop
 - ``trickle``: 64 connections trickle a request a byte every 0.5 s (half the headers, half
   the body of a request with a valid key, so that the application reads it; as
   ``tests/functional/test_slow_clients.py``); ``/healthz`` and a SCIM GET from another
-  client must still answer within 5 s.
+  client must still answer within 5 s. ``trickle-form``: the same, the body tricklers
+  posting the AD sign-in form without any key.
 - ``headers``: a request with 1 MiB of headers: the status (or a closed connection).
 - ``idle`` / ``idle900``: 1,100 / 900 idle connections held open (waitress's limit is
   1,000 open connections, more wait in the listen backlog); does ``/healthz`` from a new
@@ -40,7 +41,7 @@ from pathlib import Path
 from bench.scim import Server, setup
 from tests.servers.ports import LOOPBACK
 
-CHECKS = ("big-body", "trickle", "headers", "idle", "idle900", "sigterm")
+CHECKS = ("big-body", "trickle", "trickle-form", "headers", "idle", "idle900", "sigterm")
 ANSWER_TIMEOUT = 5.0
 
 
@@ -116,7 +117,13 @@ def big_body(server: Server, key: str) -> str:
     return f"{status!r} after {sent // (1024 * 1024)} MiB sent; peak memory +{grown} MiB"
 
 
-def trickle(server: Server, key: str) -> str:
+def trickle_form(server: Server, key: str) -> str:
+    """``trickle`` with the body tricklers posting the AD sign-in form with no key at all
+    (a form the application reads before anything else decides)."""
+    return trickle(server, key, form=True)
+
+
+def trickle(server: Server, key: str, form: bool = False) -> str:
     deadline = time.monotonic() + 12
     started = threading.Semaphore(0)
     cut = []
@@ -126,6 +133,9 @@ def trickle(server: Server, key: str) -> str:
         head = (f"POST /scim/v2/Users HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
                 + (f"Authorization: Bearer {key}\r\n" if body else "")
                 + "Content-Type: application/scim+json\r\n")
+        if body and form:
+            head = (f"POST /auth/ad/login HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n")
         with socket.create_connection((LOOPBACK, server.port), timeout=ANSWER_TIMEOUT) as s:
             data = ((head + "Content-Length: 100000\r\n\r\n").encode() + b"{" * 100_000
                     if body else (head + "X-Padding: " + "p" * 1000).encode())
@@ -213,7 +223,7 @@ def sigterm(server: Server, key: str) -> str:
 
 PROBES: dict[str, Callable[[Server, str], str]] = {
     "big-body": big_body, "trickle": trickle, "headers": headers, "idle": idle,
-    "idle900": lambda server, key: idle(server, key, 900),
+    "idle900": lambda server, key: idle(server, key, 900), "trickle-form": trickle_form,
     "sigterm": sigterm}
 
 
