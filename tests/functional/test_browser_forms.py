@@ -248,7 +248,7 @@ def test_origin_of(url: str, origin: str | None) -> None:
 def test_a_request_without_a_session_cookie_builds_no_cookie_signer(
         client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """Flask opens the cookie session before every request; without a cookie there is
-    nothing to verify, so the signer is not built (issue 12: ~8 % of a SCIM GET). A form
+    nothing to verify, so the signer is not built (issue 12: ~2 % of a SCIM GET). A form
     with its cookie is still checked as before (the tests above)."""
     built: list[str] = []
     interface = app.session_interface
