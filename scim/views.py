@@ -59,6 +59,7 @@ PREFIX = "/scim/v2"
 _ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
@@ -245,8 +246,10 @@ def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
 @bp.before_request
 def _authenticate() -> Response | None:
     view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, _CHECKS_KEY_IN_WRITE, False):
-        return None  # checked inside the view's write transaction (_writes)
+    if request.method in _WRITE_METHODS and getattr(view, _CHECKS_KEY_IN_WRITE, False):
+        # Checked inside the view's write transaction (_writes). Only for the methods the
+        # view itself answers: an automatic OPTIONS of its rule is checked here.
+        return None
     token = _presented_key()
     if request.method in _READ_METHODS:
         # The key check and the view's engine reads in ONE read transaction on one pooled

@@ -85,6 +85,8 @@ def test_a_bad_or_revoked_key_is_401_before_the_body_is_read(
     events_before = _count(scim_store, AuditEvent)
     wrong_secret = scim_store.key[: -4] + ("aaaa" if not scim_store.key.endswith("aaaa")
                                            else "bbbb")
+    # OPTIONS of the same address is checked too (Flask answers it for the route).
+    assert scim_store.request("OPTIONS", path, auth=None).status_code == 401
     for auth in (None, "Bearer nonsense", f"Bearer {wrong_secret}"):
         headers = {"Authorization": auth} if auth else {}
         # A body that would be a 400 to an authenticated client: still 401 here.
