@@ -58,7 +58,8 @@ def raw_pages(conn: Connection, base: str, search_filter: str, attributes: Seque
             if last["messageID"] != message_id:
                 raise DirectoryError("search", _OTHER_ANSWER.format(last["messageID"]))
             done = conn.strategy.decode_response_fast(last)
-            conn.strategy._outstanding.pop(message_id, None)  # noqa: SLF001 - as get_response
+            # Forget the request as get_response does (ldap3 keeps it until answered).
+            conn.strategy._outstanding.pop(message_id, None)
             cookie = _cookie(done, base)
             asked = message_id
             if cookie:

@@ -316,7 +316,9 @@ def ranged_attribute(raw_attributes: Mapping[str, Any], name: str) -> tuple[list
     """
     for key, values in raw_attributes.items():
         found = _RANGE.match(key)
-        if found and found.group("attr").lower() == name.lower():
+        # An empty slice is ldap3's placeholder for the name asked for (its auto_range has
+        # then put the values under the plain name); the DC never sends one.
+        if found and values and found.group("attr").lower() == name.lower():
             high = found.group("high")
             return list(values), None if high == "*" else int(high) + 1
     for key, values in raw_attributes.items():
