@@ -3,7 +3,9 @@
 For each directory size (default 2,000 and 10,000 users; the loaded DC is built once with
 ``ldbadd`` and cached, see bench/ad_dc_cache.py):
 
-* ``ldapsearch`` reading the same users and attributes, paged 1000 (the floor);
+* ``ldapsearch`` reading the same users, paged 1000 (the floor): with the six attributes
+  of earlier rounds (``ldapsearch_seconds``) and with all eight the sync reads, memberOf
+  and primaryGroupID too (``ldapsearch_sync_attributes_seconds``); ratios against both;
 * the first full sync into an empty bridge (creates every user);
 * a second full sync (nothing changed: the daily reconciliation);
 * an incremental sync after 10 users changed;
