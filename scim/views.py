@@ -227,13 +227,21 @@ def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
     change run in ONE write transaction (``engine.writing``; before, the check was a read
     transaction of its own, ~13 % of a write). Nothing of the request is looked at before
     the key is known good: a bad key is the same 401 as before, after the same one indexed
-    key look-up (on SQLite now under the writers' lock). The block commits before the
-    reply leaves the view, so a failed commit is an error reply, never a false success."""
+    key look-up. Where writers take turns (SQLite) a missing, unknown, revoked or wrong key
+    is refused by that look-up in a plain read, BEFORE the writers' lock: an
+    unauthenticated flood must never queue behind, or hold up, real writes; a good key is
+    then checked again as the write's first statement (it may be revoked meanwhile). The
+    block commits before the reply leaves the view, so a failed commit is an error reply,
+    never a false success."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Response:
-        with _engine().writing():
-            identity = _engine().api_keys.authenticate(_presented_key())
+        engine = _engine()
+        token = _presented_key()
+        if engine.writers_take_turns and engine.api_keys.authenticate(token) is None:
+            return _unauthenticated()
+        with engine.writing():
+            identity = engine.api_keys.authenticate(token)
             if identity is None:
                 return _unauthenticated()
             g.scim_key = identity

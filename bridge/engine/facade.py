@@ -89,6 +89,7 @@ class ResolutionEngine:
         self.single_transaction = uow.single_transaction
         self.reading = uow.reading
         self.writing = uow.writing
+        self.writers_take_turns = uow.writers_take_turns
         self.after_reading = uow.after_reading
         self.record_event = uow.record_event
         # Accounts

@@ -55,6 +55,11 @@ class UnitOfWork:
         # This thread's open writing block, if any.
         self._open_write: ContextVar[_WriteBlock | None] = ContextVar(
             f"uow-write-{id(self)}", default=None)
+        # SQLite lets one writer in at a time (BEGIN IMMEDIATE, and the writers' file lock of
+        # bridge.store.db): a writing block there holds up every other writer of the store,
+        # so a door checks a request's credentials by a plain read before opening one.
+        bind = session_factory.kw.get("bind")
+        self.writers_take_turns: bool = bind is not None and bind.dialect.name == "sqlite"
 
     # --- blocks ---------------------------------------------------------------------------
 

@@ -29,21 +29,29 @@ def scim_store(store_url: str, tmp_path: Path, admin: Actor,
 
 
 class Transactions:
-    """Counts the transactions begun on the services' engine."""
+    """Counts the transactions begun on the services' engine, and those begun to write
+    (``BEGIN IMMEDIATE``: SQLite's writers' lock; PostgreSQL marks none)."""
 
     def __init__(self, scim: ScimClient) -> None:
         self.db = scim.services.db
         self.begun = 0
+        self.immediate = 0
 
     def _begin(self, _conn: Any) -> None:
         self.begun += 1
 
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.strip().upper() == "BEGIN IMMEDIATE":
+            self.immediate += 1
+
     def __enter__(self) -> Transactions:
         event.listen(self.db, "begin", self._begin)
+        event.listen(self.db, "before_cursor_execute", self._statement)
         return self
 
     def __exit__(self, *_: object) -> None:
         event.remove(self.db, "begin", self._begin)
+        event.remove(self.db, "before_cursor_execute", self._statement)
 
 
 def _user(name: str) -> dict[str, Any]:
@@ -69,11 +77,15 @@ def test_each_write_is_one_transaction_with_its_key_check(scim_store: ScimClient
               ("PUT", f"/Users/{user_id}", {**_user("first@example.com"),
                                             "title": "Lead"}, 200),
               ("DELETE", f"/Users/{user_id}", None, 204)]
+    sqlite = scim_store.services.engine.writers_take_turns
     for method, path, body, status in writes:
         with Transactions(scim_store) as transactions:
             resp = scim_store.request(method, path, body)
         assert resp.status_code == status, (method, resp.get_data(as_text=True))
-        assert transactions.begun == 1, method
+        # SQLite: the key's plain read before the writers' lock, then the ONE write
+        # transaction (the key checked again in it); PostgreSQL: the one transaction.
+        assert transactions.begun == (2 if sqlite else 1), method
+        assert transactions.immediate == (1 if sqlite else 0), method
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
@@ -105,6 +117,32 @@ def test_a_bad_or_revoked_key_is_401_before_the_body_is_read(
     assert _count(scim_store, User, User.account_id == scim_store.account_id) == 1
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_an_unauthenticated_write_never_takes_the_writers_lock(
+        scim_store: ScimClient, admin: Actor, method: str) -> None:
+    # SQLite lets one writer in at a time: a request without a good key must be refused
+    # without BEGIN IMMEDIATE (nor the writers' file lock taken with it), or a flood of them
+    # queues with, and holds up, every real write of the store.
+    made = scim_store.post("/Users", _user("kept@example.com"))
+    assert made.status_code == 201, made.get_data(as_text=True)
+    path = "/Users" if method == "POST" else f"/Users/{made.get_json()['id']}"
+    wrong_secret = scim_store.key[: -4] + ("aaaa" if not scim_store.key.endswith("aaaa")
+                                           else "bbbb")
+    keys = scim_store.services.engine.api_keys
+    other = keys.create(admin, scim_store.account_id)
+    keys.delete(admin, scim_store.account_id, other.view.key_id)
+    revoked = other.key
+    for auth in (None, "Bearer nonsense", f"Bearer {wrong_secret}", f"Bearer {revoked}"):
+        headers = {"Authorization": auth} if auth else {}
+        with Transactions(scim_store) as transactions:
+            resp = scim_store.request(method, path, _user("kept@example.com"),
+                                      headers=headers, auth=None)
+        assert resp.status_code == 401, (auth, resp.get_data(as_text=True))
+        assert transactions.immediate == 0, auth
+    # The good key is let through to the write (a POST of the same user: 409).
+    assert scim_store.request(method, path, _user("kept@example.com")).status_code != 401
+
+
 def test_a_refused_write_commits_its_one_refusal_event(scim_store: ScimClient) -> None:
     made = scim_store.post("/Users", _user("taken@example.com"))
     assert made.status_code == 201, made.get_data(as_text=True)
@@ -112,8 +150,11 @@ def test_a_refused_write_commits_its_one_refusal_event(scim_store: ScimClient) -
         clash = scim_store.post("/Users", _user("taken@example.com"))
     assert clash.status_code == 409, clash.get_data(as_text=True)
     # The change rolled back, its refusal event committed in the same block (a second
-    # transaction of the same session, under the same writers' lock).
-    assert transactions.begun == 2
+    # transaction of the same session, under the same writers' lock; on SQLite after the
+    # key's plain read).
+    sqlite = scim_store.services.engine.writers_take_turns
+    assert transactions.begun == (3 if sqlite else 2)
+    assert transactions.immediate == (2 if sqlite else 0)
     with scim_store.services.sessions() as session:
         refusals = session.execute(select(AuditEvent.event_name, AuditEvent.error_code)
                                    .where(AuditEvent.event_name == "ScimCreateUser")
