@@ -218,6 +218,11 @@ def _unauthenticated() -> Response:
         401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
 
 
+class _KeyRefused(Exception):
+    """A write's key check refused the key: leaves its block (rolled back; never a
+    BridgeError, so nothing is audited) and is answered 401."""
+
+
 # Marks a view that checks the key itself, inside its write transaction (:func:`_writes`).
 _CHECKS_KEY_IN_WRITE = "scim_checks_key_in_write"
 
@@ -232,7 +237,8 @@ def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
     unauthenticated flood must never queue behind, or hold up, real writes; a good key is
     then checked again as the write's first statement (it may be revoked meanwhile). The
     block commits before the reply leaves the view, so a failed commit is an error reply,
-    never a false success."""
+    never a false success. A retry after a lost race (PostgreSQL) checks the key again
+    first in its new transaction."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Response:
@@ -240,12 +246,19 @@ def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
         token = _presented_key()
         if engine.writers_take_turns and engine.api_keys.authenticate(token) is None:
             return _unauthenticated()
-        with engine.writing():
+
+        def admit() -> None:
+            # The write's first statement, and again first in a retry's transaction.
             identity = engine.api_keys.authenticate(token)
             if identity is None:
-                return _unauthenticated()
+                raise _KeyRefused
             g.scim_key = identity
-            return view(*args, **kwargs)
+
+        try:
+            with engine.writing(admit):
+                return view(*args, **kwargs)
+        except _KeyRefused:
+            return _unauthenticated()
 
     setattr(checked, _CHECKS_KEY_IN_WRITE, True)
     return checked

@@ -118,7 +118,7 @@ class UnitOfWork:
                 callback()
 
     @contextmanager
-    def writing(self) -> Iterator[Session]:
+    def writing(self, admit: Callable[[], None] | None = None) -> Iterator[Session]:
         """Run ONE change together with the reads that decide whether it may run (a SCIM
         write: the API key check, then the change) in ONE write transaction: on SQLite the
         writers' lock and ``BEGIN IMMEDIATE`` are taken when the block opens, before its
@@ -129,6 +129,13 @@ class UnitOfWork:
         recorded in the block's transaction) is committed with that event before the
         refusal is raised on. Bookkeeping asked for with :meth:`after_reading` runs after
         the block, in a transaction of its own (never holding the write lock for it).
+
+        ``admit`` (a door's credential check, e.g. the SCIM key): run as the first statement
+        of the block's transaction and again first in every transaction the block begins
+        anew (a retry after a lost race, a refusal's event), so what it allows is decided
+        in the transaction that writes. It refuses by raising; it must not raise a
+        BridgeError (that would be recorded as the change's refusal): the block then rolls
+        back and the exception leaves it, nothing changed or recorded.
         """
         if self._open_unit.get() is not None or self._open_read.get() is not None \
                 or self._open_write.get() is not None:
@@ -138,9 +145,10 @@ class UnitOfWork:
         refusal: BridgeError | None = None
         try:
             with transaction(self.session_factory, write=True) as session:
-                block = _WriteBlock(session)
+                block = _WriteBlock(session, admit)
                 token = self._open_write.set(block)
                 try:
+                    block.admit()
                     yield session
                 except BridgeError as exc:
                     if exc is not block.refusal:
@@ -331,14 +339,22 @@ class UnitOfWork:
 class _WriteBlock:
     """The state of one :meth:`UnitOfWork.writing` block."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, admit: Callable[[], None] | None) -> None:
         self.session = session
+        self._admit = admit
         self.changed = False  # its one change (or that change's refusal) has run
         self.refusal: BridgeError | None = None  # the refusal recorded in its transaction
 
     def restart(self) -> None:
         """Roll the block's transaction back (a change that failed, or lost a race and is
         tried again) and begin a new write transaction in the same session; the SQLite
-        writers' lock stays held by the block."""
+        writers' lock stays held by the block. The new transaction is admitted again: a
+        key revoked (PostgreSQL) between the tries refuses the retry."""
         self.session.rollback()
         self.session.connection(execution_options={WRITE_INTENT: True})
+        self.admit()
+
+    def admit(self) -> None:
+        """Run the block's admission check (if any) in its current transaction."""
+        if self._admit is not None:
+            self._admit()

@@ -14,6 +14,7 @@ from sqlalchemy import event, func, select
 
 from bridge.app import build_services, create_app
 from bridge.domain import Actor
+from bridge.errors import StaleVersion
 from bridge.store.models import AuditEvent, DirectoryGroup, User
 from tests.conftest import FakeClock, make_settings
 from tests.functional.scim.conftest import USER, ScimClient, make_scim_client
@@ -177,3 +178,41 @@ def test_a_writing_block_holds_one_change_and_is_not_nested(scim_store: ScimClie
     with engine.writing():
         engine.create_group(admin, account, name="Only")
     assert _count(scim_store, DirectoryGroup, DirectoryGroup.account_id == account) == 1
+
+
+class _Revoked(Exception):
+    """The admission check of the test below, refusing."""
+
+
+def test_a_retry_after_a_lost_race_is_admitted_again(scim_store: ScimClient,
+                                                     admin: Actor) -> None:
+    # A write without an expected version that lost a race is rolled back and tried again
+    # in a new transaction of the block: the key (the block's admission) is checked again
+    # in it, so a key revoked between the tries (PostgreSQL) changes and records nothing.
+    uow = scim_store.services.engine.uow
+    admitted: list[int] = []
+    tries: list[int] = []
+
+    def work(_repo: Any) -> tuple[None, dict[str, Any]]:
+        tries.append(1)
+        if len(tries) == 1:
+            raise StaleVersion("lost the race")
+        return None, {}
+
+    def admit_once() -> None:
+        admitted.append(1)
+        if len(admitted) > 1:
+            raise _Revoked
+
+    with pytest.raises(_Revoked), uow.writing(admit_once):
+        uow.run(admin, "RetriedChange", {}, work, attempts=3)
+    assert tries == [1] and admitted == [1, 1]
+    assert _count(scim_store, AuditEvent, AuditEvent.event_name == "RetriedChange") == 0
+
+    # Admitted each time: the retry runs, one change and one event.
+    admitted.clear()
+    tries.clear()
+    with uow.writing(lambda: admitted.append(1)):
+        uow.run(admin, "RetriedChange", {}, work, attempts=3)
+    assert tries == [1, 1] and admitted == [1, 1]
+    assert _count(scim_store, AuditEvent, AuditEvent.event_name == "RetriedChange") == 1
