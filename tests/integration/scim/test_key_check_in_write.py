@@ -5,28 +5,15 @@ request is looked at, and a refused change still commits its one refusal event."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 
-from bridge.app import build_services, create_app
 from bridge.domain import Actor
 from bridge.errors import StaleVersion
 from bridge.store.models import AuditEvent, DirectoryGroup, User
-from tests.conftest import FakeClock, make_settings
-from tests.functional.scim.conftest import USER, ScimClient, make_scim_client
-
-
-@pytest.fixture
-def scim_store(store_url: str, tmp_path: Path, admin: Actor,
-               clock: FakeClock) -> Iterator[ScimClient]:
-    services = build_services(make_settings(tmp_path, store_url), clock=clock)
-    app = create_app(services.settings, services)
-    yield make_scim_client(app, services, admin, "example.com", "Keys Corp")
-    services.db.dispose()
+from tests.functional.scim.conftest import USER, ScimClient
 
 
 class Transactions:
@@ -65,6 +52,15 @@ def _count(scim: ScimClient, model: Any, *where: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
+def _target(scim: ScimClient, method: str) -> tuple[str, str]:
+    """The address a write of ``method`` goes to (a user made for it), and the account's
+    key with a wrong secret."""
+    made = scim.post("/Users", _user("kept@example.com"))
+    assert made.status_code == 201, made.get_data(as_text=True)
+    path = "/Users" if method == "POST" else f"/Users/{made.get_json()['id']}"
+    return path, scim.key[:-4] + ("aaaa" if not scim.key.endswith("aaaa") else "bbbb")
+
+
 def test_each_write_is_one_transaction_with_its_key_check(scim_store: ScimClient) -> None:
     # The first request records the key's last use (bookkeeping once a minute, after the
     # write, in a transaction of its own); the clock does not move after it.
@@ -92,12 +88,8 @@ def test_each_write_is_one_transaction_with_its_key_check(scim_store: ScimClient
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_a_bad_or_revoked_key_is_401_before_the_body_is_read(
         scim_store: ScimClient, admin: Actor, method: str) -> None:
-    made = scim_store.post("/Users", _user("kept@example.com"))
-    assert made.status_code == 201, made.get_data(as_text=True)
-    path = "/Users" if method == "POST" else f"/Users/{made.get_json()['id']}"
+    path, wrong_secret = _target(scim_store, method)
     events_before = _count(scim_store, AuditEvent)
-    wrong_secret = scim_store.key[: -4] + ("aaaa" if not scim_store.key.endswith("aaaa")
-                                           else "bbbb")
     # OPTIONS of the same address is checked too (Flask answers it for the route).
     assert scim_store.request("OPTIONS", path, auth=None).status_code == 401
     for auth in (None, "Bearer nonsense", f"Bearer {wrong_secret}"):
@@ -124,11 +116,7 @@ def test_an_unauthenticated_write_never_takes_the_writers_lock(
     # SQLite lets one writer in at a time: a request without a good key must be refused
     # without BEGIN IMMEDIATE (nor the writers' file lock taken with it), or a flood of them
     # queues with, and holds up, every real write of the store.
-    made = scim_store.post("/Users", _user("kept@example.com"))
-    assert made.status_code == 201, made.get_data(as_text=True)
-    path = "/Users" if method == "POST" else f"/Users/{made.get_json()['id']}"
-    wrong_secret = scim_store.key[: -4] + ("aaaa" if not scim_store.key.endswith("aaaa")
-                                           else "bbbb")
+    path, wrong_secret = _target(scim_store, method)
     keys = scim_store.services.engine.api_keys
     other = keys.create(admin, scim_store.account_id)
     keys.delete(admin, scim_store.account_id, other.view.key_id)

@@ -6,27 +6,13 @@ they store is what the ORM path stored (the row is then changed through the ORM)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
-from bridge.app import build_services, create_app
-from bridge.domain import Actor
 from bridge.store.models import AuditEvent, EmailAddress, ExternalIdentity, User
-from tests.conftest import FakeClock, make_settings
-from tests.functional.scim.conftest import USER, ScimClient, make_scim_client
-
-
-@pytest.fixture
-def scim_store(store_url: str, tmp_path: Path, admin: Actor,
-               clock: FakeClock) -> Iterator[ScimClient]:
-    services = build_services(make_settings(tmp_path, store_url), clock=clock)
-    app = create_app(services.settings, services)
-    yield make_scim_client(app, services, admin, "example.com", "Writes Corp")
-    services.db.dispose()
+from tests.conftest import FakeClock
+from tests.functional.scim.conftest import USER, ScimClient
 
 
 class Statements:
