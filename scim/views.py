@@ -219,8 +219,7 @@ def _unauthenticated() -> Response:
 
 
 class _KeyRefused(Exception):
-    """A write's key check refused the key: leaves its block (rolled back; never a
-    BridgeError, so nothing is audited) and is answered 401."""
+    """A write's key check refused the key: leaves its block unaudited; 401."""
 
 
 # Marks a view that checks the key itself, inside its write transaction (:func:`_writes`).
@@ -229,16 +228,12 @@ _CHECKS_KEY_IN_WRITE = "scim_checks_key_in_write"
 
 def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
     """A write view: the key check, the request's parsing and validation and the ONE engine
-    change run in ONE write transaction (``engine.writing``; before, the check was a read
-    transaction of its own, ~13 % of a write). Nothing of the request is looked at before
-    the key is known good: a bad key is the same 401 as before, after the same one indexed
-    key look-up. Where writers take turns (SQLite) a missing, unknown, revoked or wrong key
-    is refused by that look-up in a plain read, BEFORE the writers' lock: an
-    unauthenticated flood must never queue behind, or hold up, real writes; a good key is
-    then checked again as the write's first statement (it may be revoked meanwhile). The
-    block commits before the reply leaves the view, so a failed commit is an error reply,
-    never a false success. A retry after a lost race (PostgreSQL) checks the key again
-    first in its new transaction."""
+    change in ONE write transaction (``engine.writing``; the key checked first in it, and
+    again first in a retry's). Nothing of the request is looked at before the key is known
+    good: a bad key is the same 401 as before. Where writers take turns (SQLite) a bad key
+    is refused by a plain read BEFORE the writers' lock (an unauthenticated flood must not
+    queue with, or hold up, real writes). The block commits before the reply leaves the
+    view, so a failed commit is an error reply, never a false success."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Response:
