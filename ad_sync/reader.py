@@ -36,8 +36,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from ldap3 import Connection
+
 from ad_sync import client
 from ad_sync.client import DirectoryError, DirectoryTarget
+from ad_sync.raw_pages import raw_pages
 from ad_sync.vendor import ms_ad
 
 # The helper is started with this program's interpreter and finds this package here.
@@ -147,14 +150,45 @@ class UserReader:
 def _read(request: dict[str, Any], out: IO[bytes]) -> None:
     search: Search = request["search"]
     conn = client.open_connection(request["target"], allow_insecure=request["allow_insecure"])
+    ranges = _Ranges(request)
     try:
-        for page in client.paged(conn, search.base, search.search_filter, search.attributes,
-                                 page_size=search.page_size):
-            users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
+        for page in raw_pages(conn, search.base, search.search_filter, search.attributes,
+                              page_size=search.page_size):
+            users = [u for u in (ms_ad.user_from_raw(dn, ranges.complete(dn, raw))
+                                 for dn, raw in page) if u is not None]
             pickle.dump(("page", users), out)
             out.flush()
     finally:
+        ranges.close()
         client.close(conn)
+
+
+class _Ranges:
+    """Values past the DC's MaxValRange (AD sends ``memberOf;range=0-1499`` for a user in
+    more than 1500 groups): read range by range on a connection of their own (the search's
+    connection has the next page's request outstanding), opened on first need."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self._request = request
+        self._conn: Connection | None = None
+
+    def complete(self, dn: str, raw: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
+        """``raw`` with every ranged attribute read to its end (under its plain name)."""
+        for key in [k for k in raw if ";range=" in k.lower()]:
+            name = key.split(";", 1)[0]
+            first, next_low = ms_ad.ranged_attribute({key: raw.pop(key)}, name)
+            if self._conn is None:
+                self._conn = client.open_connection(
+                    self._request["target"], allow_insecure=self._request["allow_insecure"])
+            try:
+                raw[name] = ms_ad.read_ranged(self._conn, dn, name, first, next_low)
+            except LookupError as exc:
+                raise DirectoryError("search", str(exc)) from None
+        return raw
+
+    def close(self) -> None:
+        if self._conn is not None:
+            client.close(self._conn)
 
 
 def _peak_rss_mb() -> float | None:

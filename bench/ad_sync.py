@@ -3,7 +3,9 @@
 For each directory size (default 2,000 and 10,000 users; the loaded DC is built once with
 ``ldbadd`` and cached, see bench/ad_dc_cache.py):
 
-* ``ldapsearch`` reading the same users and attributes, paged 1000 (the floor);
+* ``ldapsearch`` reading the same users, paged 1000 (the floor): with the six attributes
+  of earlier rounds (``ldapsearch_seconds``) and with all eight the sync reads, memberOf
+  and primaryGroupID too (``ldapsearch_sync_attributes_seconds``); ratios against both;
 * the first full sync into an empty bridge (creates every user);
 * a second full sync (nothing changed: the daily reconciliation);
 * an incremental sync after 10 users changed;
@@ -37,8 +39,11 @@ from typing import Any
 from bench import SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
+# The floor of earlier rounds read six attributes; the sync also reads memberOf and
+# primaryGroupID (ms_ad.USER_ATTRIBUTES). Both floors are measured and reported.
 ATTRS = ["objectGUID", "mail", "proxyAddresses", "displayName", "userAccountControl",
          "uSNChanged"]
+SYNC_ATTRS = [*ATTRS, "memberOf", "primaryGroupID"]
 
 
 def _hwm_kb() -> int:
@@ -83,7 +88,7 @@ def _child(args: argparse.Namespace) -> int:
                                                 "secret_key": SECRET_KEY,
                                                 "allow_insecure_ldap": False})
     services = build_services(settings)
-    DirectorySync(services, args.account).store.state(args.account)  # warm the pool
+    DirectorySync(services, args.account).records.state(args.account)  # warm the pool
     rss_ready = _hwm_kb()
     profile = None
     if os.environ.get("BENCH_AD_PROFILE"):
@@ -132,13 +137,13 @@ def _run_child(mode: str, db: str, data_dir: Path, account: str) -> dict[str, An
     return result
 
 
-def _ldapsearch(dc: Any, base: str) -> tuple[float, int]:
+def _ldapsearch(dc: Any, base: str, attrs: list[str] = ATTRS) -> tuple[float, int]:
     env = dict(os.environ, LDAPTLS_CACERT=str(dc.ca_cert_path), LDAPTLS_REQCERT="never")
     started = time.perf_counter()
     done = subprocess.run(
         ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-H", dc.ldaps_url, "-x", "-D",
          dc.admin_dn, "-w", dc.admin_password, "-b", base, "-E", "pr=1000/noprompt",
-         "(&(objectCategory=person)(objectClass=user)(!(objectClass=computer)))", *ATTRS],
+         "(&(objectCategory=person)(objectClass=user)(!(objectClass=computer)))", *attrs],
         env=env, capture_output=True, text=True, timeout=300, check=True)
     seconds = time.perf_counter() - started
     return seconds, done.stdout.count("\ndn: ") + done.stdout.startswith("dn: ")
@@ -172,9 +177,11 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     services.db.dispose()
 
     ldapsearch_s, entries = _ldapsearch(dc, ou)
+    ldapsearch_sync_s, _ = _ldapsearch(dc, ou, SYNC_ATTRS)
     cold = _run_child("full", db, data_dir, account.id)
     warm = _run_child("full", db, data_dir, account.id)
     ldapsearch_again, _ = _ldapsearch(dc, ou)  # the same run, after the syncs
+    ldapsearch_sync_again, _ = _ldapsearch(dc, ou, SYNC_ATTRS)
     for i in range(1, 11):
         dc.replace(f"CN=user{i * (n // 10):05d},{ou}", {"displayName": f"Changed {i}"})
     incremental = _run_child("incremental", db, data_dir, account.id)
@@ -187,9 +194,11 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
     group_change = _run_child("incremental", db, data_dir, account.id)
     assert group_change["updated"] == 2, group_change
     floor = min(ldapsearch_s, ldapsearch_again)
+    floor_sync = min(ldapsearch_sync_s, ldapsearch_sync_again)
     return {
         "users": n, "ldapsearch_entries": entries,
         "ldapsearch_seconds": round(floor, 3),
+        "ldapsearch_sync_attributes_seconds": round(floor_sync, 3),
         "full_cold": cold, "full_warm": warm, "incremental_10_changed": incremental,
         "incremental_big_group_change": {"group_members": n // 2, **group_change},
         "peak_rss_mb": {"sync_cold": cold["rss_peak_mb"], "sync_warm": warm["rss_peak_mb"],
@@ -198,6 +207,9 @@ def _one_size(dc: Any, n: int, work: Path) -> dict[str, Any]:
                         "reader_warm": warm["reader_peak_mb"]},
         "full_cold_vs_ldapsearch": round(cold["seconds"] / floor, 2),
         "full_warm_vs_ldapsearch": round(warm["seconds"] / floor, 2),
+        "full_cold_vs_ldapsearch_sync_attributes": round(cold["seconds"] / floor_sync, 2),
+        "full_warm_vs_ldapsearch_sync_attributes": round(warm["seconds"] / floor_sync, 2),
+        "load_average": os.getloadavg(),
     }
 
 

@@ -186,6 +186,7 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
                "User-Agent": "Okta SCIM Client 1.0.0"}
     latencies: list[float] = []
     errors = 0
+    failed: dict[str, int] = {}  # failed replies by status, to tell their cause
     n = len(ids)
     deadline = time.perf_counter() + seconds
     i = 0
@@ -215,8 +216,9 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
             ok = json.loads(data)["totalResults"] == 1
         if not ok:
             errors += 1
+            failed[str(resp.status)] = failed.get(str(resp.status), 0) + 1
     conn.close()
-    return {"latencies": latencies, "errors": errors}
+    return {"latencies": latencies, "errors": errors, "failed": failed}
 
 
 def run_phase(phase: str, port: int, key: str, ids: list[str], seconds: float,
@@ -232,6 +234,8 @@ def run_phase(phase: str, port: int, key: str, ids: list[str], seconds: float,
     count = len(latencies)
     return {
         "requests": count, "errors": sum(p["errors"] for p in parts),
+        "failed_by_status": {status: sum(p["failed"].get(status, 0) for p in parts)
+                             for status in sorted({k for p in parts for k in p["failed"]})},
         "per_second": round(count / max(elapsed, seconds), 1),
         "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
         "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 2)

@@ -8,9 +8,11 @@ Every change is audited by the engine with the key id as the principal (never th
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -57,6 +59,7 @@ PREFIX = "/scim/v2"
 _ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
@@ -203,11 +206,67 @@ def _list(resources: list[dict[str, Any]], total: int, start: int) -> Response:
 
 # --- authentication and errors ------------------------------------------------------------
 
-@bp.before_request
-def _authenticate() -> Response | None:
+def _presented_key() -> str | None:
     header = request.headers.get("Authorization", "")
     # Some Okta setups send the key without the "Bearer " scheme.
     token = header[7:].strip() if header[:7].lower() == "bearer " else header.strip()
+    return token or None
+
+
+def _unauthenticated() -> Response:
+    return errors.response(ScimError(
+        401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
+
+
+class _KeyRefused(Exception):
+    """A write's key check refused the key: leaves its block unaudited; 401."""
+
+
+# Marks a view that checks the key itself, inside its write transaction (:func:`_writes`).
+_CHECKS_KEY_IN_WRITE = "scim_checks_key_in_write"
+
+
+def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
+    """A write view: the key check, the request's parsing and validation and the ONE engine
+    change in ONE write transaction (``engine.writing``; the key checked first in it, and
+    again first in a retry's). Nothing of the request is looked at before the key is known
+    good: a bad key is the same 401 as before. Where writers take turns (SQLite) a bad key
+    is refused by a plain read BEFORE the writers' lock (an unauthenticated flood must not
+    queue with, or hold up, real writes). The block commits before the reply leaves the
+    view, so a failed commit is an error reply, never a false success."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Response:
+        engine = _engine()
+        token = _presented_key()
+        if engine.writers_take_turns and engine.api_keys.authenticate(token) is None:
+            return _unauthenticated()
+
+        def admit() -> None:
+            # The write's first statement, and again first in a retry's transaction.
+            identity = engine.api_keys.authenticate(token)
+            if identity is None:
+                raise _KeyRefused
+            g.scim_key = identity
+
+        try:
+            with engine.writing(admit):
+                return view(*args, **kwargs)
+        except _KeyRefused:
+            return _unauthenticated()
+
+    setattr(checked, _CHECKS_KEY_IN_WRITE, True)
+    return checked
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if request.method in _WRITE_METHODS and getattr(view, _CHECKS_KEY_IN_WRITE, False):
+        # Checked inside the view's write transaction (_writes). Only for the methods the
+        # view itself answers: an automatic OPTIONS of its rule is checked here.
+        return None
+    token = _presented_key()
     if request.method in _READ_METHODS:
         # The key check and the view's engine reads in ONE read transaction on one pooled
         # connection (engine.reading), ended by _end_reads: a PostgreSQL lookup then makes
@@ -215,10 +274,9 @@ def _authenticate() -> Response | None:
         reads = ExitStack()
         reads.enter_context(_engine().reading())
         g.scim_reads = reads
-    identity = _engine().api_keys.authenticate(token or None)
+    identity = _engine().api_keys.authenticate(token)
     if identity is None:
-        return errors.response(ScimError(
-            401, "A valid SCIM API key is required (Authorization: Bearer <key>)."))
+        return _unauthenticated()
     g.scim_key = identity
     return None
 
@@ -354,6 +412,7 @@ def get_user(user_id: str) -> Response:
 
 
 @bp.post("/Users")
+@_writes
 def create_user() -> Response:
     args = user_args(validate(_body(), USER, USER_EXTENSIONS))
     result = _engine().upsert_directory_user(
@@ -368,6 +427,7 @@ def create_user() -> Response:
 
 
 @bp.put("/Users/<user_id>")
+@_writes
 def replace_user(user_id: str) -> Response:
     expected = _if_match()
     args = user_args(validate(_body(), USER, USER_EXTENSIONS))
@@ -378,6 +438,7 @@ def replace_user(user_id: str) -> Response:
 
 
 @bp.patch("/Users/<user_id>")
+@_writes
 def patch_user(user_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
@@ -402,6 +463,7 @@ def patch_user(user_id: str) -> Response:
 
 
 @bp.delete("/Users/<user_id>")
+@_writes
 def delete_user(user_id: str) -> Response:
     _engine().delete_user(_actor(), _account(), user_id, expected_version=_if_match(),
                           event_name="ScimDeleteUser")
@@ -454,6 +516,7 @@ def get_group(group_id: str) -> Response:
 
 
 @bp.post("/Groups")
+@_writes
 def create_group() -> Response:
     doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
     view = _engine().create_group(_actor(), _account(), name=doc["displayName"],
@@ -464,6 +527,7 @@ def create_group() -> Response:
 
 
 @bp.put("/Groups/<group_id>")
+@_writes
 def replace_group(group_id: str) -> Response:
     expected = _if_match()
     doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
@@ -476,6 +540,7 @@ def replace_group(group_id: str) -> Response:
 
 
 @bp.patch("/Groups/<group_id>")
+@_writes
 def patch_group(group_id: str) -> Response:
     ops = operations(_body())
     expected = _if_match()
@@ -494,6 +559,7 @@ def patch_group(group_id: str) -> Response:
 
 
 @bp.delete("/Groups/<group_id>")
+@_writes
 def delete_group(group_id: str) -> Response:
     _engine().delete_group(_actor(), _account(), group_id, expected_version=_if_match(),
                            event_name="ScimDeleteGroup")

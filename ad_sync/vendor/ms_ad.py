@@ -216,6 +216,45 @@ def user_from_entry(entry: Mapping[str, Any]) -> DirectoryUser | None:
     )
 
 
+def user_from_raw(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryUser | None:
+    """:func:`user_from_entry` from the entry's raw values alone (the full read's fast
+    path: ldap3's formatted ``attributes`` are never built). Same rules and the same
+    result for what AD sends (UTF-8 text, integers in decimal); a text value that is not
+    UTF-8 counts as absent, as a non-text value does there."""
+    guid_raw = _first(raw.get("objectGUID"))
+    if not guid_raw or len(guid_raw) != 16:
+        return None
+    proxies = [v for v in (_text(b) for b in raw.get("proxyAddresses") or ()) if v is not None]
+    smtp_primary, smtp_others = parse_proxy_addresses(proxies)
+    mail = _first_text(raw, "mail")
+    mail = mail.strip().lower() if mail else smtp_primary
+    aliases = [a for a in ([smtp_primary] if smtp_primary else []) + smtp_others if a != mail]
+    name = _first_text(raw, "displayName")
+    return DirectoryUser(
+        guid=guid_from_bytes(guid_raw),
+        dn=dn,
+        mail=mail,
+        aliases=tuple(dict.fromkeys(aliases)),
+        display_name=name or None,
+        enabled=not is_disabled(_first_text(raw, "userAccountControl")),
+        usn_changed=_int(_first_text(raw, "uSNChanged")),
+        member_of=tuple(v for v in (_text(b) for b in raw.get("memberOf") or ()) if v),
+        primary_group_id=_int(_first_text(raw, "primaryGroupID")),
+    )
+
+
+def _text(value: bytes) -> str | None:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _first_text(raw: Mapping[str, Sequence[bytes]], name: str) -> str | None:
+    values = raw.get(name)
+    return _text(values[0]) if values else None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -277,7 +316,9 @@ def ranged_attribute(raw_attributes: Mapping[str, Any], name: str) -> tuple[list
     """
     for key, values in raw_attributes.items():
         found = _RANGE.match(key)
-        if found and found.group("attr").lower() == name.lower():
+        # An empty slice is ldap3's placeholder for the name asked for (its auto_range has
+        # then put the values under the plain name); the DC never sends one.
+        if found and values and found.group("attr").lower() == name.lower():
             high = found.group("high")
             return list(values), None if high == "*" else int(high) + 1
     for key, values in raw_attributes.items():

@@ -170,7 +170,8 @@ class ApiKeys(Room):
         # Core, a statement built once: this runs before every SCIM request. In the unit of
         # work's reading block (a SCIM GET opens one) it is the block's first query, on the
         # connection and in the transaction its search then uses: one pool checkout and one
-        # transaction per lookup. (A read transaction of its own otherwise. It commits:
+        # transaction per lookup; in a writing block (a SCIM write) it is the first query of
+        # the write's transaction. (A read transaction of its own otherwise. It commits:
         # psycopg 3 drops a connection's prepared statements on every rollback.)
         with self._uow.reading() as session:
             row = session.connection().execute(_LOOKUP, {"key_id": key_id}).first()

@@ -90,6 +90,8 @@ class ResolutionEngine:
         # The unit of work's blocks, for doors that group reads or a page of changes.
         self.single_transaction = uow.single_transaction
         self.reading = uow.reading
+        self.writing = uow.writing
+        self.writers_take_turns = uow.writers_take_turns
         self.after_reading = uow.after_reading
         self.record_event = uow.record_event
         # Accounts

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bridge import audit
 from bridge.domain import Actor
 from bridge.errors import BridgeError, Conflict, StaleVersion
-from bridge.store.db import transaction
+from bridge.store.db import WRITE_INTENT, transaction
 from bridge.store.models import AuditEvent
 from bridge.store.repository import Repository
 
@@ -52,6 +52,14 @@ class UnitOfWork:
                                                                  default=None)
         self._after_read: ContextVar[list[Callable[[], None]]] = ContextVar(
             f"uow-after-read-{id(self)}")
+        # This thread's open writing block, if any.
+        self._open_write: ContextVar[_WriteBlock | None] = ContextVar(
+            f"uow-write-{id(self)}", default=None)
+        # SQLite lets one writer in at a time (BEGIN IMMEDIATE, and the writers' file lock of
+        # bridge.store.db): a writing block there holds up every other writer of the store,
+        # so a door checks a request's credentials by a plain read before opening one.
+        bind = session_factory.kw.get("bind")
+        self.writers_take_turns: bool = bind is not None and bind.dialect.name == "sqlite"
 
     # --- blocks ---------------------------------------------------------------------------
 
@@ -90,7 +98,8 @@ class UnitOfWork:
         """
         joined = self._open_unit.get()
         if joined is None:
-            joined = self._open_read.get()
+            block = self._open_write.get()
+            joined = block.session if block is not None else self._open_read.get()
         if joined is not None:
             yield joined
             return
@@ -108,10 +117,56 @@ class UnitOfWork:
             for callback in pending:
                 callback()
 
+    @contextmanager
+    def writing(self, admit: Callable[[], None] | None = None) -> Iterator[Session]:
+        """Run ONE change together with the reads that decide whether it may run (a SCIM
+        write: the API key check, then the change) in ONE write transaction: on SQLite the
+        writers' lock and ``BEGIN IMMEDIATE`` are taken when the block opens, before its
+        first read. Reads inside the block (:meth:`read`, :meth:`reading`) join it; the
+        change (:meth:`run`) runs in its transaction, without a savepoint, and a second
+        change raises RuntimeError. The block commits when it ends normally, rolls back when
+        it raises — except that a change refused inside it (rolled back, its refusal event
+        recorded in the block's transaction) is committed with that event before the
+        refusal is raised on. Bookkeeping asked for with :meth:`after_reading` runs after
+        the block, in a transaction of its own (never holding the write lock for it).
+
+        ``admit`` (a door's credential check, e.g. the SCIM key): run as the first statement
+        of the block's transaction and again first in every transaction the block begins
+        anew (a retry after a lost race, a refusal's event), so what it allows is decided
+        in the transaction that writes. It refuses by raising; it must not raise a
+        BridgeError (that would be recorded as the change's refusal): the block then rolls
+        back and the exception leaves it, nothing changed or recorded.
+        """
+        if self._open_unit.get() is not None or self._open_read.get() is not None \
+                or self._open_write.get() is not None:
+            raise RuntimeError("UnitOfWork.writing cannot be nested in another block")
+        pending: list[Callable[[], None]] = []
+        after = self._after_read.set(pending)
+        refusal: BridgeError | None = None
+        try:
+            with transaction(self.session_factory, write=True) as session:
+                block = _WriteBlock(session, admit)
+                token = self._open_write.set(block)
+                try:
+                    block.admit()
+                    yield session
+                except BridgeError as exc:
+                    if exc is not block.refusal:
+                        raise
+                    refusal = exc  # its event is in the block's transaction: commit it
+                finally:
+                    self._open_write.reset(token)
+        finally:
+            self._after_read.reset(after)
+            for callback in pending:
+                callback()
+        if refusal is not None:
+            raise refusal
+
     def after_reading(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once this thread's :meth:`reading` block has ended (its
-        connection back in the pool), at once when no block is open."""
-        if self._open_read.get() is None:
+        """Run ``callback`` once this thread's :meth:`reading` or :meth:`writing` block has
+        ended (its connection back in the pool), at once when no block is open."""
+        if self._open_read.get() is None and self._open_write.get() is None:
             callback()
         else:
             self._after_read.get().append(callback)
@@ -119,10 +174,27 @@ class UnitOfWork:
     def _refuse_inside_reading(self, what: str) -> None:
         if self._open_read.get() is not None:
             raise RuntimeError(f"{what} writes; it cannot run inside UnitOfWork.reading")
+        if self._open_write.get() is not None:
+            raise RuntimeError(f"{what} cannot run inside UnitOfWork.writing")
 
     @contextmanager
     def _unit(self, *, savepoint: bool = True, write: bool = True) -> Iterator[Session]:
-        """A transaction of its own, or a savepoint of the open single_transaction."""
+        """A transaction of its own, a savepoint of the open single_transaction, or the
+        open writing block's transaction (``savepoint``: as the block's one change)."""
+        block = self._open_write.get()
+        if block is not None:
+            if not savepoint:
+                yield block.session
+                return
+            if block.changed:
+                raise RuntimeError("a UnitOfWork.writing block runs one change")
+            try:
+                yield block.session
+            except BaseException:
+                block.restart()
+                raise
+            block.changed = True
+            return
         outer = self._open_unit.get()
         if outer is None:
             self._refuse_inside_reading("A change")
@@ -181,6 +253,10 @@ class UnitOfWork:
                              request_parameters=params, error_code=error.code,
                              error_message=error.message, event_type=event_type)
             error.audited = True
+            block = self._open_write.get()
+            if block is not None:
+                block.refusal = error
+                block.changed = True
             raise error
         raise AssertionError("unreachable: attempts must be at least 1")
 
@@ -255,4 +331,30 @@ class UnitOfWork:
         """Insert prepared event rows (``audit.event_row``) in ``session``'s transaction:
         the bulk directory page writes one event per user in one statement."""
         if rows:
-            session.execute(insert(AuditEvent), list(rows))
+            # The Core table, not the mapped class: the ORM's bulk path adds nothing to
+            # prepared rows and costs more than the INSERT itself (issue 17).
+            session.execute(insert(cast(Table, AuditEvent.__table__)), list(rows))
+
+
+class _WriteBlock:
+    """The state of one :meth:`UnitOfWork.writing` block."""
+
+    def __init__(self, session: Session, admit: Callable[[], None] | None) -> None:
+        self.session = session
+        self._admit = admit
+        self.changed = False  # its one change (or that change's refusal) has run
+        self.refusal: BridgeError | None = None  # the refusal recorded in its transaction
+
+    def restart(self) -> None:
+        """Roll the block's transaction back (a change that failed, or lost a race and is
+        tried again) and begin a new write transaction in the same session; the SQLite
+        writers' lock stays held by the block. The new transaction is admitted again: a
+        key revoked (PostgreSQL) between the tries refuses the retry."""
+        self.session.rollback()
+        self.session.connection(execution_options={WRITE_INTENT: True})
+        self.admit()
+
+    def admit(self) -> None:
+        """Run the block's admission check (if any) in its current transaction."""
+        if self._admit is not None:
+            self._admit()

@@ -17,15 +17,22 @@ from bridge.store.models import User
 _USERS = cast(Table, User.__table__)
 _USER_ROW = select(_USERS).where(_USERS.c.id == bindparam("user_id"),
                                  _USERS.c.account_id == bindparam("account_id"))
+# The same, locking the row until the transaction ends (PostgreSQL; SQLite's writers are
+# already one at a time, and SQLAlchemy renders no FOR UPDATE there).
+_USER_ROW_LOCKED = _USER_ROW.with_for_update()
 # The UPDATEs of update_user, by the set of columns written (a handful of shapes).
 _UPDATES: dict[tuple[str, ...], Any] = {}
 
 
-def user_row(session: Session, account_id: str, user_id: str) -> User | None:
+def user_row(session: Session, account_id: str, user_id: str, *,
+             lock: bool = False) -> User | None:
     """The account's user ``user_id`` as a Core row in ``session``'s transaction; None
-    when absent (or in another account)."""
+    when absent (or in another account). ``lock``: ``SELECT ... FOR UPDATE`` — a write
+    that reads the user to change it holds the row until it commits, so a concurrent
+    writer of the same user waits instead of losing the race."""
     row = session.connection().execute(
-        _USER_ROW, {"user_id": user_id, "account_id": account_id}).first()
+        _USER_ROW_LOCKED if lock else _USER_ROW,
+        {"user_id": user_id, "account_id": account_id}).first()
     return cast(User, SimpleNamespace(**row._mapping)) if row is not None else None
 
 

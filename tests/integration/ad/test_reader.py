@@ -8,8 +8,9 @@ import signal
 
 import pytest
 
+from ad_sync import client
 from ad_sync.client import DirectoryError
-from ad_sync.reader import Search, UserReader
+from ad_sync.reader import Search, Target, UserReader, _Ranges
 from ad_sync.vendor import ms_ad
 from tests.integration.ad.conftest import Bridge
 
@@ -69,3 +70,28 @@ def test_plain_ldap_is_refused_in_the_helper_too(bridge: Bridge) -> None:
             UserReader(cfg, _search(bridge, 100), allow_insecure=False) as reader:
         list(reader)
     assert caught.value.kind == "tls"
+
+
+def test_values_past_the_dc_range_limit_are_read_on_a_side_connection(bridge: Bridge) -> None:
+    # AD answers a user in more than MaxValRange (1500) groups with ``memberOf;range=0-1499``;
+    # Samba never limits, so the first slice is taken here by hand and the rest is read
+    # from the DC, range by range, as the reader does.
+    dc, seed = bridge.dc, bridge.seed
+    dn = dc.add_user("many", ou_dn=seed.staff, mail="many@example.com")
+    for group in (seed.pro, seed.pro_nested, seed.basic):
+        dc.add_member(group, dn)
+    cfg = bridge.services.engine.ad_directories.connection(bridge.account_id)
+    conn = client.open_connection(cfg)
+    try:
+        whole = client.search_all(conn, dn, "(objectClass=user)", ["memberOf"], scope="BASE")
+    finally:
+        client.close(conn)
+    values = whole[0]["raw_attributes"]["memberOf"]
+    assert len(values) == 3
+    ranges = _Ranges({"target": Target.of(cfg), "allow_insecure": False})
+    try:
+        raw = ranges.complete(dn, {"memberOf;range=0-0": values[:1], "mail": [b"m"]})
+    finally:
+        ranges.close()
+    assert sorted(raw["memberOf"]) == sorted(values)
+    assert set(raw) == {"memberOf", "mail"}

@@ -16,6 +16,7 @@ from bridge.domain import Actor
 from bridge.engine.api_keys import ApiKeys
 from tests.builders import enterprise
 from tests.conftest import FakeClock, make_settings
+from tests.functional.scim.conftest import ScimClient, make_scim_client
 from tests.servers.ports import LOOPBACK
 
 
@@ -57,3 +58,14 @@ def live_scim_store(store_url: str, tmp_path: Path, admin: Actor) -> Iterator[Li
     """A live server on each store backend (SQLite and PostgreSQL)."""
     services = build_services(make_settings(tmp_path, store_url))
     yield from _serve(services, admin)
+
+
+@pytest.fixture
+def scim_store(store_url: str, tmp_path: Path, admin: Actor,
+               clock: FakeClock) -> Iterator[ScimClient]:
+    """A Flask test client of the SCIM door on each store backend (one enterprise account
+    and its key), with the test's clock."""
+    services = build_services(make_settings(tmp_path, store_url), clock=clock)
+    app = create_app(services.settings, services)
+    yield make_scim_client(app, services, admin, "example.com", "Store Corp")
+    services.db.dispose()

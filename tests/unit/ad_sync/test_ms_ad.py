@@ -61,6 +61,10 @@ def test_ranged_attribute_slices() -> None:
     values, nxt = ms_ad.ranged_attribute({"member;range=1500-*": ["b"]}, "member")
     assert values == ["b"] and nxt is None
     assert ms_ad.ranged_attribute({"member": ["c"]}, "member") == (["c"], None)
+    # ldap3 (auto_range) answers a ranged request with the values under the plain name and
+    # an empty placeholder under the name asked for.
+    assert ms_ad.ranged_attribute({"member": ["d"], "member;range=1-*": []}, "member") == \
+        (["d"], None)
 
 
 @pytest.mark.parametrize(("message", "words"), [
@@ -142,3 +146,21 @@ def test_primary_group_id_is_read_from_the_entry() -> None:
 ])
 def test_changed_since_flattens_an_and_base_filter(base: str, expected: str) -> None:
     assert ms_ad.changed_since_filter(base, 7) == expected
+
+
+def test_user_from_raw_reads_the_same_facts_from_raw_values() -> None:
+    raw = {"objectGUID": [uuid.UUID(GUID).bytes_le], "mail": [b"Shirley@Example.com"],
+           "displayName": ["Zo\u00eb".encode()],
+           "proxyAddresses": [b"SMTP:shirley@example.com", b"smtp:S@Example2.com",
+                              b"X500:/o=x", b"smtp:\xff@bad.example.com"],
+           "userAccountControl": [b"514"], "uSNChanged": [b"42"],
+           "memberOf": [b"CN=G,DC=x"], "primaryGroupID": [b"513"]}
+    user = ms_ad.user_from_raw("CN=s,DC=x", raw)
+    assert user == ms_ad.DirectoryUser(
+        guid=GUID, dn="CN=s,DC=x", mail="shirley@example.com", aliases=("s@example2.com",),
+        display_name="Zo\u00eb", enabled=False, usn_changed=42, member_of=("CN=G,DC=x",),
+        primary_group_id=513)
+    # Not UTF-8: absent (the SMTP: proxy is then the primary); no objectGUID: no user.
+    raw["mail"] = [b"\xff"]
+    assert ms_ad.user_from_raw("CN=s,DC=x", raw).mail == "shirley@example.com"  # type: ignore[union-attr]
+    assert ms_ad.user_from_raw("CN=s,DC=x", {"mail": [b"a@x.com"]}) is None
