@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
-from bridge.bounds import bounded_int, parse_json
+from bridge.bounds import bounded_int
 from bridge.domain import Actor, IdentitySource
 from bridge.domain.search import Comparison, Ref, SearchQuery
 from bridge.engine import ResolutionEngine
@@ -31,6 +31,7 @@ from scim import errors
 from scim.errors import CONTENT_TYPE, ScimError, invalid_value
 from scim.filters import canonical, parse_filter
 from scim.patch import apply_user_patch, operations, plan_group_patch
+from scim.request_body import buffer_body, read_json
 from scim.resources import (
     GROUP_EXTENSIONS,
     USER_EXTENSIONS,
@@ -110,16 +111,8 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 def _body() -> Any:
-    """The request's JSON. ScimError 413 over the size limit, 400 invalidSyntax if not
-    JSON."""
-    limit = services().settings.max_body_bytes
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise ScimError(413, f"The request body is larger than {limit} bytes.") from None
-    if len(raw) > limit:
-        raise ScimError(413, f"The request body is larger than {limit} bytes.")
-    return parse_json(raw)  # InvalidJson: 400 invalidSyntax
+    """The request's JSON (:func:`scim.request_body.read_json`)."""
+    return read_json(services().settings.max_body_bytes)
 
 
 def _if_match() -> int | None:
@@ -239,8 +232,10 @@ def _writes(view: Callable[..., Response]) -> Callable[..., Response]:
     def checked(*args: Any, **kwargs: Any) -> Response:
         engine = _engine()
         token = _presented_key()
-        if engine.writers_take_turns and engine.api_keys.authenticate(token) is None:
-            return _unauthenticated()
+        if engine.writers_take_turns:
+            if engine.api_keys.authenticate(token) is None:
+                return _unauthenticated()
+            buffer_body(services().settings.max_body_bytes)
 
         def admit() -> None:
             # The write's first statement, and again first in a retry's transaction.
