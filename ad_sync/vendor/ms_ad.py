@@ -221,25 +221,27 @@ def user_from_raw(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryUser 
     path: ldap3's formatted ``attributes`` are never built). Same rules and the same
     result for what AD sends (UTF-8 text, integers in decimal); a text value that is not
     UTF-8 counts as absent, as a non-text value does there."""
-    guid_raw = _first(raw.get("objectGUID"))
+    # Attribute names are case-insensitive (RFC 4512 §2.5): a DC may answer in any case.
+    raw = {name.lower(): values for name, values in raw.items()}
+    guid_raw = _first(raw.get("objectguid"))
     if not guid_raw or len(guid_raw) != 16:
         return None
-    proxies = [v for v in (_text(b) for b in raw.get("proxyAddresses") or ()) if v is not None]
+    proxies = [v for v in (_text(b) for b in raw.get("proxyaddresses") or ()) if v is not None]
     smtp_primary, smtp_others = parse_proxy_addresses(proxies)
     mail = _first_text(raw, "mail")
     mail = mail.strip().lower() if mail else smtp_primary
     aliases = [a for a in ([smtp_primary] if smtp_primary else []) + smtp_others if a != mail]
-    name = _first_text(raw, "displayName")
+    name = _first_text(raw, "displayname")
     return DirectoryUser(
         guid=guid_from_bytes(guid_raw),
         dn=dn,
         mail=mail,
         aliases=tuple(dict.fromkeys(aliases)),
         display_name=name or None,
-        enabled=not is_disabled(_first_text(raw, "userAccountControl")),
-        usn_changed=_int(_first_text(raw, "uSNChanged")),
-        member_of=tuple(v for v in (_text(b) for b in raw.get("memberOf") or ()) if v),
-        primary_group_id=_int(_first_text(raw, "primaryGroupID")),
+        enabled=not is_disabled(_first_text(raw, "useraccountcontrol")),
+        usn_changed=_int(_first_text(raw, "usnchanged")),
+        member_of=tuple(v for v in (_text(b) for b in raw.get("memberof") or ()) if v),
+        primary_group_id=_int(_first_text(raw, "primarygroupid")),
     )
 
 

@@ -164,3 +164,17 @@ def test_user_from_raw_reads_the_same_facts_from_raw_values() -> None:
     raw["mail"] = [b"\xff"]
     assert ms_ad.user_from_raw("CN=s,DC=x", raw).mail == "shirley@example.com"  # type: ignore[union-attr]
     assert ms_ad.user_from_raw("CN=s,DC=x", {"mail": [b"a@x.com"]}) is None
+
+
+def test_user_from_raw_takes_attribute_names_in_any_case() -> None:
+    # Attribute descriptions are case-insensitive (RFC 4512 §2.5): the same entry answered
+    # with other spellings than asked gives the same user.
+    raw = {"objectGUID": [uuid.UUID(GUID).bytes_le], "mail": [b"a@example.com"],
+           "displayName": [b"A"], "proxyAddresses": [b"smtp:b@example.com"],
+           "userAccountControl": [b"512"], "uSNChanged": [b"7"],
+           "memberOf": [b"CN=G,DC=x"], "primaryGroupID": [b"513"]}
+    asked = ms_ad.user_from_raw("CN=a,DC=x", raw)
+    assert asked is not None and asked.aliases == ("b@example.com",)
+    for spelling in (str.upper, str.lower):
+        other = {spelling(name): values for name, values in raw.items()}
+        assert ms_ad.user_from_raw("CN=a,DC=x", other) == asked
