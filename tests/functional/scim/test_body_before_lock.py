@@ -5,26 +5,12 @@ other write of the store up."""
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
-import os
 from typing import Any
 
 from tests.functional.scim.conftest import SCIM_JSON, USER, ScimClient
-
-
-def _lock_is_free(path: str) -> bool:
-    """Whether nobody holds the writers' lock (a second open file description of the same
-    file conflicts with the holder's, in this process too)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
+from tests.writer_lock import held_by_someone
 
 
 class _Body(io.BytesIO):
@@ -36,11 +22,11 @@ class _Body(io.BytesIO):
         self.free_at_read: list[bool] = []
 
     def read(self, size: int | None = -1) -> bytes:
-        self.free_at_read.append(_lock_is_free(self.lock))
+        self.free_at_read.append(not held_by_someone(self.lock))
         return super().read(size)
 
     def readinto(self, buffer: Any) -> int:
-        self.free_at_read.append(_lock_is_free(self.lock))
+        self.free_at_read.append(not held_by_someone(self.lock))
         return super().readinto(buffer)
 
 

@@ -5,8 +5,6 @@ take it."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from bridge.store.db import make_engine, make_session_factory, transaction
+from tests.writer_lock import held_by_someone
 
 
 @pytest.fixture
@@ -26,17 +25,6 @@ def factory(sqlite_url: str) -> Iterator:
     engine = make_engine(sqlite_url)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-def held_by_someone(path: str) -> bool:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def test_a_writing_unit_holds_the_lock_and_a_reading_one_does_not(factory, lock_path) -> None:
