@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,19 @@ def _decide(bridge: Bridge, email: str, guid: str) -> Decision:
 
     return bridge.services.engine.decide_sign_in(ad_identity(bridge.account_id, guid, email),
                                                  Actor.system("test"))
+
+
+def test_a_full_run_applies_its_pages_with_the_collector_paused_and_restores_it(
+        bridge: Bridge) -> None:
+    dc, seed = bridge.dc, bridge.seed
+    dc.add_user("gia", ou_dn=seed.staff, mail="gia@example.com")
+    threshold = gc.get_threshold()
+    during: list[tuple[int, tuple[int, ...]]] = []
+    report = bridge.sync(full=True, on_page=lambda _pages: during.append(
+        (gc.get_freeze_count(), gc.get_threshold())))
+    assert report.status == "ok" and report.added == 1, report.as_json()
+    assert during and all(frozen > 0 and now[0] >= 20_000 for frozen, now in during)
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
 
 
 def test_shirley_rodriguez_aliases_follow_claimed_domains(bridge: Bridge) -> None:
