@@ -59,12 +59,3 @@ def test_an_error_in_the_block_still_unfreezes() -> None:
     with pytest.raises(RuntimeError), heap.long_lived_frozen():
         raise RuntimeError("boom")
     assert gc.get_freeze_count() == 0
-
-
-def test_the_youngest_generation_threshold_is_raised_during_the_block_and_restored() -> None:
-    before = gc.get_threshold()
-    with heap.long_lived_frozen():
-        during = gc.get_threshold()
-        assert during[0] == max(heap.RUN_THRESHOLD0, before[0])
-        assert during[1:] == before[1:]
-    assert gc.get_threshold() == before
