@@ -49,7 +49,7 @@ from typing import Any
 
 from ldap3 import Connection
 
-from ad_sync import client, decisions, groups
+from ad_sync import client, decisions, groups, heap
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
@@ -149,7 +149,8 @@ class DirectorySync:
                     report.warnings.append(f"full sync: {reason}")
             if report.mode == "full":
                 reader = reader or self._reader(cfg).start()
-                self._full(conn, cfg, dse, mappings, map_fp, report, reader)
+                with heap.long_lived_frozen():  # full collections skip the app's objects
+                    self._full(conn, cfg, dse, mappings, map_fp, report, reader)
             else:
                 assert state.highest_usn is not None  # noqa: S101 - checked by _needs_full
                 self._incremental(conn, cfg, dse, mappings, map_fp, state.highest_usn, report)

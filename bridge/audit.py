@@ -125,38 +125,87 @@ def event_row(
     An ``account_id`` that cannot be an account's id (longer than the column: a client's
     garbage in a path) is not filed under an account; the request parameters keep what
     the client sent."""
-    if account_id is not None and len(account_id) > ACCOUNT_ID_MAX:
-        account_id = None
-    now = utcnow()
-    body: dict[str, Any] = {
-        "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(actor),
-        "eventTime": _iso(now),
-        "eventSource": EVENT_SOURCE,
-        "eventName": event_name,
-        "sourceIPAddress": actor.source_ip,
-        "userAgent": actor.user_agent,
-        "requestParameters": redact(dict(request_parameters)) if request_parameters else None,
-        "responseElements": redact(dict(response_elements)) if response_elements else None,
-        "errorCode": error_code,
-        "errorMessage": error_message,
-        # The request's id (X-Request-Id) when the event belongs to an HTTP request.
-        "requestID": actor.request_id or current_request_id() or str(uuid.uuid4()),
-        "eventID": str(uuid.uuid4()),
-        "eventType": event_type,
-        "recipientAccountId": account_id,
-    }
-    return {
-        "event_id": body["eventID"],
-        "event_time": now,
-        "event_name": event_name,
-        "event_source": EVENT_SOURCE,
-        "principal_id": actor.principal_id,
-        "account_id": account_id,
-        "organisation": actor.organisation,
-        "error_code": error_code,
-        "body": body,
-    }
+    return EventTemplate(actor, event_name, account_id=account_id,
+                         event_type=event_type).row(request_parameters, response_elements,
+                                                    error_code, error_message)
+
+
+class EventTemplate:
+    """The parts of an event that one actor's calls of one event name share (the actor's
+    identity, the account, the request's id when there is one), computed once, for a
+    caller that writes many such events (the AD sync's bulk page: one per user).
+    :meth:`row` gives exactly what :func:`event_row` gives for the same arguments (it is
+    what :func:`event_row` uses)."""
+
+    def __init__(self, actor: Actor, event_name: str, *, account_id: str | None = None,
+                 event_type: str = "AwsApiCall") -> None:
+        if account_id is not None and len(account_id) > ACCOUNT_ID_MAX:
+            account_id = None
+        self._actor, self._event_name, self._event_type = actor, event_name, event_type
+        self._account_id = account_id
+        # Shared by this template's rows (each row is serialised on its own, never mutated).
+        self._identity = user_identity(actor)
+
+    def row(self, request_parameters: Mapping[str, Any] | None = None,
+            response_elements: Mapping[str, Any] | None = None,
+            error_code: str | None = None, error_message: str | None = None
+            ) -> dict[str, Any]:
+        """One event's column values (redacted), with its own time and event id."""
+        actor, event_name, account_id = self._actor, self._event_name, self._account_id
+        now = utcnow()
+        event_id = str(uuid.uuid4())
+        body: dict[str, Any] = {
+            "eventVersion": EVENT_VERSION,
+            "userIdentity": self._identity,
+            "eventTime": _iso(now),
+            "eventSource": EVENT_SOURCE,
+            "eventName": event_name,
+            "sourceIPAddress": actor.source_ip,
+            "userAgent": actor.user_agent,
+            "requestParameters": _redact_fields(request_parameters)
+            if request_parameters else None,
+            "responseElements": _redact_fields(response_elements)
+            if response_elements else None,
+            "errorCode": error_code,
+            "errorMessage": error_message,
+            # The request's id (X-Request-Id) when the event belongs to an HTTP request.
+            "requestID": actor.request_id or current_request_id() or str(uuid.uuid4()),
+            "eventID": event_id,
+            "eventType": self._event_type,
+            "recipientAccountId": account_id,
+        }
+        return {
+            "event_id": event_id,
+            "event_time": now,
+            "event_name": event_name,
+            "event_source": EVENT_SOURCE,
+            "principal_id": actor.principal_id,
+            "account_id": account_id,
+            "organisation": actor.organisation,
+            "error_code": error_code,
+            "body": body,
+        }
+
+
+def _redact_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``redact(dict(fields))`` — the same result, with the common leaves (a string, a
+    number, a list of strings) handled here instead of a call of :func:`redact` each: a
+    bulk page writes thousands of events."""
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        key = str(k)
+        kind = type(v)
+        if _is_secret_key(key) and v not in (None, ""):
+            out[key] = REDACTED
+        elif kind is str:
+            out[key] = _URL_USERINFO.sub(rf"\1{REDACTED}@", v) if "://" in v else v
+        elif kind in _PLAIN:
+            out[key] = v
+        elif kind is list and all(type(x) is str and "://" not in x for x in v):
+            out[key] = list(v)
+        else:
+            out[key] = redact(v)
+    return out
 
 
 @dataclass(frozen=True)

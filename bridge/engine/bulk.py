@@ -146,14 +146,14 @@ class _DirectoryPage:
         self.account_id, self.source, self.event_name = account_id, source, event_name
         self.now = now
         self.audit_rows: list[dict[str, Any]] = []
+        # One event per user, all of one actor, name and account: built from one template.
+        self._events = audit.EventTemplate(actor, event_name, account_id=account_id)
 
     def _audit(self, params: Mapping[str, Any], *, response: Mapping[str, Any] | None = None,
                error: BridgeError | None = None) -> None:
-        self.audit_rows.append(audit.event_row(
-            self.actor, self.event_name, account_id=self.account_id,
-            request_parameters=params, response_elements=response,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None))
+        self.audit_rows.append(self._events.row(
+            params, response, error.code if error else None,
+            error.message if error else None))
 
     def _in(self, stmt_for: Callable[[Sequence[str]], Any], values: Iterable[str]) -> list[Any]:
         """Rows of ``stmt_for(chunk)`` over ``values`` in chunks (bounded IN lists)."""

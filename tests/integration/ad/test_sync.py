@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,18 @@ def _decide(bridge: Bridge, email: str, guid: str) -> Decision:
 
     return bridge.services.engine.decide_sign_in(ad_identity(bridge.account_id, guid, email),
                                                  Actor.system("test"))
+
+
+def test_a_full_run_applies_its_pages_with_the_apps_objects_frozen_and_returns_them(
+        bridge: Bridge) -> None:
+    dc, seed = bridge.dc, bridge.seed
+    dc.add_user("gia", ou_dn=seed.staff, mail="gia@example.com")
+    during: list[int] = []
+    report = bridge.sync(full=True,
+                         on_page=lambda _pages: during.append(gc.get_freeze_count()))
+    assert report.status == "ok" and report.added == 1, report.as_json()
+    assert during and all(frozen > 0 for frozen in during)
+    assert gc.get_freeze_count() == 0
 
 
 def test_shirley_rodriguez_aliases_follow_claimed_domains(bridge: Bridge) -> None:
