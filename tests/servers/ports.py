@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
@@ -58,15 +59,17 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     )
 
 
-class Harness:
+class Harness(ABC):
     """A test server that ``with`` starts and stops: subclasses define ``start`` (returning
     the harness) and ``stop`` (idempotent, safe after a failed ``start``)."""
 
+    @abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start the server; return the harness."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop the server (idempotent, safe after a failed ``start``)."""
 
     def __enter__(self) -> Self:
         return self.start()
@@ -80,8 +83,9 @@ class LoopbackServer(Harness):
     """A harness listening on 127.0.0.1 on a port chosen when it starts: subclasses say
     which port they run on (``_running_port``, None when not running)."""
 
+    @abstractmethod
     def _running_port(self) -> int | None:
-        raise NotImplementedError
+        """The port while running, else None."""
 
     @property
     def host(self) -> str:
