@@ -112,7 +112,6 @@ def big_body(server: Server, key: str) -> str:
             pass  # the server stopped reading (it answered, or closed)
         sock.settimeout(30)
         status = _read_status(sock)
-    time.sleep(0.5)
     grown = (_peak_kib(server.proc.pid) - before) // 1024
     return f"{status!r} after {sent // (1024 * 1024)} MiB sent; peak memory +{grown} MiB"
 
@@ -153,7 +152,7 @@ def trickle(server: Server, key: str, form: bool = False) -> str:
                 if first:
                     started.release()
                     first = False
-                time.sleep(0.5)
+                time.sleep(0.5)  # the trickle itself: one byte per half second
 
     threads = [threading.Thread(target=slow, args=(n % 2 == 1,), daemon=True)
                for n in range(64)]
@@ -187,7 +186,6 @@ def idle(server: Server, _key: str, idle_count: int = 1100) -> str:
         for _ in range(idle_count):
             s = socket.create_connection((LOOPBACK, server.port), timeout=5)
             held.append(s)
-        time.sleep(1)
         return f"with {len(held)} idle connections open: /healthz {_get(server.port, '/healthz')}"
     except OSError as exc:
         return f"opening connections failed after {len(held)}: {exc}"
@@ -204,10 +202,12 @@ def sigterm(server: Server, key: str) -> str:
                       f"Authorization: Bearer {key}\r\n"
                       "Content-Type: application/scim+json\r\n"
                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:10])
+        # The server cannot tell us it has parsed the headers (that is the state under
+        # test): give it a moment, as a slow client's next segment would.
         time.sleep(0.3)
         stopped = time.monotonic()
         os.killpg(server.proc.pid, signal.SIGTERM)
-        time.sleep(1)
+        _wait_not_listening(server.port, timeout=10)  # the stop has begun
         try:
             sock.sendall(body[10:])
         except OSError as exc:
@@ -219,6 +219,17 @@ def sigterm(server: Server, key: str) -> str:
     except Exception:
         exited = "still running 30 s after SIGTERM"
     return f"in-flight request answered {status!r}; {exited}"
+
+
+def _wait_not_listening(port: int, timeout: float) -> None:
+    """Until a new connection to ``port`` is refused (the server closed its listener)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.2).close()
+        except OSError:
+            return
+        time.sleep(0.05)
 
 
 PROBES: dict[str, Callable[[Server, str], str]] = {
