@@ -8,6 +8,7 @@ from typing import Any
 from bridge.api.framework import ActionContext, action
 from bridge.api.shapes import group_shape, license_type
 from bridge.domain import Tier
+from bridge.domain.groups import group_name
 from bridge.errors import ValidationError
 
 _GROUP = {"$ref": "#/components/schemas/Group"}
@@ -37,13 +38,11 @@ def add_or_update_groups(ctx: ActionContext) -> dict[str, Any]:
         raise ValidationError(f"At most {MAX_GROUPS} groups per request.", field="Groups")
     mappings: dict[str, Tier] = {}
     for item in groups:
-        name = item.get("GroupName") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not name.strip() or len(name) > 256:
-            raise ValidationError("Every group needs a GroupName of 1 to 256 characters.",
-                                  field="GroupName")
-        if name.strip().lower() in {n.lower() for n in mappings}:
+        name = group_name(item.get("GroupName") if isinstance(item, dict) else None,
+                          field="GroupName")
+        if name.lower() in {n.lower() for n in mappings}:
             raise ValidationError(f"Group {name!r} appears twice.", field="GroupName")
-        mappings[name.strip()] = license_type(item.get("LicenseType"))
+        mappings[name] = license_type(item.get("LicenseType"))
     views = ctx.mutate(ctx.engine.add_or_update_group_mappings, ctx.account_id, mappings)
     return {"Groups": [group_shape(g) for g in views]}
 

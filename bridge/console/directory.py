@@ -159,9 +159,6 @@ def add_group(account_id: str) -> Any:
         if tier is None:
             raise ValidationError("Choose the Permission tier: Pro or Basic.",
                                   field="LicenseType")
-        if not name or len(name) > 256:
-            raise ValidationError("The group name must be 1 to 256 characters.",
-                                  field="GroupName")
         views: list[GroupMappingView] = engine.add_or_update_group_mappings(
             actor, account_id, {name: tier})
         return views

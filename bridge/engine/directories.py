@@ -12,6 +12,7 @@ from bridge.domain import (
     Tier,
 )
 from bridge.domain.connect import ConnectPlan
+from bridge.domain.groups import group_name
 from bridge.engine.results import (
     AccountView,
     GroupMappingView,
@@ -95,9 +96,7 @@ class Directories(Room):
             if not mappings:
                 raise ValidationError("At least one group is required.", field="Groups")
             for name, tier in mappings.items():
-                if not isinstance(name, str) or not name.strip() or len(name) > 256:
-                    raise ValidationError("A group name must be 1 to 256 characters.",
-                                          field="GroupName")
+                group_name(name, field="GroupName")
                 if not isinstance(tier, Tier):
                     raise ValidationError("LicenseType must be Pro or Basic.",
                                           field="LicenseType")

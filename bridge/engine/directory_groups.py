@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 from bridge.domain import (
     Actor,
 )
+from bridge.domain.groups import group_name
 from bridge.engine.provisioning import WRITE_ATTEMPTS
 from bridge.engine.results import (
     DirectoryGroupView,
@@ -20,7 +21,7 @@ from bridge.engine.results import (
     UserView,
 )
 from bridge.engine.room import Room
-from bridge.errors import Conflict, NotFound, StaleVersion, ValidationError
+from bridge.errors import Conflict, NotFound, StaleVersion
 from bridge.store.models import (
     DirectoryGroup,
     GroupMembership,
@@ -48,10 +49,7 @@ class DirectoryGroups(Room):
         version mismatch. A rename re-applies the tier rule to the members (mappings are by
         name).
         """
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
-            raise ValidationError("A group name must be 1 to 256 characters.",
-                                  field="displayName")
-        clean = name.strip()
+        clean = group_name(name, field="displayName")
 
         def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
             self._account(repo, account_id)
@@ -172,13 +170,6 @@ class DirectoryGroups(Room):
                          work, account_id=account_id)
 
     @staticmethod
-    def _group_name(name: str) -> str:
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 256:
-            raise ValidationError("A group name must be 1 to 256 characters.",
-                                  field="displayName")
-        return name.strip()
-
-    @staticmethod
     def _require_users(repo: Repository, account_id: str, user_ids: Iterable[str]) -> None:
         for uid in user_ids:
             if repo.user_in_account(account_id, uid) is None:
@@ -192,7 +183,7 @@ class DirectoryGroups(Room):
         Raises ValidationError for a bad name, Conflict when the account has a group of that
         name, NotFound when a member is not a user of the account: then nothing is created.
         The members' tiers follow the group's mapping at once."""
-        clean = self._group_name(name)
+        clean = group_name(name, field="displayName")
         wanted = list(dict.fromkeys(members))
 
         def work(repo: Repository) -> tuple[DirectoryGroupView, dict[str, Any]]:
@@ -230,7 +221,7 @@ class DirectoryGroups(Room):
         (Okta repeats the name with each membership PATCH) writes no row and keeps the
         version; membership-only changes without ``expected_version`` queue on the group
         row instead of failing, so parallel membership PATCHes all apply."""
-        clean = self._group_name(change.name) if change.name is not None else None
+        clean = group_name(change.name, field="displayName") if change.name is not None else None
         replace = list(dict.fromkeys(change.replace)) if change.replace is not None else None
         add, remove = list(dict.fromkeys(change.add)), list(dict.fromkeys(change.remove))
 
