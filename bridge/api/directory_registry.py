@@ -51,12 +51,7 @@ _REGISTERED = {"type": "object", "properties": {
         request_schema=_REGISTRATION,
         response_schema={"type": "object", "properties": {"Directory": _REGISTERED}})
 def authorize_directory(ctx: ActionContext) -> dict[str, Any]:
-    verify = ctx.state.verify_directory_bind
-    if verify is None:
-        raise UpstreamUnavailable("The Active Directory door is not installed.")
-    view = ctx.mutate(ctx.engine.directory_registry.authorize, ctx.aws_account_id,
-                      ctx.body(), verify)
-    return {"Directory": view.as_json()}
+    return _authorize(ctx, directory_id=None)
 
 
 @action("UpdateAuthorizedDirectory", "PUT", "/directories/<directoryId>",
@@ -65,11 +60,17 @@ def authorize_directory(ctx: ActionContext) -> dict[str, Any]:
         request_schema=_REGISTRATION,
         response_schema={"type": "object", "properties": {"Directory": _REGISTERED}})
 def update_authorized_directory(ctx: ActionContext) -> dict[str, Any]:
+    return _authorize(ctx, directory_id=ctx.path["directoryId"])
+
+
+def _authorize(ctx: ActionContext, *, directory_id: str | None) -> dict[str, Any]:
+    """Register (``directory_id`` None) or replace a directory, after the AD door's bind
+    check of the settings."""
     verify = ctx.state.verify_directory_bind
     if verify is None:
         raise UpstreamUnavailable("The Active Directory door is not installed.")
     view = ctx.mutate(ctx.engine.directory_registry.authorize, ctx.aws_account_id,
-                      ctx.body(), verify, directory_id=ctx.path["directoryId"])
+                      ctx.body(), verify, directory_id=directory_id)
     return {"Directory": view.as_json()}
 
 
