@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain import Actor
 from bridge.observability.context import current_request_id
-from bridge.store.models import AuditEvent, utcnow
+from bridge.store.models import AuditEvent, new_id, utcnow
 
 EVENT_SOURCE = "chime.bridge.local"
 EVENT_VERSION = "1.05"
@@ -153,7 +153,7 @@ class EventTemplate:
         """One event's column values (redacted), with its own time and event id."""
         actor, event_name, account_id = self._actor, self._event_name, self._account_id
         now = utcnow()
-        event_id = str(uuid.uuid4())
+        event_id = new_id()  # creation order: the unique index on it takes appends
         body: dict[str, Any] = {
             "eventVersion": EVENT_VERSION,
             "userIdentity": self._identity,

@@ -7,7 +7,6 @@ address can belong to one user only, service-wide. Times are timezone-aware UTC.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from uuid_utils import uuid7
 
 from bridge.domain.search import folded_user_document
 
@@ -44,7 +44,17 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A new row key: a UUIDv7 (RFC 9562) as a canonical lowercase 36-character string.
+
+    Keys sort in creation order — 48 bits of Unix milliseconds, then a counter that the
+    library keeps for the whole process (later calls in the same millisecond sort after
+    earlier ones), then random bits — so an index on them takes each new row at its end
+    instead of at a random leaf: the AD sync's cold import writes 100,000 users this way
+    (docs/performance.md, issue 17). Not a secret: a key reveals its row's creation time
+    to the millisecond, and nothing that must be unguessable (tokens, invitation links,
+    API keys) is made here (those come from :mod:`secrets`). Lowercase matters:
+    bridge/store/search.py compares ids as their own folded copies."""
+    return str(uuid7())
 
 
 class UTCDateTime(TypeDecorator[datetime]):
