@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, insert, select, text
+from sqlalchemy import Engine, Table, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from bridge.store.ad_models import AdDirectoryUser
@@ -139,13 +139,13 @@ def _read(engine: Engine, name: str, way: str) -> dict[str, list[Any]]:
             select(*[table.c[c] for c in columns]).where(mine).order_by(table.c[order_col]))]
         orm = [tuple(getattr(obj, c) for c in columns) for obj in s.scalars(
             select(model).where(mine).order_by(table.c[order_col]))]
-        # What the driver holds (no result processing): the stored form itself.
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        raw = [tuple(r) for r in s.connection().exec_driver_sql(
-            f'SELECT {quoted} FROM "{table.name}" WHERE "{order_col}" LIKE '
-            + ("?" if engine.dialect.paramstyle == "qmark" else "%(p)s")
-            + f' ORDER BY "{order_col}"',
-            (f"{way}-%",) if engine.dialect.paramstyle == "qmark" else {"p": f"{way}-%"})]
+        # What the driver holds (the same SELECT sent as text: no result processing).
+        raw_select = (select(*[table.c[c] for c in columns])
+                      .where(table.c[order_col].like(bindparam("p")))
+                      .order_by(table.c[order_col]).compile(dialect=engine.dialect))
+        params: Any = ((f"{way}-%",) if raw_select.positiontup is not None
+                       else {"p": f"{way}-%"})
+        raw = [tuple(r) for r in s.connection().exec_driver_sql(raw_select.string, params)]
     return {"core": core, "orm": orm, "raw": raw}
 
 
