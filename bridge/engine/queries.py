@@ -84,6 +84,8 @@ class Queries(Room):
         non-matching addresses are left out. An account without any such profile (every
         first import) answers from one index probe, whatever the page holds."""
         given = list(emails)  # read once, even if the read is tried again
+        if not given:  # a page without new users (every warm run): no transaction at all
+            return {}
 
         def work(repo: Repository) -> dict[str, str]:
             deleted_in_directory = (User.account_id == account_id,
