@@ -5,7 +5,7 @@ once, exactly as SQLAlchemy's own bind processing converts it.
 of the compiled statement (``construct_params``) and runs each value through the type's
 processor by name: at 100,000 created users (the AD sync's first import, issue 17) that
 generic work cost more than SQLite's inserts of the same rows. Here the statement is
-compiled once per (table, columns, dialect), each column's bind processor is taken from
+compiled once per (table, columns) and engine, each column's bind processor is taken from
 its type for that dialect (``TypeEngine.dialect_impl(...).bind_processor``: the same
 function SQLAlchemy applies: a ``TypeDecorator``'s ``process_bind_param`` and then its
 implementation's, JSON through the dialect's serializer, PostgreSQL's ``::JSON`` casts in
@@ -22,6 +22,7 @@ column. Statement events (``before_cursor_execute``) still fire.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -62,16 +63,20 @@ def _base_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     return type_
 
 
-_CACHE: dict[tuple[str, tuple[str, ...], str, str], _Prepared] = {}
+# Per dialect object (one per engine: its own JSON serializer, its own server version),
+# then per (table, columns); forgotten with the engine.
+_CACHE: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], _Prepared]] = (
+    weakref.WeakKeyDictionary())
 _CACHE_LOCK = threading.Lock()
 
 
 def _prepared(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prepared:
-    key = (table.name, columns, dialect.name, dialect.driver)
-    found = _CACHE.get(key)
+    key = (table.name, columns)
+    found = _CACHE.get(dialect, {}).get(key)
     if found is None:
         with _CACHE_LOCK:
-            found = _CACHE.setdefault(key, _Prepared(table, columns, dialect))
+            found = _CACHE.setdefault(dialect, {}).setdefault(
+                key, _Prepared(table, columns, dialect))
     return found
 
 

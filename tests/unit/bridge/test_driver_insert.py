@@ -203,3 +203,28 @@ def test_no_rows_send_nothing(db: Engine) -> None:
     with make_session_factory(db)() as s, s.begin():
         insert_rows(s, cast(Table, User.__table__), [])
     assert not [q for q in sent if q.startswith("INSERT")]
+
+
+def test_each_engine_keeps_its_own_json_serializer(sqlite_url: str) -> None:
+    """The prepared statements are kept per engine (dialect object): an engine built with
+    another JSON serializer stores what its serializer writes, not what the first engine's
+    prepared processors would."""
+    import json
+
+    plain = make_engine(sqlite_url)
+    marked = make_engine(sqlite_url, json_serializer=lambda o: json.dumps(o, indent=1))
+    try:
+        for engine, way in ((plain, "plain"), (marked, "marked")):
+            with make_session_factory(engine)() as s, s.begin():
+                insert_rows(s, cast(Table, AuditEvent.__table__), [{
+                    "event_id": f"{way}-1", "event_time": T0, "event_name": "E",
+                    "event_source": "s", "principal_id": None, "account_id": None,
+                    "organisation": None, "error_code": None, "body": {"a": [1]}}])
+        with plain.connect() as conn:
+            stored = dict(list(conn.exec_driver_sql(
+                "SELECT event_id, body FROM audit_events").tuples()))
+    finally:
+        plain.dispose()
+        marked.dispose()
+    assert stored == {"plain-1": json.dumps({"a": [1]}),
+                      "marked-1": json.dumps({"a": [1]}, indent=1)}
