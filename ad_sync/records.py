@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.engine import UnitOfWork
 from bridge.errors import NotFound
 from bridge.store.ad_models import AdDirectory, AdDirectoryUser, AdSyncPending
 from bridge.store.ad_sync_report_models import DONE, DRY_RUN, RUN, RUNNING, AdSyncReport
+from bridge.store.driver_insert import insert_rows
 from bridge.store.models import User
 
 
@@ -237,8 +238,7 @@ class SyncRecords:
                   "b_fingerprint": rec.fingerprint, "b_enabled": rec.enabled,
                   "b_groups": list(rec.groups), "b_retry": rec.retry}
                  for rec in records if rec.guid in existing]
-        if fresh:
-            session.execute(insert(table), fresh)
+        insert_rows(session, table, fresh)  # the driver's executemany (a cold import)
         if known:
             session.execute(
                 update(table).where(table.c.account_id == account_id,

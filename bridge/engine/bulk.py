@@ -40,6 +40,7 @@ from bridge.engine.room import Clock, Room, chunks
 from bridge.engine.unit_of_work import UnitOfWork
 from bridge.errors import BridgeError, Conflict, Forbidden, NotFound, ValidationError
 from bridge.store import licenses
+from bridge.store.driver_insert import insert_rows
 from bridge.store.models import (
     DirectoryGroup,
     EmailAddress,
@@ -350,9 +351,10 @@ class _DirectoryPage:
         if new_groups:
             session.execute(insert(dg), new_groups)
         new_set = set(new_users)
-        if new_users:
-            session.execute(insert(ut), [
-                {k: users[uid][k] for k in _NEW_USER_KEYS} for uid in new_users])
+        # New rows go to the driver prepared (bridge/store/driver_insert.py): a cold
+        # import creates every user of the directory, page after page.
+        insert_rows(session, ut, [{k: users[uid][k] for k in _NEW_USER_KEYS}
+                                  for uid in new_users])
         existing = [uid for uid in touched if uid not in new_set]
         if existing:
             session.execute(_USER_UPDATE, [
@@ -412,21 +414,20 @@ class _DirectoryPage:
         if flipped:
             session.execute(update(ea).where(ea.c.address == bindparam("b_address"))
                             .values(is_primary=bindparam("b_is_primary")), flipped)
-        if added:
-            session.execute(insert(ea), added)
+        insert_rows(session, ea, added)
 
     def _write_links(self, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         xi, session = _table(ExternalIdentity), self.repo.session
         gone = [e for e, uid in before.items() if after.get(e) != uid]
+        created_at = utcnow()  # one instant for the page's links (one transaction)
         added = [{"user_id": uid, "source": self.source.value, "issuer": self.account_id,
-                  "external_id": e, "created_at": utcnow()}
+                  "external_id": e, "created_at": created_at}
                  for e, uid in after.items() if before.get(e) != uid]
         for chunk in chunks(sorted(gone)):
             session.execute(delete(xi).where(
                 xi.c.source == self.source.value, xi.c.issuer == self.account_id,
                 xi.c.external_id.in_(chunk)))
-        if added:
-            session.execute(insert(xi), added)
+        insert_rows(session, xi, added)
 
     def _write_members(self, before: Mapping[str, set[str]],
                        after: Mapping[str, set[str]]) -> None:
@@ -438,8 +439,7 @@ class _DirectoryPage:
         if gone:
             session.execute(delete(gm).where(gm.c.group_id == bindparam("b_group"),
                                              gm.c.user_id == bindparam("b_user")), gone)
-        if added:
-            session.execute(insert(gm), added)
+        insert_rows(session, gm, added)
 
     def _write_audit(self) -> None:
         UnitOfWork.record_many(self.repo.session, self.audit_rows)

@@ -81,15 +81,25 @@ class Queries(Room):
         that profile's user id. A directory user recreated with the same address gets that
         profile back (same PIN, same history) instead of a clashing duplicate; a live
         directory user is never taken over. One query per 500 addresses; invalid and
-        non-matching addresses are left out."""
-        normalized: dict[str, str] = {}
-        for email in emails:
-            try:
-                normalized[email] = normalize_email(email)
-            except ValidationError:
-                continue
+        non-matching addresses are left out. An account without any such profile (every
+        first import) answers from one index probe, whatever the page holds."""
+        given = list(emails)  # read once, even if the read is tried again
+        if not given:  # a page without new users (every warm run): no transaction at all
+            return {}
 
         def work(repo: Repository) -> dict[str, str]:
+            deleted_in_directory = (User.account_id == account_id,
+                                    User.in_directory.is_(False),
+                                    User.directory_deleted_at.is_not(None))
+            if repo.session.scalar(select(User.id).where(*deleted_in_directory)
+                                   .limit(1)) is None:
+                return {}
+            normalized: dict[str, str] = {}
+            for email in given:
+                try:
+                    normalized[email] = normalize_email(email)
+                except ValidationError:
+                    continue
             owners: dict[str, str] = {}
             wanted = sorted(set(normalized.values()))
             for chunk in chunks(wanted):
@@ -97,9 +107,7 @@ class Queries(Room):
                         select(EmailAddress.address, User.id)
                         .join(User, User.id == EmailAddress.user_id)
                         .where(EmailAddress.address.in_(chunk),
-                               User.account_id == account_id,
-                               User.in_directory.is_(False),
-                               User.directory_deleted_at.is_not(None))).tuples():
+                               *deleted_in_directory)).tuples():
                     owners[address] = uid
             return {raw: owners[n] for raw, n in normalized.items() if n in owners}
 

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain import Tier
 from bridge.domain.usage import License
+from bridge.store.driver_insert import insert_rows
 from bridge.store.models import User
 from bridge.store.usage_models import TierChange, table
 
@@ -77,8 +78,7 @@ def created(session: Session, rows: Iterable[tuple[str, str | None, str | None]]
 def record(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert prepared history rows (``user_id``, ``account_id``, ``tier``, ``changed_at``):
     the bulk directory page, which writes users with set-based statements."""
-    if rows:
-        session.execute(insert(table(TierChange)), list(rows))
+    insert_rows(session, table(TierChange), rows)
 
 
 def set_tiers(session: Session, tiers: Mapping[str, Tier | None], at: datetime) -> None:
