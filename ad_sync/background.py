@@ -11,7 +11,9 @@ request waits at most ``wait_seconds`` (an incremental run takes well under a se
 its report is usually there at once); a full run at 100k users (about a minute) goes on
 while the page says it is in progress. A process that dies mid-run frees the lock with it;
 the sync is made to be redone (pages commit with their records, the watermark with the last
-page), so the next run completes it.
+page), so the next run completes it. A serving process that is asked to stop calls
+:meth:`BackgroundSyncs.stop`: each run under way ends after the page it is applying, its
+report saying ``interrupted`` (the next run completes it), and no new run starts.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 from ad_sync.locks import directory_lock
 from ad_sync.sync import DirectorySync
 from bridge.engine.ad_sync_runs import StartedSync
-from bridge.errors import Conflict, RateLimited
+from bridge.errors import Conflict, RateLimited, UpstreamUnavailable
 from bridge.services import Services
 
 log = logging.getLogger(__name__)
+STOPPING = "This server is stopping; ask for the sync again in a moment."
 
 
 class SyncUnderWay(Conflict):
@@ -38,6 +42,11 @@ class SyncUnderWay(Conflict):
 class TooManySyncs(RateLimited):
     """This process already runs as many syncs on request as it allows (one request, or
     an administrator of many accounts, must not fill the server with runs)."""
+
+
+class ServerStopping(UpstreamUnavailable):
+    """This serving process is stopping: it starts no run (the request can go to another
+    process, or to this one once it is back)."""
 
 
 class BackgroundSyncs:
@@ -52,10 +61,14 @@ class BackgroundSyncs:
         self._slots = threading.BoundedSemaphore(max_runs)
         self._threads: set[threading.Thread] = set()
         self._threads_lock = threading.Lock()
+        # Set once, by stop(): every run started here watches it between pages.
+        self._stopping = threading.Event()
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
               requested_by: str | None, mass_change_max: int | None = None,
               accepted: Callable[[str], None] | None = None) -> StartedSync:
+        if self._stopping.is_set():  # checked again, with stop()'s lock, at the thread's start
+            raise ServerStopping(STOPPING)
         stack = contextlib.ExitStack()  # what the run holds: its slot, the directory's lock
         try:
             if not self._slots.acquire(blocking=False):
@@ -69,15 +82,17 @@ class BackgroundSyncs:
             sync = DirectorySync(self._services, account_id, dry_run=dry_run,
                                  allow_mass_change=allow_mass_change,
                                  requested_by=requested_by, run_id=run_id,
-                                 mass_change_max=mass_change_max)
+                                 mass_change_max=mass_change_max, stop=self._stopping)
             if accepted is not None:
                 accepted(run_id)  # e.g. the request's audit event, before any change
             done = threading.Event()
             thread = threading.Thread(target=self._run, args=(sync, full, stack, done),
                                       name=f"ad-sync-{account_id}", daemon=True)
-            with self._threads_lock:
+            with self._threads_lock:  # with stop()'s: a run starts before it, or never
+                if self._stopping.is_set():
+                    raise ServerStopping(STOPPING)
                 self._threads.add(thread)
-            thread.start()
+                thread.start()
         except BaseException:
             stack.close()
             raise
@@ -101,6 +116,24 @@ class BackgroundSyncs:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout)
+
+    def stop(self, timeout: float) -> bool:
+        """Stop: no run starts from now on, and each run under way ends after the page it
+        is applying (its report: ``interrupted``). Waits up to ``timeout`` seconds in all;
+        True when every run has ended (a run blocked on its directory or its database
+        longer than that is left to die with the process: the sync is made to be redone).
+        Called again, it waits again."""
+        with self._threads_lock:
+            self._stopping.set()
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in threads if t.is_alive()]
+        if left:
+            log.warning("stopping: %d AD sync run(s) still under way after %.0f s: %s",
+                        len(left), timeout, ", ".join(left))
+        return not left
 
     def running(self, account_id: str) -> bool:
         with directory_lock(self._services, account_id) as held:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # The composition root's own entry in ``app.extensions`` (the Services it built, for tests
 # and the CLI). Doors never read it: each receives what it needs when it is registered.
 EXTENSION = "bridge"
+# The AD door's runs on request, for the serving entry point to stop them at shutdown
+# (bridge.serve.build_app).
+SYNCS_EXTENSION = "bridge.directory_syncs"
 
 
 def create_app(settings: Settings, services_: Services | None = None) -> Flask:
@@ -70,6 +73,7 @@ def create_app(settings: Settings, services_: Services | None = None) -> Flask:
     # threads under the directory's sync lock, the request waiting at most a moment.
     directory_syncs = BackgroundSyncs(svc, wait_seconds=settings.ad_sync_now_wait_seconds,
                                       max_runs=settings.ad_sync_now_max_runs)
+    app.extensions[SYNCS_EXTENSION] = directory_syncs
     register_admin_api(app, svc, verify_directory=verify_directory,
                        verify_directory_bind=lambda target:
                        ad_client.verify_bind(target, allow_insecure=allow_insecure),

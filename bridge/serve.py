@@ -22,6 +22,7 @@ application's ProxyFix) alone decides whether to believe them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import resource
 import signal
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT = 60
 THREADS_PER_WORKER = 4
+# How long a stopping process waits for AD sync runs to end their current page (a page of
+# 1,000 users takes well under a second; a run blocked longer dies with the process).
+SYNC_STOP_SECONDS = 10.0
 
 
 def raise_open_file_limit(wanted: int) -> None:
@@ -80,7 +84,7 @@ def build_app(settings: Settings) -> Any:
     behind the access log (text format; JSON logs carry ``bridge.request`` lines)."""
     from bridge.api.data_export import start_background as start_data_export_job
     from bridge.api.web import start_background
-    from bridge.app import create_app
+    from bridge.app import SYNCS_EXTENSION, create_app
     from bridge.logs import AccessLog
     from bridge.services import build_services
     from bridge.usage_jobs import start_rollup
@@ -90,6 +94,10 @@ def build_app(settings: Settings) -> Any:
     start_background(app, services)  # the domain re-check
     start_data_export_job(app, services)  # builds requested data exports
     start_rollup(services)  # the daily usage roll-up (bridge.usage_jobs)
+    # At exit (after waitress's drain, or a gunicorn worker's graceful stop), AD syncs that
+    # an administrator started end after their current page and report "interrupted",
+    # instead of dying mid-page with their report left "running".
+    atexit.register(app.extensions[SYNCS_EXTENSION].stop, SYNC_STOP_SECONDS)
     return AccessLog(app) if settings.log_format == "text" else app
 
 

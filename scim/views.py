@@ -19,23 +19,21 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from bridge.bounds import bounded_int
 from bridge.domain import Actor, IdentitySource
 from bridge.domain.search import Comparison, Ref, SearchQuery
 from bridge.engine import ResolutionEngine
 from bridge.engine.api_keys import KeyIdentity
 from bridge.engine.results import DirectoryGroupView, GroupChange, UserView
-from bridge.errors import BridgeError, NotFound, StaleVersion, ValidationError
+from bridge.errors import BridgeError, NotFound, StaleVersion
 from bridge.services import Services
 from scim import errors
-from scim.errors import CONTENT_TYPE, ScimError, invalid_value
-from scim.filters import canonical, parse_filter
+from scim.errors import CONTENT_TYPE, ScimError
 from scim.patch import apply_user_patch, operations, plan_group_patch
+from scim.request_args import attributes, if_match, list_params, list_query
 from scim.request_body import buffer_body, read_json
 from scim.resources import (
     GROUP_EXTENSIONS,
     USER_EXTENSIONS,
-    Projection,
     etag,
     group_member_ids,
     render_group,
@@ -48,16 +46,13 @@ from scim.schemas import (
     GROUP,
     LIST_RESPONSE,
     SCHEMAS,
-    SEARCH_REQUEST,
     USER,
-    Schema,
     resource_types,
     service_provider_config,
 )
 
 log = logging.getLogger(__name__)
 PREFIX = "/scim/v2"
-_ETAG = re.compile(r'^(?:W/)?"([0-9]{1,18})"$')
 # Requests that only read: the key check and the engine reads share one read transaction.
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -115,81 +110,8 @@ def _body() -> Any:
     return read_json(services().settings.max_body_bytes)
 
 
-def _if_match() -> int | None:
-    """The version of ``If-Match`` (RFC 7232); None when absent or ``*``. A value that is
-    not one of our ETags can never match: 412."""
-    raw = request.headers.get("If-Match")
-    if raw is None or raw.strip() == "*":
-        return None
-    match = _ETAG.match(raw.strip())
-    if match is None:
-        raise ScimError(412, "If-Match does not name a version of this resource.")
-    return int(match.group(1))
-
-
-def _int_arg(params: dict[str, Any], name: str, default: int) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return bounded_int(raw, name)
-    except ValidationError as exc:
-        raise invalid_value(exc.message) from None
-
-
-def _params() -> dict[str, Any]:
-    """The list parameters of this request: the query string of GET, or the SearchRequest
-    body of ``POST .search`` (RFC 7644 3.4.3), in query-string form."""
-    if request.method == "GET":
-        return dict(request.args)
-    body = _body()
-    if not isinstance(body, dict) or SEARCH_REQUEST.lower() not in {
-            str(s).lower() for s in body.get("schemas") or []}:
-        raise errors.invalid_syntax(f"A search needs 'schemas': [{SEARCH_REQUEST!r}].")
-    params: dict[str, Any] = {}
-    for key in ("filter", "sortBy", "sortOrder", "startIndex", "count"):
-        if body.get(key) is not None:
-            params[key] = str(body[key])
-    for key in ("attributes", "excludedAttributes"):
-        value = body.get(key)
-        if isinstance(value, list):
-            params[key] = ",".join(str(v) for v in value)
-        elif isinstance(value, str):
-            params[key] = value
-    return params
-
-
-def _query(schema: Schema, params: dict[str, Any]) -> SearchQuery:
-    """filter / startIndex / count / sortBy / sortOrder of a list request (RFC 7644
-    3.4.2). ``count`` above ``scim_max_results`` is cut to it (the page says how many it
-    holds); a negative count is 0; startIndex below 1 is 1."""
-    maximum = services().settings.scim_max_results
-    text = params.get("filter")
-    node = parse_filter(text, schema) if text is not None else None
-    start = max(_int_arg(params, "startIndex", 1), 1)
-    count = min(max(_int_arg(params, "count", maximum), 0), maximum)
-    sort_by = params.get("sortBy")
-    order = (params.get("sortOrder") or "ascending").lower()
-    if order not in ("ascending", "descending"):
-        raise invalid_value("sortOrder must be ascending or descending.")
-    sort_key = canonical(schema, *_split_sort(sort_by)) if sort_by else None
-    return SearchQuery(node, sort_key, order == "descending", start, count)
-
-
-def _split_sort(sort_by: str) -> tuple[str, str | None, str | None]:
-    uri = None
-    for s in SCHEMAS.values():
-        if sort_by.lower().startswith(s.id.lower() + ":"):
-            uri, sort_by = s.id, sort_by[len(s.id) + 1:]
-    name, _, sub = sort_by.partition(".")
-    return name, sub or None, uri
-
-
-def _projection(schema: Schema, extensions: tuple[Schema, ...],
-                params: dict[str, Any] | None = None) -> Projection:
-    source = request.args if params is None else params
-    return Projection(source.get("attributes"), source.get("excludedAttributes"),
-                      schema, extensions)
+def _max_results() -> int:
+    return services().settings.scim_max_results
 
 
 def _list(resources: list[dict[str, Any]], total: int, start: int) -> Response:
@@ -366,12 +288,12 @@ def _written_user(view: UserView) -> Response:
     """The reply to a PUT or PATCH, rendered from the view the engine's write returned (its
     groups with their ids): no read transaction after the write."""
     groups = [Ref(gid, name) for gid, name in zip(view.group_ids, view.groups, strict=True)]
-    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, groups, _base_url()))
+    doc = attributes(USER, USER_EXTENSIONS).apply(render_user(view, groups, _base_url()))
     return _json(doc, headers={"ETag": etag(view.version)})
 
 
 def _user_response(user_id: str, status: int = 200) -> Response:
-    projection = _projection(USER, USER_EXTENSIONS)
+    projection = attributes(USER, USER_EXTENSIONS)
     view, groups = _read_user(user_id, groups=projection.wants("groups"))
     doc = projection.apply(render_user(view, groups, _base_url()))
     headers = {"ETag": etag(view.version)}
@@ -384,9 +306,9 @@ def _user_response(user_id: str, status: int = 200) -> Response:
 @bp.get("/Users")
 @bp.post("/Users/.search")
 def list_users() -> Response:
-    params = _params()
-    query = _query(USER, params)
-    projection = _projection(USER, USER_EXTENSIONS, params)
+    params = list_params(_body)
+    query = list_query(USER, params, _max_results())
+    projection = attributes(USER, USER_EXTENSIONS, params)
     # SCIM renders the emails the client sent: the effective addresses are not read.
     page = _engine().search_users(_account(), query, include_groups=projection.wants("groups"),
                                   include_addresses=False)
@@ -398,7 +320,7 @@ def list_users() -> Response:
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id: str) -> Response:
-    projection = _projection(USER, USER_EXTENSIONS)
+    projection = attributes(USER, USER_EXTENSIONS)
     view, groups = _read_user(user_id, groups=projection.wants("groups"))
     if request.headers.get("If-None-Match") == etag(view.version):
         return Response(status=304, headers={"ETag": etag(view.version)})
@@ -416,7 +338,7 @@ def create_user() -> Response:
     # Rendered from the view the write returns (a new user is in no group): no second
     # read transaction after the write.
     view = result.user
-    doc = _projection(USER, USER_EXTENSIONS).apply(render_user(view, [], _base_url()))
+    doc = attributes(USER, USER_EXTENSIONS).apply(render_user(view, [], _base_url()))
     return _json(doc, 201, {"ETag": etag(view.version),
                             "Location": f"{_base_url()}/Users/{view.id}"})
 
@@ -424,7 +346,7 @@ def create_user() -> Response:
 @bp.put("/Users/<user_id>")
 @_writes
 def replace_user(user_id: str) -> Response:
-    expected = _if_match()
+    expected = if_match()
     args = user_args(validate(_body(), USER, USER_EXTENSIONS))
     result = _engine().upsert_directory_user(
         _actor(), _account(), source=IdentitySource.SCIM, user_id=user_id,
@@ -436,7 +358,7 @@ def replace_user(user_id: str) -> Response:
 @_writes
 def patch_user(user_id: str) -> Response:
     ops = operations(_body())
-    expected = _if_match()
+    expected = if_match()
     if not ops:
         # Microsoft's validator sends an empty Operations list: nothing to write.
         current, _groups = _read_user(user_id, groups=False)
@@ -460,7 +382,7 @@ def patch_user(user_id: str) -> Response:
 @bp.delete("/Users/<user_id>")
 @_writes
 def delete_user(user_id: str) -> Response:
-    _engine().delete_user(_actor(), _account(), user_id, expected_version=_if_match(),
+    _engine().delete_user(_actor(), _account(), user_id, expected_version=if_match(),
                           event_name="ScimDeleteUser")
     return Response(status=204)
 
@@ -477,7 +399,7 @@ def _read_group(group_id: str, *, members: bool) -> tuple[DirectoryGroupView, li
 
 
 def _group_response(group_id: str, status: int = 200) -> Response:
-    projection = _projection(GROUP, GROUP_EXTENSIONS)
+    projection = attributes(GROUP, GROUP_EXTENSIONS)
     view, members = _read_group(group_id, members=projection.wants("members"))
     doc = projection.apply(render_group(view, members, _base_url()))
     headers = {"ETag": etag(view.version)}
@@ -489,9 +411,9 @@ def _group_response(group_id: str, status: int = 200) -> Response:
 @bp.get("/Groups")
 @bp.post("/Groups/.search")
 def list_groups() -> Response:
-    params = _params()
-    query = _query(GROUP, params)
-    projection = _projection(GROUP, GROUP_EXTENSIONS, params)
+    params = list_params(_body)
+    query = list_query(GROUP, params, _max_results())
+    projection = attributes(GROUP, GROUP_EXTENSIONS, params)
     page = _engine().search_groups(_account(), query,
                                    include_members=projection.wants("members"))
     base = _base_url()
@@ -502,7 +424,7 @@ def list_groups() -> Response:
 
 @bp.get("/Groups/<group_id>")
 def get_group(group_id: str) -> Response:
-    projection = _projection(GROUP, GROUP_EXTENSIONS)
+    projection = attributes(GROUP, GROUP_EXTENSIONS)
     view, members = _read_group(group_id, members=projection.wants("members"))
     if request.headers.get("If-None-Match") == etag(view.version):
         return Response(status=304, headers={"ETag": etag(view.version)})
@@ -524,7 +446,7 @@ def create_group() -> Response:
 @bp.put("/Groups/<group_id>")
 @_writes
 def replace_group(group_id: str) -> Response:
-    expected = _if_match()
+    expected = if_match()
     doc = validate(_body(), GROUP, GROUP_EXTENSIONS)
     change = GroupChange(name=doc["displayName"], external_id=doc.get("externalId"),
                          set_external_id=True,
@@ -538,7 +460,7 @@ def replace_group(group_id: str) -> Response:
 @_writes
 def patch_group(group_id: str) -> Response:
     ops = operations(_body())
-    expected = _if_match()
+    expected = if_match()
     plan = plan_group_patch(ops, group_id, GROUP)
     change = GroupChange(name=plan.display_name, external_id=plan.new_external_id,
                          set_external_id=plan.external_id_changed, add=plan.add,
@@ -556,7 +478,7 @@ def patch_group(group_id: str) -> Response:
 @bp.delete("/Groups/<group_id>")
 @_writes
 def delete_group(group_id: str) -> Response:
-    _engine().delete_group(_actor(), _account(), group_id, expected_version=_if_match(),
+    _engine().delete_group(_actor(), _account(), group_id, expected_version=if_match(),
                            event_name="ScimDeleteGroup")
     return Response(status=204)
 
