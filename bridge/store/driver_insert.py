@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table, TypeDecorator, insert
@@ -83,14 +84,17 @@ def _prepared(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prep
 def _once_per_value(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` of a scalar column (date-time, boolean) remembering its results by value
     for one call of :func:`insert_rows`: a page writes the same instant many times (its
-    creation and update times). Scalars are immutable, so equal values convert equally."""
+    creation and update times). Scalars are immutable, so equal values convert equally,
+    except aware date-times: two can be equal yet name two instants (a zone's repeated
+    wall time, ``fold`` 0 and 1), so their UTC offset is part of what is remembered."""
     done: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
+        key = (value, value.utcoffset()) if isinstance(value, datetime) else value
         try:
-            return done[value]
+            return done[key]
         except KeyError:
-            result = done[value] = process(value)
+            result = done[key] = process(value)
             return result
 
     return convert
