@@ -248,3 +248,20 @@ def test_equal_wall_times_of_two_instants_are_stored_apart(db: Engine) -> None:
         got = list(s.scalars(select(TierChange.changed_at).order_by(TierChange.user_id)))
     assert got == [first.astimezone(UTC), second.astimezone(UTC)]
     assert got[1] - got[0] == timedelta(hours=1)
+
+
+def test_prepared_statements_are_forgotten_with_their_engine(sqlite_url: str) -> None:
+    """The statements prepared for an engine live no longer than it: a process that makes
+    many engines (each test's, a CLI command's) does not keep every dialect it ever saw."""
+    import gc
+    import weakref
+
+    engine = make_engine(sqlite_url)
+    with make_session_factory(engine)() as s, s.begin():
+        insert_rows(s, cast(Table, TierChange.__table__), [
+            {"user_id": "drv-user-0", "account_id": None, "tier": None, "changed_at": T0}])
+    dialect = weakref.ref(engine.dialect)
+    engine.dispose()
+    del engine, s
+    gc.collect()
+    assert dialect() is None
