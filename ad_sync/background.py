@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -61,14 +60,20 @@ class BackgroundSyncs:
         self._slots = threading.BoundedSemaphore(max_runs)
         self._threads: set[threading.Thread] = set()
         self._threads_lock = threading.Lock()
+        # Notified when a run ends and when a start() is done: stop() waits on it.
+        self._changed = threading.Condition(self._threads_lock)
+        # start() calls past their stopping check whose run is not yet registered.
+        self._starting = 0
         # Set once, by stop(): every run started here watches it between pages.
         self._stopping = threading.Event()
 
     def start(self, account_id: str, *, dry_run: bool, full: bool, allow_mass_change: bool,
               requested_by: str | None, mass_change_max: int | None = None,
               accepted: Callable[[str], None] | None = None) -> StartedSync:
-        if self._stopping.is_set():  # checked again, with stop()'s lock, at the thread's start
-            raise ServerStopping(STOPPING)
+        with self._threads_lock:  # with stop()'s: a start refuses, or stop() waits for it
+            if self._stopping.is_set():
+                raise ServerStopping(STOPPING)
+            self._starting += 1
         stack = contextlib.ExitStack()  # what the run holds: its slot, the directory's lock
         try:
             if not self._slots.acquire(blocking=False):
@@ -88,14 +93,18 @@ class BackgroundSyncs:
             done = threading.Event()
             thread = threading.Thread(target=self._run, args=(sync, full, stack, done),
                                       name=f"ad-sync-{account_id}", daemon=True)
-            with self._threads_lock:  # with stop()'s: a run starts before it, or never
-                if self._stopping.is_set():
-                    raise ServerStopping(STOPPING)
+            # Accepted (its event is in the trail): it runs even if stop() came meanwhile,
+            # and ends at its first page ("interrupted"); stop() waits for it.
+            with self._threads_lock:
                 self._threads.add(thread)
                 thread.start()
         except BaseException:
             stack.close()
             raise
+        finally:
+            with self._changed:
+                self._starting -= 1
+                self._changed.notify_all()
         return StartedSync(run_id, done.wait(self._wait))
 
     def _run(self, sync: DirectorySync, full: bool, stack: contextlib.ExitStack,
@@ -106,8 +115,9 @@ class BackgroundSyncs:
             log.exception("AD sync %s of %s failed", sync.run_id, sync.account_id)
         finally:
             stack.close()
-            with self._threads_lock:
+            with self._changed:
                 self._threads.discard(threading.current_thread())
+                self._changed.notify_all()
             done.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -118,22 +128,22 @@ class BackgroundSyncs:
             thread.join(timeout)
 
     def stop(self, timeout: float) -> bool:
-        """Stop: no run starts from now on, and each run under way ends after the page it
-        is applying (its report: ``interrupted``). Waits up to ``timeout`` seconds in all;
+        """Stop: no start is accepted from now on, and each run under way (also one whose
+        start was accepted just before) ends after the page it is applying (its report:
+        ``interrupted``). Waits up to ``timeout`` seconds in all;
         True when every run has ended (a run blocked on its directory or its database
         longer than that is left to die with the process: the sync is made to be redone).
         Called again, it waits again."""
-        with self._threads_lock:
+        with self._changed:
             self._stopping.set()
-            threads = list(self._threads)
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        left = [t.name for t in threads if t.is_alive()]
-        if left:
+            # Runs under way, and those a start() accepted before the stop came.
+            ended = self._changed.wait_for(
+                lambda: not self._starting and not self._threads, timeout)
+            left = sorted(t.name for t in self._threads)
+        if not ended:
             log.warning("stopping: %d AD sync run(s) still under way after %.0f s: %s",
                         len(left), timeout, ", ".join(left))
-        return not left
+        return ended
 
     def running(self, account_id: str) -> bool:
         with directory_lock(self._services, account_id) as held:

@@ -22,8 +22,8 @@ column. Statement events (``before_cursor_execute``) still fire.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table, TypeDecorator, insert
@@ -64,33 +64,38 @@ def _base_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 
 
 # Per dialect object (one per engine: its own JSON serializer, its own server version),
-# then per (table, columns); forgotten with the engine.
-_CACHE: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], _Prepared]] = (
-    weakref.WeakKeyDictionary())
+# then per (table, columns); forgotten with the engine. Kept on the dialect itself, not in
+# a WeakKeyDictionary keyed by it: the processors refer to their dialect (a TypeDecorator's
+# does), so such an entry would keep its own key, and every engine ever made, alive.
+_CACHE_ATTRIBUTE = "_bridge_driver_inserts"
 _CACHE_LOCK = threading.Lock()
 
 
 def _prepared(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prepared:
     key = (table.name, columns)
-    found = _CACHE.get(dialect, {}).get(key)
+    found = getattr(dialect, _CACHE_ATTRIBUTE, {}).get(key)
     if found is None:
         with _CACHE_LOCK:
-            found = _CACHE.setdefault(dialect, {}).setdefault(
-                key, _Prepared(table, columns, dialect))
+            cache: dict[tuple[str, tuple[str, ...]], _Prepared] = (
+                dialect.__dict__.setdefault(_CACHE_ATTRIBUTE, {}))
+            found = cache.setdefault(key, _Prepared(table, columns, dialect))
     return found
 
 
 def _once_per_value(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` of a scalar column (date-time, boolean) remembering its results by value
     for one call of :func:`insert_rows`: a page writes the same instant many times (its
-    creation and update times). Scalars are immutable, so equal values convert equally."""
+    creation and update times). Scalars are immutable, so equal values convert equally,
+    except aware date-times: two can be equal yet name two instants (a zone's repeated
+    wall time, ``fold`` 0 and 1), so their UTC offset is part of what is remembered."""
     done: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
+        key = (value, value.utcoffset()) if isinstance(value, datetime) else value
         try:
-            return done[value]
+            return done[key]
         except KeyError:
-            result = done[value] = process(value)
+            result = done[key] = process(value)
             return result
 
     return convert

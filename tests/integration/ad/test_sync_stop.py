@@ -6,6 +6,8 @@ holds the store's writers' lock so that the run is certainly mid-way when the st
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,29 @@ def test_a_stopping_server_interrupts_its_runs_and_starts_none(
     assert _last_sync(after, bridge.account_id)["Status"] == "ok"
     assert {engine.get_user_by_email(f"{n}@example.com").in_directory
             for n in ("sam", "sue")} == {True}
+
+
+def test_a_run_accepted_as_the_server_stops_still_runs_and_is_waited_for(
+        served: tuple[Flask, Bridge]) -> None:
+    """A start whose request was accepted (its audit event written) when the stop comes
+    runs and ends ``interrupted``, and stop() waits for it: the trail never names a run
+    that then never started, under a second, refused event for the same request."""
+    app, bridge = served
+    syncs: BackgroundSyncs = app.extensions[SYNCS_EXTENSION]
+    stopped: list[bool] = []
+    stopper = threading.Thread(target=lambda: stopped.append(syncs.stop(60)))
+
+    def accepted(_run_id: str) -> None:  # the stop comes while the event is written
+        stopper.start()
+        deadline = time.monotonic() + 10
+        while not syncs._stopping.is_set():
+            assert time.monotonic() < deadline, "stop() never began"
+            time.sleep(0.01)
+
+    started = syncs.start(bridge.account_id, dry_run=False, full=True,
+                          allow_mass_change=False, requested_by="admin", accepted=accepted)
+    stopper.join(60)
+    assert stopped == [True]
+    report = _last_sync(app, bridge.account_id)
+    assert (report["RunId"], report["Status"], report["InProgress"]) == (
+        started.run_id, "interrupted", False)

@@ -228,3 +228,40 @@ def test_each_engine_keeps_its_own_json_serializer(sqlite_url: str) -> None:
         marked.dispose()
     assert stored == {"plain-1": json.dumps({"a": [1]}),
                       "marked-1": json.dumps({"a": [1]}, indent=1)}
+
+
+def test_equal_wall_times_of_two_instants_are_stored_apart(db: Engine) -> None:
+    """Two aware date-times can be equal in Python (and hash alike) yet name two instants:
+    the repeated wall time of a zone's autumn change, ``fold`` 0 and 1 in one ``ZoneInfo``.
+    A value converted once and reused for "equal" values must not store the second as the
+    first (Core stores them an hour apart)."""
+    from zoneinfo import ZoneInfo
+
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second and first.utcoffset() != second.utcoffset()
+    with make_session_factory(db)() as s, s.begin():
+        insert_rows(s, cast(Table, TierChange.__table__), [
+            {"user_id": f"drv-user-{i}", "account_id": None, "tier": None, "changed_at": at}
+            for i, at in enumerate((first, second))])
+    with Session(db) as s:
+        got = list(s.scalars(select(TierChange.changed_at).order_by(TierChange.user_id)))
+    assert got == [first.astimezone(UTC), second.astimezone(UTC)]
+    assert got[1] - got[0] == timedelta(hours=1)
+
+
+def test_prepared_statements_are_forgotten_with_their_engine(sqlite_url: str) -> None:
+    """The statements prepared for an engine live no longer than it: a process that makes
+    many engines (each test's, a CLI command's) does not keep every dialect it ever saw."""
+    import gc
+    import weakref
+
+    engine = make_engine(sqlite_url)
+    with make_session_factory(engine)() as s, s.begin():
+        insert_rows(s, cast(Table, TierChange.__table__), [
+            {"user_id": "drv-user-0", "account_id": None, "tier": None, "changed_at": T0}])
+    dialect = weakref.ref(engine.dialect)
+    engine.dispose()
+    del engine, s
+    gc.collect()
+    assert dialect() is None
