@@ -30,10 +30,12 @@ Safety rules (``shared/notes/sync-and-signin-lessons.md``):
 * addresses another user owns are skipped and reported, never merged.
 
 Each page's engine changes (one bulk engine operation, ``engine.apply_directory_users``) and
-the sync records commit in one transaction (``engine.single_transaction``); the watermark
-commits with the run's last page, so it never runs ahead of the data: a run killed half-way
-is simply redone (users keyed by objectGUID, unchanged ones skipped), nothing is lost or
-doubled.
+the sync records commit in one transaction (``engine.single_transaction``); a full run into
+an empty bridge (the cold import) commits several pages together, up to
+``transaction_users`` users per transaction (fewer, larger commits: on SQLite each commit
+costs fsyncs and WAL checkpoints). The watermark commits with the run's last page, so it
+never runs ahead of the data: a run killed half-way is simply redone (users keyed by
+objectGUID, unchanged ones skipped), nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from ldap3 import Connection
+from sqlalchemy.orm import Session
 
 from ad_sync import client, decisions, groups, heap, incremental
 from ad_sync.client import DirectoryError
@@ -68,6 +72,9 @@ log = logging.getLogger(__name__)
 ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
 # Fingerprint mark of a user whose addresses clashed: never "unchanged".
 RETRY_PREFIX = "retry:"
+# Users per transaction of a cold import (pages of an empty bridge's full run): measured in
+# docs/performance.md (issue 17, fifth round).
+TRANSACTION_USERS = 5000
 
 
 class SyncInterrupted(Exception):
@@ -86,14 +93,20 @@ class DirectorySync:
     ``connection``: a service-account connection already bound to the account's directory
     (the daemon binds once per registered directory and passes it to the run of every
     account connected to it); the run uses it and leaves it open. Without it the run binds
-    on its own. A full run's reader helper process always binds for itself."""
+    on its own. A full run's reader helper process always binds for itself.
+
+    ``transaction_users``: a cold import (a full run into an empty bridge) commits its pages
+    in transactions of up to this many users (at least one page each); every other run
+    commits page by page. ``on_page(pages)`` is called after each page's changes are
+    written (committed, unless in such a group: then before the group commits)."""
 
     def __init__(self, services: Services, account_id: str, *, page_size: int = ms_ad.PAGE_SIZE,
                  dry_run: bool = False, allow_mass_change: bool = False,
                  on_page: Callable[[int], None] | None = None,
                  stop: threading.Event | None = None,
                  connection: Connection | None = None, requested_by: str | None = None,
-                 run_id: str | None = None, mass_change_max: int | None = None) -> None:
+                 run_id: str | None = None, mass_change_max: int | None = None,
+                 transaction_users: int = TRANSACTION_USERS) -> None:
         self.svc = services
         self.requested_by = requested_by
         self.run_id = run_id or str(uuid.uuid4())
@@ -101,6 +114,7 @@ class DirectorySync:
         self.records = SyncRecords(services.engine.uow)
         self.account_id = account_id
         self.page_size = page_size
+        self.transaction_users = transaction_users
         self.dry_run = dry_run
         self.allow_mass_change = allow_mass_change
         self.mass_change_max = mass_change_max  # bounds allow_mass_change (what was confirmed)
@@ -267,9 +281,12 @@ class DirectorySync:
                 self.records.save_progress(session, self.account_id,
                                          full_run_started_usn=dse.highest_usn)
         seen = 0
-        for users in pages:
-            seen += self._full_page(users, closure, staged, run_id, report)
-            self._check_stop()
+        if staged:
+            for users in pages:
+                seen += self._full_page(users, closure, run_id, report)
+                self._check_stop()
+        else:
+            seen = self._cold_pages(pages, closure, run_id, report)
         if staged:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
@@ -296,13 +313,43 @@ class DirectorySync:
         gone = self.records.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
 
+    def _cold_pages(self, pages: Iterable[Sequence[ms_ad.DirectoryUser]],
+                    closure: Mapping[str, frozenset[str]], run_id: str,
+                    report: SyncReport) -> int:
+        """Apply the pages of a full run into an empty bridge as they arrive, several pages
+        per transaction (up to ``transaction_users`` users, at least one page); the number
+        of users seen. Nothing is suspended in such a run, so there is no guard to wait
+        for; the stop is checked after every page and ends the transaction there (what is
+        applied commits, nothing of a page is half-applied)."""
+        seen = 0
+        remaining = iter(pages)
+        while True:
+            in_transaction = 0
+            with self._transaction():
+                for users in remaining:
+                    self._apply_page(users, closure, report, run_id=run_id)
+                    in_transaction += len(users)
+                    if in_transaction >= self.transaction_users or self.stop.is_set():
+                        break
+            seen += in_transaction
+            self._check_stop()
+            if not in_transaction:
+                return seen
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session | None]:
+        """One transaction for the pages applied inside (``engine.single_transaction``);
+        in a dry run, none (nothing is written). Pages applied outside commit alone."""
+        if self.dry_run:
+            yield None
+            return
+        with self.engine.single_transaction() as session:
+            yield session
+
     def _full_page(self, users: Sequence[ms_ad.DirectoryUser],
-                   closure: Mapping[str, frozenset[str]], staged: bool, run_id: str,
+                   closure: Mapping[str, frozenset[str]], run_id: str,
                    report: SyncReport) -> int:
-        """Apply (empty bridge) or stage one page of a full run; the number of users in it."""
-        if not staged:
-            self._apply_page(users, closure, report, run_id=run_id)
-            return len(users)
+        """Stage one page of a full run over known users; the number of users in it."""
         known = self.records.known_users(self.account_id, [u.guid for u in users])
         changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
@@ -349,7 +396,7 @@ class DirectorySync:
             replace_groups=ch.known is None or ch.known.groups != ch.groups,
             user_id=recreated[ch.user.guid][0] if ch.user.guid in recreated else None)
             for ch in changes]
-        with self.engine.single_transaction() as session:
+        with self._page_transaction() as session:
             outcomes = self.engine.apply_directory_users(
                 self.actor, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
                 event_name="SyncDirectoryUser") if items else []
@@ -369,6 +416,17 @@ class DirectorySync:
                                              [ch.user.guid for ch in changes])
         if self.on_page is not None:
             self.on_page(report.pages)
+
+    @contextmanager
+    def _page_transaction(self) -> Iterator[Session]:
+        """The open transaction of a group of pages (:meth:`_cold_pages`), else one of the
+        page's own."""
+        session = self.engine.uow.open_unit()
+        if session is not None:
+            yield session
+            return
+        with self.engine.single_transaction() as session:
+            yield session
 
     def _recreated(self, users: Sequence[ms_ad.DirectoryUser]
                    ) -> dict[str, tuple[str, list[str]]]:
