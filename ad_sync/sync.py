@@ -74,7 +74,7 @@ ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
 RETRY_PREFIX = "retry:"
 # Users per transaction of a cold import (pages of an empty bridge's full run): measured in
 # docs/performance.md (issue 17, fifth round).
-TRANSACTION_USERS = 5000
+TRANSACTION_USERS = 10_000
 
 
 class SyncInterrupted(Exception):
