@@ -323,18 +323,20 @@ class DirectorySync:
         applied commits, nothing of a page is half-applied)."""
         seen = 0
         remaining = iter(pages)
-        while True:
-            in_transaction = 0
+        exhausted = False
+        while not exhausted:
             with self._transaction():
+                in_transaction = 0
                 for users in remaining:
                     self._apply_page(users, closure, report, run_id=run_id)
                     in_transaction += len(users)
                     if in_transaction >= self.transaction_users or self.stop.is_set():
                         break
+                else:
+                    exhausted = True
             seen += in_transaction
             self._check_stop()
-            if not in_transaction:
-                return seen
+        return seen
 
     @contextmanager
     def _transaction(self) -> Iterator[Session | None]:
@@ -386,7 +388,8 @@ class DirectorySync:
                 run_id: str | None,
                 seen: Sequence[str] = (), pending: bool = False) -> None:
         """Engine changes (one bulk engine operation for the page), sync records, seen
-        marks and (staged runs) the removal of the staged rows: one transaction."""
+        marks and (staged runs) the removal of the staged rows: one transaction (the
+        page's own, or the open one of a cold import's group of pages)."""
         recreated = self._recreated([ch.user for ch in changes if ch.known is None])
         items = [DirectoryUserInput(
             external_id=ch.user.guid, primary_email=ch.user.mail,
