@@ -60,8 +60,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--metrics-port", type=int, default=0,
                    help="daemon: serve its Prometheus /metrics (the sync metrics) on this "
                         "port of BRIDGE_HOST (default: none)")
-    # Tests only: stop making progress after N committed pages (to be killed there).
+    # Tests only: stop making progress after N written pages (to be killed there; with
+    # pages grouped in one transaction, possibly before their transaction commits).
     p.add_argument("--debug-stall-after-pages", type=int, default=None, help=argparse.SUPPRESS)
+    # Tests only: users per transaction of a cold import (ad_sync.sync.TRANSACTION_USERS).
+    p.add_argument("--debug-transaction-users", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_handle)
 
 
@@ -106,7 +109,9 @@ def _once(services: Any, args: argparse.Namespace) -> int:
             return EXIT_LOCKED
         report = DirectorySync(services, args.account, page_size=args.page_size,
                                dry_run=args.dry_run, allow_mass_change=args.allow_mass_change,
-                               on_page=_stall_hook(args.debug_stall_after_pages)
+                               on_page=_stall_hook(args.debug_stall_after_pages),
+                               **({} if args.debug_transaction_users is None else
+                                  {"transaction_users": args.debug_transaction_users})
                                ).run(full=args.full)
     print(json.dumps(report.as_json(), indent=2, sort_keys=True, default=str))
     return exit_code(report)

@@ -30,10 +30,12 @@ Safety rules (``shared/notes/sync-and-signin-lessons.md``):
 * addresses another user owns are skipped and reported, never merged.
 
 Each page's engine changes (one bulk engine operation, ``engine.apply_directory_users``) and
-the sync records commit in one transaction (``engine.single_transaction``); the watermark
-commits with the run's last page, so it never runs ahead of the data: a run killed half-way
-is simply redone (users keyed by objectGUID, unchanged ones skipped), nothing is lost or
-doubled.
+the sync records commit in one transaction (``engine.single_transaction``); a full run into
+an empty bridge (the cold import) commits several pages together, up to
+``transaction_users`` users per transaction (fewer, larger commits: on SQLite each commit
+costs fsyncs and WAL checkpoints). The watermark commits with the run's last page, so it
+never runs ahead of the data: a run killed half-way is simply redone (users keyed by
+objectGUID, unchanged ones skipped), nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -43,13 +45,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from ldap3 import Connection
+from sqlalchemy.orm import Session
 
-from ad_sync import client, decisions, groups, heap
+from ad_sync import client, decisions, groups, heap, incremental
 from ad_sync.client import DirectoryError
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
@@ -68,6 +72,9 @@ log = logging.getLogger(__name__)
 ACTOR = Actor(type="System", principal_id="ad-sync", name="ad-sync")
 # Fingerprint mark of a user whose addresses clashed: never "unchanged".
 RETRY_PREFIX = "retry:"
+# Users per transaction of a cold import (pages of an empty bridge's full run): measured in
+# docs/performance.md (issue 17, fifth round).
+TRANSACTION_USERS = 10_000
 
 
 class SyncInterrupted(Exception):
@@ -86,14 +93,20 @@ class DirectorySync:
     ``connection``: a service-account connection already bound to the account's directory
     (the daemon binds once per registered directory and passes it to the run of every
     account connected to it); the run uses it and leaves it open. Without it the run binds
-    on its own. A full run's reader helper process always binds for itself."""
+    on its own. A full run's reader helper process always binds for itself.
+
+    ``transaction_users``: a cold import (a full run into an empty bridge) commits its pages
+    in transactions of up to this many users (at least one page each); every other run
+    commits page by page. ``on_page(pages)`` is called after each page's changes are
+    written (committed, unless in such a group: then before the group commits)."""
 
     def __init__(self, services: Services, account_id: str, *, page_size: int = ms_ad.PAGE_SIZE,
                  dry_run: bool = False, allow_mass_change: bool = False,
                  on_page: Callable[[int], None] | None = None,
                  stop: threading.Event | None = None,
                  connection: Connection | None = None, requested_by: str | None = None,
-                 run_id: str | None = None, mass_change_max: int | None = None) -> None:
+                 run_id: str | None = None, mass_change_max: int | None = None,
+                 transaction_users: int = TRANSACTION_USERS) -> None:
         self.svc = services
         self.requested_by = requested_by
         self.run_id = run_id or str(uuid.uuid4())
@@ -101,6 +114,7 @@ class DirectorySync:
         self.records = SyncRecords(services.engine.uow)
         self.account_id = account_id
         self.page_size = page_size
+        self.transaction_users = transaction_users
         self.dry_run = dry_run
         self.allow_mass_change = allow_mass_change
         self.mass_change_max = mass_change_max  # bounds allow_mass_change (what was confirmed)
@@ -153,7 +167,8 @@ class DirectorySync:
                     self._full(conn, cfg, dse, mappings, map_fp, report, reader)
             else:
                 assert state.highest_usn is not None  # noqa: S101 - checked by _needs_full
-                self._incremental(conn, cfg, dse, mappings, map_fp, state.highest_usn, report)
+                incremental.run_incremental(self, conn, cfg, dse, mappings, map_fp,
+                                            state.highest_usn, report)
         except (DirectoryError, LookupError) as exc:
             report.status = "unknown"
             report.error = getattr(exc, "message", None) or str(exc)
@@ -266,9 +281,12 @@ class DirectorySync:
                 self.records.save_progress(session, self.account_id,
                                          full_run_started_usn=dse.highest_usn)
         seen = 0
-        for users in pages:
-            seen += self._full_page(users, closure, staged, run_id, report)
-            self._check_stop()
+        if staged:
+            for users in pages:
+                seen += self._full_page(users, closure, run_id, report)
+                self._check_stop()
+        else:
+            seen = self._cold_pages(pages, closure, run_id, report)
         if staged:
             if not seen:
                 raise DirectoryError("search", "the directory returned no users where "
@@ -295,13 +313,45 @@ class DirectorySync:
         gone = self.records.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
 
+    def _cold_pages(self, pages: Iterable[Sequence[ms_ad.DirectoryUser]],
+                    closure: Mapping[str, frozenset[str]], run_id: str,
+                    report: SyncReport) -> int:
+        """Apply the pages of a full run into an empty bridge as they arrive, several pages
+        per transaction (up to ``transaction_users`` users, at least one page); the number
+        of users seen. Nothing is suspended in such a run, so there is no guard to wait
+        for; the stop is checked after every page and ends the transaction there (what is
+        applied commits, nothing of a page is half-applied)."""
+        seen = 0
+        remaining = iter(pages)
+        exhausted = False
+        while not exhausted:
+            with self._transaction():
+                in_transaction = 0
+                for users in remaining:
+                    self._apply_page(users, closure, report, run_id=run_id)
+                    in_transaction += len(users)
+                    if in_transaction >= self.transaction_users or self.stop.is_set():
+                        break
+                else:
+                    exhausted = True
+            seen += in_transaction
+            self._check_stop()
+        return seen
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session | None]:
+        """One transaction for the pages applied inside (``engine.single_transaction``);
+        in a dry run, none (nothing is written). Pages applied outside commit alone."""
+        if self.dry_run:
+            yield None
+            return
+        with self.engine.single_transaction() as session:
+            yield session
+
     def _full_page(self, users: Sequence[ms_ad.DirectoryUser],
-                   closure: Mapping[str, frozenset[str]], staged: bool, run_id: str,
+                   closure: Mapping[str, frozenset[str]], run_id: str,
                    report: SyncReport) -> int:
-        """Apply (empty bridge) or stage one page of a full run; the number of users in it."""
-        if not staged:
-            self._apply_page(users, closure, report, run_id=run_id)
-            return len(users)
+        """Stage one page of a full run over known users; the number of users in it."""
         known = self.records.known_users(self.account_id, [u.guid for u in users])
         changes, unchanged = decisions.classify(users, closure, known)
         report.unchanged += len(unchanged)
@@ -316,123 +366,6 @@ class DirectorySync:
                              [] if self.dry_run else
                              [(ch.user.guid, decisions.facts(ch)) for ch in changes])
         return len(users)
-
-    # --- incremental run ------------------------------------------------------------------
-
-    def _incremental(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                     mappings: Sequence[str], map_fp: str, usn: int,
-                     report: SyncReport) -> None:
-        user_filter = cfg.user_filter or ms_ad.DEFAULT_USER_FILTER
-        domain = dse.default_naming_context or cfg.base_dn
-        # Changed users anywhere in the domain: those now outside BaseDn moved out of scope.
-        changed: dict[str, ms_ad.DirectoryUser] = {}
-        moved_out: list[str] = []
-        for page in client.paged(conn, domain, ms_ad.changed_since_filter(user_filter, usn),
-                                 ms_ad.USER_ATTRIBUTES, page_size=self.page_size):
-            for entry in page:
-                user = ms_ad.user_from_entry(entry)
-                if user is None:
-                    continue
-                if decisions.in_scope(user.dn, cfg.base_dn):
-                    changed[user.guid] = user
-                else:
-                    moved_out.append(user.guid)
-        for guid in self.records.retry_guids(self.account_id):
-            if guid not in changed:
-                retry = self._read_user(conn, guid)
-                if retry is not None and decisions.in_scope(retry.dn, cfg.base_dn):
-                    changed[guid] = retry
-        deleted: list[str] = []
-        for page in client.paged(conn, domain, ms_ad.deleted_since_filter(usn), ["objectGUID"],
-                                 page_size=self.page_size,
-                                 controls=[(ms_ad.SHOW_DELETED_OID, True, None)]):
-            for entry in page:
-                raw = (entry.get("raw_attributes") or {}).get("objectGUID") or []
-                if raw:
-                    deleted.append(ms_ad.guid_from_bytes(raw[0]))
-        closure, scan = self._group_changes(conn, cfg, dse, mappings, usn, changed, report)
-        if scan:
-            # The nesting of mapped groups changed (or the DC gives no member deltas): a
-            # membership change bumps the group's USN, not the user's, so compare every
-            # user's mapped groups (objectGUID and memberOf only, page by page).
-            shared: dict[frozenset[str], tuple[str, ...]] = {}
-            for page in client.paged(conn, cfg.base_dn, user_filter,
-                                     ["objectGUID", "memberOf", "primaryGroupID"],
-                                     page_size=self.page_size):
-                users = [u for u in (ms_ad.user_from_entry(e) for e in page) if u is not None]
-                prior = self.records.known_users(self.account_id, [u.guid for u in users])
-                for user in users:
-                    if user.guid in changed or user.guid not in prior:
-                        continue
-                    if decisions.groups_for(user, closure, shared) != prior[user.guid].groups:
-                        full_user = self._read_user(conn, user.guid)
-                        if full_user is not None:
-                            changed[user.guid] = full_user
-        # Guard before anything changes.
-        known = self.records.known_users(self.account_id,
-                                       list({*changed, *deleted, *moved_out}))
-        leaving = {g for g in [*deleted, *moved_out] if g in known and known[g].present}
-        disabling = {g for g, u in changed.items()
-                     if not u.enabled and g in known and known[g].enabled and known[g].present}
-        report.would_suspend = len(leaving) + len(disabling)
-        note_suspensions(report, [known[g] for g in sorted(leaving)], GONE)
-        note_suspensions(report, [changed[g] for g in sorted(disabling)], DISABLED)
-        if report.would_suspend:  # the count scans the account's users: only when needed
-            self._guard(report.would_suspend, self.records.count_present(self.account_id)[0])
-        self._suspend_gone([known[g] for g in sorted(leaving)], report)
-        users = list(changed.values())
-        for start in range(0, len(users), self.page_size):
-            self._apply_page(users[start:start + self.page_size], closure, report,
-                             run_id=None, known=known)
-            self._check_stop()
-        self._finish([], dse, map_fp, report, full=False)
-
-    def _group_changes(self, conn: Connection, cfg: DirectoryConnection, dse: ms_ad.RootDse,
-                       mappings: Sequence[str], usn: int,
-                       changed: dict[str, ms_ad.DirectoryUser], report: SyncReport
-                       ) -> tuple[dict[str, frozenset[str]], bool]:
-        """What group changes since the last run mean for users: adds the users added to or
-        removed from a mapped (or nested) group to ``changed`` and returns the closure
-        lookup and whether every user's groups must be compared (see :mod:`ad_sync.groups`;
-        with a DirSync cookie this reads only the changed groups' changed values)."""
-        domain = dse.default_naming_context or cfg.base_dn
-        with self.engine.uow.session() as session:
-            stored = groups.GroupStateStore.load(session, self.account_id)
-        if stored is not None and stored.cookie is not None:
-            try:
-                deltas, cookie = groups.read_changes(conn, domain, stored.cookie)
-            except DirectoryError as exc:
-                report.warnings.append(f"group changes compared user by user: {exc.message}")
-            else:
-                touched = groups.touched_members(deltas, stored.closure)
-                resolved = groups.resolve_members(
-                    conn, touched, cfg.user_filter or ms_ad.DEFAULT_USER_FILTER,
-                    lambda dn: decisions.in_scope(dn, cfg.base_dn))
-                for user in resolved.users:
-                    changed.setdefault(user.guid, user)
-                closure = stored.closure
-                scan = False
-                if resolved.groups_moved or any(d.renamed for d in deltas):
-                    closure = self._read_closure(conn, cfg, dse, mappings, report)
-                    scan = groups.needs_scan(stored.closure, closure)
-                self._group_state = groups.GroupState(closure, cookie)
-                return groups.lookup(closure), scan
-        # No usable cookie: any changed group (deleted ones too, with Show Deleted:
-        # deleting a group drops its members' memberOf without touching the users)
-        # means comparing every user's groups; a fresh cookie for the next run first.
-        fresh = groups.first_cookie(conn, domain)
-        groups_changed = bool(client.search_all(
-            conn, domain, ms_ad.changed_since_filter(ms_ad.GROUP_FILTER, usn), ["cn"],
-            controls=[(ms_ad.SHOW_DELETED_OID, True, None)]))
-        closure = self._read_closure(conn, cfg, dse, mappings, report)
-        self._group_state = groups.GroupState(closure, fresh)
-        return groups.lookup(closure), groups_changed and bool(closure)
-
-    def _read_user(self, conn: Connection, guid: str) -> ms_ad.DirectoryUser | None:
-        ok = conn.search(ms_ad.guid_base(guid), "(objectClass=user)", "BASE",
-                         attributes=list(ms_ad.USER_ATTRIBUTES))
-        entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
-        return ms_ad.user_from_entry(entries[0]) if ok and entries else None
 
     # --- applying ---------------------------------------------------------------------------
 
@@ -455,7 +388,8 @@ class DirectorySync:
                 run_id: str | None,
                 seen: Sequence[str] = (), pending: bool = False) -> None:
         """Engine changes (one bulk engine operation for the page), sync records, seen
-        marks and (staged runs) the removal of the staged rows: one transaction."""
+        marks and (staged runs) the removal of the staged rows: one transaction (the
+        page's own, or the open one of a cold import's group of pages)."""
         recreated = self._recreated([ch.user for ch in changes if ch.known is None])
         items = [DirectoryUserInput(
             external_id=ch.user.guid, primary_email=ch.user.mail,
@@ -465,7 +399,7 @@ class DirectorySync:
             replace_groups=ch.known is None or ch.known.groups != ch.groups,
             user_id=recreated[ch.user.guid][0] if ch.user.guid in recreated else None)
             for ch in changes]
-        with self.engine.single_transaction() as session:
+        with self._page_transaction() as session:
             outcomes = self.engine.apply_directory_users(
                 self.actor, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
                 event_name="SyncDirectoryUser") if items else []
@@ -485,6 +419,17 @@ class DirectorySync:
                                              [ch.user.guid for ch in changes])
         if self.on_page is not None:
             self.on_page(report.pages)
+
+    @contextmanager
+    def _page_transaction(self) -> Iterator[Session]:
+        """The open transaction of a group of pages (:meth:`_cold_pages`), else one of the
+        page's own."""
+        session = self.engine.uow.open_unit()
+        if session is not None:
+            yield session
+            return
+        with self.engine.single_transaction() as session:
+            yield session
 
     def _recreated(self, users: Sequence[ms_ad.DirectoryUser]
                    ) -> dict[str, tuple[str, list[str]]]:

@@ -75,6 +75,9 @@ def test_once_prints_the_report_and_mass_change_exits_non_zero(bridge: Bridge) -
 
 
 def test_kill_9_mid_run_then_restart_loses_and_doubles_nothing(bridge: Bridge) -> None:
+    """The cold import commits two pages of five per transaction here: killed after its
+    third page (applied in the open second transaction), it leaves the first two pages
+    committed and nothing of the third."""
     dc, seed = bridge.dc, bridge.seed
     for i in range(23):
         dn = dc.add_user(f"k{i:02d}", ou_dn=seed.staff, mail=f"k{i:02d}@example.com")
@@ -82,21 +85,21 @@ def test_kill_9_mid_run_then_restart_loses_and_doubles_nothing(bridge: Bridge) -
             dc.add_member(seed.pro, dn)
     proc = subprocess.Popen(
         _bridge_cmd("sync-ad", "--account", bridge.account_id, "--once", "--page-size", "5",
-                    "--debug-stall-after-pages", "2"),
+                    "--debug-transaction-users", "10", "--debug-stall-after-pages", "3"),
         cwd=ROOT, env=_env(bridge), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         while line and "stalled" not in line:
             line = proc.stderr.readline()
-        assert "stalled after 2 pages" in line
+        assert "stalled after 3 pages" in line
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-    assert _counts(bridge) == (10, 10)  # two committed pages of five
+    assert _counts(bridge) == (10, 10)  # one committed transaction of two pages of five
     state = bridge.records.state(bridge.account_id)
     assert state.highest_usn is None and state.full_run_started_usn is not None
 
