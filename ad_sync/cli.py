@@ -110,8 +110,10 @@ def _once(services: Any, args: argparse.Namespace) -> int:
         report = DirectorySync(services, args.account, page_size=args.page_size,
                                dry_run=args.dry_run, allow_mass_change=args.allow_mass_change,
                                on_page=_stall_hook(args.debug_stall_after_pages),
+                               # Tests: groups of this many users, whatever the load.
                                **({} if args.debug_transaction_users is None else
-                                  {"transaction_users": args.debug_transaction_users})
+                                  {"transaction_users": args.debug_transaction_users,
+                                   "transaction_wait": 60.0})
                                ).run(full=args.full)
     print(json.dumps(report.as_json(), indent=2, sort_keys=True, default=str))
     return exit_code(report)

@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from ad_sync import client, decisions, groups, heap, incremental
 from ad_sync.client import DirectoryError
+from ad_sync.read_ahead import ReadAhead
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
 from ad_sync.report import DISABLED, GONE, SyncReport, note_suspensions
@@ -75,6 +76,9 @@ RETRY_PREFIX = "retry:"
 # Users per transaction of a cold import (pages of an empty bridge's full run): measured in
 # docs/performance.md (issue 17, fifth round).
 TRANSACTION_USERS = 10_000
+# How long, in all, a transaction of a cold import may wait for the directory's next pages
+# before it commits what it has (a page normally arrives in well under 0.1 s).
+TRANSACTION_WAIT_SECONDS = 1.0
 
 
 class SyncInterrupted(Exception):
@@ -96,8 +100,9 @@ class DirectorySync:
     on its own. A full run's reader helper process always binds for itself.
 
     ``transaction_users``: a cold import (a full run into an empty bridge) commits its pages
-    in transactions of up to this many users (at least one page each); every other run
-    commits page by page. ``on_page(pages)`` is called after each page's changes are
+    in transactions of up to this many users (at least one page each), a transaction waiting
+    at most ``transaction_wait`` seconds in all for the directory's next pages; every other
+    run commits page by page. ``on_page(pages)`` is called after each page's changes are
     written (committed, unless in such a group: then before the group commits)."""
 
     def __init__(self, services: Services, account_id: str, *, page_size: int = ms_ad.PAGE_SIZE,
@@ -106,7 +111,8 @@ class DirectorySync:
                  stop: threading.Event | None = None,
                  connection: Connection | None = None, requested_by: str | None = None,
                  run_id: str | None = None, mass_change_max: int | None = None,
-                 transaction_users: int = TRANSACTION_USERS) -> None:
+                 transaction_users: int = TRANSACTION_USERS,
+                 transaction_wait: float = TRANSACTION_WAIT_SECONDS) -> None:
         self.svc = services
         self.requested_by = requested_by
         self.run_id = run_id or str(uuid.uuid4())
@@ -115,6 +121,7 @@ class DirectorySync:
         self.account_id = account_id
         self.page_size = page_size
         self.transaction_users = transaction_users
+        self.transaction_wait = transaction_wait
         self.dry_run = dry_run
         self.allow_mass_change = allow_mass_change
         self.mass_change_max = mass_change_max  # bounds allow_mass_change (what was confirmed)
@@ -318,24 +325,32 @@ class DirectorySync:
                     report: SyncReport) -> int:
         """Apply the pages of a full run into an empty bridge as they arrive, several pages
         per transaction (up to ``transaction_users`` users, at least one page); the number
-        of users seen. Nothing is suspended in such a run, so there is no guard to wait
-        for; the stop is checked after every page and ends the transaction there (what is
-        applied commits, nothing of a page is half-applied)."""
+        of users seen. A transaction never waits long for the directory: it takes the next
+        page only if it comes within ``transaction_wait`` seconds (all its waits together),
+        else it commits first and the run waits for the page outside it (on SQLite an open
+        transaction holds the writers' lock of every door). Nothing is suspended in such a
+        run, so there is no guard to wait for; the stop is checked after every page and
+        ends the transaction there (what is applied commits, nothing of a page is
+        half-applied)."""
         seen = 0
-        remaining = iter(pages)
-        exhausted = False
-        while not exhausted:
-            with self._transaction():
-                in_transaction = 0
-                for users in remaining:
-                    self._apply_page(users, closure, report, run_id=run_id)
-                    in_transaction += len(users)
-                    if in_transaction >= self.transaction_users or self.stop.is_set():
-                        break
-                else:
-                    exhausted = True
-            seen += in_transaction
-            self._check_stop()
+        with ReadAhead(pages) as ahead:
+            for first in ahead:  # waited for outside any transaction
+                with self._transaction():
+                    users: Sequence[ms_ad.DirectoryUser] | None = first
+                    in_transaction = 0
+                    budget = self.transaction_wait
+                    while users is not None:
+                        self._apply_page(users, closure, report, run_id=run_id)
+                        in_transaction += len(users)
+                        if in_transaction >= self.transaction_users or self.stop.is_set():
+                            break
+                        waited = time.monotonic()
+                        if not ahead.wait_ready(budget):
+                            break
+                        budget -= time.monotonic() - waited
+                        users = next(ahead, None)
+                seen += in_transaction
+                self._check_stop()
         return seen
 
     @contextmanager

@@ -1,6 +1,8 @@
 """The cold import (a full run into an empty bridge) commits several pages per transaction:
-what another connection sees while it runs, and a stop that ends a transaction early.
-Against the real Samba DC, on SQLite and PostgreSQL."""
+what another connection sees while it runs, a stop that ends a transaction early, and a
+transaction that commits instead of waiting for a slow directory. Against the real Samba
+DC, on SQLite and PostgreSQL. (``transaction_wait=60``: the groups do not depend on how
+fast the DC answers on a busy machine.)"""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from ad_sync.reader import UserReader
+from ad_sync.sync import DirectorySync
 from bridge.store.db import transaction
 from bridge.store.models import ExternalIdentity
 from tests.conftest import FakeClock
@@ -41,6 +45,7 @@ def test_a_cold_import_commits_its_pages_in_groups(any_store_bridge: Bridge) -> 
     _add_users(bridge, 7)
     visible: list[int] = []
     report = bridge.sync(full=True, page_size=1, transaction_users=3,
+                         transaction_wait=60,
                          on_page=lambda _pages: visible.append(_committed(bridge)))
     assert (report.status, report.added) == ("ok", 7), report.as_json()
     # Pages 1-3 in one transaction, 4-6 in the next, 7 in the last (with the empty
@@ -67,7 +72,7 @@ def test_a_stop_ends_the_open_transaction_after_its_page_and_the_next_run_comple
             stop.set()
 
     report = bridge.sync(full=True, page_size=2, transaction_users=3, stop=stop,
-                         on_page=on_page)
+                         transaction_wait=60, on_page=on_page)
     assert report.status == "interrupted", report.as_json()
     # The first transaction (pages 1-2, four users) committed; the stop ended the
     # second after its first page (page 3), which committed with it; no watermark.
@@ -80,3 +85,51 @@ def test_a_stop_ends_the_open_transaction_after_its_page_and_the_next_run_comple
         "ok", "full", 1, 6), again.as_json()
     assert _committed(bridge) == 7
     assert bridge.records.state(bridge.account_id).highest_usn is not None
+
+
+class _SlowAfterFirstPage:
+    """The real reader, but its second page comes only after a commit that follows the
+    first page's changes (as a directory that stalls would keep it back)."""
+
+    def __init__(self, reader: UserReader, committed: threading.Event) -> None:
+        self._reader, self._committed = reader, committed
+
+    def start(self) -> _SlowAfterFirstPage:
+        self._reader.start()
+        return self
+
+    def close(self) -> None:
+        self._reader.close()
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        return self._reader.peak_rss_mb
+
+    def __iter__(self) -> Iterator[object]:
+        for number, page in enumerate(self._reader):
+            if number == 1 and not self._committed.wait(20):
+                raise AssertionError("the open transaction waited for the directory")
+            yield page
+
+
+def test_a_transaction_commits_instead_of_waiting_for_a_slow_directory(
+        any_store_bridge: Bridge) -> None:
+    bridge = any_store_bridge
+    _add_users(bridge, 3)
+    applied, committed = threading.Event(), threading.Event()
+
+    @event.listens_for(bridge.services.db, "commit")
+    def _on_commit(_conn: object) -> None:
+        if applied.is_set():
+            committed.set()
+
+    class SlowDirectory(DirectorySync):
+        def _reader(self, cfg: object) -> UserReader:
+            return _SlowAfterFirstPage(super()._reader(cfg), committed)  # type: ignore[arg-type, return-value]
+
+    report = SlowDirectory(bridge.services, bridge.account_id, page_size=1,
+                           transaction_users=3, transaction_wait=0.2,
+                           on_page=lambda _pages: applied.set()).run(full=True)
+    assert (report.status, report.added) == ("ok", 3), report.as_json()
+    assert committed.is_set()
+    assert _committed(bridge) == 3
