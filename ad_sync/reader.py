@@ -15,6 +15,8 @@ Contract of :class:`UserReader` (the sync's side):
   it: the caller must treat the read as incomplete (unknown, never deletions);
 * at most about two pages are in flight: the helper blocks writing to the pipe while the
   caller is a page behind, so memory does not grow with the directory;
+* :meth:`UserReader.page_ready` tells, waiting at most a given time, whether what comes
+  next has begun to arrive (reading it then waits for the pipe, not for the directory);
 * leaving the ``with`` block stops the helper (terminated if still reading) and waits for it.
 
 Protocol (a pickle stream over the helper's stdin/stdout; both ends are this program): the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,6 +133,18 @@ class UserReader:
                 return
             else:
                 raise DirectoryError(*value)
+
+    def page_ready(self, timeout: float) -> bool:
+        """Whether the helper has begun to send what comes next (a page, the end or an
+        error), waiting at most ``timeout`` seconds. The helper writes a page once it has
+        read it whole, so reading it then waits for the pipe only, never for the
+        directory. What the pipe's buffered reader already holds is not counted (a few
+        KiB, never a whole page): a small message there (the end) is reported late,
+        nothing is reported early."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None  # noqa: S101 - entered
+        readable, _, _ = select.select([proc.stdout], [], [], max(0.0, timeout))
+        return bool(readable)
 
     def close(self) -> None:
         """Stop the helper (if it is still reading) and wait for it."""

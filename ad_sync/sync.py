@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -55,7 +55,6 @@ from sqlalchemy.orm import Session
 
 from ad_sync import client, decisions, groups, heap, incremental
 from ad_sync.client import DirectoryError
-from ad_sync.read_ahead import ReadAhead
 from ad_sync.reader import Search, UserReader
 from ad_sync.records import REPORT_LIST_MAX, KnownUser, SyncRecords, UserRecord, fingerprint
 from ad_sync.report import DISABLED, GONE, SyncReport, note_suspensions
@@ -320,7 +319,7 @@ class DirectorySync:
         gone = self.records.present_not_seen(self.account_id, run_id)
         self._finish(gone, dse, map_fp, report, full=True)
 
-    def _cold_pages(self, pages: Iterable[Sequence[ms_ad.DirectoryUser]],
+    def _cold_pages(self, pages: UserReader,
                     closure: Mapping[str, frozenset[str]], run_id: str,
                     report: SyncReport) -> int:
         """Apply the pages of a full run into an empty bridge as they arrive, several pages
@@ -333,24 +332,24 @@ class DirectorySync:
         ends the transaction there (what is applied commits, nothing of a page is
         half-applied)."""
         seen = 0
-        with ReadAhead(pages) as ahead:
-            for first in ahead:  # waited for outside any transaction
-                with self._transaction():
-                    users: Sequence[ms_ad.DirectoryUser] | None = first
-                    in_transaction = 0
-                    budget = self.transaction_wait
-                    while users is not None:
-                        self._apply_page(users, closure, report, run_id=run_id)
-                        in_transaction += len(users)
-                        if in_transaction >= self.transaction_users or self.stop.is_set():
-                            break
-                        waited = time.monotonic()
-                        if not ahead.wait_ready(budget):
-                            break
-                        budget -= time.monotonic() - waited
-                        users = next(ahead, None)
-                seen += in_transaction
-                self._check_stop()
+        remaining = iter(pages)
+        for first in remaining:  # waited for outside any transaction
+            with self._transaction():
+                users: Sequence[ms_ad.DirectoryUser] | None = first
+                in_transaction = 0
+                budget = self.transaction_wait
+                while users is not None:
+                    self._apply_page(users, closure, report, run_id=run_id)
+                    in_transaction += len(users)
+                    if in_transaction >= self.transaction_users or self.stop.is_set():
+                        break
+                    waited = time.monotonic()
+                    if not pages.page_ready(budget):
+                        break
+                    budget -= time.monotonic() - waited
+                    users = next(remaining, None)
+            seen += in_transaction
+            self._check_stop()
         return seen
 
     @contextmanager

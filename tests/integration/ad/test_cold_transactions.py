@@ -93,6 +93,7 @@ class _SlowAfterFirstPage:
 
     def __init__(self, reader: UserReader, committed: threading.Event) -> None:
         self._reader, self._committed = reader, committed
+        self._given = 0
 
     def start(self) -> _SlowAfterFirstPage:
         self._reader.start()
@@ -105,10 +106,20 @@ class _SlowAfterFirstPage:
     def peak_rss_mb(self) -> float | None:
         return self._reader.peak_rss_mb
 
+    def page_ready(self, timeout: float) -> bool:
+        if self._given == 1:  # the second page: only after the commit
+            if self._committed.wait(min(timeout, 20)):
+                return True
+            if timeout > 20:
+                raise AssertionError("the open transaction waited for the directory")
+            return False
+        return self._reader.page_ready(timeout)
+
     def __iter__(self) -> Iterator[object]:
         for number, page in enumerate(self._reader):
             if number == 1 and not self._committed.wait(20):
                 raise AssertionError("the open transaction waited for the directory")
+            self._given = number + 1
             yield page
 
 

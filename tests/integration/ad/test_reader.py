@@ -95,3 +95,21 @@ def test_values_past_the_dc_range_limit_are_read_on_a_side_connection(bridge: Br
         ranges.close()
     assert sorted(raw["memberOf"]) == sorted(values)
     assert set(raw) == {"memberOf", "mail"}
+
+
+def test_page_ready_says_whether_the_next_page_has_begun_to_arrive(bridge: Bridge) -> None:
+    for i in range(3):
+        bridge.dc.add_user(f"p{i}", ou_dn=bridge.seed.staff, mail=f"p{i}@example.com")
+    cfg = bridge.services.engine.ad_directories.connection(bridge.account_id)
+    with UserReader(cfg, _search(bridge, 1), allow_insecure=False) as reader:
+        assert reader._proc is not None
+        # Stopped before it could bind (a directory that does not answer): nothing comes.
+        os.kill(reader._proc.pid, signal.SIGSTOP)
+        try:
+            assert not reader.page_ready(0.2)
+        finally:
+            os.kill(reader._proc.pid, signal.SIGCONT)
+        assert reader.page_ready(60)
+        pages = list(reader)
+    # (Samba may end a paged search with an empty page.)
+    assert [len(p) for p in pages if p] == [1, 1, 1]
