@@ -413,7 +413,7 @@ class DirectorySync:
             replace_groups=ch.known is None or ch.known.groups != ch.groups,
             user_id=recreated[ch.user.guid][0] if ch.user.guid in recreated else None)
             for ch in changes]
-        with self._page_transaction() as session:
+        with self.engine.single_transaction() as session:  # joins a cold import's group
             outcomes = self.engine.apply_directory_users(
                 self.actor, self.account_id, IdentitySource.ACTIVE_DIRECTORY, items,
                 event_name="SyncDirectoryUser") if items else []
@@ -433,17 +433,6 @@ class DirectorySync:
                                              [ch.user.guid for ch in changes])
         if self.on_page is not None:
             self.on_page(report.pages)
-
-    @contextmanager
-    def _page_transaction(self) -> Iterator[Session]:
-        """The open transaction of a group of pages (:meth:`_cold_pages`), else one of the
-        page's own."""
-        session = self.engine.uow.open_unit()
-        if session is not None:
-            yield session
-            return
-        with self.engine.single_transaction() as session:
-            yield session
 
     def _recreated(self, users: Sequence[ms_ad.DirectoryUser]
                    ) -> dict[str, tuple[str, list[str]]]:

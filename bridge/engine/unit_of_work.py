@@ -70,8 +70,14 @@ class UnitOfWork:
         watermark commit together). Inside the block each change runs in a savepoint: a
         refused one is rolled back alone, audited, and raises as usual; the rest commits
         when the block ends, nothing when it raises. Yields the session so bridge-side
-        bookkeeping (never a door) can write in the same transaction."""
+        bookkeeping (never a door) can write in the same transaction. Inside an open one it
+        joins it (the AD sync's cold import groups several pages, each a block of its own,
+        in one): its changes commit with the outer block, and its exception ends that."""
         self._refuse_inside_reading("single_transaction")
+        outer = self._open_unit.get()
+        if outer is not None:
+            yield outer
+            return
         with transaction(self.session_factory, write=True) as session:
             token = self._open_unit.set(session)
             try:
@@ -104,17 +110,22 @@ class UnitOfWork:
         if joined is not None:
             yield joined
             return
+        with self._bookkeeping_after(), transaction(self.session_factory) as session:
+            token = self._open_read.set(session)
+            try:
+                yield session
+            finally:
+                self._open_read.reset(token)
+
+    @contextmanager
+    def _bookkeeping_after(self) -> Iterator[None]:
+        """Collect what :meth:`after_reading` asks for during the block; run it after."""
         pending: list[Callable[[], None]] = []
-        after = self._after_read.set(pending)
+        token = self._after_read.set(pending)
         try:
-            with transaction(self.session_factory) as session:
-                token = self._open_read.set(session)
-                try:
-                    yield session
-                finally:
-                    self._open_read.reset(token)
+            yield
         finally:
-            self._after_read.reset(after)
+            self._after_read.reset(token)
             for callback in pending:
                 callback()
 
@@ -141,26 +152,20 @@ class UnitOfWork:
         if self._open_unit.get() is not None or self._open_read.get() is not None \
                 or self._open_write.get() is not None:
             raise RuntimeError("UnitOfWork.writing cannot be nested in another block")
-        pending: list[Callable[[], None]] = []
-        after = self._after_read.set(pending)
         refusal: BridgeError | None = None
-        try:
-            with transaction(self.session_factory, write=True) as session:
-                block = _WriteBlock(session, admit)
-                token = self._open_write.set(block)
-                try:
-                    block.admit()
-                    yield session
-                except BridgeError as exc:
-                    if exc is not block.refusal:
-                        raise
-                    refusal = exc  # its event is in the block's transaction: commit it
-                finally:
-                    self._open_write.reset(token)
-        finally:
-            self._after_read.reset(after)
-            for callback in pending:
-                callback()
+        with self._bookkeeping_after(), \
+                transaction(self.session_factory, write=True) as session:
+            block = _WriteBlock(session, admit)
+            token = self._open_write.set(block)
+            try:
+                block.admit()
+                yield session
+            except BridgeError as exc:
+                if exc is not block.refusal:
+                    raise
+                refusal = exc  # its event is in the block's transaction: commit it
+            finally:
+                self._open_write.reset(token)
         if refusal is not None:
             raise refusal
 
