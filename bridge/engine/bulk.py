@@ -87,20 +87,16 @@ class BulkProvisioning(Room):
         rolled back to a savepoint and applied item by item through the per-user
         operations (then two audit events per user, as those write).
         """
-        if self._uow.open_unit() is None:
-            with self._uow.single_transaction():
-                return self.apply_directory_users(actor, account_id, source, items,
-                                                  event_name=event_name)
-        session = self._uow.open_unit()
-        assert session is not None  # noqa: S101 - set just above
-        try:
-            with session.begin_nested():
-                return _DirectoryPage(self._now(), Repository(session), actor, account_id, source,
-                                      event_name).apply(items)
-        except IntegrityError as exc:
-            log.info("bulk directory page conflicted (%s); applying user by user", exc.orig)
-        return [self._apply_directory_user_alone(actor, account_id, source, item, event_name)
-                for item in items]
+        with self._uow.single_transaction() as session:  # joins the open one
+            try:
+                with session.begin_nested():
+                    return _DirectoryPage(self._now(), Repository(session), actor, account_id,
+                                          source, event_name).apply(items)
+            except IntegrityError as exc:
+                log.info("bulk directory page conflicted (%s); applying user by user",
+                         exc.orig)
+            return [self._apply_directory_user_alone(actor, account_id, source, item,
+                                                     event_name) for item in items]
 
     def _apply_directory_user_alone(self, actor: Actor, account_id: str,
                                     source: IdentitySource, item: DirectoryUserInput,

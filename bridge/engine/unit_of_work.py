@@ -85,10 +85,6 @@ class UnitOfWork:
             finally:
                 self._open_unit.reset(token)
 
-    def open_unit(self) -> Session | None:
-        """The session of this thread's open :meth:`single_transaction`, if any."""
-        return self._open_unit.get()
-
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """Run several reads in ONE read transaction on one pooled connection (a SCIM GET:
