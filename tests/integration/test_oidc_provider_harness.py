@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.servers.oidc_op import (
     follow_login,
     public_jwk,
 )
+from tests.servers.ports import free_port
 
 CLIENT_ID = "bridge-test-client"
 CLIENT_SECRET = "bridge-test-secret"
@@ -310,3 +312,35 @@ def test_missing_node_modules_names_install_script(tmp_path: Path) -> None:
     op = make_provider(node_dir=tmp_path)
     with pytest.raises(HarnessNotInstalledError, match=r"scripts/install-test-deps\.sh"):
         op.start()
+
+
+def _listening_on(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_a_chosen_port_taken_before_start_is_replaced() -> None:
+    op = make_provider()
+    taken = op.port
+    with _listening_on(taken), op:
+        assert op.port != taken
+        resp = requests.get(op.discovery_url, timeout=TIMEOUT)
+        assert resp.json()["issuer"] == f"http://127.0.0.1:{op.port}"
+
+
+def test_a_port_given_by_the_caller_is_never_replaced() -> None:
+    with _listening_on(free_port()) as sock:
+        port = sock.getsockname()[1]
+        op = make_provider(port=port)
+        with pytest.raises(OidcProviderError, match="EADDRINUSE"):
+            op.start()
+        assert op.port == port and not op.running
+
+
+def test_free_port_never_hands_out_a_port_twice_nor_an_ephemeral_one() -> None:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
+    assert not any(low <= port <= high for port in ports)

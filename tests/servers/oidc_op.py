@@ -58,6 +58,10 @@ class OidcProviderError(RuntimeError):
     """The provider could not be started, or answered something unexpected."""
 
 
+class _PortTaken(OidcProviderError):
+    """The provider's port was bound by another process before node could listen on it."""
+
+
 class HarnessNotInstalledError(OidcProviderError):
     """``node`` or the provider's ``node_modules`` is missing."""
 
@@ -239,6 +243,9 @@ class OpenIdProvider(Harness):
         if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
             raise ValueError("issuer_path must start with '/' and not end with '/'")
         self.port: int = port if port is not None else free_port()
+        # A port chosen here may be taken by another process before node binds it; until
+        # the provider first ran (and its issuer was handed out) another one may be chosen.
+        self._port_movable = port is None
         self.issuer_path = issuer_path
         self.clients: list[dict[str, Any]] = [dict(c) for c in clients]
         self.accounts: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (accounts or {}).items()}
@@ -375,6 +382,9 @@ class OpenIdProvider(Harness):
     def start(self) -> OpenIdProvider:
         """Start the node process and return once it printed ``READY <issuer>``.
 
+        On the first start of a provider whose port was chosen for it, a port taken in the
+        meantime (``EADDRINUSE``) is replaced by another free one, up to three times.
+
         Raises :class:`HarnessNotInstalledError` without node or ``node_modules``, and
         :class:`OidcProviderError` (with the process's stderr) if it exits or is not ready
         within ``startup_timeout`` seconds.  Starting a running provider is an error.
@@ -382,6 +392,19 @@ class OpenIdProvider(Harness):
         if self._proc is not None:
             raise OidcProviderError("provider already started")
         node = self._check_installed()
+        for attempt in range(3):
+            try:
+                self._start_process(node)
+            except _PortTaken:
+                if not self._port_movable or attempt == 2:
+                    raise
+                self.port = free_port()
+            else:
+                self._port_movable = False
+                return self
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _start_process(self, node: str) -> None:
         self._tmpdir = Path(tempfile.mkdtemp(prefix="oidc-op-"))
         config_path = self._tmpdir / "config.json"
         config_path.write_text(json.dumps(self._config()))
@@ -413,12 +436,12 @@ class OpenIdProvider(Harness):
             stderr_text = self._stderr_text()
             self.stop()
             state = f"exited with {code}" if code is not None else "timed out"
-            raise OidcProviderError(
+            error = _PortTaken if "EADDRINUSE" in stderr_text else OidcProviderError
+            raise error(
                 f"oidc-provider on {self.netloc} {state} before READY "
                 f"(timeout {self.startup_timeout}s).\nstdout: {self._stdout_lines}\n"
                 f"stderr:\n{stderr_text}"
             )
-        return self
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 5 s) and remove the temp dir.

@@ -4,26 +4,57 @@ names its host and running port)."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
 
-    The port is found by binding ``127.0.0.1:0`` and closing the socket again, so
-    another process may take it before the caller binds it: callers that can
-    retry on ``EADDRINUSE`` should do so.
+
+def _outside_ephemeral_range() -> range:
+    """Ports outside the kernel's ephemeral range (32768-60999 by default): an outgoing
+    connection's source port (a client of Postgres, Chromium's own sockets...) then never
+    takes a port between the moment it is chosen and the moment its server binds it."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32_768, 60_999
+    below = range(max(1_024, low - 12_000), low)
+    above = range(high + 1, 65_536)
+    return below if len(below) >= len(above) else above
+
+
+_PORT_RANGE = _outside_ephemeral_range()
+_handed_out: set[int] = set()
+_random = random.Random()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago and that this process has
+    not been given before.
+
+    Two harnesses that each choose a port before either starts (two OpenID Providers of
+    one fixture) can therefore not be given the same one. Another process may still bind
+    the port before the caller does: callers that can retry on ``EADDRINUSE`` should.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
+    for _ in range(1000):
+        port = _random.choice(_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE} after 1000 tries")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
