@@ -84,7 +84,7 @@ def run(signins: int, seconds: float, users: int = 20,
         engine.add_or_update_group_mappings(admin, account.id, {group.name: Tier.PRO})
         for hint, claims in accounts.items():
             engine.upsert_directory_user(admin, account.id, source=IdentitySource.SCIM,
-                                         external_id=claims["sub"], primary_email=hint)
+                                         external_id=str(claims["sub"]), primary_email=hint)
         app = create_app(settings, services)
         door = app.extensions["oidc"]
         exchange_times: list[float] = []

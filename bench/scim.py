@@ -188,6 +188,7 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
     errors = 0
     failed: dict[str, int] = {}  # failed replies by status, to tell their cause
     n = len(ids)
+    cpu_started = time.process_time()
     deadline = time.perf_counter() + seconds
     i = 0
     while time.perf_counter() < deadline:
@@ -218,12 +219,15 @@ def _client(args: tuple[str, int, str, str, list[str], float, int]) -> dict[str,
             errors += 1
             failed[str(resp.status)] = failed.get(str(resp.status), 0) + 1
     conn.close()
-    return {"latencies": latencies, "errors": errors, "failed": failed}
+    return {"latencies": latencies, "errors": errors, "failed": failed,
+            "cpu_seconds": time.process_time() - cpu_started}
 
 
 def run_phase(phase: str, port: int, key: str, ids: list[str], seconds: float,
               clients: int, prefix: str = "/scim/v2") -> dict[str, Any]:
-    """``clients`` client processes for ``seconds``: requests, requests/s, errors, p50/p99."""
+    """``clients`` client processes for ``seconds``: requests, requests/s, errors, p50/p99,
+    and the clients' own CPU per request (user + system time of the client processes while
+    they sent: what the load generator takes from the machine's cores)."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(clients) as pool:
         started = time.perf_counter()
@@ -237,6 +241,8 @@ def run_phase(phase: str, port: int, key: str, ids: list[str], seconds: float,
         "failed_by_status": {status: sum(p["failed"].get(status, 0) for p in parts)
                              for status in sorted({k for p in parts for k in p["failed"]})},
         "per_second": round(count / max(elapsed, seconds), 1),
+        "client_cpu_ms_per_request": round(
+            sum(p["cpu_seconds"] for p in parts) * 1000 / max(count, 1), 3),
         "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
         "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 2)
         if count else None,

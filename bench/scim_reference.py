@@ -20,12 +20,18 @@ Both servers run in ONE run on the same machine, each measured with the same cli
    - gets: ``GET /Users/{random id}``.
 
 It prints a JSON summary with requests/s per phase and server, the server's CPU per request
-(its processes' user + system time: the figure a shared machine's load does not skew), and
-the ratio bridge / scim2-server of each phase (the issue's targets: creates and PATCHes
->= 1.5, lookups and GETs >= 3 on SQLite). All traffic is on 127.0.0.1; each phase stops by itself.
+(its processes' user + system time: the figure a shared machine's load does not skew), the
+clients' CPU per request, and the ratio bridge / scim2-server of each phase (the issue's
+targets: creates and PATCHes >= 1.5, lookups and GETs >= 3 on SQLite). The clients share
+the machine's cores with the server, so ``cores / (client + server CPU per request)`` bounds
+a phase's rate (``cores_bound_per_second``) and ``cores / client CPU per request`` bounds
+it for a server that cost nothing (``free_server_bound_per_second``); the latter over
+scim2-server's measured rate is the highest ratio any server could reach in that run
+(``ratio_bound_with_a_free_server``). All traffic is on 127.0.0.1; each phase stops by itself.
 
 Run: ``.venv/bin/python -m bench.scim_reference [--stores sqlite] [--users 2000]
-[--seconds 5] [--clients 8] [--bridge-servers waitress,gunicorn]``. Not a test: figures go
+[--seconds 5] [--clients 8] [--bridge-servers waitress,gunicorn] [--floors none]``
+(the floors, :mod:`bench.scim_floor`, run by default). Not a test: figures go
 to docs/performance.md.
 """
 
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scim import DOMAIN, Server, create_body, run_phase, setup
+from bench.scim_floor import FLOORS, Floor, ratio_bound
 from tests.servers.ports import LOOPBACK, free_port, wait_for_port
 from tests.servers.postgres import PostgresServer
 
@@ -149,6 +156,13 @@ def run_phases(port: int, pid: int, prefix: str, key: str, ids: list[str], secon
         requests = row.pop("requests")
         row["server_cpu_ms_per_request"] = round(
             (server_cpu_seconds(pid) - before) * 1000 / max(requests, 1), 2)
+        # What the machine's cores allow, the load generator sharing them: with this
+        # server's CPU per request, and with a server that cost nothing at all.
+        cores = os.cpu_count() or 1
+        row["cores_bound_per_second"] = round(
+            cores * 1000 / (row["client_cpu_ms_per_request"] + row["server_cpu_ms_per_request"]))
+        row["free_server_bound_per_second"] = round(
+            cores * 1000 / max(row["client_cpu_ms_per_request"], 0.001))
         out[phase] = row
     return out
 
@@ -159,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--floors", default=",".join(FLOORS),
+                        help="comma-separated floors (bench.scim_floor), or none")
     parser.add_argument("--bridge-servers", default="waitress",
                         help="comma-separated: waitress, gunicorn (bridge serve), granian, "
                         "granian1, gunicorn-sync (candidates, see bench.scim.Server)")
@@ -184,6 +200,15 @@ def main(argv: list[str] | None = None) -> None:
                                                  TOKEN, ids, args.seconds, args.clients)
         finally:
             reference.stop()
+        for kind in [k for k in args.floors.split(",") if k and k != "none"]:
+            floor = Floor(root, kind)
+            try:
+                row = run_phases(floor.port, floor.proc.pid, "/v2", TOKEN, ids, args.seconds,
+                                 args.clients)
+            finally:
+                floor.stop()
+            row["ratio_bound"] = ratio_bound(row, summary["scim2-server"], PHASES)
+            summary[f"floor-{kind}"] = row
         pg: PostgresServer | None = None
         for store in args.stores.split(","):
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
@@ -202,6 +227,12 @@ def main(argv: list[str] | None = None) -> None:
                     server.stop()
                 row["ratio_to_scim2_server"] = {
                     phase: round(row[phase]["per_second"]
+                                 / max(summary["scim2-server"][phase]["per_second"], 0.1), 2)
+                    for phase in PHASES}
+                # The highest ratio any server could reach here: the clients' own CPU
+                # per request bounds the rate even if the server cost nothing.
+                row["ratio_bound_with_a_free_server"] = {
+                    phase: round(row[phase]["free_server_bound_per_second"]
                                  / max(summary["scim2-server"][phase]["per_second"], 0.1), 2)
                     for phase in PHASES}
                 summary[f"bridge-{store}-{kind}"] = row
