@@ -77,8 +77,9 @@ class ServeLog:
 def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | None = None,
                  log: ServeLog | None = None, **env: str) -> Iterator[int]:
     """Serve the SQLite database of ``data_dir`` (already migrated) with the `make run`
-    defaults plus ``env`` (``BRIDGE_*`` variables); yields the port. Stopped (SIGTERM, then
-    SIGKILL after 30 s) on exit.
+    defaults plus ``env`` (``BRIDGE_*`` variables: ``BRIDGE_DATABASE_URL`` and
+    ``BRIDGE_SECRET_KEY`` there serve that database instead); yields the port. Stopped
+    (SIGTERM, then SIGKILL after 30 s) on exit.
 
     ``port``: the port to serve on (when the test must know it first, e.g. for an OpenID
     Provider's redirect URIs); else a free one. ``log_file``: where the server's log goes

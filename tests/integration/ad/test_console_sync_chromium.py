@@ -1,6 +1,7 @@
 """The console's **Active directory** page in Chromium against `bridge serve` and the real
-Samba DC: connect the directory, **Preview (dry run)** (nothing applied), **Sync now** and
-its report, a run stopped by the mass-change limit shown with what it would have done,
+Samba DC, once on SQLite and once on PostgreSQL (``console_store``): connect the directory,
+**Preview (dry run)** (nothing applied), **Sync now** and its report (the users created in
+that store), a run stopped by the mass-change limit shown with what it would have done,
 **Apply the mass change** after its confirmation; a ReadOnly admin sees the reports but no
 Sync now, and the server refuses a hand-made post. Each page passes axe-core and is
 photographed (``BRIDGE_SCREENSHOT_DIR``)."""
@@ -29,16 +30,20 @@ from tests.integration.console.conftest import (
 from tests.servers.samba_dc import SambaDC
 
 SETUP = Actor(type="Test", principal_id="test", name="test")
-# The console's browser fixtures (axe-core injected; ``browser`` is the suite's Chromium).
-context, page = console.context, console.page
+# The console's browser fixtures (axe-core injected; ``browser`` is the suite's Chromium)
+# and its store, once per backend.
+context, page, console_store = console.context, console.page, console.console_store
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveConsole]:
-    """`bridge serve` whose mass-change limit is 2 users."""
-    with serve_console(tmp_path / "data", tmp_path / "screenshots",
+def live(tmp_path: Path, console_store: str | None) -> Iterator[LiveConsole]:
+    """`bridge serve` on each store whose mass-change limit is 2 users."""
+    with serve_console(tmp_path / "data", tmp_path / "screenshots", console_store,
                        BRIDGE_AD_MASS_CHANGE_MAX_USERS="2",
                        BRIDGE_AD_SYNC_NOW_WAIT_SECONDS="120") as console:
+        # The test reads the store the server writes: this one.
+        assert console.services.db.dialect.name == (
+            "postgresql" if console_store else "sqlite")
         yield console
 
 
@@ -102,6 +107,8 @@ def test_preview_sync_now_and_the_mass_change_stop(live: LiveConsole, page: Page
     assert _count(page, "last-sync", "Created") == "3"
     assert "Asked for by\nalice" in page.inner_text("#last-sync")
     assert engine.get_user_by_email("sam@example.com").tier == Tier.PRO
+    assert all(engine.get_user_by_email(f"{name}@example.com").in_directory
+               for name in ("sue", "sid"))
     check_page(page, live, "active-directory-sync-report")
 
     for dn in dns:

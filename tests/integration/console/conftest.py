@@ -1,5 +1,6 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against a real
-`bridge serve` (SQLite in a temporary data directory) and a real SMTP server on loopback.
+`bridge serve` (SQLite in a temporary data directory, or a real PostgreSQL database:
+``console_store``) and a real SMTP server on loopback.
 
 Admins are made with the real `bridge admin` commands. Every page a test visits can be
 checked with axe-core (the npm package of tests/browser, injected as an init script:
@@ -28,6 +29,7 @@ from bridge.app import Services, build_services
 from bridge.store.db import upgrade
 from config import load_settings
 from tests.browser.axe import AXE_JS
+from tests.conftest import TEST_SECRET_KEY, _fresh_postgres
 from tests.integration.admin_api.conftest import dns, dns_server  # noqa: F401 - fixtures
 from tests.servers.bridge_serve import bridge_serve
 from tests.servers.ports import LOOPBACK
@@ -48,11 +50,14 @@ class LiveConsole:
     env: dict[str, str] = field(default_factory=dict)
 
     def bridge(self, *args: str, stdin: str | None = None) -> str:
-        """Run the real `bridge` command on the served data directory; its stdout."""
+        """Run the real `bridge` command on the served store (data directory, database
+        URL and key as `bridge serve` has them); its stdout."""
+        store = {k: v for k, v in self.env.items()
+                 if k in ("BRIDGE_DATABASE_URL", "BRIDGE_SECRET_KEY")}
         done = subprocess.run([sys.executable, "-m", "bridge.cli", *args], input=stdin,
                               capture_output=True, text=True, timeout=60, check=False,
                               env={**os.environ, "BRIDGE_DATA_DIR": str(self.data),
-                                   "BRIDGE_DATABASE_URL": ""})
+                                   "BRIDGE_DATABASE_URL": "", **store})
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -63,18 +68,38 @@ class LiveConsole:
                     "--password-file", str(secret))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def console_store(request: pytest.FixtureRequest) -> str | None:
+    """The store ``serve_console`` serves, once per backend: ``None`` for SQLite in the data
+    directory (the `make run` default), else the URL of a fresh migrated database on the
+    run's PostgreSQL server (one for the whole run: tests/conftest.py)."""
+    if request.param == "sqlite":
+        return None
+    return _fresh_postgres(request.getfixturevalue("postgres_server"),
+                           request.getfixturevalue("_postgres_template"))
+
+
 @contextmanager
-def serve_console(data: Path, shots: Path, **env: str) -> Iterator[LiveConsole]:
-    """`bridge serve` on a new SQLite database in ``data`` with a real SMTP server, the
-    screenshots going to ``shots`` (``BRIDGE_SCREENSHOT_DIR`` when set) and ``env``."""
-    upgrade(f"sqlite:///{data / 'bridge.db'}")
+def serve_console(data: Path, shots: Path, database_url: str | None = None,
+                  **env: str) -> Iterator[LiveConsole]:
+    """`bridge serve` with a real SMTP server, the screenshots going to ``shots``
+    (``BRIDGE_SCREENSHOT_DIR`` when set) and ``env``. The store: a new SQLite database in
+    ``data`` or, given ``database_url`` (e.g. ``console_store``), that database (migrated
+    here if it is not yet), with the tests' fixed key; ``services`` uses the same one."""
+    store = ({"BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": TEST_SECRET_KEY}
+             if database_url else {})
+    data.mkdir(parents=True, exist_ok=True)  # the admins' password files go there
+    upgrade(database_url or f"sqlite:///{data / 'bridge.db'}")
     shots = Path(os.environ.get("BRIDGE_SCREENSHOT_DIR") or shots)
     shots.mkdir(parents=True, exist_ok=True)
-    services = build_services(load_settings(env={}, overrides={"data_dir": data}))
+    overrides: dict[str, object] = {"data_dir": data}
+    if database_url:
+        overrides.update(database_url=database_url, secret_key=TEST_SECRET_KEY)
+    services = build_services(load_settings(env={}, overrides=overrides))
     try:
         with SmtpServer() as smtp:
             full = {"BRIDGE_SMTP_URL": smtp.url, "BRIDGE_SUPPORT_EMAIL": SUPPORT,
-                    "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0", **env}
+                    "BRIDGE_DOMAIN_RECHECK_INTERVAL_SECONDS": "0", **store, **env}
             with bridge_serve(data, **full) as port:
                 yield LiveConsole(f"http://{LOOPBACK}:{port}", data, services, smtp, shots,
                                   full)
