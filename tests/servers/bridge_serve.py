@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import (
+    LOOPBACK,
+    ExitedBeforeListening,
+    free_port,
+    wait_for_own_listener,
+)
 
 
 class ServeLog:
@@ -82,10 +88,34 @@ def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | No
     (SIGTERM, then SIGKILL after 30 s) on exit.
 
     ``port``: the port to serve on (when the test must know it first, e.g. for an OpenID
-    Provider's redirect URIs); else a free one. ``log_file``: where the server's log goes
-    (standard output and error); ``log``: a :class:`ServeLog` that follows it instead;
-    else nowhere."""
-    port = port or free_port()
+    Provider's redirect URIs); else a free one, replaced (up to twice) if another process
+    listens on it before the server could. Yields once the server process itself listens:
+    a server that exits first raises :class:`ExitedBeforeListening`. ``log_file``: where
+    the server's log goes (standard output and error); ``log``: a :class:`ServeLog` that
+    follows it instead; else nowhere."""
+    movable = port is None
+    for attempt in range(3):
+        serving = port or free_port()
+        try:
+            running = _start(serving, data_dir, log_file, log, env)
+            break
+        except ExitedBeforeListening as exc:
+            # Only a port chosen here may change: the caller's may be named elsewhere.
+            if not (movable and exc.taken) or attempt == 2:
+                raise
+    try:
+        yield serving
+    finally:
+        _stop(*running)
+
+
+_Running = tuple[subprocess.Popen[bytes], "IO[bytes] | int", "threading.Thread | None"]
+
+
+def _start(port: int, data_dir: Path, log_file: Path | None, log: ServeLog | None,
+           env: dict[str, str]) -> _Running:
+    """`bridge serve` on ``port``, returned once that process listens there (stopped again
+    if it does not)."""
     full = {**os.environ, "BRIDGE_DATA_DIR": str(data_dir), "BRIDGE_DATABASE_URL": "",
             "BRIDGE_HOST": LOOPBACK, "BRIDGE_PORT": str(port), "BRIDGE_LOG_LEVEL": "WARNING",
             **env}
@@ -99,16 +129,24 @@ def bridge_serve(data_dir: Path, *, port: int | None = None, log_file: Path | No
                             start_new_session=True)
     reader = log.follow(proc.stdout) if log is not None and proc.stdout is not None else None
     try:
-        wait_for_port(LOOPBACK, port, timeout=30)
-        yield port
-    finally:
+        # Not wait_for_port: another process that took the port would answer it.
+        wait_for_own_listener(proc, LOOPBACK, port, timeout=30)
+    except BaseException:
+        _stop(proc, out, reader)
+        raise
+    return proc, out, reader
+
+
+def _stop(proc: subprocess.Popen[bytes], out: IO[bytes] | int,
+          reader: threading.Thread | None) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group may be gone already
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if reader is not None:
-            reader.join(timeout=10)  # the pipe ends with the process
-        if not isinstance(out, int):
-            out.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if reader is not None:
+        reader.join(timeout=10)  # the pipe ends with the process
+    if not isinstance(out, int):
+        out.close()

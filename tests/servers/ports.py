@@ -4,57 +4,78 @@ names its host and running port)."""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+import subprocess
+import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
 
+# Fewer ports than this outside the ephemeral range (a machine tuned to e.g. "1024 65535"):
+# free_port asks the kernel instead, as it did before the range was used.
+_MIN_PORTS = 1_000
 
 
-def _outside_ephemeral_range() -> range:
-    """Ports outside the kernel's ephemeral range (32768-60999 by default): an outgoing
-    connection's source port (a client of Postgres, Chromium's own sockets...) then never
-    takes a port between the moment it is chosen and the moment its server binds it."""
+def outside_ephemeral_range(low: int, high: int) -> range | None:
+    """Ports outside the ephemeral range ``low``-``high`` (the kernel's, 32768-60999 by
+    default): an outgoing connection's source port (a client of Postgres, Chromium's own
+    sockets...) or another ``bind(port 0)`` then never takes a port between the moment it
+    is chosen and the moment its server binds it. The larger side, at most 12,000 ports
+    below ``low``, never a privileged port; None when neither side has ``_MIN_PORTS``."""
+    below = range(max(1_024, low - 12_000), max(1_024, low))
+    above = range(max(1_024, high + 1), 65_536)
+    best = below if len(below) >= len(above) else above
+    return best if len(best) >= _MIN_PORTS else None
+
+
+def _kernel_range() -> tuple[int, int]:
     try:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32_768, 60_999
-    below = range(max(1_024, low - 12_000), low)
-    above = range(high + 1, 65_536)
-    return below if len(below) >= len(above) else above
+    except (OSError, ValueError):  # not Linux: the Linux default (macOS's is above it)
+        return 32_768, 60_999
+    return low, high
 
 
-_PORT_RANGE = _outside_ephemeral_range()
+_PORT_RANGE = outside_ephemeral_range(*_kernel_range())
 _handed_out: set[int] = set()
 _random = random.Random()
 
 
+def _bindable(port: int) -> int | None:
+    """``port`` (0: one the kernel picks) bound and released on 127.0.0.1, else None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return None
+        bound: int = sock.getsockname()[1]
+        return bound
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago and that this process has
-    not been given before.
+    not been given before, outside the kernel's ephemeral range where it leaves room
+    (:func:`outside_ephemeral_range`; else one the kernel picks).
 
     Two harnesses that each choose a port before either starts (two OpenID Providers of
     one fixture) can therefore not be given the same one. Another process may still bind
     the port before the caller does: callers that can retry on ``EADDRINUSE`` should.
     """
     for _ in range(1000):
-        port = _random.choice(_PORT_RANGE)
-        if port in _handed_out:
+        port = _bindable(_random.choice(_PORT_RANGE) if _PORT_RANGE is not None else 0)
+        if port is None or port in _handed_out:
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((LOOPBACK, port))
-            except OSError:
-                continue
         _handed_out.add(port)
         return port
-    raise RuntimeError(f"no free port in {_PORT_RANGE} after 1000 tries")
+    raise RuntimeError(f"no free port in {_PORT_RANGE or 'the ephemeral range'} "
+                       "after 1000 tries")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
@@ -88,6 +109,72 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
         f"nothing accepted TCP connections on {host}:{port} within {timeout:.1f}s"
         f" (last error: {last_error!r})"
     )
+
+
+def listening_sockets(host: str, port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on ``host:port`` (IPv4, this network
+    namespace; Linux's ``/proc/net/tcp``)."""
+    wanted = f"{int.from_bytes(socket.inet_aton(host), sys.byteorder):08X}:{port:04X}"
+    inodes: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    return inodes
+
+
+def _holds_one_of(pid: int, inodes: set[str]) -> bool:
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class ExitedBeforeListening(RuntimeError):
+    """The server process ended before it listened on its port; ``taken``: another
+    process listens there (the port was taken after it was chosen)."""
+
+    def __init__(self, message: str, *, taken: bool) -> None:
+        super().__init__(message)
+        self.taken = taken
+
+
+def wait_for_own_listener(proc: subprocess.Popen[Any], host: str, port: int,
+                          timeout: float = 30.0) -> None:
+    """Block until the process ``proc`` itself listens on ``host:port`` (and accepts a
+    connection there): unlike :func:`wait_for_port`, a port taken by another process after
+    it was chosen is not mistaken for this server.
+
+    Raises:
+        ExitedBeforeListening: if ``proc`` ended first.
+        RuntimeError: if it did not listen within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        code = proc.poll()
+        if code is not None:
+            taken = bool(listening_sockets(host, port))
+            raise ExitedBeforeListening(
+                f"the server process exited with {code} before listening on {host}:{port}"
+                + (" (another process listens there)" if taken else ""), taken=taken)
+        if _holds_one_of(proc.pid, listening_sockets(host, port)):
+            wait_for_port(host, port, timeout=max(deadline - time.monotonic(), 0.1))
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"the server process did not listen on {host}:{port} "
+                               f"within {timeout:.1f}s")
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.2)
 
 
 class Harness(ABC):
