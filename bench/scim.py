@@ -50,7 +50,7 @@ from bridge.store.db import make_engine, upgrade
 from bridge.store.models import EmailAddress, ExternalIdentity, User, utcnow
 from config import load_settings
 from tests.builders import enterprise
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener, wait_for_port
 from tests.servers.postgres import PostgresServer
 
 CHUNK = 5_000
@@ -156,7 +156,10 @@ class Server:
         self.proc = subprocess.Popen(command, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
-        wait_for_port(LOOPBACK, self.port, timeout=30)
+        if server.startswith("granian"):  # its workers may hold the socket
+            wait_for_port(LOOPBACK, self.port, timeout=30)
+        else:  # its own listener: a process that took the port is not measured
+            wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=30)
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)

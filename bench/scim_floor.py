@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
 
 _BODY = b'{"totalResults": 1, "id": "x"}'
 
@@ -78,7 +78,8 @@ class Floor:
                        "--threads=8", app]
         self.proc = subprocess.Popen(command, cwd=str(root), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(LOOPBACK, self.port, timeout=30)
+        # Its own listener: a process that took the port would be measured instead.
+        wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=30)
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)

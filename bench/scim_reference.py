@@ -53,7 +53,7 @@ from typing import Any
 
 from bench.scim import DOMAIN, Server, create_body, run_phase, setup
 from bench.scim_floor import FLOORS, Floor, ratio_bound
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
 from tests.servers.postgres import PostgresServer
 
 REFERENCE = "scim2-server>=0.8,<0.9"
@@ -95,7 +95,8 @@ class Reference:
             [str(gunicorn), "--bind", f"{LOOPBACK}:{self.port}", "--log-level", "warning",
              "bench_scim2_reference:app"], env=env, cwd=str(site),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(LOOPBACK, self.port, timeout=60)
+        # Its own listener: a process that took the port would be measured instead.
+        wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=60)
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
