@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from bridge.logs import scrub_access_atoms
-from tests.servers.ports import free_port, wait_for_port
+from tests.servers.ports import free_port, wait_for_own_listener
 
 
 def test_access_atoms_are_scrubbed() -> None:
@@ -32,7 +32,7 @@ def test_served_access_log_has_no_tokens_or_codes(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--migrate"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_port("127.0.0.1", port, timeout=30)
+        wait_for_own_listener(proc, "127.0.0.1", port, timeout=30)
         for path in ("/invitations/SECRET-INVITE-TOKEN",
                      "/auth/okta/callback?code=SECRET-CODE&state=SECRET-STATE",
                      "/healthz"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "bridge", "scim", "oidc", "ad_sync", "config")
@@ -62,7 +62,7 @@ def test_plain_install_serves_healthz(tmp_path: Path) -> None:
             stdout=out, stderr=subprocess.STDOUT)
     try:
         try:
-            wait_for_port(LOOPBACK, port, timeout=60)
+            wait_for_own_listener(server, LOOPBACK, port, timeout=60)
         except Exception:
             pytest.fail(f"bridge serve did not listen:\n{log.read_text()[-4000:]}")
         try:

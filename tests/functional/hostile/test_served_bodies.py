@@ -22,7 +22,7 @@ from bridge.app import Services, build_services
 from bridge.domain import Actor
 from config import load_settings
 from tests.builders import enterprise
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
 
 LIMIT = 4096
 # Over the limit, within the bound waitress reads before the application (twice it).
@@ -74,7 +74,7 @@ def served(request: pytest.FixtureRequest,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     svc: Services | None = None
     try:
-        wait_for_port(LOOPBACK, port, timeout=30)
+        wait_for_own_listener(proc, LOOPBACK, port, timeout=30)
         # The same data dir (SQLite file and secret key) as the server: set-up goes
         # straight through the engine, the requests over HTTP.
         svc = build_services(load_settings(env={k: v for k, v in env.items()

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from tests.servers.bridge_serve import ServeLog
-from tests.servers.ports import free_port, wait_for_port
+from tests.servers.ports import free_port, wait_for_own_listener, wait_for_port
 
 HEALTH = 'bridge_http_requests_total{door="health",operation="GET /healthz",status_class="2xx"}'
 
@@ -58,7 +58,7 @@ def test_metrics_add_up_across_workers_on_their_own_port(tmp_path: Path) -> None
     assert proc.stdout is not None
     reader = log.follow(proc.stdout)
     try:
-        wait_for_port("127.0.0.1", port, timeout=30)
+        wait_for_own_listener(proc, "127.0.0.1", port, timeout=30)
         wait_for_port("127.0.0.1", metrics_port, timeout=30)
         scrape = f"http://127.0.0.1:{metrics_port}/metrics"
         for _ in range(30):
