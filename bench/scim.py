@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,13 @@ from bridge.store.db import make_engine, upgrade
 from bridge.store.models import EmailAddress, ExternalIdentity, User, utcnow
 from config import load_settings
 from tests.builders import enterprise
-from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener, wait_for_port
+from tests.servers.ports import (
+    LOOPBACK,
+    free_port,
+    stop_process_group,
+    wait_for_own_listener,
+    wait_for_port,
+)
 from tests.servers.postgres import PostgresServer
 
 CHUNK = 5_000
@@ -162,12 +167,7 @@ class Server:
             wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=30)
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def create_body(name: str, external_id: str, i: int) -> str:

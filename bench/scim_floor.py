@@ -19,14 +19,12 @@ writes the store and renders a SCIM resource, all on top of its floor.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
+from tests.servers.ports import LOOPBACK, free_port, stop_process_group, wait_for_own_listener
 
 _BODY = b'{"totalResults": 1, "id": "x"}'
 
@@ -82,12 +80,7 @@ class Floor:
         wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=30)
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def ratio_bound(floor: dict[str, Any], reference: dict[str, Any],

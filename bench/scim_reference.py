@@ -42,7 +42,6 @@ import http.client
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ from typing import Any
 
 from bench.scim import DOMAIN, Server, create_body, run_phase, setup
 from bench.scim_floor import FLOORS, Floor, ratio_bound
-from tests.servers.ports import LOOPBACK, free_port, wait_for_own_listener
+from tests.servers.ports import LOOPBACK, free_port, stop_process_group, wait_for_own_listener
 from tests.servers.postgres import PostgresServer
 
 REFERENCE = "scim2-server>=0.8,<0.9"
@@ -99,12 +98,7 @@ class Reference:
         wait_for_own_listener(self.proc, LOOPBACK, self.port, timeout=60)
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def load_reference(port: int, users: int) -> list[str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +15,7 @@ from tests.servers.ports import (
     LOOPBACK,
     ExitedBeforeListening,
     free_port,
+    stop_process_group,
     wait_for_own_listener,
 )
 
@@ -139,13 +138,7 @@ def _start(port: int, data_dir: Path, log_file: Path | None, log: ServeLog | Non
 
 def _stop(proc: subprocess.Popen[bytes], out: IO[bytes] | int,
           reader: threading.Thread | None) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group may be gone already
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process_group(proc)
     if reader is not None:
         reader.join(timeout=10)  # the pipe ends with the process
     if not isinstance(out, int):

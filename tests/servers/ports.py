@@ -4,8 +4,10 @@ names its host and running port)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -136,6 +138,19 @@ def _holds_one_of(pid: int, inodes: set[str]) -> bool:
         except OSError:
             continue
     return False
+
+
+def stop_process_group(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """End the process group that ``proc`` leads (started with ``start_new_session``):
+    SIGTERM, then SIGKILL after ``timeout`` seconds; returns once ``proc`` has exited."""
+    with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 class ExitedBeforeListening(RuntimeError):
