@@ -64,7 +64,8 @@ def _base_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 
 
 # Per dialect object (one per engine: its own JSON serializer, its own server version),
-# then per (table, columns); forgotten with the engine. Kept on the dialect itself, not in
+# then per (table object, columns): two tables of one name in two metadata collections may
+# convert their columns differently; forgotten with the engine. Kept on the dialect itself, not in
 # a WeakKeyDictionary keyed by it: the processors refer to their dialect (a TypeDecorator's
 # does), so such an entry would keep its own key, and every engine ever made, alive.
 _CACHE_ATTRIBUTE = "_bridge_driver_inserts"
@@ -72,11 +73,11 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _prepared(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prepared:
-    key = (table.name, columns)
+    key = (table, columns)
     found = getattr(dialect, _CACHE_ATTRIBUTE, {}).get(key)
     if found is None:
         with _CACHE_LOCK:
-            cache: dict[tuple[str, tuple[str, ...]], _Prepared] = (
+            cache: dict[tuple[Table, tuple[str, ...]], _Prepared] = (
                 dialect.__dict__.setdefault(_CACHE_ATTRIBUTE, {}))
             found = cache.setdefault(key, _Prepared(table, columns, dialect))
     return found
@@ -85,13 +86,15 @@ def _prepared(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prep
 def _once_per_value(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` of a scalar column (date-time, boolean) remembering its results by value
     for one call of :func:`insert_rows`: a page writes the same instant many times (its
-    creation and update times). Scalars are immutable, so equal values convert equally,
-    except aware date-times: two can be equal yet name two instants (a zone's repeated
-    wall time, ``fold`` 0 and 1), so their UTC offset is part of what is remembered."""
+    creation and update times). Scalars are immutable, so equal values of one type convert
+    equally; the type is part of what is remembered (``True == 1``), and so is an aware
+    date-time's UTC offset: two can be equal yet name two instants (a zone's repeated wall
+    time, ``fold`` 0 and 1)."""
     done: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
-        key = (value, value.utcoffset()) if isinstance(value, datetime) else value
+        key = ((value, value.utcoffset()) if isinstance(value, datetime)
+               else (type(value), value))
         try:
             return done[key]
         except KeyError:

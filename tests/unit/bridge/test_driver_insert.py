@@ -12,7 +12,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, bindparam, insert, select, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    bindparam,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from bridge.store.ad_models import AdDirectoryUser
@@ -265,3 +277,67 @@ def test_prepared_statements_are_forgotten_with_their_engine(sqlite_url: str) ->
     del engine, s
     gc.collect()
     assert dialect() is None
+
+
+class _Repr(TypeDecorator[str]):
+    """Stores ``repr`` of what it is given: tells ``True`` from ``1``."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return repr(value)
+
+
+class _Shout(TypeDecorator[str]):
+    """Stores its text upper-cased."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return str(value).upper()
+
+
+def _probe_table(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE drv_probe (id INTEGER PRIMARY KEY, v VARCHAR(20))")
+
+
+def _probe_values(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.exec_driver_sql("SELECT v FROM drv_probe ORDER BY id").scalars())
+
+
+def test_equal_values_of_two_types_are_converted_apart(sqlite_url: str) -> None:
+    """``True == 1`` (and they hash alike): a value converted once and reused for equal
+    values must not store the second as the first where the column's type tells them apart."""
+    engine = make_engine(sqlite_url)
+    try:
+        _probe_table(engine)
+        table = Table("drv_probe", MetaData(), Column("id", Integer, primary_key=True),
+                      Column("v", _Repr()))
+        with make_session_factory(engine)() as s, s.begin():
+            insert_rows(s, table, [{"id": 1, "v": True}, {"id": 2, "v": 1}, {"id": 3, "v": 1.0}])
+        assert _probe_values(engine) == ["True", "1", "1.0"]
+    finally:
+        engine.dispose()
+
+
+def test_two_tables_of_one_name_keep_their_own_conversions(sqlite_url: str) -> None:
+    """Statements are prepared per table object, not per table name: a table of the same
+    name in another metadata collection, whose column converts differently, is written with
+    its own conversion."""
+    engine = make_engine(sqlite_url)
+    try:
+        _probe_table(engine)
+        plain = Table("drv_probe", MetaData(), Column("id", Integer, primary_key=True),
+                      Column("v", String(20)))
+        shouting = Table("drv_probe", MetaData(), Column("id", Integer, primary_key=True),
+                         Column("v", _Shout()))
+        with make_session_factory(engine)() as s, s.begin():
+            insert_rows(s, plain, [{"id": 1, "v": "quiet"}])
+            insert_rows(s, shouting, [{"id": 2, "v": "loud"}])
+        assert _probe_values(engine) == ["quiet", "LOUD"]
+    finally:
+        engine.dispose()
