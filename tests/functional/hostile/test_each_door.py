@@ -245,5 +245,10 @@ def test_nul_in_urls_is_refused_in_each_doors_format(
                       400, "BadRequestException")
     resp = app.test_client().get("/auth/login?email=a%00@example.com")
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    # The console's refusals are pages (they were the admin API's JSON error).
+    for url in ("/console?x=a%00", "/console/accounts/a%00b", "/console/events?q=%00"):
+        resp = app.test_client().get(url)
+        assert resp.status_code == 400 and resp.mimetype == "text/html", url
+        assert "NUL character" in resp.get_data(as_text=True)
     assert [a["Name"] for a in full.get("/accounts").get_json()["Accounts"]] == [
         "Example Corp"]
