@@ -252,3 +252,27 @@ def test_nul_in_urls_is_refused_in_each_doors_format(
         assert "NUL character" in resp.get_data(as_text=True)
     assert [a["Name"] for a in full.get("/accounts").get_json()["Accounts"]] == [
         "Example Corp"]
+
+
+def test_names_of_the_longest_lowercase_are_stored_on_both_stores(
+        both_stores_app: tuple[Flask, ScimClient]) -> None:
+    """U+0130 (İ) lowers to two code points: a userName, group name or account name at
+    its length limit made of it overflowed the lowercased copy's column on PostgreSQL (a
+    500). Each is stored, found case-insensitively and refused as a duplicate."""
+    app, scim = both_stores_app
+    dotted = "\u0130" * 256
+    created = scim.post("/Users", {"schemas": [USER], "userName": dotted})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    found = scim.get("/Users?filter=" + quote(f'userName eq "{dotted.lower()}"'))
+    assert found.get_json()["totalResults"] == 1
+    assert_scim_error(scim.post("/Users", {"schemas": [USER], "userName": dotted}), 409,
+                      "uniqueness")
+    group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                  "displayName": dotted})
+    assert group.status_code == 201, group.get_data(as_text=True)
+    full = admin_client(app, "FullAccess")
+    mapped = full.post(f"/accounts/{scim.account_id}/groups", json={
+        "Groups": [{"GroupName": dotted, "LicenseType": "Pro"}]})
+    assert mapped.status_code == 200, mapped.get_data(as_text=True)
+    account = full.post("/accounts", json={"Name": "\u0130" * 100})
+    assert account.status_code == 201, account.get_data(as_text=True)
