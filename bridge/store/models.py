@@ -359,7 +359,9 @@ class AccountOpenIdConfig(Base):
     )
     issuer: Mapped[str] = mapped_column(String(512))
     client_id: Mapped[str] = mapped_column(String(256))
-    client_secret_sealed: Mapped[str] = mapped_column(String(2048))
+    # The Fernet token (bridge.crypto.SecretBox.seal) of a ClientSecret of up to 1,024
+    # characters of up to 4 UTF-8 bytes each: 4,096 bytes seal to 5,560 characters.
+    client_secret_sealed: Mapped[str] = mapped_column(String(5560))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -311,7 +311,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=36), nullable=False),
         sa.Column("issuer", sa.String(length=512), nullable=False),
         sa.Column("client_id", sa.String(length=256), nullable=False),
-        sa.Column("client_secret_sealed", sa.String(length=2048), nullable=False),
+        sa.Column("client_secret_sealed", sa.String(length=5560), nullable=False),
         sa.Column("created_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
