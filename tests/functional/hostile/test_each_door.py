@@ -46,8 +46,10 @@ def _assert_aws_error(response: TestResponse, status: int, code: str) -> None:
 def test_parse_json_bounds_depth_and_refuses_non_json_constants() -> None:
     assert parse_json(b'{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
     assert parse_json("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+    assert parse_json(b'{"a": 1, "A": 2}') == {"a": 1, "A": 2}  # names are case-exact
     for raw in (DEEP, b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
-                b'{"a": NaN}', b"Infinity", b"\xff\xfe\x00", b"1" * 5000, b"{"):
+                b'{"a": NaN}', b"Infinity", b"\xff\xfe\x00", b"1" * 5000, b"{",
+                b'{"a": 1, "a": 2}', b'[{"b": {"a": 1, "a": 1}}]'):
         with pytest.raises(InvalidJson):
             parse_json(raw)
 

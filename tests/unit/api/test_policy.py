@@ -135,6 +135,9 @@ def test_resource_scoped_to_one_account() -> None:
      "not a chime: action"),
     ({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "chime:*",
                                               "Condition": {}}]}, "Condition"),
+    # A reviewer reading the first "Effect" saw Deny; json.loads kept the last (Allow).
+    ('{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Effect": "Allow", '
+     '"Action": "chime:*", "Resource": "*"}]}', "'Effect' appears twice"),
 ])
 def test_malformed_policies_are_refused_with_a_reason(document: object,
                                                       complaint: str) -> None:
