@@ -176,9 +176,12 @@ def test_admin_times_outside_utc_years_are_bad_request(app: Flask, full_admin: A
 def test_admin_out_of_range_next_token(app: Flask, full_admin: AdminClient) -> None:
     from bridge.api.shapes import encode_token
 
+    account = full_admin.post("/accounts", json={"Name": "Team"}).get_json()["Account"]
+    meeting_events = f"/accounts/{account['AccountId']}/meetings/m-1/events"
     for cursor in ("9" * 40, "\u00b2", "12\u0663"):
-        resp = full_admin.get("/audit/events", query={"next-token": encode_token(cursor)})
-        _assert_aws_error(resp, 400, "BadRequestException")
+        for path in ("/audit/events", meeting_events):  # the second: "²" was a 500
+            resp = full_admin.get(path, query={"next-token": encode_token(cursor)})
+            _assert_aws_error(resp, 400, "BadRequestException")
 
 
 # --- the AD sign-in door ------------------------------------------------------------------
