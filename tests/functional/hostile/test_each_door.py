@@ -281,3 +281,30 @@ def test_names_of_the_longest_lowercase_are_stored_on_both_stores(
     assert mapped.status_code == 200, mapped.get_data(as_text=True)
     account = full.post("/accounts", json={"Name": "\u0130" * 100})
     assert account.status_code == 201, account.get_data(as_text=True)
+
+
+def test_nul_in_a_form_field_is_refused_before_the_view(
+        both_stores_app: tuple[Flask, ScimClient], tmp_path: Path) -> None:
+    """Form posts were not checked like JSON bodies and URLs: on PostgreSQL a NUL in the
+    console's sign-in user name (before any sign-in), a selected user id or a support
+    subject was a 500. Now the browser doors' 400 page, and nothing is written."""
+    from tests.functional.console.conftest import Console, csrf_token
+
+    app, scim = both_stores_app
+    services = scim.services
+    console = Console(services, app.test_client(), FakeClock())
+    token = csrf_token(console.client.get("/console").text)
+    resp = console.client.post("/console", data={
+        "csrf_token": token, "account_id": "000000000000", "username": "carol\x00",
+        "password": "x"})
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    assert 'id="reason">invalid_form<' in resp.get_data(as_text=True)
+    console.sign_in("carol")
+    users = f"/console/accounts/{scim.account_id}/users"
+    for path, data in ((f"{users}/actions", {"user_id": "a\x00b", "action": "suspend"}),
+                       ("/console/support", {"subject": "Help\x00", "description": "x"})):
+        resp = console.form(path, data, page="/console/accounts")
+        assert resp.status_code == 400, resp.get_data(as_text=True)  # type: ignore[attr-defined]
+    full = admin_client(app, "FullAccess")
+    events = full.get("/audit/events", query={"event-name": "SubmitSupportRequest"})
+    assert events.get_json()["Events"] == []
