@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from bridge.errors import ValidationError
 
 ACCOUNT_NAME_MAX = 100
+# A user's display name as stored; a longer one from a provider is cut (it only labels).
+DISPLAY_NAME_MAX = 256
 PRO_TRIAL_DAYS = 30
 PIN_DIGITS = 10
 
