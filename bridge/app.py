@@ -140,6 +140,8 @@ def _register_routing_errors(app: Flask) -> None:
         # Same doors by path as the routing errors (the SCIM blueprint answers its own).
         if request.path.startswith("/scim/"):
             return scim_errors.response(scim_errors.from_http(error))
+        if request.path == "/console" or request.path.startswith("/console/"):
+            return console_errors.bad_address_page(error.description or "")
         if not request.path.startswith(("/auth/", "/.well-known/", "/invitations/")):
             return error_response(bridge_errors.ValidationError(error.description or ""),
                                   str(uuid.uuid4()))

@@ -7,7 +7,8 @@ Hostile input must be refused as a client error in the door's own format, never 
 
 - :func:`parse_json` — the one JSON parser of request bodies (and JSON carried inside
   them, such as a policy document sent as a string). It refuses invalid JSON, the
-  non-standard constants ``NaN``/``Infinity``, and documents nested deeper than
+  non-standard constants ``NaN``/``Infinity``, an object naming a member twice (Python
+  keeps the last, other readers the first), and documents nested deeper than
   :data:`MAX_JSON_DEPTH` levels (a body of 50,000 ``[`` would otherwise exhaust the stack of
   the parser or of any code that walks the value) with :class:`~bridge.errors.InvalidJson`.
 - :func:`bounded_int` — integers taken from a query string or a body member, in a range
@@ -41,6 +42,24 @@ _UNSTORABLE = "The request has a string with a NUL character or a lone surrogate
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class _DuplicateMember(ValueError):
+    """An object names one member twice."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal names; a reader that keeps the first (a
+    # reviewer of a policy document, a proxy that inspected the body) sees another value.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateMember(f"the member {name[:64]!r} appears twice in one "
+                                       "object")
+            seen.add(name)
+    return value
 
 
 def storable_text(text: str) -> bool:
@@ -88,14 +107,16 @@ def json_depth(value: Any) -> int:
 def parse_json(raw: bytes | str, *, what: str = "The request body") -> Any:
     """``raw`` parsed as JSON (RFC 8259). Raises :class:`InvalidJson` (a ValidationError)
     for invalid JSON, undecodable bytes, ``NaN``/``Infinity``, integers too long to
-    convert, nesting deeper than :data:`MAX_JSON_DEPTH`, or a string that is not
-    :func:`storable_text`."""
+    convert, nesting deeper than :data:`MAX_JSON_DEPTH`, an object with two members of one
+    name, or a string that is not :func:`storable_text`."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant,
+                           object_pairs_hook=_unique_members)
     except RecursionError:
         raise InvalidJson(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels.") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "undecodable"
+        reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
+                  else str(exc) if isinstance(exc, _DuplicateMember) else "undecodable")
         raise InvalidJson(f"{what} is not valid JSON ({reason}).") from None
     if json_depth(value) > MAX_JSON_DEPTH:
         raise InvalidJson(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels.")

@@ -19,7 +19,9 @@ runs, so a refused post changes nothing, when:
    ``X-CSRFToken`` header) is missing, expired (1 h) or not the one bound to this browser's
    ``bridge_csrf`` cookie (Flask-WTF's CSRFProtect; the cookie is Flask's signed session).
    A JSON body needs no token: a browser sends one cross-site only after a CORS preflight,
-   which the bridge never grants.
+   which the bridge never grants;
+3. a field of the form has a NUL character (400 ``invalid_form``: no store can hold it;
+   JSON bodies are checked by :func:`bridge.bounds.parse_json`).
 
 CSRF protection is applied only where :func:`form_post` is: the SigV4 admin API, SCIM (bearer)
 and the JSON session endpoints are not browser forms and are never checked.
@@ -46,6 +48,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from bridge import pages
+from bridge.bounds import storable_text
 from bridge.services import Services
 from config import Settings
 
@@ -204,6 +207,12 @@ def form_post(view: F) -> F:
             except RequestEntityTooLarge:
                 return refusal(413, "request_too_large", "The form sent more than this "
                                "service accepts, so it was not processed.")
+            if not all(storable_text(name) and storable_text(value)
+                       for name, value in request.form.items(multi=True)):
+                # PostgreSQL refuses NUL in text: a 500 from the view's first query.
+                log.info("refused a post to %s: a NUL character in a field", request.path)
+                return refusal(400, "invalid_form", "A field of this form has a character "
+                               "this service cannot store (NUL), so it was not processed.")
         return view(*args, **kwargs)
 
     return cast(F, checked)

@@ -135,6 +135,10 @@ class LinkExpired(Forbidden):
     code = "LinkExpired"
 
 
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+
+
 class LinkSigner:
     """Makes and checks the pre-signed download links (see the module docstring)."""
 
@@ -160,7 +164,10 @@ class LinkSigner:
         Raises Forbidden (403) for a missing or wrong signature (compared in constant
         time) and LinkExpired (403) once its expiry has passed.
         """
-        if not expires or not expires.isdigit() or len(expires) > 12 or not signature:
+        # ASCII only: str.isdigit() takes "²" (int() then raises) and compare_digest
+        # raises TypeError for non-ASCII text; both were a 500 for anyone with a URL.
+        if expires is None or signature is None or not _EXPIRES.fullmatch(expires) \
+                or not _SIGNATURE.fullmatch(signature):
             raise Forbidden("The link is not a valid data export link.")
         expected = self._signature(export_id, name, int(expires))
         if not hmac.compare_digest(expected, signature.lower()):

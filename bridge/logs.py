@@ -24,11 +24,49 @@ def scrub(text: str) -> str:
     return _SECRET_PATTERN.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
+# Line breaks (and the other C0 controls but tab, DEL, NEL and the Unicode line and
+# paragraph separators): text a client sent (a path, a user name) must not start a line of
+# its own in the text format, where it would read as a record the service never wrote.
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+# The ``extra`` key of a record whose message keeps its line breaks (ScrubbingFormatter).
+VERBATIM = "verbatim_lines"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line-breaking or control character written as its Python escape
+    (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return _LINE_BREAKING.sub(
+        lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class ScrubbingFormatter(logging.Formatter):
+    """The text format: a record is ONE line starting at the left margin (its message's
+    line breaks escaped by :func:`one_line`); a traceback or stack that follows is indented
+    by four spaces on every line, so a line at the margin always starts a real record.
+    Secrets are scrubbed (:func:`scrub`) before escaping. One exception: a record logged
+    with ``extra={VERBATIM: True}`` keeps its line breaks (the development-only ``log:``
+    mailer writes each mail whole, its link on a line of its own to copy)."""
+
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "request_id", None) is None:
             record.request_id = "-"  # outside a request (or no RequestContextFilter)
-        return scrub(super().format(record))
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = scrub(self.formatMessage(record))
+        if not getattr(record, VERBATIM, False):
+            text = one_line(text)
+        # Not cached on the record (logging.Formatter does): other handlers of the same
+        # record format its traceback their own way.
+        blocks = [self.formatException(record.exc_info) if record.exc_info
+                  else record.exc_text or "",
+                  self.formatStack(record.stack_info) if record.stack_info else ""]
+        for block in filter(None, blocks):
+            text += "\n" + "\n".join("    " + one_line(line)
+                                     for line in scrub(block).splitlines())
+        return text
 
 
 class RequestContextFilter(logging.Filter):

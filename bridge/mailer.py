@@ -13,15 +13,23 @@ percent-decoded and never appear in errors or logs.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bridge.logs import VERBATIM
 from config import Settings
 
 log = logging.getLogger(__name__)
 LOG_MAILER = "log:"
+
+
+# A header is one line (RFC 5322 2.2): line breaks and other controls in a subject built
+# from stored text (an account's name, a ticket's subject) become a space. EmailMessage
+# refuses them with a ValueError: a 500 after the change that sends the mail was committed.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 class MailError(Exception):
@@ -36,7 +44,7 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = _BREAKS.sub(" ", subject).strip()
     message.set_content(text)
     from bridge.observability import metrics
 
@@ -46,7 +54,7 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
         # long link with soft line breaks ("=" at the end of a line).
         headers = "\n".join(f"{name}: {message[name]}" for name in ("From", "To", "Subject"))
         log.warning("mail not sent (BRIDGE_SMTP_URL=log:), written here instead:\n%s\n\n%s",
-                    headers, text.rstrip("\n"))
+                    headers, text.rstrip("\n"), extra={VERBATIM: True})
         metrics.MAILS.labels("logged").inc()
         return
     parts = urlsplit(settings.smtp_url)

@@ -38,6 +38,9 @@ JWKS_MAX_TTL_SECONDS = 86400.0
 JWKS_REFETCH_COOLDOWN_SECONDS = 10.0
 HTTP_TIMEOUT_SECONDS = 5.0
 CLOCK_LEEWAY_SECONDS = 120
+# The longest ``sub`` an ID token may carry (OpenID Connect Core 1.0 section 2: "MUST NOT
+# exceed 255 ASCII characters"); longer would also overflow the identity's stored id.
+MAX_SUBJECT = 255
 # Asymmetric algorithms only (RFC 7518 section 3.3-3.5, RFC 8037): never "none", never HS*
 # (a symmetric "key" would be the client secret, which a provider-side leak would expose).
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -245,3 +248,6 @@ def _check_claims(claims: dict[str, Any], *, issuer: str, client_id: str, nonce:
                             "(nonce mismatch); start again.")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise SignInRefused("invalid_id_token", "The ID token has no subject.")
+    if len(claims["sub"]) > MAX_SUBJECT:  # OpenID Connect Core 1.0 section 2
+        raise SignInRefused("invalid_id_token", f"The ID token's subject is longer than "
+                            f"{MAX_SUBJECT} characters.")

@@ -194,7 +194,8 @@ class ConsoleCredentials:
         and no code of that step or a later one was accepted before. Accepting records the
         step atomically, so a code works once even when sent twice in parallel."""
         code = (code or "").strip().replace(" ", "")
-        if not (code.isdigit() and len(code) == 6):
+        # ASCII: "²" is isdigit(), and compare_digest raises TypeError for non-ASCII text.
+        if not (code.isascii() and code.isdigit() and len(code) == 6):
             return False
         sealed = self._uow.read(lambda repo: repo.session.scalar(
             select(AdminConsoleCredential.totp_secret_sealed)

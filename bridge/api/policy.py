@@ -307,6 +307,6 @@ def policy_from_argument(value: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--policy {value!r}: not valid JSON ({exc.msg}, line "
                               f"{exc.lineno}).", field="Policy") from None
-    parse_policy(document)
+    parse_policy(text)  # the text: parse_json refuses a member named twice, json.loads not
     name = value.rsplit("/", 1)[-1].removesuffix(".json")
     return {"Name": name, "Document": document}

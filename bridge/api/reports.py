@@ -16,6 +16,7 @@ Dates are UTC days, both ends included (``YYYY-MM-DD``).
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -173,7 +174,8 @@ def get_meeting_details(ctx: ActionContext) -> dict[str, Any]:
 def list_meeting_events(ctx: ActionContext) -> dict[str, Any]:
     limit = max_results(ctx.query("max-results"))
     cursor = decode_token(ctx.query("next-token"))
-    if cursor is not None and not cursor.isdigit():
+    # ASCII digits: str.isdigit() takes "²", which int() refuses (a 500).
+    if cursor is not None and not re.fullmatch(r"[0-9]{1,9}", cursor):
         raise ValidationError("next-token is not a token this API returned.",
                               field="NextToken")
     offset = int(cursor or 0)

@@ -156,7 +156,9 @@ def verify(request: IncomingRequest, info: SignedRequestInfo, secret_access_key:
     if claimed is not None:
         if claimed == UNSIGNED_PAYLOAD:
             raise Unauthenticated("Unsigned payloads are not accepted; sign the body.")
-        if not hmac.compare_digest(claimed.lower(), body_hash):
+        # As bytes: compare_digest raises TypeError for non-ASCII text (a header's latin-1
+        # "é" was a 500 before the signature was checked).
+        if not hmac.compare_digest(claimed.lower().encode(), body_hash.encode()):
             raise Unauthenticated("The body does not match x-amz-content-sha256.")
     url = f"http://{headers.get('host', 'localhost')}{request.raw_path or '/'}"
     if request.raw_query:
@@ -168,7 +170,7 @@ def verify(request: IncomingRequest, info: SignedRequestInfo, secret_access_key:
                               info.region, info.signed_headers)
     canonical = signer.canonical_request(aws_request)
     expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
-    if not hmac.compare_digest(expected, info.signature):
+    if not hmac.compare_digest(expected.encode(), info.signature.encode()):
         raise Unauthenticated("The request signature does not match the signature computed "
                               "with the access key's secret (check the secret key and that "
                               "the request was not changed after signing).")

@@ -73,7 +73,11 @@ def _time(record: dict[str, Any], name: str) -> datetime:
                               "2026-11-10T13:00:00Z.", field=name) from None
     if value.tzinfo is None:
         raise ValidationError(f"{name} must carry a time zone (UTC: Z).", field=name)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the year 1 in UTC
+        raise ValidationError(f"{name} is outside the years 1-9999 in UTC.",
+                              field=name) from None
 
 
 def _reference(value: str) -> str:

@@ -66,3 +66,11 @@ def routing_error_page(status: int) -> Response:
     body = render_template("console/error.html", status=status, message=message,
                            code="NotFound" if status == 404 else "MethodNotAllowed")
     return Response(body, status=status, mimetype="text/html")
+
+
+def bad_address_page(message: str) -> Response:
+    """The page of a console address the service refuses to read (400: a NUL in its path
+    or query string), for the composition root's handler of that error."""
+    body = render_template("console/error.html", status=400, message=message,
+                           code="BadRequest")
+    return Response(body, status=400, mimetype="text/html")

@@ -211,8 +211,12 @@ def user_action(account_id: str) -> Any:
 
 
 def _local(url: str | None) -> str | None:
-    """``url`` when it is a console page of this site (where to go back to), else None."""
-    return url if url and url.startswith("/console/") and "\\" not in url else None
+    """``url`` when it is a console page of this site (where to go back to), else None.
+    Control characters and spaces are refused: a line break in a Location header is an
+    error (header injection), and the form's own value (a full path) never has them."""
+    if not url or not url.startswith("/console/") or "\\" in url:
+        return None
+    return None if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) else url
 
 
 def _report(verb: str, result: BatchResult) -> None:

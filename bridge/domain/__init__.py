@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from bridge.errors import ValidationError
 
 ACCOUNT_NAME_MAX = 100
+# A user's display name as stored; a longer one from a provider is cut (it only labels).
+DISPLAY_NAME_MAX = 256
 PRO_TRIAL_DAYS = 30
 PIN_DIGITS = 10
 
@@ -243,8 +245,19 @@ def split_invitation_emails(text_or_list: str | Iterable[str]) -> list[str]:
     return result
 
 
+# Line breaks and the other control characters (tab included): a one-line name or subject
+# goes into mail headers, page titles and CSV cells, where a line break is refused or splits.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` has a character a one-line value (a name, a subject) must not."""
+    return _CONTROL.search(text) is not None
+
+
 def validate_account_name(name: object) -> str:
-    """Return the trimmed account name; non-empty and at most 100 characters."""
+    """Return the trimmed account name; non-empty, at most 100 characters, one line (no
+    control characters)."""
     if not isinstance(name, str):
         raise ValidationError("Account name must be a string.", field="Name")
     trimmed = name.strip()
@@ -255,6 +268,9 @@ def validate_account_name(name: object) -> str:
             f"Account name is {len(trimmed)} characters; the maximum is {ACCOUNT_NAME_MAX}.",
             field="Name",
         )
+    if has_control_characters(trimmed):
+        raise ValidationError("Account name must be one line without control characters.",
+                              field="Name")
     return trimmed
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bridge.domain import (
+    DISPLAY_NAME_MAX,
     Actor,
     Decision,
     DenyReason,
@@ -266,19 +267,22 @@ class SignIn(Room):
         (with the id of a user the plan enrolled)."""
         now = self._now()
         decision = plan.decision
+        # A provider's name claim has no length limit; the stored name has one.
+        display_name = (identity.display_name[:DISPLAY_NAME_MAX]
+                        if identity.display_name is not None else None)
         if plan.unlink:
             repo.unlink_identity(identity.source.value, identity.issuer, identity.subject)
         user = users.get(decision.user_id) if decision.user_id else None
         if plan.enrol is rules.Enrolment.IN_ACCOUNT:
             user = self._new_user(repo, account_id=plan.enrol_account_id, primary_email=email,
                                   status=UserStatus.REGISTERED, tier=plan.enrol_tier,
-                                  joined_at=now, display_name=identity.display_name)
+                                  joined_at=now, display_name=display_name)
             repo.set_addresses(user, email, [])
         elif plan.enrol is rules.Enrolment.UNMANAGED:
             user = self._new_user(repo, account_id=None, primary_email=email,
                                   status=UserStatus.REGISTERED, tier=plan.enrol_tier,
                                   trial_started_at=now, joined_at=now,
-                                  display_name=identity.display_name)
+                                  display_name=display_name)
             repo.set_addresses(user, email, [])
         if user is None:
             return decision

@@ -7,6 +7,7 @@ from typing import Any
 
 from bridge.domain import (
     Actor,
+    has_control_characters,
     normalize_email,
 )
 from bridge.engine.results import (
@@ -42,6 +43,9 @@ class Support(Room):
                 if len(value) > limit:
                     raise ValidationError(f"{name} is longer than {limit} characters.",
                                           field=name)
+            if has_control_characters(subject.strip()):  # the mail's Subject header is one line
+                raise ValidationError("Subject must be one line without control "
+                                      "characters.", field="Subject")
             contact = (normalize_email(contact_email, field_name="ContactEmail")
                        if contact_email is not None else None)
             if account_id is not None:

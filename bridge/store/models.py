@@ -30,6 +30,11 @@ from uuid_utils import uuid7
 
 from bridge.domain.search import folded_user_document
 
+# How much longer ``str.lower`` can make a string: U+0130 (İ) lowers to two code points
+# ("i̇"), every other character to one. A ``*_lower`` column is this much wider than the
+# name it copies, or a valid name of U+0130s would overflow it on PostgreSQL (a 500).
+LOWERED_GROWTH = 2
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -86,8 +91,9 @@ class Account(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), index=True)
-    # Lowercased copy of the name for case-insensitive prefix search.
-    name_lower: Mapped[str] = mapped_column(String(100), index=True)
+    # Lowercased copy of the name for case-insensitive prefix search (twice as wide:
+    # LOWERED_GROWTH).
+    name_lower: Mapped[str] = mapped_column(String(100 * LOWERED_GROWTH), index=True)
     directory_kind: Mapped[str | None] = mapped_column(String(32), default=None)
     default_license: Mapped[str] = mapped_column(String(16), default="pro")
     remote_control_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -184,7 +190,8 @@ class User(Base):
     # SCIM userName as the provisioning client sent it (NULL for users not from SCIM) and
     # its lowercased copy for the per-account unique index and ``userName eq`` lookups.
     user_name: Mapped[str | None] = mapped_column(String(256), default=None)
-    user_name_lower: Mapped[str | None] = mapped_column(String(256), default=None)
+    user_name_lower: Mapped[str | None] = mapped_column(String(256 * LOWERED_GROWTH),
+                                                        default=None)
     # Free-form protocol attributes a door must round-trip (SCIM name, locale, ...).
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The case-insensitive searchable strings (displayName, the searchable attributes,
@@ -254,7 +261,7 @@ class DirectoryGroup(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(256))
-    name_lower: Mapped[str] = mapped_column(String(256))
+    name_lower: Mapped[str] = mapped_column(String(256 * LOWERED_GROWTH))
     external_id: Mapped[str | None] = mapped_column(String(256), default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -288,7 +295,7 @@ class GroupMapping(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(256))
-    name_lower: Mapped[str] = mapped_column(String(256))
+    name_lower: Mapped[str] = mapped_column(String(256 * LOWERED_GROWTH))
     tier: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -352,7 +359,9 @@ class AccountOpenIdConfig(Base):
     )
     issuer: Mapped[str] = mapped_column(String(512))
     client_id: Mapped[str] = mapped_column(String(256))
-    client_secret_sealed: Mapped[str] = mapped_column(String(2048))
+    # The Fernet token (bridge.crypto.SecretBox.seal) of a ClientSecret of up to 1,024
+    # characters of up to 4 UTF-8 bytes each: 4,096 bytes seal to 5,560 characters.
+    client_secret_sealed: Mapped[str] = mapped_column(String(5560))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -232,6 +232,11 @@ def test_a_changed_link_is_refused(services: Services, app: Flask,
         assert refused.status_code == 403
     other_file = parts.path.replace("archive.zip", "users.jsonl")
     assert client.get(other_file, query_string=parts.query).status_code == 403
+    # Text that is not ASCII digits or hex was a 500 (an HTML page) for anyone.
+    for odd in ({**query, "expires": "\u00b2"}, {**query, "signature": "\u00e9" * 64}):
+        refused = client.get(parts.path, query_string=urlencode(odd))
+        assert refused.status_code == 403 and refused.get_json()["Code"] == \
+            "ForbiddenException"
 
 
 def test_an_interrupted_build_leaves_nothing_and_is_built_again(

@@ -12,6 +12,7 @@ from bridge.app import Services
 from bridge.domain import Actor, DirectoryKind, Tier
 from tests.admin_client import AdminClient, admin_client
 from tests.builders import ad_user, claim, default_identity, enterprise
+from tests.functional.admin_api.conftest import AppFactory
 
 SETUP = Actor(type="TestSetup", principal_id="setup")
 
@@ -220,3 +221,28 @@ def test_claim_then_users_join(full_admin: AdminClient, app_services: Services) 
     claim(app_services.engine, SETUP, account_id, "join.example")
     account = full_admin.get(f"/accounts/{account_id}").get_json()["Account"]
     assert account["AccountType"] == "EnterpriseLWA"
+
+
+def test_a_support_subject_or_account_name_with_a_line_break_is_refused_and_stores_nothing(
+        make_app: AppFactory) -> None:
+    """With a support address configured, a Subject holding a line break made the mail
+    raise after the request was stored and audited: a 500, and a retry stored it again.
+    An account name with one broke InviteUsers' mail the same way."""
+    app = make_app(smtp_url="log:", support_email="help@example.com")
+    full = admin_client(app, "FullAccess")
+    for subject in ("Help\r\nBcc: eve@evil.example", "Help\nme", "Help\u2028me"):
+        status, code, message = error(full.post("/support-requests", json={
+            "Subject": subject, "Description": "Line one\nLine two"}))
+        assert (status, code) == (400, "BadRequestException") and "one line" in message
+    status, code, _ = error(full.post("/accounts", json={"Name": "Team\r\nBcc: e@x.test"}))
+    assert (status, code) == (400, "BadRequestException")
+    svc = app.extensions["bridge"]
+    from sqlalchemy import func, select
+
+    from bridge.store.models import SupportRequest
+
+    with svc.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SupportRequest)) == 0
+    assert full.get("/accounts").get_json()["Accounts"] == []
+    ok = full.post("/support-requests", json={"Subject": " Help ", "Description": "a\nb"})
+    assert ok.status_code == 201 and ok.get_json()["SupportRequest"]["EmailStatus"] == "Sent"

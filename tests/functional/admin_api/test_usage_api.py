@@ -110,6 +110,30 @@ def test_the_service_posts_usage_and_admins_read_the_reports(
                     query={"month": "2026-13"}).status_code == 400
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize("where", ["StartTime", "EndTime", "JoinTime", "LeaveTime", "Time"])
+def test_a_time_outside_utc_years_is_that_records_error(
+        store_app: Flask, setup: tuple[str, dict[str, str]], where: str,
+        moment: str) -> None:
+    """Such a time has no UTC form: converting it raised OverflowError, a 500 that also
+    dropped the batch's valid records. Now it is the record's BadRequest."""
+    service = admin_client(store_app, SERVICE_POLICY, name="meetings-service")
+    bad = record("m2", "amy@team.test", "2026-11-10T11:00:00Z")
+    if where in ("StartTime", "EndTime"):
+        bad[where] = moment
+    elif where == "Time":
+        bad["RecordingEvents"] = [{"Time": moment, "Type": "started"}]
+    else:
+        bad["Attendees"][0][where] = moment
+    answer = service.post("/usage-events", json={"MeetingRecords": [
+        record("m1", "amy@team.test", "2026-11-10T10:30:00Z"), bad]})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert body["MeetingRecords"] == [{"Index": 0, "RecordId": "m1", "Status": "Created"}]
+    assert [(e["Index"], e["ErrorCode"]) for e in body["Errors"]] == [(1, "BadRequest")]
+    assert "outside the years" in body["Errors"][0]["ErrorMessage"]
+
+
 def test_the_managed_policies_marks(store_app: Flask, setup: tuple[str, dict[str, str]]) -> None:
     account_id, ids = setup
     q = "start-date=2026-11-01&end-date=2026-11-30"

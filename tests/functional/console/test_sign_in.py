@@ -85,6 +85,10 @@ def test_mfa_code_is_required_and_works_once(console: Console, clock: FakeClock,
     bad = console.form("/console/mfa", {"code": "000000" if totp.at(clock.now) != "000000"
                                         else "111111"})
     assert bad.status_code == 401 and "not valid" in bad.text
+    # Six non-ASCII digits were a 500 (compare_digest refuses non-ASCII text).
+    for odd in ("\u00b2" * 6, "\u0661" * 6):
+        refused = console.form("/console/mfa", {"code": odd})
+        assert refused.status_code == 401 and "not valid" in refused.text
     good = console.form("/console/mfa", {"code": totp.at(clock.now)})
     assert good.status_code == 302 and good.headers["Location"] == "/console/accounts"
     assert console.client.get("/console/accounts").status_code == 200

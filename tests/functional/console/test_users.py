@@ -200,3 +200,25 @@ def test_a_tier_held_since_okta_was_connected_is_said_in_words(
             or "Basic — held since Okta was connected, until a mapped group decides" in tier)
     shape = admin_client(app, "ReadOnly").get(f"/accounts/{account.id}/users/{user_id}")
     assert shape.get_json()["User"]["TierHeld"] is True
+
+
+def test_a_back_address_with_a_line_break_goes_back_to_the_users_page(
+        console: Console, app_services: Services) -> None:
+    """The hidden ``back`` field is posted by the client: CR/LF in it (header injection)
+    once made the redirect raise (a 500 and the action not done); now the action is done
+    and the answer goes back to the Users page."""
+    engine = app_services.engine
+    account = enterprise(engine, SETUP, ["corp.test"])
+    user_id = engine.decide_sign_in(default_identity("jane@corp.test"), SETUP).user_id
+    console.sign_in("alice")
+    users = f"/console/accounts/{account.id}/users"
+    for back in (f"{users}\r\nSet-Cookie: session=attacker", f"{users}\n", f"{users}\x7f",
+                 "https://evil.example/console/", "/console/\\evil.example"):
+        response = console.form(f"{users}/actions", {"user_id": [user_id],
+                                                     "action": "suspend", "back": back},
+                                page=users)
+        assert response.status_code == 302, response.text  # type: ignore[attr-defined]
+        assert response.headers["Location"] == users  # type: ignore[attr-defined]
+        assert "Set-Cookie: session" not in str(response.headers)  # type: ignore[attr-defined]
+    assert engine.get_user(account.id, user_id).status == "suspended"
+    assert len(_console_events(app_services, "SuspendUsers")) == 5

@@ -46,8 +46,10 @@ def _assert_aws_error(response: TestResponse, status: int, code: str) -> None:
 def test_parse_json_bounds_depth_and_refuses_non_json_constants() -> None:
     assert parse_json(b'{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
     assert parse_json("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+    assert parse_json(b'{"a": 1, "A": 2}') == {"a": 1, "A": 2}  # names are case-exact
     for raw in (DEEP, b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
-                b'{"a": NaN}', b"Infinity", b"\xff\xfe\x00", b"1" * 5000, b"{"):
+                b'{"a": NaN}', b"Infinity", b"\xff\xfe\x00", b"1" * 5000, b"{",
+                b'{"a": 1, "a": 2}', b'[{"b": {"a": 1, "a": 1}}]'):
         with pytest.raises(InvalidJson):
             parse_json(raw)
 
@@ -174,9 +176,12 @@ def test_admin_times_outside_utc_years_are_bad_request(app: Flask, full_admin: A
 def test_admin_out_of_range_next_token(app: Flask, full_admin: AdminClient) -> None:
     from bridge.api.shapes import encode_token
 
+    account = full_admin.post("/accounts", json={"Name": "Team"}).get_json()["Account"]
+    meeting_events = f"/accounts/{account['AccountId']}/meetings/m-1/events"
     for cursor in ("9" * 40, "\u00b2", "12\u0663"):
-        resp = full_admin.get("/audit/events", query={"next-token": encode_token(cursor)})
-        _assert_aws_error(resp, 400, "BadRequestException")
+        for path in ("/audit/events", meeting_events):  # the second: "²" was a 500
+            resp = full_admin.get(path, query={"next-token": encode_token(cursor)})
+            _assert_aws_error(resp, 400, "BadRequestException")
 
 
 # --- the AD sign-in door ------------------------------------------------------------------
@@ -245,5 +250,61 @@ def test_nul_in_urls_is_refused_in_each_doors_format(
                       400, "BadRequestException")
     resp = app.test_client().get("/auth/login?email=a%00@example.com")
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    # The console's refusals are pages (they were the admin API's JSON error).
+    for url in ("/console?x=a%00", "/console/accounts/a%00b", "/console/events?q=%00"):
+        resp = app.test_client().get(url)
+        assert resp.status_code == 400 and resp.mimetype == "text/html", url
+        assert "NUL character" in resp.get_data(as_text=True)
     assert [a["Name"] for a in full.get("/accounts").get_json()["Accounts"]] == [
         "Example Corp"]
+
+
+def test_names_of_the_longest_lowercase_are_stored_on_both_stores(
+        both_stores_app: tuple[Flask, ScimClient]) -> None:
+    """U+0130 (İ) lowers to two code points: a userName, group name or account name at
+    its length limit made of it overflowed the lowercased copy's column on PostgreSQL (a
+    500). Each is stored, found case-insensitively and refused as a duplicate."""
+    app, scim = both_stores_app
+    dotted = "\u0130" * 256
+    created = scim.post("/Users", {"schemas": [USER], "userName": dotted})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    found = scim.get("/Users?filter=" + quote(f'userName eq "{dotted.lower()}"'))
+    assert found.get_json()["totalResults"] == 1
+    assert_scim_error(scim.post("/Users", {"schemas": [USER], "userName": dotted}), 409,
+                      "uniqueness")
+    group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                  "displayName": dotted})
+    assert group.status_code == 201, group.get_data(as_text=True)
+    full = admin_client(app, "FullAccess")
+    mapped = full.post(f"/accounts/{scim.account_id}/groups", json={
+        "Groups": [{"GroupName": dotted, "LicenseType": "Pro"}]})
+    assert mapped.status_code == 200, mapped.get_data(as_text=True)
+    account = full.post("/accounts", json={"Name": "\u0130" * 100})
+    assert account.status_code == 201, account.get_data(as_text=True)
+
+
+def test_nul_in_a_form_field_is_refused_before_the_view(
+        both_stores_app: tuple[Flask, ScimClient], tmp_path: Path) -> None:
+    """Form posts were not checked like JSON bodies and URLs: on PostgreSQL a NUL in the
+    console's sign-in user name (before any sign-in), a selected user id or a support
+    subject was a 500. Now the browser doors' 400 page, and nothing is written."""
+    from tests.functional.console.conftest import Console, csrf_token
+
+    app, scim = both_stores_app
+    services = scim.services
+    console = Console(services, app.test_client(), FakeClock())
+    token = csrf_token(console.client.get("/console").text)
+    resp = console.client.post("/console", data={
+        "csrf_token": token, "account_id": "000000000000", "username": "carol\x00",
+        "password": "x"})
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    assert 'id="reason">invalid_form<' in resp.get_data(as_text=True)
+    console.sign_in("carol")
+    users = f"/console/accounts/{scim.account_id}/users"
+    for path, data in ((f"{users}/actions", {"user_id": "a\x00b", "action": "suspend"}),
+                       ("/console/support", {"subject": "Help\x00", "description": "x"})):
+        resp = console.form(path, data, page="/console/accounts")
+        assert resp.status_code == 400, resp.get_data(as_text=True)  # type: ignore[attr-defined]
+    full = admin_client(app, "FullAccess")
+    events = full.get("/audit/events", query={"event-name": "SubmitSupportRequest"})
+    assert events.get_json()["Events"] == []

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -116,3 +117,31 @@ def test_secrets_are_scrubbed_in_both_formats(
     assert records[0]["request_id"] is None
     assert "RuntimeError" in records[1]["exc_info"]
     assert " - bind failed" not in text and " [-] bind failed" in text
+
+
+_FORGED = "2026-01-01 00:00:00,000 INFO bridge.console [-] admin alice signed in"
+
+
+def test_text_a_client_sends_cannot_start_a_log_line_of_its_own(
+        app: Flask, scim: ScimClient, log_lines: tuple[io.StringIO, io.StringIO]) -> None:
+    """Log injection: a path or a field holding a line break (or a Unicode line separator)
+    reaches log messages (the request line, a refusal's detail) unauthenticated; in the
+    text format it stays on its record's line, and a traceback's lines are indented."""
+    client = app.test_client()
+    for brk in ("\n", "\r\n", "\u2028"):
+        client.get("/console/x" + quote(brk + _FORGED))
+        scim.get("/Users/x" + quote(brk + _FORGED))
+    try:
+        raise RuntimeError("x\n" + _FORGED)
+    except RuntimeError:
+        logging.getLogger("bridge.test").exception("failed")
+    text = log_lines[1].getvalue()
+    lines = text.split("\n")
+    assert sum(_FORGED in line for line in lines) >= 7, text  # each request, the raise
+    margin = [line for line in lines if line and not line[0].isspace()]
+    assert all(line.startswith(("20", "19")) and "[" in line for line in margin), text
+    assert not any(line.startswith(_FORGED[:10]) for line in lines), text
+    assert "\u2028" not in text and "\r" not in text
+    assert "    RuntimeError: x" in text
+    # The JSON format was one object per line already.
+    assert all(json.loads(line) for line in log_lines[0].getvalue().splitlines())

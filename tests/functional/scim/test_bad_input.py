@@ -60,6 +60,39 @@ def test_invalid_json(scim: ScimClient) -> None:
     assert_scim_error(scim.request("POST", "/Users", raw="[]"), 400, "invalidSyntax")
 
 
+def _with_schema(urn: str, rest: str) -> str:
+    """A raw body naming ``urn`` in ``schemas``, then ``rest`` (JSON members as text)."""
+    return '{"schemas": ["' + urn + '"], ' + rest + "}"
+
+
+@pytest.mark.parametrize("raw", [
+    _with_schema(USER, '"userName": "a@example.com", "userName": "b@example.com"'),
+    _with_schema(USER, '"userName": "a@example.com", "USERNAME": "b@example.com"'),
+    _with_schema(USER, '"userName": "a@example.com", "name": {"givenName": "A", '
+                       '"GivenName": "B"}'),
+    _with_schema(USER, '"userName": "a@example.com", "active": true, "Active": false')])
+def test_an_attribute_given_twice_is_invalid_syntax(scim: ScimClient, raw: str) -> None:
+    """Both names mean one attribute (JSON names repeated, or SCIM names equal but for
+    case): which one counted was the parser's accident (the last), while a proxy or log
+    reader keeping the first saw another user. Refused, and nothing is created or
+    changed."""
+    assert_scim_error(scim.request("POST", "/Users", raw=raw), 400, "invalidSyntax")
+    assert _count(scim) == 0
+    user = _create(scim)
+    assert_scim_error(scim.request("PUT", f"/Users/{user['id']}", raw=raw), 400,
+                      "invalidSyntax")
+    for operation in ('{"op": "replace", "value": {"displayName": "X", "DISPLAYNAME": "Y"}}',
+                      '{"op": "replace", "OP": "remove", "path": "displayName", '
+                      '"value": "X"}'):
+        patch = _with_schema(PATCH, '"Operations": [' + operation + "]")
+        assert_scim_error(scim.request("PATCH", f"/Users/{user['id']}", raw=patch), 400,
+                          "invalidSyntax")
+    assert scim.get(f"/Users/{user['id']}").get_json()["meta"] == user["meta"]
+    group = _with_schema(GROUP, '"displayName": "A", "displayname": "B"')
+    assert_scim_error(scim.request("POST", "/Groups", raw=group), 400, "invalidSyntax")
+    assert scim.get("/Groups?count=0").get_json()["totalResults"] == 0
+
+
 def test_wrong_schemas(scim: ScimClient) -> None:
     body = _user()
     body["schemas"] = [GROUP]

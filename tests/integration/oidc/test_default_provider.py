@@ -3,13 +3,21 @@ unmanaged users, EnterpriseLWA accounts joined by domain, suspended and released
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask.testing import FlaskClient
 
-from bridge.app import Services
+from bridge.app import Services, build_services, create_app
 from bridge.domain import Actor
 from tests.builders import enterprise
+from tests.conftest import make_settings
 from tests.integration.oidc.conftest import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
     LWA_DOMAIN,
+    POST_LOGIN_URL,
+    PUBLIC_URL,
+    REDIRECT_URIS,
     OktaAccount,
     session_of,
     sign_in,
@@ -116,3 +124,33 @@ def test_no_default_provider_configured_is_a_clear_page(
         assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_email"
     finally:
         bare.db.dispose()
+
+
+def test_a_long_name_claim_is_cut_and_a_long_subject_refused_on_both_stores(
+        store_url: str, tmp_path: Path) -> None:
+    """A provider's ``name`` has no length limit and a ``sub`` over 255 characters breaks
+    OpenID Connect Core 2; both overflowed their columns on PostgreSQL (a 500 at the
+    callback). The name is cut to 256 characters; the subject is invalid_id_token."""
+    accounts = {
+        "long@free.example": {"sub": "amzn-long", "email": "long@free.example",
+                              "email_verified": True, "name": "N" * 300},
+        "longsub@free.example": {"sub": "s" * 300, "email": "longsub@free.example",
+                                 "email_verified": True}}
+    clients = [{"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+                "redirect_uris": REDIRECT_URIS}]
+    with OpenIdProvider(clients=clients, accounts=accounts) as op:
+        services = build_services(make_settings(
+            tmp_path, store_url, public_url=PUBLIC_URL, post_login_url=POST_LOGIN_URL,
+            default_oidc_issuer=op.issuer, default_oidc_client_id=DEFAULT_CLIENT_ID,
+            default_oidc_client_secret=DEFAULT_CLIENT_SECRET))
+        try:
+            web = create_app(services.settings, services).test_client()
+            resp = sign_in(web, op, email="long@free.example")
+            assert resp.status_code == 302, resp.get_data(as_text=True)
+            user = services.engine.get_user_by_email("long@free.example")
+            assert user.display_name == "N" * 256
+            refused = sign_in(web, op, email="longsub@free.example", headers=JSON)
+            assert refused.status_code == 401, refused.get_data(as_text=True)
+            assert refused.get_json()["error"] == "invalid_id_token"
+        finally:
+            services.db.dispose()

@@ -223,3 +223,21 @@ def test_connecting_okta_is_one_transaction_with_one_event(
     assert [(e["eventName"], e["errorCode"]) for e in new] == [
         ("UpdateAccountWithOpenIdConfig", None)]
     assert oidc_services.engine.get_account(account.id).type.value == "EnterpriseOIDC"
+
+
+def test_a_client_secret_of_the_longest_utf8_is_stored_on_both_stores(
+        services: Services, admin: Actor, okta_op: OpenIdProvider) -> None:
+    """ClientSecret is limited to 1,024 characters, not bytes: 1,024 four-byte characters
+    seal to 5,560 characters, which overflowed the 2,048 the column held on PostgreSQL
+    (a 500 after the discovery round trip)."""
+    account = enterprise(services.engine, admin, ["okta.example"])
+    configs = OpenIdConfigs(services.engine.uow, services.engine.now, services.secrets,
+                            partial(fetch_discovery, timeout=5))
+    secret = "\U0001f511" * 1024
+    configs.update(admin, account.id, issuer_uri=okta_op.issuer, client_id=OKTA_CLIENT_ID,
+                   client_secret=secret, connect=True)
+    client = configs.client_for(account.id)
+    assert client is not None and client.client_secret == secret
+    with pytest.raises(ValidationError, match="1 to 1024"):
+        configs.update(admin, account.id, issuer_uri=okta_op.issuer,
+                       client_id=OKTA_CLIENT_ID, client_secret=secret + "x")

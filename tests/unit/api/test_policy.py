@@ -135,6 +135,9 @@ def test_resource_scoped_to_one_account() -> None:
      "not a chime: action"),
     ({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "chime:*",
                                               "Condition": {}}]}, "Condition"),
+    # A reviewer reading the first "Effect" saw Deny; json.loads kept the last (Allow).
+    ('{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Effect": "Allow", '
+     '"Action": "chime:*", "Resource": "*"}]}', "'Effect' appears twice"),
 ])
 def test_malformed_policies_are_refused_with_a_reason(document: object,
                                                       complaint: str) -> None:
@@ -154,6 +157,12 @@ def test_policy_argument_managed_or_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValidationError, match="not valid JSON"):
         policy_from_argument(str(tmp_path / "bad.json"))
+    # An operator reviewing this file reads Deny; json.loads kept the last "Effect".
+    (tmp_path / "twice.json").write_text(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "chime:*", '
+        '"Resource": "*", "Effect": "Allow"}]}')
+    with pytest.raises(ValidationError, match="'Effect' appears twice"):
+        policy_from_argument(str(tmp_path / "twice.json"))
 
 
 def test_delegation_actions_follow_the_guides_marks() -> None:

@@ -58,6 +58,12 @@ def test_content_sha256_header_is_checked() -> None:
     unsigned = signed(body=body, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
     with pytest.raises(Unauthenticated, match="Unsigned payloads"):
         check(unsigned)
+    # A header value is latin-1 text: a non-ASCII one made compare_digest raise (a 500).
+    for odd in ("\u00e9" * 64, "\u00e9"):
+        bad = sigv4.IncomingRequest(good.method, good.raw_path, good.raw_query,
+                                    {**good.headers, "x-amz-content-sha256": odd}, body)
+        with pytest.raises(Unauthenticated, match="does not match x-amz-content-sha256"):
+            check(bad)
 
 
 @pytest.mark.parametrize("change", ["body", "path", "query", "method", "header"])

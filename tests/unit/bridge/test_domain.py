@@ -85,3 +85,14 @@ def test_account_name_is_trimmed_and_bounded() -> None:
     assert validate_account_name("y" * 100) == "y" * 100
     with pytest.raises(ValidationError, match="101"):
         validate_account_name("y" * 101)
+
+
+@pytest.mark.parametrize("name", ["Team\r\nBcc: eve@evil.example", "Team\nB", "Team\tB",
+                                  "Team\u2028B", "Team\x1b[31mB"])
+def test_an_account_name_is_one_line(name: str) -> None:
+    """A name goes into the invitation mail's Subject: a line break there was a 500 after
+    InviteUsers committed."""
+    with pytest.raises(ValidationError, match="one line") as info:
+        validate_account_name(name)
+    assert info.value.field == "Name"
+    assert validate_account_name(" Team B\n") == "Team B"  # trimmed first

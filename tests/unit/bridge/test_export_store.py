@@ -59,6 +59,20 @@ def test_a_changed_link_is_forbidden(change: str) -> None:
     assert not isinstance(refused.value, LinkExpired)
 
 
+@pytest.mark.parametrize("expires, signature", [
+    ("\u00b2", "a" * 64),  # isdigit() but not int()
+    ("1\u0663", "a" * 64),  # an Arabic-Indic digit: int() takes it
+    (None, "a" * 64), ("", "a" * 64), ("-1", "a" * 64), (" 1", "a" * 64),
+    ("9" * 13, "a" * 64),
+    ("1", "\u00e9" * 64),  # compare_digest raised TypeError for non-ASCII text
+    ("1", "a" * 63), ("1", None), ("1", "g" * 64)])
+def test_a_malformed_link_is_forbidden_not_an_error(expires: str | None,
+                                                    signature: str | None) -> None:
+    with pytest.raises(Forbidden) as refused:
+        signer().check(EXPORT, "archive.zip", expires, signature, NOW)
+    assert not isinstance(refused.value, LinkExpired)
+
+
 def test_the_store_publishes_an_archive_whole_or_not_at_all(tmp_path: Path) -> None:
     store = FileExportStore(tmp_path / "exports")
     with pytest.raises(RuntimeError), store.writer(EXPORT) as fh:

@@ -4,12 +4,14 @@ from there)."""
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
 import pytest
 
-from bridge.mailer import send_invitation, send_mail
+from bridge.logs import make_handler
+from bridge.mailer import MailError, send_invitation, send_mail
 from bridge.observability import metrics
 from config import SettingsError, load_settings
 
@@ -67,3 +69,43 @@ def test_a_support_request_is_written_to_the_log(tmp_path: Path,
 def test_only_log_colon_is_the_log_mailer(tmp_path: Path, value: str) -> None:
     with pytest.raises(SettingsError, match="SMTP_URL"):
         load_settings(env={"BRIDGE_SMTP_URL": value}, overrides={"data_dir": tmp_path})
+
+
+@pytest.mark.parametrize("smtp_url", ["log:", "smtp://127.0.0.1:9"])
+def test_a_line_break_in_a_subject_is_a_space_not_an_error(tmp_path: Path, smtp_url: str,
+                                                           caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    """An account named with a line break (stored before names were checked) or any
+    stored subject: EmailMessage raised ValueError, a 500 after the InviteUsers or
+    SubmitSupportRequest change was committed. The header stays one line (no Bcc: added)."""
+    settings = load_settings(env={"BRIDGE_SMTP_URL": smtp_url,
+                                  "BRIDGE_SMTP_TIMEOUT_SECONDS": "0.2"},
+                             overrides={"data_dir": tmp_path})
+    with caplog.at_level(logging.INFO, logger="bridge.mailer"):
+        try:
+            send_invitation(settings, "ann@example.com", "Team\r\nBcc: eve@evil.example",
+                            "http://127.0.0.1:8000/invitations/x")
+        except MailError:  # the closed port: the message was built, not sent
+            assert smtp_url != "log:"
+            return
+    [text] = _logged(caplog)
+    assert "Subject: You are invited to join Team Bcc: eve@evil.example\n" in text
+    headers = text.split("\n\n")[0]
+    assert "\nBcc:" not in headers and "\r" not in headers
+
+
+def test_the_log_mailer_keeps_its_lines_in_the_text_format(tmp_path: Path) -> None:
+    """The text log format escapes line breaks (no forged records) except in the log
+    mailer's mail, whose link is copied from a line of its own."""
+    settings = load_settings(env={"BRIDGE_SMTP_URL": "log:"},
+                             overrides={"data_dir": tmp_path})
+    out = io.StringIO()
+    logger = logging.getLogger("bridge.mailer")
+    handler = make_handler("text", out)
+    logger.addHandler(handler)
+    try:
+        send_invitation(settings, "ann@example.com", "Team",
+                        "http://127.0.0.1:8000/invitations/AbC")
+    finally:
+        logger.removeHandler(handler)
+    assert "\nhttp://127.0.0.1:8000/invitations/AbC\n" in out.getvalue()
