@@ -40,7 +40,7 @@ from bridge.store.models import AdminAccessKey, AdminPrincipal, AdminRequestSign
 from bridge.store.models_delegation import Organisation
 from bridge.store.repository import Repository
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}\Z")  # \Z: "$" takes a final "\n"
 ACCESS_KEY_PREFIX = "AKIA"
 PRINCIPAL_PREFIX = "AIDA"
 # How often (1 in N accepted requests) expired replay-guard rows are purged.

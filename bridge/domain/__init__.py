@@ -144,9 +144,11 @@ class Actor:
 
 # --- emails and domains -------------------------------------------------------------------
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# \Z, not $: "$" also matches before a final line break ("a\n@x.com" was stored, and its
+# invitation mail's To header then raised: a 500 after InviteUsers committed).
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 # A deliberately strict local part: what the console and the directories accept in practice.
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}\Z")
 
 
 def normalize_domain(name: str) -> str:

@@ -246,3 +246,24 @@ def test_a_support_subject_or_account_name_with_a_line_break_is_refused_and_stor
     assert full.get("/accounts").get_json()["Accounts"] == []
     ok = full.post("/support-requests", json={"Subject": " Help ", "Description": "a\nb"})
     assert ok.status_code == 201 and ok.get_json()["SupportRequest"]["EmailStatus"] == "Sent"
+
+
+def test_an_invited_address_with_a_line_break_is_refused_and_stores_nothing(
+        make_app: AppFactory) -> None:
+    """An address "a\\n@example.com" passed the check ("$" matches before a final line
+    break): the invitation was stored and audited, then its mail's To header raised (a
+    500, and a retry invited again). Now the request is a 400 and nothing is stored."""
+    app = make_app(smtp_url="log:")
+    full = admin_client(app, "FullAccess")
+    account_id = full.post("/accounts", json={"Name": "Team"}).get_json()["Account"][
+        "AccountId"]
+    users = f"/accounts/{account_id}/users"
+    for address in ("a\n@example.com", "a@example\n.com"):
+        status, code, _ = error(full.post(users, query={"operation": "add"},
+                                          json={"UserEmailList": [address]}))
+        assert (status, code) == (400, "BadRequestException")
+    events = full.get("/audit/events", query={"event-name": "InviteUsers"}).get_json()
+    assert events["Events"] and all(e.get("errorCode") for e in events["Events"])
+    ok = full.post(users, query={"operation": "add"},
+                   json={"UserEmailList": ["a@example.com"]})
+    assert ok.status_code == 201 and ok.get_json()["Invites"][0]["EmailStatus"] == "Sent"

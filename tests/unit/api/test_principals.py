@@ -46,6 +46,9 @@ def test_names_policies_and_conflicts(store: PrincipalStore) -> None:
         store.create(OPERATOR, "bob", [{"Managed": "ReadOnly"}])
     with pytest.raises(ValidationError):
         store.create(OPERATOR, "no spaces", [])
+    # "$" in the name pattern matched before a final line break: "dave\n" was stored.
+    with pytest.raises(ValidationError, match="1-64 letters"):
+        store.create(OPERATOR, "dave\n", [{"Managed": "ReadOnly"}])
     with pytest.raises(ValidationError, match="Unknown managed policy"):
         store.create(OPERATOR, "carol", [{"Managed": "Root"}])
     doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "chime:*",

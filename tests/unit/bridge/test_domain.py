@@ -9,6 +9,7 @@ import pytest
 from bridge.domain import (
     Tier,
     effective_addresses,
+    normalize_domain,
     normalize_email,
     parse_proxy_addresses,
     split_invitation_emails,
@@ -62,10 +63,18 @@ def test_trial_is_thirty_days_and_ends_for_good() -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "a", "@x.com", "a@", "a@b", "a b@x.com", "a..b@x.com",
-                                 "a@1.2.3.4", 5])
+                                 "a@1.2.3.4", 5,
+                                 # "$" matched before a final line break: both were stored
+                                 "a\n@x.com", "a@x\n.com"])
 def test_invalid_emails(bad: object) -> None:
     with pytest.raises(ValidationError):
         normalize_email(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["x\n.com", "x.com\n.example"])
+def test_a_domain_label_with_a_line_break_is_invalid(bad: str) -> None:
+    with pytest.raises(ValidationError, match="invalid label"):
+        normalize_domain(bad)
 
 
 def test_email_normalisation_lowercases_and_punycodes() -> None:
