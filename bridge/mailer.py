@@ -13,23 +13,17 @@ percent-decoded and never appear in errors or logs.
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bridge.domain import one_line_text
 from bridge.logs import VERBATIM
 from config import Settings
 
 log = logging.getLogger(__name__)
 LOG_MAILER = "log:"
-
-
-# A header is one line (RFC 5322 2.2): line breaks and other controls in a subject built
-# from stored text (an account's name, a ticket's subject) become a space. EmailMessage
-# refuses them with a ValueError: a 500 after the change that sends the mail was committed.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 class MailError(Exception):
@@ -44,7 +38,10 @@ def send_mail(settings: Settings, to: str, subject: str, text: str) -> None:
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
-    message["Subject"] = _BREAKS.sub(" ", subject).strip()
+    # A header is one line (RFC 5322 2.2), and EmailMessage refuses a line break with a
+    # ValueError: a 500 after the change that sends the mail was committed. A subject built
+    # from text stored before the one-line rule (an account's name) is made one line.
+    message["Subject"] = one_line_text(subject)
     message.set_content(text)
     from bridge.observability import metrics
 

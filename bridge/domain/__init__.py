@@ -249,12 +249,22 @@ def split_invitation_emails(text_or_list: str | Iterable[str]) -> list[str]:
 
 # Line breaks and the other control characters (tab included): a one-line name or subject
 # goes into mail headers, page titles and CSV cells, where a line break is refused or splits.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def has_control_characters(text: str) -> bool:
     """Whether ``text`` has a character a one-line value (a name, a subject) must not."""
-    return _CONTROL.search(text) is not None
+    return CONTROL_CHARACTERS.search(text) is not None
+
+
+_CONTROL_RUNS = re.compile(CONTROL_CHARACTERS.pattern + "+")
+
+
+def one_line_text(text: str) -> str:
+    """``text`` made one line: each run of control characters (line breaks included)
+    becomes one space, and the ends are trimmed (a value stored before the one-line rule,
+    put into a mail header)."""
+    return _CONTROL_RUNS.sub(" ", text).strip()
 
 
 def validate_account_name(name: object) -> str:
