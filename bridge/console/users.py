@@ -28,7 +28,7 @@ from bridge.api.shapes import LICENSE_OF_TIER, REGISTRATION_STATUS, TIER_OF_LICE
 from bridge.browser import form_post
 from bridge.console.access import Admin, current_admin, signed_in
 from bridge.console.state import ACCOUNT_PAGES, bp, console_state
-from bridge.domain import AccountType, Actor
+from bridge.domain import AccountType, Actor, has_control_characters
 from bridge.engine.results import AccountView, BatchResult, InvitationView, ItemError, UserView
 from bridge.engine.usage_results import ActivitySummary
 from bridge.errors import AccessDenied, BridgeError, ValidationError
@@ -214,9 +214,9 @@ def _local(url: str | None) -> str | None:
     """``url`` when it is a console page of this site (where to go back to), else None.
     Control characters and spaces are refused: a line break in a Location header is an
     error (header injection), and the form's own value (a full path) never has them."""
-    if not url or not url.startswith("/console/") or "\\" in url:
+    if not url or not url.startswith("/console/") or "\\" in url or " " in url:
         return None
-    return None if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) else url
+    return None if has_control_characters(url) else url
 
 
 def _report(verb: str, result: BatchResult) -> None:
